@@ -1,0 +1,118 @@
+"""``NoisySegmentPlus``: the method as a transform, drop-in for mmsegmentation pipelines."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Sequence
+
+import numpy as np
+
+from . import deform as _deform
+from .seeding import random_state as _derived_state
+
+
+class NoisySegmentPlus:
+    """Label-only elastic deformation with scale-aware suppression (NSegment+).
+
+    Parameters
+    ----------
+    alpha_sigma_list
+        The (alpha, sigma) pairs to draw from; default alpha in
+        {1, 15, 30, 50, 100} x sigma in {3, 5, 10}, as in the paper.
+    prob
+        Chance that ``__call__`` deforms a sample (the method's p, 0.5).
+    area_thresh
+        Components of area <= this many pixels are protected (theta, 1000).
+    ignore_index
+        ``None`` reproduces the reference code, which treats every value as a
+        class. With e.g. 255, ignore pixels are never taken as small objects,
+        so they never suppress the deformation around them; they are still
+        moved with the rest of the map, as they sit on object borders.
+    variant
+        ``"nsegment+"`` (default) or ``"nsegment"``, the pilot method without
+        suppression, which draws the pair before the fields.
+    precision
+        ``"float32"`` (fast) or ``"float64"`` (bit-identical to the reference).
+    seed
+        Seed of the stream ``__call__`` draws from. Each process (e.g. each
+        DataLoader worker) gets its own stream: derived from ``seed`` and the
+        worker id when given, else from fresh OS entropy. The global NumPy
+        state is never used.
+    """
+
+    def __init__(
+        self,
+        alpha_sigma_list: Sequence[tuple[float, float]] | None = None,
+        prob: float = 0.5,
+        area_thresh: float = 1000,
+        ignore_index: int | None = None,
+        variant: str = "nsegment+",
+        precision: str = "float32",
+        seed: int | None = None,
+    ) -> None:
+        self.alpha_sigma_list = _deform.check_alpha_sigma(alpha_sigma_list or _deform.DEFAULT_ALPHA_SIGMA)
+        if not 0 <= prob <= 1:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        if variant not in _deform.VARIANTS:
+            raise ValueError(f"variant must be one of {_deform.VARIANTS}, got {variant!r}")
+        if precision not in _deform.PRECISIONS:
+            raise ValueError(f"precision must be one of {_deform.PRECISIONS}, got {precision!r}")
+        self.prob = prob
+        self.area_thresh = area_thresh
+        self.ignore_index = ignore_index
+        self.variant = variant
+        self.precision = precision
+        self.seed = seed
+        self._state: np.random.RandomState | None = None
+        self._state_pid: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(alpha_sigma_list={list(self.alpha_sigma_list)}, prob={self.prob}, "
+            f"area_thresh={self.area_thresh}, ignore_index={self.ignore_index}, variant={self.variant!r})"
+        )
+
+    def deform(self, segment: np.ndarray, random_state: np.random.RandomState | None = None) -> _deform.DeformResult:
+        """Deform ``segment`` always (no ``prob``), returning the map and its statistics."""
+        return _deform.deform(
+            segment,
+            random_state if random_state is not None else self.random_state(),
+            self.alpha_sigma_list,
+            area_thresh=self.area_thresh,
+            ignore_index=self.ignore_index,
+            variant=self.variant,
+            precision=self.precision,
+        )
+
+    def transform(self, segment: np.ndarray, random_state: np.random.RandomState | None = None) -> np.ndarray:
+        """Deform ``segment`` always (no ``prob``) and return the new map."""
+        return self.deform(segment, random_state).segment
+
+    def __call__(self, results: dict) -> dict:
+        """mmseg-style: deform ``results['gt_seg_map']`` with probability ``prob``."""
+        state = self.random_state()
+        if state.rand() > self.prob:
+            return results
+        results["gt_seg_map"] = self.transform(results["gt_seg_map"], state)
+        return results
+
+    def random_state(self) -> np.random.RandomState:
+        """This process's own stream (created on first use after a fork)."""
+        if self._state is None or self._state_pid != os.getpid():
+            if self.seed is None:
+                self._state = np.random.RandomState(np.frombuffer(secrets.token_bytes(32), dtype=np.uint32))
+            else:
+                self._state = _derived_state(self.seed, "online", _worker_id())
+            self._state_pid = os.getpid()
+        return self._state
+
+
+def _worker_id() -> int:
+    """The torch DataLoader worker id, 0 outside workers or without torch."""
+    torch_data = sys.modules.get("torch.utils.data")
+    if torch_data is None:
+        return 0
+    info = torch_data.get_worker_info()
+    return 0 if info is None else info.id + 1
