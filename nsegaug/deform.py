@@ -16,9 +16,11 @@ seeded state gives the reference's result.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -131,9 +133,7 @@ def displacement_field(noise: np.ndarray, alpha: float, precision: str = "float3
     return field
 
 
-def small_component_boxes(
-    segment: np.ndarray, area_thresh: float, ignore_index: int | None = None
-) -> np.ndarray:
+def small_component_boxes(segment: np.ndarray, area_thresh: float, ignore_index: int | None = None) -> np.ndarray:
     """Bounding boxes ``(y1, x1, y2, x2)``, inclusive, of all small components.
 
     A component is a maximal 8-connected set of pixels of one class; it is
@@ -234,6 +234,7 @@ def deform_with_noise(
     area_thresh: float | None = 1000,
     ignore_index: int | None = None,
     precision: str = "float32",
+    boxes: np.ndarray | None = None,
 ) -> DeformResult:
     """Deform ``segment`` with given uniform noise fields ``u`` in [0, 1).
 
@@ -243,6 +244,9 @@ def deform_with_noise(
     ``precision="float64"`` is bit-identical to the reference code;
     ``"float32"`` is faster and agrees on all but a few pixels in a million
     (a coordinate within float32 rounding of a pixel's half-way point).
+    ``boxes`` are the map's :func:`small_component_boxes`, when already known:
+    they depend on the map and the threshold only, not on the random draw, so
+    several copies of one map can share them.
     """
     check_label_map(segment)
     if noise_x.shape != segment.shape or noise_y.shape != segment.shape:
@@ -256,7 +260,8 @@ def deform_with_noise(
 
     suppressed_fraction = 0.0
     if area_thresh is not None:
-        boxes = small_component_boxes(segment, area_thresh, ignore_index)
+        if boxes is None:
+            boxes = small_component_boxes(segment, area_thresh, ignore_index)
         if len(boxes):
             mask = suppression_mask(shape, boxes, suppression_pad(alpha))
             dx[mask] = 0
@@ -301,6 +306,12 @@ def deform(
     """
     check_label_map(segment)
     pairs = check_alpha_sigma(alpha_sigma_list)
+    suppress = variant == "nsegment+"
+    # The labelling does not depend on the draw and releases the GIL, so it
+    # runs on a second core while the Mersenne Twister fills the fields.
+    pending = None
+    if suppress:
+        pending = _labelling_thread().submit(small_component_boxes, segment, area_thresh, ignore_index)
     noise_x, noise_y, pair_index = draw_noise(random_state, segment.shape, len(pairs), variant)
     alpha, sigma = pairs[pair_index]
     return deform_with_noise(
@@ -309,7 +320,18 @@ def deform(
         noise_y,
         alpha,
         sigma,
-        area_thresh=area_thresh if variant == "nsegment+" else None,
+        area_thresh=area_thresh if suppress else None,
         ignore_index=ignore_index,
         precision=precision,
+        boxes=pending.result() if pending else None,
     )
+
+
+@lru_cache(maxsize=1)
+def _labelling_executor(pid: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsegaug-labelling")
+
+
+def _labelling_thread() -> ThreadPoolExecutor:
+    # Keyed by process id: threads do not survive a fork into a worker.
+    return _labelling_executor(os.getpid())

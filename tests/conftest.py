@@ -1,0 +1,55 @@
+"""Shared label maps for the tests: street-like scenes and the awkward cases."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The oracle lives next to the tests, not in the package.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from nsegaug.synthetic import street_scene  # noqa: E402
+
+
+def _border_pixels() -> np.ndarray:
+    segment = np.zeros((40, 60), dtype=np.uint8)
+    segment[0, 0] = segment[0, 59] = segment[39, 0] = segment[39, 59] = 7  # 1-px components in the corners
+    segment[20, 0] = 3
+    segment[10:30, 20:40] = 5
+    return segment
+
+
+def _uint16_map() -> np.ndarray:
+    segment = street_scene(96, 160, 25, seed=11).astype(np.uint16) * 1000
+    segment[40:44, 50:53] = 65535
+    return segment
+
+
+def _int32_with_minus_one() -> np.ndarray:
+    segment = street_scene(80, 120, 20, seed=12).astype(np.int32)
+    segment[5:8, 5:8] = -1  # the reference skips class -1 in the suppression step
+    segment[60:62, 100:110] = 70000
+    return segment
+
+
+LABEL_MAPS = {
+    "street": street_scene(128, 256, 60, seed=1),
+    "street_ignore_bands": street_scene(120, 200, 40, seed=2, ignore_band=2),
+    "street_tall": street_scene(300, 90, 30, seed=3),
+    "single_class": np.full((50, 70), 4, dtype=np.uint8),
+    "border_pixels": _border_pixels(),
+    "uint16": _uint16_map(),
+    "int32": _int32_with_minus_one(),
+    "one_row": np.array([[0, 0, 1, 1, 1, 2, 2, 0, 5, 5]], dtype=np.uint8),
+    "one_column": np.array([[0], [0], [3], [3], [3], [1]], dtype=np.uint8),
+    "one_pixel": np.array([[9]], dtype=np.uint8),
+    "two_by_two": np.array([[1, 2], [3, 255]], dtype=np.uint8),
+}
+
+
+@pytest.fixture(params=sorted(LABEL_MAPS), ids=sorted(LABEL_MAPS))
+def label_map(request) -> np.ndarray:
+    return LABEL_MAPS[request.param].copy()
