@@ -277,16 +277,29 @@ def deform_with_noise(
     xs, ys = _pixel_grid(shape, "float32")
     map_x -= xs
     map_y -= ys
-    magnitude = cv2.magnitude(map_x, map_y)
+    # numpy, not cv2.magnitude: OpenCV's result varies in the last bit with
+    # the arrays' memory alignment, and the manifest must not.
+    np.multiply(map_x, map_x, out=map_x)
+    np.multiply(map_y, map_y, out=map_y)
+    magnitude = np.sqrt(map_x + map_y, out=map_x)
     return DeformResult(
         segment=deformed,
         alpha=alpha,
         sigma=sigma,
         suppressed_fraction=suppressed_fraction,
-        mean_displacement=float(magnitude.mean(dtype=np.float64)),
+        mean_displacement=_exact_mean(magnitude),
         max_displacement=float(magnitude.max()),
         changed_fraction=float(np.count_nonzero(deformed != segment)) / segment.size,
     )
+
+
+def _exact_mean(values: np.ndarray) -> float:
+    # A float sum's last bits depend on how numpy splits it (memory
+    # alignment, SIMD width). Values fixed to 1/256 px are integers that
+    # float64 adds exactly in any order, so the manifest is byte-identical
+    # however the work was split. Exact for displacements below 65536 px.
+    fixed = np.rint(values * np.float32(256.0))
+    return float(fixed.sum(dtype=np.float64)) / 256.0 / values.size
 
 
 def deform(
@@ -297,12 +310,14 @@ def deform(
     ignore_index: int | None = None,
     variant: str = "nsegment+",
     precision: str = "float32",
+    boxes: np.ndarray | None = None,
 ) -> DeformResult:
     """Deform one label map with random draws from ``random_state``.
 
     Given ``np.random.RandomState(s)``, this draws the same numbers in the
     same order as the method's reference code for ``variant`` and so gives its
-    result (bit for bit with ``precision="float64"``).
+    result (bit for bit with ``precision="float64"``). ``boxes``: the map's
+    :func:`small_component_boxes`, when several copies of one map share them.
     """
     check_label_map(segment)
     pairs = check_alpha_sigma(alpha_sigma_list)
@@ -310,7 +325,7 @@ def deform(
     # The labelling does not depend on the draw and releases the GIL, so it
     # runs on a second core while the Mersenne Twister fills the fields.
     pending = None
-    if suppress:
+    if suppress and boxes is None:
         pending = _labelling_thread().submit(small_component_boxes, segment, area_thresh, ignore_index)
     noise_x, noise_y, pair_index = draw_noise(random_state, segment.shape, len(pairs), variant)
     alpha, sigma = pairs[pair_index]
@@ -323,7 +338,7 @@ def deform(
         area_thresh=area_thresh if suppress else None,
         ignore_index=ignore_index,
         precision=precision,
-        boxes=pending.result() if pending else None,
+        boxes=pending.result() if pending else boxes,
     )
 
 
