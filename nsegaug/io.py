@@ -1,0 +1,292 @@
+"""Reading and writing label files without losing their format, and atomic writes.
+
+Labels are read with Pillow, never OpenCV: cv2 turns a palette PNG into
+colours and drops the palette. A label file is kept as a :class:`LabelImage`:
+the class indices as a 2-D array plus everything needed to write a map of
+the same kind back (mode, palette, transparency, bit depth, colour table).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+LABEL_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
+# Pillow mode -> dtype of the indices; every other mode is refused with a reason.
+_INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I": np.int32}
+_SAVE_FORMATS = {"PNG", "TIFF", "BMP"}
+# Metadata that makes a copy look like its source in viewers; nothing else is carried over.
+_KEPT_INFO = ("transparency", "dpi", "compression")
+
+
+class LabelFormatError(ValueError):
+    """A file that is not a usable label map; ``str()`` is one line naming the file and the reason."""
+
+    def __init__(self, path: os.PathLike | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ColourPalette:
+    """Colour -> class index table of an RGB-coded label map (ISPRS, CamVid)."""
+
+    colours: np.ndarray  # (n, 3) uint8
+    indices: np.ndarray  # (n,) int64, distinct
+
+    def __post_init__(self) -> None:
+        codes = _colour_codes(self.colours)
+        if len(np.unique(codes)) != len(codes):
+            raise ValueError("a colour appears twice in the colour table")
+        if len(np.unique(self.indices)) != len(self.indices):
+            raise ValueError("a class index appears twice in the colour table, so it could not be written back")
+
+    @property
+    def index_dtype(self) -> type:
+        return np.uint8 if self.indices.max(initial=0) <= 255 and self.indices.min(initial=0) >= 0 else np.int32
+
+    def encode(self, rgb: np.ndarray, path: os.PathLike | str = "<array>") -> np.ndarray:
+        """Class indices of an (h, w, 3) colour map; an unknown colour is a :class:`LabelFormatError`."""
+        codes = _colour_codes(rgb.reshape(-1, 3))
+        order = np.argsort(_colour_codes(self.colours))
+        known = _colour_codes(self.colours)[order]
+        position = np.clip(np.searchsorted(known, codes), 0, len(known) - 1)
+        unknown = known[position] != codes
+        if unknown.any():
+            first = rgb.reshape(-1, 3)[np.argmax(unknown)]
+            count = int(np.count_nonzero(unknown))
+            raise LabelFormatError(
+                path,
+                f"colour {tuple(int(c) for c in first)} is not in the palette ({count} pixel(s) of unknown colours)",
+            )
+        return self.indices[order][position].astype(self.index_dtype).reshape(rgb.shape[:2])
+
+    def decode(self, indices: np.ndarray) -> np.ndarray:
+        """The (h, w, 3) uint8 colour map of class indices (all of them in the table)."""
+        order = np.argsort(self.indices)
+        known = self.indices[order]
+        position = np.clip(np.searchsorted(known, indices), 0, len(known) - 1)
+        if (known[position] != indices).any():
+            raise ValueError("class index not in the colour table")
+        return self.colours[order][position]
+
+
+def _colour_codes(colours: np.ndarray) -> np.ndarray:
+    colours = colours.astype(np.int64)
+    return (colours[..., 0] << 16) | (colours[..., 1] << 8) | colours[..., 2]
+
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+def parse_colour(text: str | list | tuple) -> tuple[int, int, int]:
+    """A colour written as ``#rrggbb``, ``r,g,b``, ``r g b`` or a 3-item list."""
+    if isinstance(text, (list, tuple)):
+        parts = list(text)
+    else:
+        match = _HEX.match(text.strip())
+        if match:
+            value = int(match.group(1), 16)
+            return (value >> 16) & 255, (value >> 8) & 255, value & 255
+        parts = re.split(r"[\s,;]+", text.strip().strip("()[]"))
+    try:
+        values = tuple(int(part) for part in parts)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(0 <= v <= 255 for v in values):
+        raise ValueError(f"not a colour: {text!r} (use #rrggbb or r,g,b with 0..255)")
+    return values
+
+
+def load_colour_palette(path: os.PathLike | str) -> ColourPalette:
+    """Read a colour -> index table from JSON or CSV.
+
+    JSON: ``{"#ff0000": 1, "0,255,0": 2}`` or ``[{"colour": [255, 0, 0], "index": 1}, ...]``
+    (``color`` also accepted). CSV: rows ``r,g,b,index`` or ``colour,index`` with the
+    colour as ``#rrggbb``; a header row is skipped.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise LabelFormatError(path, f"cannot read palette ({error.strerror})") from error
+    try:
+        pairs = _palette_pairs_json(text) if path.suffix.lower() == ".json" else _palette_pairs_csv(text)
+        if not pairs:
+            raise ValueError("no colours in the palette")
+        colours = np.array([parse_colour(colour) for colour, _ in pairs], dtype=np.uint8)
+        indices = np.array([int(index) for _, index in pairs], dtype=np.int64)
+        return ColourPalette(colours, indices)
+    except (ValueError, TypeError, KeyError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        raise LabelFormatError(path, f"bad palette: {reason}") from error
+
+
+def _palette_pairs_json(text: str) -> list[tuple]:
+    data = json.loads(text)
+    if isinstance(data, dict):
+        return list(data.items())
+    if isinstance(data, list):
+        return [(entry.get("colour", entry.get("color")), entry["index"]) for entry in data]
+    raise ValueError("JSON palette must be an object or a list")
+
+
+def _palette_pairs_csv(text: str) -> list[tuple]:
+    pairs = []
+    for row in csv.reader(io.StringIO(text)):
+        cells = [cell.strip() for cell in row if cell.strip()]
+        if not cells or cells[0].startswith("#") and not _HEX.match(cells[0]):
+            continue
+        if len(cells) == 4:
+            colour, index = cells[:3], cells[3]
+        elif len(cells) == 2:
+            colour, index = cells[0], cells[1]
+        else:
+            raise ValueError(f"CSV row {row} has neither 'r,g,b,index' nor 'colour,index'")
+        if not index.lstrip("-").isdigit():
+            if not pairs:
+                continue  # the header
+            raise ValueError(f"index {index!r} is not an integer")
+        pairs.append((colour, index))
+    return pairs
+
+
+@dataclass(frozen=True)
+class LabelImage:
+    """A label map as read: class indices plus how to write a map of the same kind."""
+
+    indices: np.ndarray  # (h, w) uint8, uint16 or int32
+    mode: str  # Pillow mode of the file ("P", "L", "I;16", "RGB", ...)
+    format: str  # "PNG", "TIFF" or "BMP"
+    palette: bytes | None = None  # the raw palette of a mode "P" file, kept byte for byte
+    info: dict = field(default_factory=dict)
+    colour_palette: ColourPalette | None = None  # for RGB-coded maps
+
+
+def read_label(path: os.PathLike | str, colour_palette: ColourPalette | None = None) -> LabelImage:
+    """Read a label map with Pillow; any unusable file is a :class:`LabelFormatError`."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.format not in _SAVE_FORMATS:
+                lossy = " (lossy compression changes labels)" if image.format == "JPEG" else ""
+                raise LabelFormatError(path, f"{image.format} is not a label format{lossy}; use PNG, TIFF or BMP")
+            if getattr(image, "n_frames", 1) > 1:
+                raise LabelFormatError(path, f"has {image.n_frames} frames; a label map has one")
+            image.load()
+            return _label_image(path, image, colour_palette)
+    except UnidentifiedImageError as error:
+        raise LabelFormatError(path, "not an image file") from error
+    except FileNotFoundError as error:
+        raise LabelFormatError(path, "file not found") from error
+    except OSError as error:
+        # Pillow reports truncated and corrupt data as OSError with a message, not an errno.
+        raise LabelFormatError(path, f"unreadable image ({error.strerror or error})") from error
+    except (ValueError, SyntaxError) as error:
+        if isinstance(error, LabelFormatError):
+            raise
+        raise LabelFormatError(path, f"unreadable image ({error})") from error
+
+
+def _label_image(path: Path, image: Image.Image, colour_palette: ColourPalette | None) -> LabelImage:
+    info = {key: image.info[key] for key in _KEPT_INFO if key in image.info}
+    mode = image.mode
+    if mode in ("RGB", "RGBA"):
+        if colour_palette is None:
+            raise LabelFormatError(path, f"{mode} colour-coded label map needs a colour table (--palette FILE)")
+        pixels = np.asarray(image)
+        if mode == "RGBA":
+            if (pixels[..., 3] != 255).any():
+                raise LabelFormatError(path, "RGBA label map with transparent pixels; alpha cannot be deformed")
+            pixels = pixels[..., :3]
+        return LabelImage(colour_palette.encode(pixels, path), mode, image.format, None, info, colour_palette)
+    if mode == "F":
+        raise LabelFormatError(path, "floating-point image (mode F); label maps hold integer class indices")
+    if mode not in _INDEX_MODES:
+        raise LabelFormatError(path, f"unsupported image mode {mode}; expected palette, grayscale, 16-bit or RGB")
+    indices = np.array(image, dtype=_INDEX_MODES[mode])
+    if indices.ndim != 2 or indices.size == 0:
+        raise LabelFormatError(path, f"empty or not 2-D (shape {indices.shape})")
+    palette = None
+    if mode == "P":
+        palette = bytes(image.palette.tobytes()) if image.palette is not None else None
+        info["palette_mode"] = image.palette.mode if image.palette is not None else "RGB"
+    return LabelImage(indices, mode, image.format, palette, info)
+
+
+def encode_label(like: LabelImage, indices: np.ndarray) -> bytes:
+    """The file bytes of ``indices`` in the format, mode and palette of ``like``.
+
+    Deterministic: the same indices and source give the same bytes.
+    """
+    mode = like.mode
+    if like.colour_palette is not None:
+        rgb = like.colour_palette.decode(indices)
+        if mode == "RGBA":
+            rgb = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+        image = Image.fromarray(np.ascontiguousarray(rgb))
+    elif mode == "1":
+        image = Image.fromarray(indices.astype(bool))
+    elif mode in ("I;16", "I;16B"):
+        image = Image.fromarray(indices.astype(np.uint16))
+    elif mode == "I":
+        image = Image.fromarray(indices.astype(np.int32))
+    else:
+        image = Image.fromarray(indices.astype(np.uint8))
+        if mode == "P":
+            image = image.convert("P") if like.palette is None else _with_palette(image, like)
+    options = {key: value for key, value in like.info.items() if key in _KEPT_INFO}
+    if like.format == "PNG":
+        options.pop("compression", None)
+    buffer = io.BytesIO()
+    image.save(buffer, like.format, **options)
+    return buffer.getvalue()
+
+
+def _with_palette(image: Image.Image, like: LabelImage) -> Image.Image:
+    # Reinterpreting the bytes as mode "P" keeps every index as is; Image.convert would remap them.
+    paletted = Image.frombytes("P", image.size, image.tobytes())
+    paletted.putpalette(like.palette, like.info.get("palette_mode", "RGB"))
+    return paletted
+
+
+def write_bytes_atomic(path: os.PathLike | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent, old or complete.
+
+    The bytes go to ``.<name>.<pid>.tmp`` in the same folder (same file system,
+    so the rename is atomic), are flushed to disk, then renamed into place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: os.PathLike | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
