@@ -1,0 +1,64 @@
+"""Options and parameter types shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+from ..deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma
+
+
+class AlphaSigmaList(click.ParamType):
+    """``1:3,15:5,30:10`` -> ((1, 3), (15, 5), (30, 10))."""
+
+    name = "ALPHA:SIGMA,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            pairs = tuple(_pair(item) for item in value.split(",") if item.strip())
+            return check_alpha_sigma(pairs)
+        except ValueError as error:
+            self.fail(f"{value!r}: {error}; expected e.g. 1:3,15:5,30:10", param, ctx)
+
+
+def _pair(item: str) -> tuple[float, float]:
+    alpha, sigma = item.split(":")  # ValueError unless exactly one ':'
+    return _number(alpha), _number(sigma)
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def format_alpha_sigma(pairs) -> str:
+    return ",".join(f"{alpha:g}:{sigma:g}" for alpha, sigma in pairs)
+
+
+alpha_sigma_option = click.option(
+    "--alpha-sigma",
+    "alpha_sigma",
+    type=AlphaSigmaList(),
+    default=format_alpha_sigma(DEFAULT_ALPHA_SIGMA),
+    show_default=True,
+    help="(alpha, sigma) pairs to draw from, as ALPHA:SIGMA,...",
+)
+area_thresh_option = click.option(
+    "--area-thresh",
+    type=click.FloatRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Components of at most this many pixels are protected from deformation.",
+)
+ignore_index_option = click.option(
+    "--ignore-index",
+    type=int,
+    default=None,
+    help="Label value never taken as a small object (e.g. 255); default: none, as the reference.",
+)
+seed_option = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Base seed.")
+jobs_option = click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the summary.")

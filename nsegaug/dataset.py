@@ -1,0 +1,103 @@
+"""Walking label folders, pairing masks with images, and naming the outputs."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .io import LABEL_EXTENSIONS
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+DEFAULT_NAME_TEMPLATE = "{stem}_nsp{copy}{ext}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One mask: its path relative to the label root, and its image's, if any."""
+
+    label: str  # POSIX path relative to the label root; also the seeding key
+    image: str | None  # POSIX path relative to the image root
+
+
+def iter_label_files(root: Path, pattern: str | None = None) -> Iterator[str]:
+    """Relative POSIX paths of label files under ``root``, in sorted order.
+
+    Recursive; hidden files and folders are skipped; symbolic links to folders
+    are followed, but a folder reached twice (a link loop) is walked once.
+    ``pattern`` is a glob matched against the file name (e.g.
+    ``*_labelTrainIds.png``); without it, every file with a label extension.
+    The walk is a generator, so a 100k-file dataset is never held in memory.
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def walk(folder: Path, prefix: PurePosixPath) -> Iterator[str]:
+        stat = folder.stat()
+        if (stat.st_dev, stat.st_ino) in seen:
+            return
+        seen.add((stat.st_dev, stat.st_ino))
+        with os.scandir(folder) as entries:
+            children = sorted(entries, key=lambda entry: entry.name)
+        for entry in children:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=True):
+                yield from walk(Path(entry.path), prefix / entry.name)
+            elif entry.is_file(follow_symlinks=True) and _matches(entry.name, pattern):
+                yield str(prefix / entry.name)
+
+    yield from walk(root, PurePosixPath())
+
+
+def _matches(name: str, pattern: str | None) -> bool:
+    if pattern is not None:
+        return fnmatch.fnmatchcase(name, pattern)
+    return name.lower().endswith(LABEL_EXTENSIONS)
+
+
+def strip_suffix(stem: str, suffix: str) -> str:
+    return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
+
+
+def find_image(images_root: Path, label: str, label_suffix: str = "", image_suffix: str = "") -> str | None:
+    """The image paired with ``label``: same folder, same stem, any image extension.
+
+    The stem is the label's file name without its extension and without
+    ``label_suffix``; the image's is that plus ``image_suffix`` (Cityscapes:
+    ``_gtFine_labelTrainIds`` and ``_leftImg8bit``).
+    """
+    path = PurePosixPath(label)
+    stem = strip_suffix(path.stem, label_suffix) + image_suffix
+    for extension in IMAGE_EXTENSIONS:
+        for candidate in (stem + extension, stem + extension.upper()):
+            relative = path.parent / candidate
+            if (images_root / relative).is_file():
+                return str(relative)
+    return None
+
+
+def check_name_template(template: str) -> None:
+    """Raise ValueError unless ``template`` names only known fields and uses ``{copy}``."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    unknown = fields - {"stem", "copy", "ext"}
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)} in name template; use {{stem}}, {{copy}}, {{ext}}")
+    if "copy" not in fields:
+        raise ValueError("the name template must contain {copy}, or every copy would get the same name")
+    if "/" in template or "\\" in template:
+        raise ValueError("the name template names a file, not a folder: no path separators")
+
+
+def output_name(label: str, copy_index: int, template: str = DEFAULT_NAME_TEMPLATE) -> str:
+    """Relative POSIX path of copy ``copy_index`` of ``label`` (same folders as the source)."""
+    path = PurePosixPath(label)
+    return str(path.parent / template.format(stem=path.stem, copy=copy_index, ext=path.suffix))
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it, after resolving links."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents

@@ -1,0 +1,120 @@
+"""The manifest of a generated dataset: rows (one per output), metadata, resume state."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .io import write_bytes_atomic
+
+MANIFEST_NAME = "manifest.jsonl"
+META_NAME = "manifest.meta.json"
+SCHEMA_VERSION = 1
+
+# Every row has these keys; see the README's "Manifest" section.
+ROW_KEYS = (
+    "label",  # source label, relative to meta["labels"]
+    "image",  # paired image, relative to meta["images"], or null
+    "output",  # this copy, relative to the manifest's folder; null for copy 0 (the source itself)
+    "copy",  # 0 for the original, 1..K for the deformed copies
+    "deformed",  # false for copy 0 and for copies that the --prob coin left as they were
+    "alpha",
+    "sigma",
+    "changed_fraction",
+    "suppressed_fraction",
+    "mean_displacement",
+    "max_displacement",
+    "height",
+    "width",
+    "sha256_label",
+    "sha256_output",
+)
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; the message names the file and line."""
+
+
+def append_rows(path: Path, rows: Iterable[dict]) -> None:
+    """Append rows as JSON lines and flush them to disk before returning.
+
+    Called only once the rows' files are in place, so a row never names a
+    file that is not there.
+    """
+    text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def iter_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
+    """Rows of a manifest, in file order.
+
+    With ``tolerate_torn_tail``, a last line cut short by a killed run is
+    dropped instead of being an error (its outputs are checked again anyway).
+    """
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read manifest ({error.strerror})") from error
+    with handle:
+        lines = handle.readlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            if tolerate_torn_tail and number == len(lines) and not line.endswith("\n"):
+                return
+            raise ManifestError(f"{path}:{number}: not a JSON object ({error.msg})") from error
+        if not isinstance(row, dict) or not set(ROW_KEYS) <= set(row):
+            missing = sorted(set(ROW_KEYS) - set(row)) if isinstance(row, dict) else ROW_KEYS
+            raise ManifestError(f"{path}:{number}: not a manifest row (missing {', '.join(missing)})")
+        yield row
+
+
+def write_rows_sorted(path: Path, rows: Iterable[dict]) -> None:
+    """Rewrite the manifest atomically, sorted by (label, copy).
+
+    Workers finish in any order; sorting makes the manifest the same for any
+    number of jobs, backend, or interruption and resume.
+    """
+    ordered = sorted(rows, key=lambda row: (row["label"], row["copy"]))
+    write_bytes_atomic(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in ordered).encode("utf-8"))
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    write_bytes_atomic(path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read ({error.strerror})") from error
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path}: not JSON ({error.msg})") from error
+    if not isinstance(meta, dict) or "parameters" not in meta:
+        raise ManifestError(f"{path}: not an nsegaug manifest metadata file (no 'parameters')")
+    return meta
+
+
+def parameter_differences(old: dict, new: dict) -> list[str]:
+    """Lines ``name: old -> new`` for every parameter that differs."""
+    return [
+        f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]
+
+
+def rows_by_label(rows: Iterable[dict]) -> dict[str, dict[int, dict]]:
+    """``{label: {copy: row}}``; a later row for the same copy replaces an earlier one."""
+    grouped: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["label"], {})[row["copy"]] = row
+    return grouped

@@ -1,0 +1,454 @@
+"""The generate job: K deformed copies of every mask, in parallel, resumable."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from . import __version__
+from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, find_image, is_inside, iter_label_files
+from .dataset import output_name as make_output_name
+from .deform import DEFAULT_ALPHA_SIGMA, PRECISIONS, VARIANTS, check_alpha_sigma, deform, small_component_boxes
+from .io import (
+    LABEL_EXTENSIONS,
+    LabelFormatError,
+    encode_label,
+    load_colour_palette,
+    read_label,
+    sha256_bytes,
+    write_bytes_atomic,
+)
+from .manifest import (
+    MANIFEST_NAME,
+    META_NAME,
+    SCHEMA_VERSION,
+    ManifestError,
+    append_rows,
+    iter_rows,
+    parameter_differences,
+    read_meta,
+    rows_by_label,
+    write_meta,
+    write_rows_sorted,
+)
+from .seeding import random_state
+
+BACKENDS = ("loky", "dask")
+
+
+class GenerateError(ValueError):
+    """The job cannot start as asked (bad folders, refused resume, ...)."""
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that decides what a generate run writes, plus how it runs."""
+
+    labels: Path
+    out: Path
+    copies: int
+    images: Path | None = None
+    seed: int = 0
+    alpha_sigma: tuple[tuple[float, float], ...] = DEFAULT_ALPHA_SIGMA
+    prob: float = 1.0
+    area_thresh: float = 1000
+    ignore_index: int | None = None
+    variant: str = "nsegment+"
+    precision: str = "float32"
+    pattern: str | None = None
+    label_suffix: str = ""
+    image_suffix: str = ""
+    palette: Path | None = None
+    name_template: str = DEFAULT_NAME_TEMPLATE
+    # How it runs; none of these changes a byte of the outputs.
+    jobs: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+    on_error: str = "skip"
+
+    def __post_init__(self) -> None:
+        if self.copies < 1:
+            raise GenerateError(f"copies must be >= 1, got {self.copies}")
+        if not 0 <= self.prob <= 1:
+            raise GenerateError(f"prob must be in [0, 1], got {self.prob}")
+        if self.seed < 0:
+            raise GenerateError(f"seed must be >= 0, got {self.seed}")
+        if self.variant not in VARIANTS or self.precision not in PRECISIONS or self.backend not in BACKENDS:
+            raise GenerateError(
+                f"unknown variant, precision or backend: {self.variant}, {self.precision}, {self.backend}"
+            )
+        if self.on_error not in ("skip", "fail"):
+            raise GenerateError(f"on_error must be skip or fail, got {self.on_error}")
+        try:
+            check_alpha_sigma(self.alpha_sigma)
+            check_name_template(self.name_template)
+        except ValueError as error:
+            raise GenerateError(str(error)) from error
+
+    def parameters(self) -> dict:
+        """The parameters that decide the outputs: recorded in the metadata, compared on resume."""
+        return {
+            "copies": self.copies,
+            "seed": self.seed,
+            "alpha_sigma": [list(pair) for pair in self.alpha_sigma],
+            "prob": self.prob,
+            "area_thresh": self.area_thresh,
+            "ignore_index": self.ignore_index,
+            "variant": self.variant,
+            "precision": self.precision,
+            "pattern": self.pattern,
+            "label_suffix": self.label_suffix,
+            "image_suffix": self.image_suffix,
+            "palette": str(self.palette.resolve()) if self.palette else None,
+            "name_template": self.name_template,
+            "labels": str(self.labels.resolve()),
+            "images": str(self.images.resolve()) if self.images else None,
+        }
+
+
+@dataclass
+class GenerateSummary:
+    masks: int = 0  # masks done in this run
+    copies_written: int = 0
+    skipped: int = 0  # masks already complete (resume)
+    failed: int = 0
+    unpaired: int = 0  # masks without an image (with --images)
+    elapsed: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def masks_per_second(self) -> float:
+        return self.masks / self.elapsed if self.elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"masks: {self.masks}, copies written: {self.copies_written}, skipped: {self.skipped}, "
+            f"failed: {self.failed}, elapsed: {self.elapsed:.1f}s, masks/s: {self.masks_per_second:.2f}"
+        )
+
+
+@dataclass(frozen=True)
+class MaskOutcome:
+    label: str
+    rows: list[dict]
+    error: str | None = None
+
+
+def copy_outputs(config: GenerateConfig, label: str) -> list[str]:
+    """Output paths (relative to ``config.out``) of copies 1..K of ``label``."""
+    return [make_output_name(label, k, config.name_template) for k in range(1, config.copies + 1)]
+
+
+def plan(config: GenerateConfig, log: Callable[[str], None] = lambda message: None) -> Iterator[Sample]:
+    """The samples of the job, streamed from the label folder."""
+    for label in iter_label_files(config.labels, config.pattern):
+        image = None
+        if config.images is not None:
+            image = find_image(config.images, label, config.label_suffix, config.image_suffix)
+            if image is None:
+                log(f"warning: {config.labels / label}: no image found in {config.images}")
+        yield Sample(label, image)
+
+
+def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
+    """Read one mask, write its K copies atomically, return its manifest rows.
+
+    Runs in a worker: the mask is read here, not shipped from the parent.
+    Every failure of this file becomes ``MaskOutcome.error``, one line that
+    names the file.
+    """
+    _one_cv2_thread()
+    source = config.labels / sample.label
+    try:
+        source_bytes = source.read_bytes()
+        label_image = read_label(source, _colour_palette(config.palette))
+        segment = label_image.indices
+        height, width = segment.shape
+        # Copy 0, the original: lets a training loop draw from all K + 1 labels.
+        rows = [_row(sample, None, 0, None, height, width, sha256_bytes(source_bytes), sha256_bytes(source_bytes))]
+        boxes = None
+        if config.variant == "nsegment+" and config.prob > 0:
+            # Shared by the K copies: the components depend on the map only.
+            boxes = small_component_boxes(segment, config.area_thresh, config.ignore_index)
+        for copy_index, output in enumerate(copy_outputs(config, sample.label), start=1):
+            state = random_state(config.seed, sample.label, copy_index)
+            result = None
+            if state.rand() <= config.prob:  # the method's coin, as NoisySegmentPlus.__call__ draws it
+                result = deform(
+                    segment,
+                    state,
+                    config.alpha_sigma,
+                    area_thresh=config.area_thresh,
+                    ignore_index=config.ignore_index,
+                    variant=config.variant,
+                    precision=config.precision,
+                    boxes=boxes,
+                )
+            data = encode_label(label_image, result.segment if result else segment)
+            write_bytes_atomic(config.out / output, data)
+            rows.append(
+                _row(sample, output, copy_index, result, height, width, rows[0]["sha256_label"], sha256_bytes(data))
+            )
+        return MaskOutcome(sample.label, rows)
+    except LabelFormatError as error:
+        return MaskOutcome(sample.label, [], str(error))
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        return MaskOutcome(sample.label, [], f"{source}: {reason}")
+
+
+def _row(sample: Sample, output, copy_index, result, height, width, sha_label, sha_output) -> dict:
+    stats = result.stats() if result is not None else {}
+    return {
+        "label": sample.label,
+        "image": sample.image,
+        "output": output,
+        "copy": copy_index,
+        "deformed": result is not None,
+        "alpha": stats.get("alpha"),
+        "sigma": stats.get("sigma"),
+        "changed_fraction": stats.get("changed_fraction", 0.0),
+        "suppressed_fraction": stats.get("suppressed_fraction", 0.0),
+        "mean_displacement": stats.get("mean_displacement", 0.0),
+        "max_displacement": stats.get("max_displacement", 0.0),
+        "height": height,
+        "width": width,
+        "sha256_label": sha_label,
+        "sha256_output": sha_output,
+    }
+
+
+@lru_cache(maxsize=1)
+def _one_cv2_thread() -> None:
+    # Parallelism comes from the worker processes; OpenCV's own threads would
+    # only fight them for the same cores.
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+@lru_cache(maxsize=4)
+def _colour_palette(path: Path | None):
+    return load_colour_palette(path) if path is not None else None
+
+
+def check_folders(config: GenerateConfig, resume: bool, overwrite: bool) -> None:
+    """Refuse the run before anything is written, with a message that says why."""
+    if not config.labels.is_dir():
+        raise GenerateError(f"{config.labels}: label folder not found")
+    if config.images is not None and not config.images.is_dir():
+        raise GenerateError(f"{config.images}: image folder not found")
+    for source in (config.labels, config.images):
+        if source is not None and is_inside(config.out, source):
+            raise GenerateError(f"--out {config.out} is inside {source}: outputs must not be written among the sources")
+    if config.palette is not None:
+        try:
+            _colour_palette(config.palette)
+        except (LabelFormatError, OSError) as error:
+            raise GenerateError(str(error)) from error
+    if resume and overwrite:
+        raise GenerateError("--resume and --overwrite exclude each other")
+    if config.out.is_dir() and any(config.out.iterdir()) and not (resume or overwrite):
+        raise GenerateError(f"{config.out} is not empty: pass --resume to finish an earlier run or --overwrite")
+    meta_path = config.out / META_NAME
+    if resume and meta_path.exists():
+        try:
+            old = read_meta(meta_path)["parameters"]
+        except ManifestError as error:
+            raise GenerateError(f"cannot resume: {error}") from error
+        differences = parameter_differences(old, config.parameters())
+        if differences:
+            raise GenerateError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
+
+
+def completed_rows(config: GenerateConfig) -> dict[str, list[dict]]:
+    """Rows of the masks that an earlier run finished, after checking their files.
+
+    A mask counts as done when the manifest has all its copies and every
+    output file is there with the recorded checksum; any other mask is redone.
+    """
+    manifest = config.out / MANIFEST_NAME
+    if not manifest.exists():
+        return {}
+    done = {}
+    for label, copies in rows_by_label(iter_rows(manifest, tolerate_torn_tail=True)).items():
+        if set(copies) != set(range(config.copies + 1)):
+            continue
+        if all(_output_intact(config.out, row) for row in copies.values()):
+            done[label] = [copies[k] for k in sorted(copies)]
+    return done
+
+
+def _output_intact(out: Path, row: dict) -> bool:
+    if row["output"] is None:
+        return True
+    try:
+        return sha256_bytes((out / row["output"]).read_bytes()) == row["sha256_output"]
+    except OSError:
+        return False
+
+
+def remove_temporary_files(out: Path) -> None:
+    """Temp files of a killed run (``.<name>.tmp``): never outputs, safe to delete."""
+    for path in out.rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def count_masks(config: GenerateConfig) -> int:
+    """How many label files the job has; none at all is a :class:`GenerateError`."""
+    total = sum(1 for _ in iter_label_files(config.labels, config.pattern))
+    if total == 0:
+        what = f"matching {config.pattern!r}" if config.pattern else f"with a label extension {LABEL_EXTENSIONS}"
+        raise GenerateError(f"{config.labels}: no files {what}")
+    return total
+
+
+def generate_dataset(
+    config: GenerateConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    command_line: list[str] | None = None,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> GenerateSummary:
+    """Write K deformed copies of every mask under ``config.labels`` to ``config.out``.
+
+    Outputs are byte-identical for any ``jobs``, backend, order, and after an
+    interruption followed by ``resume=True``. Returns the run's summary; bad
+    masks are counted in it (and stop the run with ``on_error="fail"``).
+    """
+    check_folders(config, resume, overwrite)
+    total = count_masks(config)
+
+    config.out.mkdir(parents=True, exist_ok=True)
+    manifest, meta_path = config.out / MANIFEST_NAME, config.out / META_NAME
+    if overwrite:
+        manifest.unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)
+    remove_temporary_files(config.out)
+    done = completed_rows(config) if resume else {}
+    if done:
+        # Keep only verified rows: a line torn by a killed run must not end up
+        # in the middle of the file once new rows are appended after it.
+        write_rows_sorted(manifest, [row for rows in done.values() for row in rows])
+    else:
+        manifest.unlink(missing_ok=True)
+
+    summary = GenerateSummary(skipped=len(done))
+    started = time.perf_counter()
+    meta = {
+        "tool": "nsegaug",
+        "version": __version__,
+        "schema": SCHEMA_VERSION,
+        "parameters": config.parameters(),
+        "command_line": command_line if command_line is not None else sys.argv,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "running",
+        "execution": {"jobs": config.jobs, "backend": config.backend, "scheduler": config.scheduler},
+    }
+    write_meta(meta_path, meta)
+
+    def pending() -> Iterator[Sample]:
+        for sample in plan(config, log):
+            if sample.image is None and config.images is not None:
+                summary.unpaired += 1
+            if sample.label not in done:
+                yield sample
+
+    status = "interrupted"
+    try:
+        with _progress_bar(total, progress, initial=len(done)) as bar:
+            for outcome in _run_parallel(config, pending()):
+                bar.update(1)
+                if outcome.error:
+                    summary.failed += 1
+                    summary.failures.append(outcome.error)
+                    log(f"error: {outcome.error}")
+                    if config.on_error == "fail":
+                        break
+                    continue
+                append_rows(manifest, outcome.rows)
+                summary.masks += 1
+                summary.copies_written += len(outcome.rows) - 1
+        status = "failed" if summary.failed else "complete"
+    finally:
+        summary.elapsed = time.perf_counter() - started
+        # Rows of this run were appended as they came; the final manifest is
+        # sorted, so it is the same however the work was split.
+        if manifest.exists():
+            rows = rows_by_label(iter_rows(manifest, tolerate_torn_tail=True))
+            write_rows_sorted(manifest, [row for copies in rows.values() for row in copies.values()])
+        meta.update(
+            status=status,
+            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            elapsed_s=round(summary.elapsed, 3),
+            counts={
+                "masks_total": total,
+                "masks_done": summary.masks,
+                "masks_skipped": summary.skipped,
+                "masks_failed": summary.failed,
+                "masks_unpaired": summary.unpaired,
+                "copies_written": summary.copies_written,
+            },
+            masks_per_second=round(summary.masks_per_second, 3),
+            failures=summary.failures[:100],
+        )
+        write_meta(meta_path, meta)
+    return summary
+
+
+def _run_parallel(config: GenerateConfig, samples: Iterator[Sample]) -> Iterator[MaskOutcome]:
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(make_copies)(config, sample) for sample in samples)
+    if config.backend == "dask":
+        with _dask_backend(config):
+            yield from Parallel(n_jobs=-1, return_as="generator_unordered")(tasks)
+        return
+    # A bounded number of tasks in flight keeps memory flat on huge datasets.
+    yield from Parallel(n_jobs=config.jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+
+
+@contextmanager
+def _dask_backend(config: GenerateConfig):
+    try:
+        from dask.distributed import Client, LocalCluster
+        from joblib import parallel_config
+    except ImportError as error:
+        raise GenerateError("--backend dask needs the dask extra: pip install 'nsegaug[dask]'") from error
+    if config.scheduler:
+        client = Client(config.scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=config.jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        with parallel_config(backend="dask"):
+            yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+@contextmanager
+def _progress_bar(total: int, enabled: bool, initial: int = 0):
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total, initial=initial, disable=not enabled, unit="mask", file=sys.stderr, dynamic_ncols=True
+    ) as bar:
+        yield bar
+
+
+def planned_outputs(config: GenerateConfig) -> Iterator[tuple[Sample, list[str]]]:
+    """What a run would write: each sample with its output paths. Writes nothing."""
+    for sample in plan(config):
+        yield sample, copy_outputs(config, sample.label)

@@ -1,0 +1,376 @@
+"""``nsegaug generate`` end to end: real label files in temp folders, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nsegaug import __version__
+from nsegaug.cli import main
+from nsegaug.io import sha256_file
+from nsegaug.manifest import MANIFEST_NAME, META_NAME, ROW_KEYS
+
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
+
+
+def invoke(*args: str, jobs: int | None = None):
+    extra = ["--jobs", str(jobs)] if jobs else []
+    return CliRunner().invoke(main, ["generate", *map(str, args), *extra], catch_exceptions=False)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (manifest included, its metadata excluded) by relative path."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != META_NAME
+    }
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+
+
+@pytest.fixture
+def dataset(tmp_path) -> tuple[Path, Path]:
+    """Six sample masks and photos in a nested Cityscapes-like layout (``city/x_gtFine.png``)."""
+    labels, images = tmp_path / "gtFine", tmp_path / "leftImg8bit"
+    for index in range(6):
+        city = ("aachen", "bremen")[index % 2]
+        (labels / city).mkdir(parents=True, exist_ok=True)
+        (images / city).mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLES / "labels" / f"scene_{index:04d}.png", labels / city / f"{city}_{index}_gtFine.png")
+        shutil.copy(SAMPLES / "images" / f"scene_{index:04d}.jpg", images / city / f"{city}_{index}_leftImg8bit.jpg")
+    return labels, images
+
+
+def test_copies_mirror_the_layout_and_the_manifest_describes_them(dataset, tmp_path):
+    labels, images = dataset
+    sources_before = tree(labels), tree(images)
+    out = tmp_path / "out"
+    result = invoke(
+        "--labels", labels, "--images", images, "--label-suffix", "_gtFine", "--image-suffix", "_leftImg8bit",
+        "--copies", 3, "--out", out, "--seed", 7, "--ignore-index", 255,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("masks: 6, copies written: 18, skipped: 0, failed: 0,")
+    assert (tree(labels), tree(images)) == sources_before  # sources never touched
+
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == sorted(
+        f"{c}/{c}_{i}_gtFine_nsp{k}.png" for i in range(6) for c in [("aachen", "bremen")[i % 2]] for k in (1, 2, 3)
+    )
+
+    manifest = rows(out)
+    assert len(manifest) == 6 * 4 and all(set(row) == set(ROW_KEYS) for row in manifest)
+    assert [(row["label"], row["copy"]) for row in manifest] == sorted((row["label"], row["copy"]) for row in manifest)
+    for row in manifest:
+        source = labels / row["label"]
+        assert row["sha256_label"] == sha256_file(source)
+        assert (images / row["image"]).is_file() and row["image"].endswith("_leftImg8bit.jpg")
+        original = np.asarray(Image.open(source))
+        assert (row["height"], row["width"]) == original.shape
+        if row["copy"] == 0:
+            assert row["output"] is None and not row["deformed"] and row["sha256_output"] == row["sha256_label"]
+            continue
+        copy = Image.open(out / row["output"])
+        assert copy.mode == "P" and copy.getpalette() == Image.open(source).getpalette()
+        assert row["sha256_output"] == sha256_file(out / row["output"])
+        changed = np.asarray(copy) != original
+        assert row["deformed"] and (row["alpha"], row["sigma"]) in {
+            (a, s) for a in (1, 15, 30, 50, 100) for s in (3, 5, 10)
+        }
+        assert row["changed_fraction"] == pytest.approx(changed.mean())
+        assert set(np.unique(copy)) <= set(np.unique(original))  # labels are moved, never invented
+        assert 0 <= row["suppressed_fraction"] <= 1 and 0 <= row["mean_displacement"] <= row["max_displacement"]
+
+    meta = json.loads((out / META_NAME).read_text())
+    assert meta["version"] == __version__ and meta["status"] == "complete"
+    assert meta["parameters"]["seed"] == 7 and meta["parameters"]["copies"] == 3
+    assert meta["parameters"]["ignore_index"] == 255
+    assert meta["counts"] == {
+        "copies_written": 18, "masks_done": 6, "masks_failed": 0, "masks_skipped": 0, "masks_total": 6,
+        "masks_unpaired": 0,
+    }  # fmt: skip
+    assert meta["command_line"][:2] == ["nsegaug", "generate"] and meta["elapsed_s"] > 0
+
+
+def test_output_bytes_do_not_depend_on_jobs_or_reruns(dataset, tmp_path):
+    labels, _ = dataset
+    outputs = []
+    for name, jobs in (("one", 1), ("two", 2), ("again", 1)):
+        assert (
+            invoke("--labels", labels, "--copies", 4, "--out", tmp_path / name, "--prob", 0.7, jobs=jobs).exit_code == 0
+        )
+        outputs.append(tree(tmp_path / name))
+    assert outputs[0] == outputs[1] == outputs[2]
+    deformed = [row["deformed"] for row in rows(tmp_path / "one") if row["copy"] > 0]
+    assert 0 < sum(deformed) < len(deformed)  # --prob 0.7 left some copies as they were
+
+
+def test_seed_changes_the_outputs(dataset, tmp_path):
+    labels, _ = dataset
+    for seed in (0, 1):
+        assert invoke("--labels", labels, "--copies", 2, "--out", tmp_path / f"s{seed}", "--seed", seed).exit_code == 0
+    assert {k: v for k, v in tree(tmp_path / "s0").items() if k.endswith(".png")} != {
+        k: v for k, v in tree(tmp_path / "s1").items() if k.endswith(".png")
+    }
+
+
+def test_prob_zero_writes_undeformed_copies(dataset, tmp_path):
+    labels, _ = dataset
+    out = tmp_path / "out"
+    assert invoke("--labels", labels, "--copies", 2, "--out", out, "--prob", 0).exit_code == 0
+    for row in rows(out):
+        assert not row["deformed"] and row["alpha"] is None and row["changed_fraction"] == 0
+        if row["output"]:
+            np.testing.assert_array_equal(
+                np.asarray(Image.open(out / row["output"])), np.asarray(Image.open(labels / row["label"]))
+            )
+
+
+def test_mask_without_image_is_reported_and_recorded(dataset, tmp_path):
+    labels, images = dataset
+    (images / "aachen" / "aachen_0_leftImg8bit.jpg").unlink()
+    out = tmp_path / "out"
+    result = invoke(
+        "--labels", labels, "--images", images, "--label-suffix", "_gtFine", "--image-suffix", "_leftImg8bit",
+        "--copies", 1, "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert f"{labels / 'aachen/aachen_0_gtFine.png'}: no image found in {images}" in result.stderr
+    assert {row["label"]: row["image"] for row in rows(out)}["aachen/aachen_0_gtFine.png"] is None
+    assert json.loads((out / META_NAME).read_text())["counts"]["masks_unpaired"] == 1
+
+
+def test_label_formats_are_kept(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    base = np.asarray(Image.open(SAMPLES / "labels" / "scene_0001.png"))
+    Image.fromarray(base.astype(np.uint16) * 257).save(labels / "sixteen.png")
+    Image.fromarray(base).save(labels / "gray.tif", compression="tiff_lzw")
+    palette = {"#000000": 0, "#ff0000": 1, "#00ff00": 2, "#0000ff": 3}
+    (tmp_path / "colours.json").write_text(json.dumps(palette))
+    colours = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    Image.fromarray(colours[base % 4]).save(labels / "rgb.png")
+    out = tmp_path / "out"
+    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--palette", tmp_path / "colours.json")
+    assert result.exit_code == 0, result.output
+    sixteen = Image.open(out / "sixteen_nsp1.png")
+    assert sixteen.mode == "I;16" and set(np.unique(sixteen)) <= set(np.unique(base.astype(np.uint16) * 257))
+    gray = Image.open(out / "gray_nsp1.tif")
+    assert gray.mode == "L" and gray.info["compression"] == "tiff_lzw"
+    rgb = np.asarray(Image.open(out / "rgb_nsp2.png"))
+    assert rgb.shape == (*base.shape, 3)
+    assert {tuple(c) for c in rgb.reshape(-1, 3)} <= {tuple(c) for c in colours}
+
+
+def test_bad_files_are_reported_one_line_each_and_the_run_goes_on(dataset, tmp_path):
+    labels, _ = dataset
+    good = (labels / "aachen" / "aachen_0_gtFine.png").read_bytes()
+    (labels / "broken").mkdir()
+    (labels / "broken" / "truncated.png").write_bytes(good[: len(good) // 3])
+    (labels / "broken" / "notes.png").write_text("not an image")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(labels / "broken" / "colour.png")
+    Image.fromarray(np.zeros((8, 8), np.float32)).save(labels / "broken" / "depth.tif")
+    out = tmp_path / "out"
+    result = invoke("--labels", labels, "--copies", 2, "--out", out)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    broken = labels / "broken"
+    assert len(errors) == 4
+    assert (
+        errors[0] == f"error: {broken / 'colour.png'}: RGB colour-coded label map needs a colour table (--palette FILE)"
+    )
+    assert (
+        errors[1]
+        == f"error: {broken / 'depth.tif'}: floating-point image (mode F); label maps hold integer class indices"
+    )
+    assert errors[2] == f"error: {broken / 'notes.png'}: not an image file"
+    assert errors[3].startswith(f"error: {broken / 'truncated.png'}: unreadable image (")
+    assert "masks: 6, copies written: 12, skipped: 0, failed: 4," in result.stderr
+    assert len(list(out.rglob("*.png"))) == 12 and not list(out.rglob("broken/*"))
+    meta = json.loads((out / META_NAME).read_text())
+    assert meta["status"] == "failed" and meta["counts"]["masks_failed"] == 4 and len(meta["failures"]) == 4
+
+
+def test_on_error_fail_stops_at_the_first_bad_file(dataset, tmp_path):
+    labels, _ = dataset
+    (labels / "aachen" / "aachen_0_gtFine.png").write_text("garbage")  # the first file in walk order
+    out = tmp_path / "out"
+    result = invoke("--labels", labels, "--copies", 1, "--out", out, "--on-error", "fail")
+    assert result.exit_code == 1
+    assert "failed: 1," in result.stderr and "masks: 0," in result.stderr
+    assert not list(out.rglob("*.png"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--copies", "0"], "0 is not in the range x>=1"),
+        (["--copies", "2", "--alpha-sigma", "15:5,bad"], "alpha-sigma"),
+        (["--copies", "2", "--alpha-sigma", "15:-5"], "alpha-sigma"),
+        (["--copies", "2", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --backend dask"),
+        (["--copies", "2", "--pattern", "*.nothing"], "no files matching '*.nothing'"),
+        (["--copies", "2", "--name-template", "{stem}{ext}"], "{copy}"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(dataset, tmp_path, args, message):
+    labels, _ = dataset
+    result = invoke("--labels", labels, "--out", tmp_path / "out", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_label_folder_is_a_usage_error(tmp_path):
+    result = invoke("--labels", tmp_path / "absent", "--copies", 1, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_out_inside_the_sources_and_non_empty_out_are_refused(dataset, tmp_path):
+    labels, images = dataset
+    inside = invoke("--labels", labels, "--copies", 1, "--out", labels / "aug")
+    assert inside.exit_code == 2 and "is inside" in inside.stderr and not (labels / "aug").exists()
+    inside_images = invoke("--labels", labels, "--images", images, "--copies", 1, "--out", images / "x")
+    assert inside_images.exit_code == 2 and "is inside" in inside_images.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    refused = invoke("--labels", labels, "--copies", 1, "--out", out)
+    assert refused.exit_code == 2 and "--resume" in refused.stderr and "--overwrite" in refused.stderr
+    assert invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite").exit_code == 0
+
+
+def test_resume_with_other_parameters_shows_the_difference(dataset, tmp_path):
+    labels, _ = dataset
+    out = tmp_path / "out"
+    assert invoke("--labels", labels, "--copies", 2, "--out", out, "--seed", 1).exit_code == 0
+    result = invoke("--labels", labels, "--copies", 3, "--out", out, "--seed", 2, "--resume")
+    assert result.exit_code == 2
+    assert "copies: 2 -> 3" in result.stderr and "seed: 1 -> 2" in result.stderr
+
+
+def test_resume_repairs_missing_corrupt_and_torn_state(dataset, tmp_path):
+    labels, _ = dataset
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert invoke("--labels", labels, "--copies", 3, "--out", clean).exit_code == 0
+    assert invoke("--labels", labels, "--copies", 3, "--out", out).exit_code == 0
+    (out / "aachen" / "aachen_0_gtFine_nsp2.png").unlink()
+    (out / "bremen" / "bremen_1_gtFine_nsp3.png").write_bytes(b"\x89PNG half")
+    (out / "bremen" / ".bremen_3_gtFine_nsp1.png.123.tmp").write_bytes(b"partial")
+    manifest = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
+    (out / MANIFEST_NAME).write_text("".join(manifest[:-2]) + manifest[-2][:40])  # killed mid-append
+    result = invoke("--labels", labels, "--copies", 3, "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    # aachen_0, bremen_1 and bremen_5 (torn rows) are redone; the three others are verified and skipped.
+    assert "masks: 3, copies written: 9, skipped: 3, failed: 0" in result.stderr
+    assert tree(out) == tree(clean)
+    again = invoke("--labels", labels, "--copies", 3, "--out", out, "--resume")
+    assert "masks: 0, copies written: 0, skipped: 6" in again.stderr
+
+
+def test_killed_run_leaves_no_partial_image_and_resume_finishes_it(tmp_path):
+    labels = SAMPLES / "labels"
+    command = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(labels), "--copies", "12", "--quiet"]
+    clean = tmp_path / "clean"
+    subprocess.run([*command, "--out", str(clean)], check=True, capture_output=True)
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([*command, "--out", str(out)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        manifest = out / MANIFEST_NAME
+        if manifest.exists() and manifest.read_text().count("\n") >= 5 * 13:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    written = list(out.glob("*.png"))
+    assert 0 < len(written) < 60 * 12  # killed in the middle
+    for path in written:  # every visible output is a complete image
+        Image.open(path).load()
+
+    resumed = subprocess.run([*command, "--out", str(out), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list(out.glob(".*.tmp"))
+    assert tree(out) == tree(clean)
+    meta = json.loads((out / META_NAME).read_text())
+    assert meta["status"] == "complete" and meta["counts"]["masks_skipped"] >= 5
+
+
+def test_dry_run_lists_and_writes_nothing(dataset, tmp_path):
+    labels, _ = dataset
+    out = tmp_path / "out"
+    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--dry-run")
+    assert result.exit_code == 0
+    assert f"-> {out / 'aachen/aachen_0_gtFine_nsp2.png'}" in result.output
+    assert "6 masks, 12 copies would be written" in result.output
+    assert "copies=2" in result.output and not out.exists()
+
+
+def test_walk_skips_hidden_files_follows_links_once_and_honours_pattern(dataset, tmp_path):
+    labels, _ = dataset
+    (labels / ".cache").mkdir()
+    shutil.copy(labels / "aachen" / "aachen_0_gtFine.png", labels / ".cache" / "x.png")
+    shutil.copy(labels / "aachen" / "aachen_0_gtFine.png", labels / "aachen" / ".hidden.png")
+    os.symlink(labels, labels / "bremen" / "loop")  # a link back to the root: walked once, not forever
+    out = tmp_path / "out"
+    result = invoke("--labels", labels, "--copies", 1, "--out", out, "--pattern", "*_gtFine.png")
+    assert result.exit_code == 0, result.output
+    assert "masks: 6," in result.stderr
+    assert not (out / ".cache").exists() and not list(out.rglob(".hidden*"))
+
+
+def test_name_template(dataset, tmp_path):
+    labels, _ = dataset
+    out = tmp_path / "out"
+    assert (
+        invoke("--labels", labels, "--copies", 2, "--out", out, "--name-template", "{stem}.aug{copy}{ext}").exit_code
+        == 0
+    )
+    assert (out / "bremen" / "bremen_1_gtFine.aug2.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("local") / "out"
+    result = invoke("--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png")
+    assert result.exit_code == 0
+    return tree(out)
+
+
+def test_dask_local_cluster_started_by_the_caller_gives_the_same_bytes(tmp_path, local_run):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        out = tmp_path / "out"
+        result = invoke(
+            "--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png",
+            "--backend", "dask", "--scheduler", cluster.scheduler_address,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert tree(out) == local_run
+    assert json.loads((out / META_NAME).read_text())["execution"]["scheduler"] == cluster.scheduler_address
+
+
+def test_dask_implicit_local_cluster_gives_the_same_bytes(tmp_path, local_run):
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "out"
+    result = invoke(
+        "--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png", "--backend", "dask",
+        jobs=2,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert tree(out) == local_run
