@@ -14,8 +14,11 @@ import io
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -260,24 +263,32 @@ def _with_palette(image: Image.Image, like: LabelImage) -> Image.Image:
     return paletted
 
 
-def write_bytes_atomic(path: os.PathLike | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent, old or complete.
+@contextmanager
+def atomic_writer(path: os.PathLike | str) -> Iterator[BinaryIO]:
+    """A binary stream whose content replaces ``path`` only when the block ends without error.
 
     The bytes go to ``.<name>.<pid>.tmp`` in the same folder (same file system,
-    so the rename is atomic), are flushed to disk, then renamed into place.
+    so the rename is atomic), are flushed to disk, then renamed into place:
+    ``path`` is always either absent, old or complete.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as stream:
-            stream.write(data)
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: os.PathLike | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path) as stream:
+        stream.write(data)
 
 
 def sha256_bytes(data: bytes) -> str:

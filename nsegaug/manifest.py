@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 
-from .io import write_bytes_atomic
+from .io import atomic_writer, write_bytes_atomic
 
 MANIFEST_NAME = "manifest.jsonl"
 META_NAME = "manifest.meta.json"
@@ -61,30 +61,75 @@ def iter_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
     except OSError as error:
         raise ManifestError(f"{path}: cannot read manifest ({error.strerror})") from error
     with handle:
-        lines = handle.readlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            if tolerate_torn_tail and number == len(lines) and not line.endswith("\n"):
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            # Only the file's last line can lack its newline: a run killed mid-append.
+            torn = tolerate_torn_tail and not line.endswith("\n")
+            row = _parse_line(path, number, line, last=torn)
+            if row is None:
                 return
-            raise ManifestError(f"{path}:{number}: not a JSON object ({error.msg})") from error
-        if not isinstance(row, dict) or not set(ROW_KEYS) <= set(row):
-            missing = sorted(set(ROW_KEYS) - set(row)) if isinstance(row, dict) else ROW_KEYS
-            raise ManifestError(f"{path}:{number}: not a manifest row (missing {', '.join(missing)})")
-        yield row
+            yield row
 
 
-def write_rows_sorted(path: Path, rows: Iterable[dict]) -> None:
+def sort_manifest(path: Path, keep: Container[str] | None = None) -> None:
     """Rewrite the manifest atomically, sorted by (label, copy).
 
     Workers finish in any order; sorting makes the manifest the same for any
-    number of jobs, backend, or interruption and resume.
+    number of jobs, backend, or interruption and resume. A later line for the
+    same (label, copy) replaces an earlier one (a mask redone on resume), a
+    line torn by a killed run is dropped, and ``keep`` limits the rows to
+    those labels. Only line offsets are held in memory, not the rows, so
+    this stays small on manifests of millions of lines.
     """
-    ordered = sorted(rows, key=lambda row: (row["label"], row["copy"]))
-    write_bytes_atomic(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in ordered).encode("utf-8"))
+    index: dict[tuple[str, int], tuple[int, int]] = {}
+    with open(path, "rb") as source:
+        offset = 0
+        for number, line in enumerate(source, start=1):
+            if line.strip():
+                row = _parse_line(path, number, line, last=not line.endswith(b"\n"))
+                if row is None:
+                    break
+                if keep is None or row["label"] in keep:
+                    index[(row["label"], row["copy"])] = (offset, len(line))
+            offset += len(line)
+        with atomic_writer(path) as target:
+            for key in sorted(index):
+                start, length = index[key]
+                source.seek(start)
+                target.write(source.read(length))
+
+
+def _parse_line(path: Path, number: int, line: bytes | str, last: bool) -> dict | None:
+    """The row on a line; None for a torn last line (a run killed mid-append)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        if last:
+            return None
+        raise ManifestError(f"{path}:{number}: not a JSON object ({error.msg})") from error
+    if not isinstance(row, dict) or not set(ROW_KEYS) <= set(row):
+        missing = sorted(set(ROW_KEYS) - set(row)) if isinstance(row, dict) else ROW_KEYS
+        raise ManifestError(f"{path}:{number}: not a manifest row (missing {', '.join(missing)})")
+    return row
+
+
+def iter_mask_groups(path: Path) -> Iterator[tuple[str, dict[int, dict]]]:
+    """``(label, {copy: row})`` for each run of consecutive rows of one label.
+
+    A mask's rows are appended in one write once all its files are in place,
+    so a run is one finished mask; a label seen again later was redone.
+    Tolerates a torn last line. Holds one mask's rows at a time.
+    """
+    label, copies = None, {}
+    for row in iter_rows(path, tolerate_torn_tail=True):
+        if row["label"] != label and copies:
+            yield label, copies
+            copies = {}
+        label = row["label"]
+        copies[row["copy"]] = row
+    if copies:
+        yield label, copies
 
 
 def write_meta(path: Path, meta: dict) -> None:
@@ -110,11 +155,3 @@ def parameter_differences(old: dict, new: dict) -> list[str]:
         for name in sorted(set(old) | set(new))
         if old.get(name) != new.get(name)
     ]
-
-
-def rows_by_label(rows: Iterable[dict]) -> dict[str, dict[int, dict]]:
-    """``{label: {copy: row}}``; a later row for the same copy replaces an earlier one."""
-    grouped: dict[str, dict[int, dict]] = {}
-    for row in rows:
-        grouped.setdefault(row["label"], {})[row["copy"]] = row
-    return grouped

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -30,12 +31,11 @@ from .manifest import (
     SCHEMA_VERSION,
     ManifestError,
     append_rows,
-    iter_rows,
+    iter_mask_groups,
     parameter_differences,
     read_meta,
-    rows_by_label,
+    sort_manifest,
     write_meta,
-    write_rows_sorted,
 )
 from .seeding import random_state
 
@@ -267,22 +267,23 @@ def check_folders(config: GenerateConfig, resume: bool, overwrite: bool) -> None
             raise GenerateError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
 
 
-def completed_rows(config: GenerateConfig) -> dict[str, list[dict]]:
-    """Rows of the masks that an earlier run finished, after checking their files.
+def completed_labels(config: GenerateConfig) -> set[str]:
+    """Labels of the masks that an earlier run finished, after checking their files.
 
     A mask counts as done when the manifest has all its copies and every
     output file is there with the recorded checksum; any other mask is redone.
+    Streams the manifest one mask at a time.
     """
     manifest = config.out / MANIFEST_NAME
     if not manifest.exists():
-        return {}
-    done = {}
-    for label, copies in rows_by_label(iter_rows(manifest, tolerate_torn_tail=True)).items():
-        if set(copies) != set(range(config.copies + 1)):
-            continue
-        if all(_output_intact(config.out, row) for row in copies.values()):
-            done[label] = [copies[k] for k in sorted(copies)]
-    return done
+        return set()
+    verdicts: dict[str, bool] = {}
+    for label, copies in iter_mask_groups(manifest):
+        # A later run of rows for the same label (a redo) decides.
+        verdicts[label] = set(copies) == set(range(config.copies + 1)) and all(
+            _output_intact(config.out, row) for row in copies.values()
+        )
+    return {label for label, done in verdicts.items() if done}
 
 
 def _output_intact(out: Path, row: dict) -> bool:
@@ -333,11 +334,11 @@ def generate_dataset(
         manifest.unlink(missing_ok=True)
         meta_path.unlink(missing_ok=True)
     remove_temporary_files(config.out)
-    done = completed_rows(config) if resume else {}
+    done = completed_labels(config) if resume else set()
     if done:
         # Keep only verified rows: a line torn by a killed run must not end up
         # in the middle of the file once new rows are appended after it.
-        write_rows_sorted(manifest, [row for rows in done.values() for row in rows])
+        sort_manifest(manifest, keep=done)
     else:
         manifest.unlink(missing_ok=True)
 
@@ -364,14 +365,17 @@ def generate_dataset(
 
     status = "interrupted"
     try:
-        with _progress_bar(total, progress, initial=len(done)) as bar:
-            for outcome in _run_parallel(config, pending()):
+        outcomes = _run_parallel(config, pending())
+        with _progress_bar(total, progress, initial=len(done)) as bar, _quiet_cancellation(), closing(outcomes):
+            for outcome in outcomes:
                 bar.update(1)
                 if outcome.error:
                     summary.failed += 1
                     summary.failures.append(outcome.error)
                     log(f"error: {outcome.error}")
                     if config.on_error == "fail":
+                        # Masks already running may still write files; they are
+                        # not in the manifest, so a --resume redoes them.
                         break
                     continue
                 append_rows(manifest, outcome.rows)
@@ -383,8 +387,7 @@ def generate_dataset(
         # Rows of this run were appended as they came; the final manifest is
         # sorted, so it is the same however the work was split.
         if manifest.exists():
-            rows = rows_by_label(iter_rows(manifest, tolerate_torn_tail=True))
-            write_rows_sorted(manifest, [row for copies in rows.values() for row in copies.values()])
+            sort_manifest(manifest)
         meta.update(
             status=status,
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -414,6 +417,15 @@ def _run_parallel(config: GenerateConfig, samples: Iterator[Sample]) -> Iterator
         return
     # A bounded number of tasks in flight keeps memory flat on huge datasets.
     yield from Parallel(n_jobs=config.jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+
+
+@contextmanager
+def _quiet_cancellation():
+    # Stopping early (--on-error fail, Ctrl-C) cancels queued tasks on
+    # purpose; joblib would warn about it on the user's terminal.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tasks which were still being processed", category=UserWarning)
+        yield
 
 
 @contextmanager

@@ -1,0 +1,92 @@
+"""The manifest file: sorted, deduplicated rewrites, torn lines from killed runs, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nsegaug.manifest import (
+    ROW_KEYS,
+    ManifestError,
+    append_rows,
+    iter_mask_groups,
+    iter_rows,
+    parameter_differences,
+    read_meta,
+    sort_manifest,
+    write_meta,
+)
+
+
+def row(label: str, copy: int, **changes) -> dict:
+    values = dict.fromkeys(ROW_KEYS)
+    values.update(label=label, copy=copy, output=f"{label}.{copy}" if copy else None, **changes)
+    return values
+
+
+def labels_and_copies(path) -> list[tuple[str, int]]:
+    return [(r["label"], r["copy"]) for r in iter_rows(path)]
+
+
+def test_sort_orders_by_label_and_copy_and_a_later_row_wins(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    append_rows(path, [row("b.png", 0), row("b.png", 1, sha256_output="old")])
+    append_rows(path, [row("a.png", 0), row("a.png", 1)])
+    append_rows(path, [row("b.png", 0), row("b.png", 1, sha256_output="new")])  # b redone on resume
+    sort_manifest(path)
+    assert labels_and_copies(path) == [("a.png", 0), ("a.png", 1), ("b.png", 0), ("b.png", 1)]
+    assert [r["sha256_output"] for r in iter_rows(path)][-1] == "new"
+    lines = path.read_text().splitlines()
+    assert all(json.loads(line) == dict(sorted(json.loads(line).items())) for line in lines)  # keys sorted
+
+
+def test_torn_last_line_is_dropped_where_tolerated_and_an_error_elsewhere(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    append_rows(path, [row("a.png", 0), row("a.png", 1)])
+    with open(path, "a") as handle:
+        handle.write(json.dumps(row("b.png", 0))[:25])
+    with pytest.raises(ManifestError, match=r"manifest.jsonl:3: not a JSON object"):
+        list(iter_rows(path))
+    assert [(r["label"], r["copy"]) for r in iter_rows(path, tolerate_torn_tail=True)] == [("a.png", 0), ("a.png", 1)]
+    sort_manifest(path)
+    assert path.read_text().endswith("}\n") and len(path.read_text().splitlines()) == 2
+
+
+def test_sort_keeps_only_the_given_labels(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    append_rows(path, [row("a.png", 0), row("b.png", 0), row("c.png", 0)])
+    sort_manifest(path, keep={"a.png", "c.png"})
+    assert labels_and_copies(path) == [("a.png", 0), ("c.png", 0)]
+
+
+def test_a_broken_line_in_the_middle_names_the_line(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    path.write_text(json.dumps(row("a.png", 0)) + "\n{oops\n" + json.dumps(row("b.png", 0)) + "\n")
+    with pytest.raises(ManifestError, match=r"manifest.jsonl:2: not a JSON object"):
+        list(iter_rows(path, tolerate_torn_tail=True))
+    path.write_text('{"label": "a.png"}\n')
+    with pytest.raises(ManifestError, match=r":1: not a manifest row \(missing alpha, changed_fraction"):
+        list(iter_rows(path))
+
+
+def test_mask_groups_are_runs_of_one_label(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    append_rows(path, [row("a.png", 0), row("a.png", 1)])
+    append_rows(path, [row("b.png", 0)])
+    append_rows(path, [row("a.png", 0), row("a.png", 1), row("a.png", 2)])
+    groups = [(label, sorted(copies)) for label, copies in iter_mask_groups(path)]
+    assert groups == [("a.png", [0, 1]), ("b.png", [0]), ("a.png", [0, 1, 2])]
+
+
+def test_meta_round_trip_and_differences(tmp_path):
+    path = tmp_path / "manifest.meta.json"
+    write_meta(path, {"parameters": {"seed": 1, "copies": 5}})
+    assert read_meta(path)["parameters"] == {"seed": 1, "copies": 5}
+    assert parameter_differences({"seed": 1, "copies": 5}, {"seed": 2, "copies": 5, "prob": 1.0}) == [
+        "prob: None -> 1.0",
+        "seed: 1 -> 2",
+    ]
+    path.write_text("[]")
+    with pytest.raises(ManifestError, match="not an nsegaug manifest metadata file"):
+        read_meta(path)
