@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma
@@ -58,7 +60,22 @@ ignore_index_option = click.option(
     help="Label value never taken as a small object (e.g. 255); default: none, as the reference.",
 )
 seed_option = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Base seed.")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, as in containers and batch jobs)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 jobs_option = click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=available_cores,
+    show_default="all cores",
+    help="Worker processes; outputs are the same for any number.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the summary.")
