@@ -176,11 +176,16 @@ class LabelImage:
     colour_palette: ColourPalette | None = None  # for RGB-coded maps
 
 
-def read_label(path: os.PathLike | str, colour_palette: ColourPalette | None = None) -> LabelImage:
-    """Read a label map with Pillow; any unusable file is a :class:`LabelFormatError`."""
+def read_label(
+    path: os.PathLike | str, colour_palette: ColourPalette | None = None, data: bytes | None = None
+) -> LabelImage:
+    """Read a label map with Pillow; any unusable file is a :class:`LabelFormatError`.
+
+    ``data``: the file's bytes when the caller already has them (``path`` then only names the file).
+    """
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path) as image:
             if image.format not in _SAVE_FORMATS:
                 lossy = " (lossy compression changes labels)" if image.format == "JPEG" else ""
                 raise LabelFormatError(path, f"{image.format} is not a label format{lossy}; use PNG, TIFF or BMP")
@@ -264,7 +269,7 @@ def _with_palette(image: Image.Image, like: LabelImage) -> Image.Image:
 
 
 @contextmanager
-def atomic_writer(path: os.PathLike | str) -> Iterator[BinaryIO]:
+def atomic_writer(path: os.PathLike | str, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary stream whose content replaces ``path`` only when the block ends without error.
 
     The bytes go to ``.<name>.<pid>.tmp`` in the same folder (same file system,
@@ -277,17 +282,23 @@ def atomic_writer(path: os.PathLike | str) -> Iterator[BinaryIO]:
     try:
         with open(temporary, "wb") as stream:
             yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-def write_bytes_atomic(path: os.PathLike | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
-    with atomic_writer(path) as stream:
+def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`).
+
+    ``durable=False`` skips the flush to disk: the rename is still atomic for a
+    killed process, and only a power cut can leave an incomplete file, which
+    callers that verify checksums (``generate --resume``) detect.
+    """
+    with atomic_writer(path, durable) as stream:
         stream.write(data)
 
 

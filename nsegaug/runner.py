@@ -167,11 +167,12 @@ def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
     source = config.labels / sample.label
     try:
         source_bytes = source.read_bytes()
-        label_image = read_label(source, _colour_palette(config.palette))
+        label_image = read_label(source, _colour_palette(config.palette), data=source_bytes)
         segment = label_image.indices
         height, width = segment.shape
         # Copy 0, the original: lets a training loop draw from all K + 1 labels.
-        rows = [_row(sample, None, 0, None, height, width, sha256_bytes(source_bytes), sha256_bytes(source_bytes))]
+        source_sha = sha256_bytes(source_bytes)
+        rows = [_row(sample, None, 0, None, height, width, source_sha, source_sha)]
         boxes = None
         if config.variant == "nsegment+" and config.prob > 0:
             # Shared by the K copies: the components depend on the map only.
@@ -191,7 +192,9 @@ def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
                     boxes=boxes,
                 )
             data = encode_label(label_image, result.segment if result else segment)
-            write_bytes_atomic(config.out / output, data)
+            # Not flushed to disk one by one: an OS crash can only leave a
+            # damaged copy, and --resume checks every copy's checksum.
+            write_bytes_atomic(config.out / output, data, durable=False)
             rows.append(
                 _row(sample, output, copy_index, result, height, width, rows[0]["sha256_label"], sha256_bytes(data))
             )
