@@ -27,6 +27,22 @@ def oracle_nsegment_plus(segment, random_state, alpha_sigma_list, area_thresh=10
     # Step 3: suppress displacement in a padded box around each small component.
     mask = np.zeros((height, width), dtype=bool)
     pad = int(alpha // 2)
+    for y1, x1, y2, x2 in oracle_small_component_boxes(segment, area_thresh, ignore_index):
+        mask[max(y1 - pad, 0) : min(y2 + pad, height - 1) + 1, max(x1 - pad, 0) : min(x2 + pad, width - 1) + 1] = True
+    dx[mask] = 0
+    dy[mask] = 0
+
+    # Step 2: Gaussian smoothing of the fields.
+    dx = cv2.GaussianBlur(dx, (0, 0), sigma)
+    dy = cv2.GaussianBlur(dy, (0, 0), sigma)
+
+    # Step 4: nearest-neighbour warp of the label map only.
+    return _warp(segment, dx, dy), alpha, sigma, mask
+
+
+def oracle_small_component_boxes(segment, area_thresh, ignore_index=None):
+    """Inclusive boxes (y1, x1, y2, x2) of the 8-connected components of area <= area_thresh, class by class."""
+    boxes = []
     for class_id in np.unique(segment):
         if class_id == -1 or (ignore_index is not None and class_id == ignore_index):
             continue
@@ -37,20 +53,8 @@ def oracle_nsegment_plus(segment, random_state, alpha_sigma_list, area_thresh=10
             if component.sum() > area_thresh:
                 continue
             ys, xs = np.where(component)
-            y1 = max(ys.min() - pad, 0)
-            y2 = min(ys.max() + pad, height - 1)
-            x1 = max(xs.min() - pad, 0)
-            x2 = min(xs.max() + pad, width - 1)
-            mask[y1 : y2 + 1, x1 : x2 + 1] = True
-    dx[mask] = 0
-    dy[mask] = 0
-
-    # Step 2: Gaussian smoothing of the fields.
-    dx = cv2.GaussianBlur(dx, (0, 0), sigma)
-    dy = cv2.GaussianBlur(dy, (0, 0), sigma)
-
-    # Step 4: nearest-neighbour warp of the label map only.
-    return _warp(segment, dx, dy), alpha, sigma, mask
+            boxes.append((int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max())))
+    return boxes
 
 
 def oracle_nsegment(segment, random_state, alpha_sigma_list):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
-from oracle import oracle_nsegment, oracle_nsegment_plus
+from conftest import LABEL_MAPS
+from oracle import oracle_nsegment, oracle_nsegment_plus, oracle_small_component_boxes
 
 from nsegaug import deform as D
 from nsegaug.deform import DEFAULT_ALPHA_SIGMA
@@ -149,6 +151,31 @@ def test_small_component_boxes_are_inclusive_and_eight_connected():
     assert sorted(map(tuple, boxes.tolist())) == [(2, 2, 3, 3), (7, 5, 8, 7)]
     mask = D.suppression_mask(segment.shape, boxes, pad=1)
     assert mask[1:5, 1:5].all() and mask[6:10, 4:9].all() and mask.sum() == 16 + 20
+
+
+def _random_maps():
+    rng = np.random.default_rng(5)
+    for index in range(40):
+        height, width = rng.integers(1, 40, size=2)
+        classes = int(rng.integers(1, 6))
+        dtype = (np.uint8, np.int8, np.uint16, np.int32, np.int64)[index % 5]
+        noise = rng.integers(0, classes, size=(height, width))
+        if index % 2:  # blobs rather than salt and pepper
+            noise = cv2.resize(noise.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+            noise = np.repeat(np.repeat(noise, 3, axis=0), 2, axis=1)[:height, :width]
+        segment = noise.astype(dtype)
+        if dtype in (np.int8, np.int32, np.int64):
+            segment[rng.random(segment.shape) < 0.05] = -1  # the reference's skipped class
+        yield segment
+
+
+@pytest.mark.parametrize("area_thresh", [0, 1, 5, 40, 1000])
+@pytest.mark.parametrize("ignore_index", [None, 2])
+def test_small_component_boxes_equal_the_oracles(area_thresh, ignore_index):
+    maps = [segment for _, segment in sorted(LABEL_MAPS.items())] + list(_random_maps())
+    for segment in maps:
+        found = sorted(map(tuple, D.small_component_boxes(segment, area_thresh, ignore_index).tolist()))
+        assert found == sorted(oracle_small_component_boxes(segment, area_thresh, ignore_index))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64, np.bool_])
