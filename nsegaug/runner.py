@@ -13,9 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import __version__
+from .copies import DeformParams, deformed_copies
 from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, find_image, is_inside, iter_label_files
 from .dataset import output_name as make_output_name
-from .deform import DEFAULT_ALPHA_SIGMA, PRECISIONS, VARIANTS, check_alpha_sigma, deform, small_component_boxes
+from .deform import DEFAULT_ALPHA_SIGMA, PRECISIONS, VARIANTS, check_alpha_sigma
 from .io import (
     LABEL_EXTENSIONS,
     LabelFormatError,
@@ -37,7 +38,6 @@ from .manifest import (
     sort_manifest,
     write_meta,
 )
-from .seeding import random_state
 
 BACKENDS = ("loky", "dask")
 
@@ -90,6 +90,17 @@ class GenerateConfig:
             check_name_template(self.name_template)
         except ValueError as error:
             raise GenerateError(str(error)) from error
+
+    def deform_params(self) -> DeformParams:
+        return DeformParams(
+            seed=self.seed,
+            alpha_sigma=self.alpha_sigma,
+            prob=self.prob,
+            area_thresh=self.area_thresh,
+            ignore_index=self.ignore_index,
+            variant=self.variant,
+            precision=self.precision,
+        )
 
     def parameters(self) -> dict:
         """The parameters that decide the outputs: recorded in the metadata, compared on resume."""
@@ -173,24 +184,11 @@ def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
         # Copy 0, the original: lets a training loop draw from all K + 1 labels.
         source_sha = sha256_bytes(source_bytes)
         rows = [_row(sample, None, 0, None, height, width, source_sha, source_sha)]
-        boxes = None
-        if config.variant == "nsegment+" and config.prob > 0:
-            # Shared by the K copies: the components depend on the map only.
-            boxes = small_component_boxes(segment, config.area_thresh, config.ignore_index)
-        for copy_index, output in enumerate(copy_outputs(config, sample.label), start=1):
-            state = random_state(config.seed, sample.label, copy_index)
-            result = None
-            if state.rand() <= config.prob:  # the method's coin, as NoisySegmentPlus.__call__ draws it
-                result = deform(
-                    segment,
-                    state,
-                    config.alpha_sigma,
-                    area_thresh=config.area_thresh,
-                    ignore_index=config.ignore_index,
-                    variant=config.variant,
-                    precision=config.precision,
-                    boxes=boxes,
-                )
+        for (copy_index, result), output in zip(
+            deformed_copies(segment, sample.label, config.copies, config.deform_params()),
+            copy_outputs(config, sample.label),
+            strict=True,
+        ):
             data = encode_label(label_image, result.segment if result else segment)
             # Not flushed to disk one by one: an OS crash can only leave a
             # damaged copy, and --resume checks every copy's checksum.

@@ -16,8 +16,10 @@ from .options import (
     format_alpha_sigma,
     ignore_index_option,
     jobs_option,
+    precision_option,
     quiet_option,
     seed_option,
+    variant_option,
 )
 
 EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out out/train"
@@ -50,20 +52,8 @@ EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out
 )
 @area_thresh_option
 @ignore_index_option
-@click.option(
-    "--variant",
-    type=click.Choice(["nsegment+", "nsegment"]),
-    default="nsegment+",
-    show_default=True,
-    help="nsegment is the pilot method: no small-object suppression.",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["float32", "float64"]),
-    default="float32",
-    show_default=True,
-    help="float64 is bit-identical to the reference code, and slower.",
-)
+@variant_option
+@precision_option
 @click.option("--pattern", default=None, help="Glob on file names, e.g. '*_labelTrainIds.png'.")
 @click.option("--label-suffix", default="", help="Suffix of label stems, removed to pair with images.")
 @click.option("--image-suffix", default="", help="Suffix of image stems, e.g. _leftImg8bit.")

@@ -79,3 +79,17 @@ jobs_option = click.option(
     help="Worker processes; outputs are the same for any number.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the summary.")
+variant_option = click.option(
+    "--variant",
+    type=click.Choice(["nsegment+", "nsegment"]),
+    default="nsegment+",
+    show_default=True,
+    help="nsegment is the pilot method: no small-object suppression.",
+)
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(["float32", "float64"]),
+    default="float32",
+    show_default=True,
+    help="float64 is bit-identical to the reference code, and slower.",
+)
