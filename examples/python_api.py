@@ -1,6 +1,6 @@
 """The Python API on the example data: one deformation, the transform, and seeded copies.
 
-    python examples/python_api.py
+python examples/python_api.py
 """
 
 from __future__ import annotations

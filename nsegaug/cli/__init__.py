@@ -37,4 +37,4 @@ def main() -> None:
 
 
 # Subcommands register themselves on ``main`` when imported.
-from . import generate, preview  # noqa: E402, F401
+from . import evaluate, generate, preview, train  # noqa: E402, F401

@@ -1,0 +1,160 @@
+"""``nsegaug train``: train a segmentation model on a generated dataset (CPU, one GPU, or torchrun)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from ..train import require_torch
+from ..train.config import DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig, TrainError, read_config, resumed_config
+from . import command_line, main
+from .options import available_cores, quiet_option, seed_option
+
+EXAMPLE = (
+    "nsegaug train --manifest out/train/manifest.jsonl --val-labels examples/data/val/labels "
+    "--val-images examples/data/val/images --num-classes 19 --epochs 50 --out runs/nsp"
+)
+EPILOG = (
+    f"\b\nExample:\n  {EXAMPLE}\n\n"
+    "\b\nMulti-GPU, one process per GPU:\n  torchrun --nproc-per-node 4 -m nsegaug train ..."
+)
+# Without --resume these must be given; with it they come from the run's config.json.
+REQUIRED = ("manifest", "val_labels", "val_images", "num_classes")
+existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+existing_folder = click.Path(exists=True, file_okay=False, path_type=Path)
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="auto: CUDA if available; under torchrun each process takes the GPU of its local rank.",
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=lambda: min(4, available_cores()),
+    show_default="min(4, cores)",
+    help="DataLoader worker processes (per training process); 0 loads in the main process.",
+)
+
+
+@main.command(epilog=EPILOG)
+@click.option("--manifest", type=existing_file, help="manifest.jsonl written by nsegaug generate (with --images).")
+@click.option("--val-labels", type=existing_folder, help="Validation label folder.")
+@click.option("--val-images", type=existing_folder, help="Validation image folder, paired by name.")
+@click.option("--num-classes", type=click.IntRange(min=1), help="Number of classes; labels are 0..C-1.")
+@click.option(
+    "--ignore-index", type=int, default=255, show_default=True, help="Label value left out of loss and metrics."
+)
+@click.option(
+    "--prob",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Chance that an epoch uses a deformed copy instead of the original label  [default: the manifest's --prob]",
+)
+@click.option("--baseline", is_flag=True, help="Originals only, everything else identical: the method's reference run.")
+@click.option(
+    "--model", default="unet", show_default=True, help="unet, or package.module:factory (factory(num_classes=C))."
+)
+@click.option(
+    "--width", type=click.IntRange(min=1), default=32, show_default=True, help="Channels of the U-Net's first level."
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the training set  [default: 50].")
+@click.option("--iters", type=click.IntRange(min=1), default=None, help="Training steps instead of --epochs.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per step per process."
+)
+@click.option("--crop", nargs=2, type=click.IntRange(min=1), default=(512, 512), show_default=True, help="Crop H W.")
+@click.option(
+    "--scale-range",
+    nargs=2,
+    type=click.FloatRange(min=0, min_open=True),
+    default=(0.5, 2.0),
+    show_default=True,
+    help="Random scale MIN MAX applied before the crop.",
+)
+@click.option("--hflip/--no-hflip", default=True, show_default=True, help="Random horizontal mirroring.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adamw", show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="[default: adamw 1e-3, sgd 1e-2]")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None, help="[default: adamw 1e-2, sgd 5e-4]")
+@click.option(
+    "--schedule", type=click.Choice(SCHEDULES), default="poly", show_default=True, help="Learning-rate decay."
+)
+@click.option("--warmup-iters", type=click.IntRange(min=0), default=0, show_default=True, help="Linear warm-up steps.")
+@click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True), default=None, help="Clip the gradient norm.")
+@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only; ignored on CPU).")
+@device_option
+@workers_option
+@seed_option
+@click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True, help="Evaluate every N epochs.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also save last.pt every N steps (0: at epoch ends and evaluations only).",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True, help="Run folder."
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--overwrite", is_flag=True, help="Start again in an existing --out (removes only nsegaug's run files).")
+@quiet_option
+def train(resume, overwrite, quiet, **options) -> None:
+    """Train a segmentation model on a generated dataset and evaluate it.
+
+    Each epoch, every image is trained with its original label, or with
+    chance --prob with one of its deformed copies (--baseline: originals
+    only). Writes RUN/last.pt, best.pt, metrics.jsonl (one line per
+    evaluation), metrics.json (final), loss.jsonl and curves.png.
+    """
+    config = _config(click.get_current_context(), resume, options)
+    try:
+        require_torch("nsegaug train")
+    except ImportError as error:
+        raise click.ClickException(str(error)) from error
+    from ..train.loop import train as run_training
+
+    try:
+        run_training(
+            config,
+            resume=resume,
+            overwrite=overwrite,
+            progress=not quiet and sys.stderr.isatty(),
+            command_line=command_line(click.get_current_context()),
+            log=lambda message: click.echo(message, err=True),
+        )
+    except TrainError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _config(ctx: click.Context, resume: bool, options: dict) -> TrainConfig:
+    """The run's config: from the options, or on --resume from the run's config.json with the options given."""
+    try:
+        if resume:
+            given = {
+                name: value
+                for name, value in options.items()
+                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+            }
+            return resumed_config(read_config(options["out"]), given)
+        missing = [name for name in REQUIRED if options[name] is None]
+        if missing:
+            flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+            raise click.UsageError(f"missing {flags} (needed unless --resume)")
+        return TrainConfig(**options)
+    except TrainError as error:
+        raise click.UsageError(str(error)) from error
+
+
+def _fail(message: str) -> None:
+    # Under torchrun every rank raises the same refusal; rank 0 alone says it.
+    if int(os.environ.get("RANK", 0)) == 0:
+        click.echo(f"Error: {message}", err=True)
+    sys.exit(1)

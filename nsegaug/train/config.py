@@ -1,0 +1,165 @@
+"""The settings of a training run: what decides its result, what only decides how it runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("poly", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+# Per-optimizer defaults when --lr / --weight-decay are not given: the usual
+# starting points for AdamW and for SGD with momentum on segmentation.
+DEFAULT_LR = {"adamw": 1e-3, "sgd": 1e-2}
+DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2, "sgd": 5e-4}
+DEFAULT_EPOCHS = 50
+# ImageNet statistics, in 0..255, as every segmentation codebase uses them.
+MEAN = (123.675, 116.28, 103.53)
+STD = (58.395, 57.12, 57.375)
+# Fields that may change on --resume: the length of the run and how it runs.
+# Everything else decides the result and must match the saved run.
+RUNTIME_FIELDS = frozenset({"out", "epochs", "iters", "workers", "device", "eval_every", "checkpoint_every"})
+CONFIG_NAME = "config.json"
+
+
+class TrainError(ValueError):
+    """A run that cannot start or go on as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; ``to_dict``/``from_dict`` round-trip through JSON."""
+
+    manifest: Path
+    val_labels: Path
+    val_images: Path
+    num_classes: int
+    out: Path = Path("runs/train")
+    ignore_index: int = 255
+    prob: float | None = None  # None: the manifest's --prob
+    baseline: bool = False
+    model: str = "unet"
+    width: int = 32
+    epochs: int | None = None
+    iters: int | None = None
+    batch_size: int = 8
+    crop: tuple[int, int] = (512, 512)
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    hflip: bool = True
+    optimizer: str = "adamw"
+    lr: float | None = None
+    weight_decay: float | None = None
+    schedule: str = "poly"
+    warmup_iters: int = 0
+    clip_grad: float | None = None
+    amp: bool = True
+    device: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    eval_every: int = 1
+    checkpoint_every: int = 0
+    mean: tuple[float, float, float] = field(default=MEAN)
+    std: tuple[float, float, float] = field(default=STD)
+
+    def __post_init__(self) -> None:
+        for name in ("manifest", "val_labels", "val_images", "out"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+        for name in ("crop", "scale_range", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.epochs is not None and self.iters is not None:
+            raise TrainError("give --epochs or --iters, not both")
+        if self.epochs is None and self.iters is None:
+            object.__setattr__(self, "epochs", DEFAULT_EPOCHS)
+        checks = [
+            (self.num_classes >= 1, f"--num-classes must be >= 1, got {self.num_classes}"),
+            (
+                not 0 <= self.ignore_index < self.num_classes,
+                f"--ignore-index {self.ignore_index} is a class index (0..{self.num_classes - 1}); "
+                "pick a value outside the classes, e.g. 255",
+            ),
+            (self.prob is None or 0 <= self.prob <= 1, f"--prob must be in [0, 1], got {self.prob}"),
+            ((self.epochs or 1) >= 1 and (self.iters or 1) >= 1, "--epochs and --iters must be >= 1"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (len(self.crop) == 2 and min(self.crop) >= 1, f"--crop needs two sizes >= 1, got {self.crop}"),
+            (
+                len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
+                f"--scale-range needs 0 < MIN <= MAX, got {self.scale_range}",
+            ),
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (self.width >= 1, f"--width must be >= 1, got {self.width}"),
+            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0, got {self.clip_grad}"),
+            (self.warmup_iters >= 0 and self.workers >= 0 and self.seed >= 0, "counts and seeds must be >= 0"),
+            (self.eval_every >= 1 and self.checkpoint_every >= 0, "--eval-every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TrainError(message)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def decay(self) -> float:
+        return self.weight_decay if self.weight_decay is not None else DEFAULT_WEIGHT_DECAY[self.optimizer]
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        for name in ("manifest", "val_labels", "val_images", "out"):
+            values[name] = str(values[name])
+        for name in ("crop", "scale_range", "mean", "std"):
+            values[name] = list(values[name])
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in known})
+
+
+def result_differences(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
+    """``name: saved -> wanted`` for every field that decides the result and differs."""
+    old, new = saved.to_dict(), wanted.to_dict()
+    return [
+        f"{name}: {old[name]!r} -> {new[name]!r}"
+        for name in old
+        if name not in RUNTIME_FIELDS and old[name] != new[name]
+    ]
+
+
+def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:
+    """The saved run's config with ``changes`` applied; only runtime fields may differ.
+
+    Giving --epochs or --iters on resume extends (or shortens) the run; the
+    other of the two is dropped so they never both count.
+    """
+    values = saved.to_dict()
+    if changes.get("epochs") is not None:
+        values["iters"] = None
+    if changes.get("iters") is not None:
+        values["epochs"] = None
+    values.update({name: value for name, value in changes.items() if value is not None})
+    wanted = TrainConfig.from_dict(values)
+    differences = result_differences(saved, wanted)
+    if differences:
+        raise TrainError(
+            "cannot resume with settings that change the result (start a new run with another --out):\n  "
+            + "\n  ".join(differences)
+        )
+    return wanted
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    """The config a run recorded in ``RUN_DIR/config.json``."""
+    path = Path(run_dir) / CONFIG_NAME
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["config"])
+    except FileNotFoundError as error:
+        raise TrainError(f"{path}: not found; nothing to resume in {run_dir}") from error
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TrainError(f"{path}: not a training config ({error})") from error

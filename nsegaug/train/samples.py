@@ -1,0 +1,243 @@
+"""Training and validation samples from a manifest or folders, their checks, and the per-epoch label choice.
+
+NumPy and Pillow only: everything here runs before torch is imported, so bad
+data is reported before a model is built or a worker started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..dataset import find_image, iter_label_files
+from ..io import ColourPalette, LabelFormatError, load_colour_palette, read_label
+from ..manifest import META_NAME, ManifestError, iter_rows, read_meta
+from ..seeding import key_words
+from .config import TrainError
+
+# How many offending files an error message names; the count covers them all.
+SHOWN_PROBLEMS = 10
+# Keeps the label-choice streams apart from generate's (seed, path, copy) streams.
+_TRAIN_STREAM = 0x6E736774  # "nsgt"
+
+
+@dataclass(frozen=True)
+class ImageSample:
+    """One image and its label maps: the original first, then the K copies (training) or nothing more (validation)."""
+
+    key: str  # label path relative to its root: the seeding key
+    image: Path | None  # None: the manifest row has no paired image (an error before training)
+    labels: tuple[Path, ...]
+    deformed: tuple[bool, ...]  # per label; False for the original and for copies the --prob coin left alone
+
+    @property
+    def deformed_copies(self) -> tuple[int, ...]:
+        return tuple(index for index, deformed in enumerate(self.deformed) if deformed)
+
+
+@dataclass(frozen=True)
+class ManifestData:
+    samples: list[ImageSample]
+    prob: float  # the --prob that generate recorded
+    ignore_index: int | None
+    colour_palette: ColourPalette | None
+    parameters: dict
+
+
+def load_manifest(manifest: Path) -> ManifestData:
+    """The samples a ``nsegaug generate`` manifest lists, one per source image.
+
+    Paths are resolved as the manifest defines them: ``label`` and ``image``
+    against the folders recorded in ``manifest.meta.json``, ``output`` against
+    the manifest's folder. A later row for the same (label, copy) replaces an
+    earlier one, as in generate's own resume.
+    """
+    manifest = Path(manifest)
+    try:
+        meta = read_meta(manifest.parent / META_NAME)
+        rows = list(iter_rows(manifest))
+    except ManifestError as error:
+        raise TrainError(str(error)) from error
+    parameters = meta["parameters"]
+    if meta.get("status") in ("running", "interrupted"):
+        raise TrainError(
+            f"{manifest}: generate did not finish (status {meta['status']!r}); "
+            f"finish it with nsegaug generate ... --out {manifest.parent} --resume"
+        )
+    if not parameters.get("images"):
+        raise TrainError(f"{manifest}: made without --images, so no label has an image; rerun generate with --images")
+    labels_root, images_root = Path(parameters["labels"]), Path(parameters["images"])
+    grouped: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["label"], {})[row["copy"]] = row
+    if not grouped:
+        raise TrainError(f"{manifest}: no rows")
+    samples = []
+    for key in sorted(grouped):
+        copies = grouped[key]
+        ordered = [copies[index] for index in sorted(copies)]
+        labels = tuple(
+            labels_root / row["label"] if row["output"] is None else manifest.parent / row["output"] for row in ordered
+        )
+        image = ordered[0]["image"]
+        samples.append(
+            ImageSample(
+                key=key,
+                image=images_root / image if image is not None else None,
+                labels=labels,
+                deformed=tuple(bool(row["deformed"]) for row in ordered),
+            )
+        )
+    palette = load_colour_palette(parameters["palette"]) if parameters.get("palette") else None
+    return ManifestData(
+        samples, float(parameters.get("prob", 1.0)), parameters.get("ignore_index"), palette, parameters
+    )
+
+
+def manifest_problems(data: ManifestData) -> list[str]:
+    """Rows that cannot be trained on, found without opening a file: no image, copies missing."""
+    copies = data.parameters.get("copies")
+    problems = []
+    for sample in data.samples:
+        if sample.image is None:
+            problems.append(f"{sample.key}: no paired image in the manifest")
+        if copies is not None and len(sample.labels) != copies + 1:
+            problems.append(f"{sample.key}: {len(sample.labels) - 1} copies listed, generate wrote {copies}")
+    return problems
+
+
+def folder_samples(
+    labels: Path, images: Path, pattern: str | None = None, label_suffix: str = "", image_suffix: str = ""
+) -> tuple[list[ImageSample], list[str]]:
+    """Validation samples from a label folder and an image folder, paired as generate pairs them.
+
+    Returns the samples and one problem line per label without an image.
+    """
+    labels, images = Path(labels), Path(images)
+    for folder, what in ((labels, "label"), (images, "image")):
+        if not folder.is_dir():
+            raise TrainError(f"{folder}: {what} folder not found")
+    samples, problems = [], []
+    for key in iter_label_files(labels, pattern):
+        image = find_image(images, key, label_suffix, image_suffix)
+        if image is None:
+            problems.append(f"{labels / key}: no image with the same name in {images}")
+            continue
+        samples.append(ImageSample(key, images / image, (labels / key,), (False,)))
+    if not samples and not problems:
+        raise TrainError(f"{labels}: no label files found")
+    return samples, problems
+
+
+def check_samples(
+    samples: Sequence[ImageSample],
+    num_classes: int,
+    ignore_index: int,
+    colour_palette: ColourPalette | None = None,
+    threads: int = 2,
+) -> list[str]:
+    """One line per file that would break training: missing, unreadable, wrong size, or class values out of range.
+
+    Every file's size is read from its header; the pixel values of originals
+    only, because copies are nearest-neighbour warps of their original and so
+    hold a subset of its values. Threads, because Pillow decodes without the GIL.
+    """
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        found = pool.map(lambda sample: _sample_problems(sample, num_classes, ignore_index, colour_palette), samples)
+        return [line for lines in found for line in lines]
+
+
+def _sample_problems(
+    sample: ImageSample, num_classes: int, ignore_index: int, colour_palette: ColourPalette | None
+) -> list[str]:
+    if sample.image is None:
+        return []  # reported by manifest_problems
+    try:
+        with Image.open(sample.image) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        return [f"{sample.image}: image file not found"]
+    except OSError as error:
+        return [f"{sample.image}: unreadable image ({error})"]
+    problems = []
+    for index, path in enumerate(sample.labels):
+        try:
+            if index == 0:
+                values = read_label(path, colour_palette).indices
+                label_height, label_width = values.shape
+                problems += _value_problems(path, values, num_classes, ignore_index)
+            else:
+                with Image.open(path) as label:
+                    label_width, label_height = label.size
+        except FileNotFoundError:
+            problems.append(f"{path}: label file not found")
+            continue
+        except LabelFormatError as error:
+            problems.append(str(error))
+            continue
+        except OSError as error:
+            problems.append(f"{path}: unreadable label ({error})")
+            continue
+        if (label_height, label_width) != (height, width):
+            problems.append(
+                f"{path}: label is {label_height}x{label_width}, its image {sample.image.name} is {height}x{width}"
+            )
+    return problems
+
+
+def _value_problems(path: Path, values: np.ndarray, num_classes: int, ignore_index: int) -> list[str]:
+    bad = ((values < 0) | (values >= num_classes)) & (values != ignore_index)
+    if not bad.any():
+        return []
+    found = np.unique(values[bad])
+    shown = ", ".join(str(int(value)) for value in found[:5]) + (", ..." if len(found) > 5 else "")
+    return [
+        f"{path}: label value(s) {shown} in {int(bad.sum())} pixel(s) are not classes 0..{num_classes - 1} "
+        f"nor the ignore index {ignore_index}"
+    ]
+
+
+def problems_message(problems: Sequence[str], what: str) -> str:
+    """``N problem(s) in WHAT`` and the first few lines, for an error raised before training starts."""
+    shown = "\n  ".join(problems[:SHOWN_PROBLEMS])
+    more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+    return f"{len(problems)} problem(s) in {what}; fix or remove these files:\n  {shown}{more}"
+
+
+def sample_rng(seed: int, epoch: int, key: str) -> np.random.Generator:
+    """The random stream of one sample in one epoch: label choice first, then crop, scale and flip.
+
+    Derived from (seed, epoch, sample key) only, never from global state, so
+    a sample is treated the same in any worker, on any rank, and after resume.
+    """
+    return np.random.default_rng(np.random.SeedSequence([_TRAIN_STREAM, int(seed), int(epoch), *key_words(key)]))
+
+
+def choose_label(coin: float, pick: float, deformed_copies: Sequence[int], prob: float, baseline: bool) -> int:
+    """Which label an epoch trains on: 0 (the original) or the index of a deformed copy.
+
+    ``prob`` is the chance of a deformed label, the offline form of the
+    method's online probability: with ``coin < prob`` one of the deformed
+    copies, picked uniformly by ``pick`` in [0, 1). Copies that generate's own
+    coin left unchanged are byte-identical to the original, so they are not
+    counted as deformed ones. Callers draw ``coin`` and ``pick`` whatever the
+    outcome, so ``baseline`` changes nothing else in the stream.
+    """
+    if baseline or coin >= prob or not deformed_copies:
+        return 0
+    return int(deformed_copies[min(int(pick * len(deformed_copies)), len(deformed_copies) - 1)])
+
+
+def chosen_labels(samples: Sequence[ImageSample], seed: int, epoch: int, prob: float, baseline: bool) -> list[int]:
+    """The label index each sample uses in ``epoch`` (as the dataset draws it); for logs and tests."""
+    choices = []
+    for sample in samples:
+        rng = sample_rng(seed, epoch, sample.key)
+        coin, pick = rng.random(2)
+        choices.append(choose_label(coin, pick, sample.deformed_copies, prob, baseline))
+    return choices

@@ -1,0 +1,421 @@
+"""``nsegaug train`` and ``evaluate``: label choice, augmentation, metrics, the loop, resume, torchrun, bad input.
+
+Runs on CPU with a tiny U-Net (width 4), small crops and a few steps, one
+torch thread per process (a shared two-core machine slows down badly with more).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nsegaug.cli import main
+from nsegaug.io import read_label
+from nsegaug.manifest import MANIFEST_NAME
+from nsegaug.runner import GenerateConfig, generate_dataset
+from nsegaug.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, summarize
+from nsegaug.train.samples import choose_label, chosen_labels, load_manifest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="needs torch (pip install 'nsegaug[train]')")
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+# A few steps of a tiny model: enough to exercise every part, seconds on two cores.
+TINY = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--workers", "0", "-q"]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    """The example training set with 2 copies per label, made by generate."""
+    out = tmp_path_factory.mktemp("generated")
+    config = GenerateConfig(
+        labels=EXAMPLES / "train" / "labels", images=EXAMPLES / "train" / "images", out=out, copies=2, jobs=2
+    )
+    generate_dataset(config, log=lambda message: None)
+    return out / MANIFEST_NAME
+
+
+@pytest.fixture(scope="module")
+def val(tmp_path_factory) -> tuple[Path, Path]:
+    """Four validation images: the metrics need only a few."""
+    root = tmp_path_factory.mktemp("val")
+    for kind, suffix in (("labels", ".png"), ("images", ".jpg")):
+        (root / kind).mkdir()
+        for index in range(4):
+            shutil.copy(EXAMPLES / "val" / kind / f"scene_{index:04d}{suffix}", root / kind)
+    return root / "labels", root / "images"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    if not HAVE_TORCH:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def train_cli(manifest: Path, val, out: Path, *extra: str):
+    arguments = ["train", "--manifest", manifest, "--val-labels", val[0], "--val-images", val[1], "--out", out]
+    return CliRunner().invoke(main, [*map(str, arguments), *TINY, *extra])
+
+
+# --- without torch -----------------------------------------------------------------------------------------------
+
+
+def test_the_package_and_generate_work_without_torch_and_train_says_what_to_install(tmp_path, val):
+    script = f"""
+import sys
+sys.modules["torch"] = None  # import torch now fails, as without it installed
+import nsegaug
+from nsegaug.cli import main
+generate = ["generate", "--labels", {str(val[0])!r}, "--copies", "1", "--out", {str(tmp_path / "g")!r}, "-j", "1"]
+for arguments in (["--help"], ["train", "--help"], ["evaluate", "--help"], generate):
+    try:
+        main(arguments)
+    except SystemExit as exit:
+        assert exit.code in (0, None), (arguments, exit.code)
+main(["train", "--manifest", {str(tmp_path / "g" / MANIFEST_NAME)!r}, "--val-labels", {str(val[0])!r},
+      "--val-images", {str(val[1])!r}, "--num-classes", "19", "--out", {str(tmp_path / "run")!r}])
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ONE_THREAD)
+    assert result.returncode == 1, result.stderr
+    assert "pip install 'nsegaug[train]'" in result.stderr
+    assert (tmp_path / "g" / "scene_0000_nsp1.png").exists()
+    assert not (tmp_path / "run").exists()
+
+
+# --- metrics -----------------------------------------------------------------------------------------------------
+
+
+def test_metrics_match_a_hand_computed_confusion_matrix():
+    target = np.array([[0, 0, 1, 1], [2, 2, 255, 1], [0, 3, 3, 7]])
+    prediction = np.array([[0, 1, 1, 1], [2, 0, 2, 1], [0, 3, 2, 2]])
+    # Ground truth down, prediction across; the 255 pixel and the out-of-range 7 do not count.
+    expected = np.array([[2, 1, 0, 0], [0, 3, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1]])
+    confusion = confusion_matrix(prediction, target, 4, ignore_index=255)
+    np.testing.assert_array_equal(confusion, expected)
+    # IoU = TP / (TP + FP + FN): 2/(2+1+1), 3/(3+1+0), 1/(1+1+1), 1/(1+0+1).
+    np.testing.assert_allclose(iou_per_class(confusion), [1 / 2, 3 / 4, 1 / 3, 1 / 2])
+    assert mean_iou(confusion) == pytest.approx(25 / 48)
+    assert pixel_accuracy(confusion) == pytest.approx(7 / 10)
+    summary = summarize(np.pad(confusion, (0, 1)))  # a fifth class seen nowhere: no IoU, left out of the mean
+    assert summary["iou"][4] is None and summary["miou"] == pytest.approx(25 / 48, abs=1e-6) and summary["pixels"] == 10
+
+
+@needs_torch
+def test_confusion_matrix_on_tensors_equals_numpy():
+    import torch
+
+    rng = np.random.default_rng(0)
+    target, prediction = rng.integers(0, 6, (2, 30, 40)), rng.integers(0, 5, (2, 30, 40))
+    target[0, :5] = 255
+    expected = confusion_matrix(prediction, target, 5, 255)
+    tensor = confusion_matrix(torch.from_numpy(prediction), torch.from_numpy(target), 5, 255)
+    np.testing.assert_array_equal(tensor.numpy(), expected)
+
+
+# --- label choice and augmentation -------------------------------------------------------------------------------
+
+
+def test_label_choice_honours_p_and_baseline(manifest):
+    samples = load_manifest(manifest).samples
+    assert len(samples) == 60 and all(len(sample.labels) == 3 for sample in samples)
+    epochs = range(20)
+    originals_only = [chosen_labels(samples, 0, epoch, 0.0, False) for epoch in epochs]
+    baseline = [chosen_labels(samples, 0, epoch, 1.0, True) for epoch in epochs]
+    assert {index for epoch in originals_only + baseline for index in epoch} == {0}
+    always = [index for epoch in epochs for index in chosen_labels(samples, 0, epoch, 1.0, False)]
+    assert set(always) == {1, 2}
+    half = [index for epoch in epochs for index in chosen_labels(samples, 0, epoch, 0.5, False)]
+    assert abs(np.mean(np.array(half) > 0) - 0.5) < 0.05  # 1200 draws
+    # Per (seed, epoch, sample): the same on every call, different across epochs and seeds.
+    assert chosen_labels(samples, 0, 3, 0.5, False) == chosen_labels(samples, 0, 3, 0.5, False)
+    assert chosen_labels(samples, 0, 3, 0.5, False) != chosen_labels(samples, 0, 4, 0.5, False)
+    assert chosen_labels(samples, 0, 3, 0.5, False) != chosen_labels(samples, 1, 3, 0.5, False)
+
+
+def test_copies_left_undeformed_by_generate_count_as_originals():
+    assert choose_label(0.0, 0.99, deformed_copies=(2,), prob=1.0, baseline=False) == 2
+    assert choose_label(0.0, 0.5, deformed_copies=(), prob=1.0, baseline=False) == 0
+    assert choose_label(0.7, 0.5, deformed_copies=(1, 2), prob=0.5, baseline=False) == 0
+
+
+@needs_torch
+@pytest.mark.parametrize(
+    ("prob", "baseline", "source"), [(0.0, False, "original"), (1.0, True, "original"), (1.0, False, "copy")]
+)
+def test_dataset_trains_on_the_chosen_label(manifest, prob, baseline, source):
+    from nsegaug.train.data import SegmentationDataset
+
+    samples = load_manifest(manifest).samples[:6]
+    # No scale, no flip, the whole image as the crop: the label must come out as read.
+    dataset = SegmentationDataset(
+        samples, train=True, prob=prob, baseline=baseline, crop=(256, 512), scale_range=(1, 1), hflip=False
+    )
+    for index, sample in enumerate(samples):
+        image, label = dataset[(2, index)]
+        chosen = dataset.label_index(2, index)
+        assert (chosen == 0) == (source == "original")
+        np.testing.assert_array_equal(label.numpy(), read_label(sample.labels[chosen]).indices)
+        assert image.shape == (3, 256, 512) and abs(float(image.mean())) < 3  # normalised
+
+
+@needs_torch
+@pytest.mark.parametrize("seed", range(4))
+def test_crops_keep_labels_exact_and_aligned_with_the_image(seed):
+    from nsegaug.synthetic import street_scene
+    from nsegaug.train.data import Augmentation, draw_augmentation, warp_image, warp_label
+
+    label = street_scene(90, 130, 25, seed=seed)
+    label[:3] = 255
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        augmentation = draw_augmentation(rng, *label.shape, (64, 80), (0.5, 2.0), True)
+        warped = warp_label(label, augmentation, (64, 80), ignore_index=255)
+        assert warped.shape == (64, 80)
+        assert set(np.unique(warped)) <= set(np.unique(label)) | {255}
+    # At scale 1 bilinear sampling hits pixel centres: image and label must move together, flipped or not.
+    image = np.dstack([label] * 3)
+    for flip in (False, True):
+        augmentation = Augmentation(scale=1.0, top=int(rng.integers(0, 27)), left=int(rng.integers(0, 51)), flip=flip)
+        np.testing.assert_array_equal(
+            warp_image(image, augmentation, (64, 80))[..., 0], warp_label(label, augmentation, (64, 80), 255)
+        )
+    # A crop larger than the scaled image: padding is the ignore index in the label and 0 in the image.
+    padded = Augmentation(scale=0.5, top=0, left=0, flip=False)
+    assert (warp_label(label, padded, (64, 80), 255)[45:] == 255).all()
+    assert (warp_image(image, padded, (64, 80))[45:] == 0).all()
+
+
+@needs_torch
+def test_batches_split_across_ranks_and_resume_mid_epoch():
+    from nsegaug.train.data import EpochBatchSampler
+
+    def batches(**options):
+        sampler = iter(EpochBatchSampler(10, 2, seed=3, **options))
+        return [next(sampler) for _ in range(6)]
+
+    whole = batches()
+    assert sorted(index for _, index in sum(whole[:5], [])) == list(range(10))  # one epoch: each image once
+    assert whole[5][0][0] == 1  # then the next epoch
+    assert batches(start_epoch=0, skip_batches=2)[:4] == whole[2:6]  # resumed after 2 steps: the same batches
+    rank0, rank1 = batches(rank=0, world_size=2), batches(rank=1, world_size=2)
+    assert not {i for batch in rank0[:2] for _, i in batch} & {i for batch in rank1[:2] for _, i in batch}
+
+
+@needs_torch
+def test_learning_rate_schedules():
+    from nsegaug.train.loop import lr_factor
+
+    assert lr_factor(0, 100, "poly") == 1.0 and lr_factor(100, 100, "poly") == 0.0
+    assert lr_factor(50, 100, "cosine") == pytest.approx(0.5)
+    assert lr_factor(0, 100, "poly", warmup=10) == pytest.approx(0.1)
+
+
+@needs_torch
+def test_model_hook_builds_a_users_module(tmp_path, monkeypatch):
+    from nsegaug.train.config import TrainError
+    from nsegaug.train.model import UNet, build_model
+
+    (tmp_path / "my_models.py").write_text(
+        "import torch\n"
+        "def tiny(num_classes):\n    return torch.nn.Conv2d(3, num_classes, 1)\n"
+        "def bad(num_classes):\n    return 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert build_model("my_models:tiny", 7).out_channels == 7
+    assert isinstance(build_model("unet", 7, width=4), UNet)
+    for spec in ("my_models:bad", "my_models:missing", "no_such_module:f", "unet2"):
+        with pytest.raises(TrainError, match="--model"):
+            build_model(spec, 7)
+
+
+@needs_torch
+def test_unet_takes_any_image_size():
+    import torch
+
+    from nsegaug.train.model import UNet
+
+    assert UNet(5, width=4)(torch.zeros(1, 3, 37, 50)).shape == (1, 5, 37, 50)
+
+
+# --- training runs -----------------------------------------------------------------------------------------------
+
+
+@needs_torch
+def test_train_a_few_steps_writes_the_run_folder_and_evaluate_agrees(manifest, val, tmp_path):
+    out = tmp_path / "run"
+    result = train_cli(manifest, val, out, "--iters", "4", "--workers", "2", "--prob", "0.5")
+    assert result.exit_code == 0, result.output
+    final = json.loads((out / "metrics.json").read_text())
+    assert 0 <= final["miou"] <= 1 and 0 <= final["pixel_acc"] <= 1 and len(final["iou"]) == 19
+    assert final["steps"] == 4 and final["prob"] == 0.5 and final["baseline"] is False
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [4]
+    assert len((out / "loss.jsonl").read_text().splitlines()) == 4
+    assert Image.open(out / "curves.png").size == (880, 300)
+    assert {"last.pt", "best.pt", "config.json"} <= {path.name for path in out.iterdir()}
+
+    report = tmp_path / "evaluation.json"
+    arguments = ["--checkpoint", out / "best.pt", "--labels", val[0], "--images", val[1], "--out", report]
+    evaluated = CliRunner().invoke(main, ["evaluate", "--workers", "0", *map(str, arguments)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "mIoU" in evaluated.output
+    assert json.loads(report.read_text())["miou"] == pytest.approx(final["miou"], abs=1e-6)
+
+
+@needs_torch
+def test_loss_decreases_when_overfitting_two_images(tmp_path):
+    labels, images = tmp_path / "labels", tmp_path / "images"
+    labels.mkdir(), images.mkdir()
+    for index in range(2):
+        shutil.copy(EXAMPLES / "train" / "labels" / f"scene_{index:04d}.png", labels)
+        shutil.copy(EXAMPLES / "train" / "images" / f"scene_{index:04d}.jpg", images)
+    generate_dataset(GenerateConfig(labels=labels, images=images, out=tmp_path / "gen", copies=1, jobs=1), log=print)
+    out = tmp_path / "run"
+    overfit = "--baseline --iters 40 --width 8 --crop 96 96 --scale-range 1 1 --no-hflip --lr 0.01 --eval-every 1000"
+    result = train_cli(tmp_path / "gen" / MANIFEST_NAME, (labels, images), out, *overfit.split())
+    assert result.exit_code == 0, result.output
+    losses = [json.loads(line)["loss"] for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert len(losses) == 40
+    assert np.mean(losses[-10:]) < 0.85 * np.mean(losses[:10])
+
+
+@needs_torch
+def test_resume_continues_from_the_saved_step_exactly(manifest, val, tmp_path):
+    import torch
+
+    from nsegaug.train.config import TrainConfig
+    from nsegaug.train.loop import load_checkpoint, train
+
+    def config(out: Path) -> TrainConfig:
+        return TrainConfig(
+            manifest=manifest,
+            val_labels=val[0],
+            val_images=val[1],
+            num_classes=19,
+            out=out,
+            iters=6,
+            batch_size=2,
+            crop=(64, 64),
+            width=4,
+            workers=0,
+            prob=0.5,
+        )
+
+    quiet = lambda message: None  # noqa: E731
+    train(config(tmp_path / "straight"), log=quiet)
+    stopped = train(config(tmp_path / "resumed"), stop_after=3, log=quiet)
+    assert stopped == {"step": 3, "stopped": True}
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["step"] == 3
+    messages = []
+    train(config(tmp_path / "resumed"), resume=True, log=messages.append)
+    assert messages[0].startswith("resuming at step 3")
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert resumed["step"] == straight["step"] == 6
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    loss = lambda run: [json.loads(line)["loss"] for line in (tmp_path / run / "loss.jsonl").read_text().splitlines()]  # noqa: E731
+    assert loss("resumed") == loss("straight")
+
+
+@needs_torch
+def test_cli_resume_extends_a_finished_run_and_refuses_changed_settings(manifest, val, tmp_path):
+    out = tmp_path / "run"
+    assert train_cli(manifest, val, out, "--iters", "2").exit_code == 0
+    again = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--iters", "3", "--workers", "0"])
+    assert again.exit_code == 0, again.output
+    assert "resuming at step 2" in again.output
+    assert [json.loads(line)["step"] for line in (out / "loss.jsonl").read_text().splitlines()] == [1, 2, 3]
+    changed = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--iters", "4", "--lr", "0.5"])
+    assert changed.exit_code == 2 and "lr: None -> 0.5" in changed.output
+
+
+@needs_torch
+def test_two_gloo_processes_under_torchrun(manifest, val, tmp_path):
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    arguments = ["--manifest", manifest, "--val-labels", val[0], "--val-images", val[1], "--out", out, "--iters", "3"]
+    command = [*launcher, "-m", "nsegaug", "train", *map(str, arguments), *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = json.loads((out / "metrics.json").read_text())
+    assert final["world_size"] == 2 and 0 <= final["miou"] <= 1
+    # Each validation image counted once over the two ranks.
+    labelled = sum(int((read_label(path).indices != 255).sum()) for path in val[0].iterdir())
+    assert final["pixels"] == labelled
+    assert result.stderr.count("done: mIoU") == 1  # only rank 0 reports
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+@needs_torch
+def test_bad_training_data_is_refused_before_training_with_a_count_and_the_files(manifest, val, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(manifest.parent, broken)
+    (broken / "scene_0003_nsp1.png").unlink()
+    Image.open(broken / "scene_0005_nsp2.png").crop((0, 0, 100, 50)).save(broken / "scene_0005_nsp2.png")
+    result = train_cli(broken / MANIFEST_NAME, val, tmp_path / "run", "--iters", "2")
+    assert result.exit_code == 1
+    assert "2 problem(s) in the training data" in result.output
+    assert "scene_0003_nsp1.png: label file not found" in result.output
+    assert "scene_0005_nsp2.png: label is 50x100, its image scene_0005.jpg is 256x512" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@needs_torch
+def test_labels_outside_the_classes_are_refused(manifest, val, tmp_path):
+    result = train_cli(manifest, val, tmp_path / "run", "--num-classes", "12", "--iters", "1")  # the last one counts
+    assert result.exit_code == 1
+    assert "60 problem(s) in the training data" in result.output
+    assert "scene_0000.png: label value(s) 12," in result.output
+    assert "not classes 0..11 nor the ignore index 255" in result.output
+    assert "... and 50 more" in result.output
+
+
+@needs_torch
+def test_an_unpaired_validation_label_is_refused(manifest, val, tmp_path):
+    labels = tmp_path / "labels"
+    shutil.copytree(val[0], labels)
+    shutil.copy(labels / "scene_0000.png", labels / "lonely.png")
+    result = train_cli(manifest, (labels, val[1]), tmp_path / "run", "--iters", "1")
+    assert result.exit_code == 1
+    assert "1 problem(s) in the validation data" in result.output and "lonely.png: no image" in result.output
+
+
+@needs_torch
+def test_an_existing_run_folder_is_not_overwritten_silently(manifest, val, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refused = train_cli(manifest, val, out, "--iters", "1")
+    assert refused.exit_code == 1 and "--resume" in refused.output and "--overwrite" in refused.output
+    nothing = train_cli(manifest, val, tmp_path / "empty", "--iters", "1", "--resume")
+    assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
+    overwritten = train_cli(manifest, val, out, "--iters", "1", "--overwrite")
+    assert overwritten.exit_code == 0, overwritten.output
+    assert (out / "notes.txt").read_text() == "mine" and (out / "metrics.json").exists()
+
+
+def test_usage_mistakes_exit_with_2(tmp_path):
+    missing = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "run")])
+    assert missing.exit_code == 2 and "--manifest" in missing.output
+    arguments = ["--manifest", __file__, "--val-labels", tmp_path, "--val-images", tmp_path, "--num-classes", "3"]
+    both = CliRunner().invoke(main, ["train", *map(str, arguments), "--epochs", "1", "--iters", "1"])
+    assert both.exit_code == 2 and "not both" in both.output
