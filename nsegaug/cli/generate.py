@@ -15,7 +15,11 @@ from .options import (
     area_thresh_option,
     format_alpha_sigma,
     ignore_index_option,
+    image_suffix_option,
     jobs_option,
+    label_suffix_option,
+    palette_option,
+    pattern_option,
     precision_option,
     quiet_option,
     seed_option,
@@ -54,15 +58,10 @@ EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out
 @ignore_index_option
 @variant_option
 @precision_option
-@click.option("--pattern", default=None, help="Glob on file names, e.g. '*_labelTrainIds.png'.")
-@click.option("--label-suffix", default="", help="Suffix of label stems, removed to pair with images.")
-@click.option("--image-suffix", default="", help="Suffix of image stems, e.g. _leftImg8bit.")
-@click.option(
-    "--palette",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="JSON/CSV of colour -> class index, for colour-coded RGB label maps.",
-)
+@pattern_option
+@label_suffix_option
+@image_suffix_option
+@palette_option
 @click.option(
     "--name-template",
     default=DEFAULT_NAME_TEMPLATE,

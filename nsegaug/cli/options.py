@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -92,4 +93,15 @@ precision_option = click.option(
     default="float32",
     show_default=True,
     help="float64 is bit-identical to the reference code, and slower.",
+)
+pattern_option = click.option("--pattern", default=None, help="Glob on file names, e.g. '*_labelTrainIds.png'.")
+label_suffix_option = click.option(
+    "--label-suffix", default="", help="Suffix of label stems, removed to pair with images (_gtFine_labelTrainIds)."
+)
+image_suffix_option = click.option("--image-suffix", default="", help="Suffix of image stems, e.g. _leftImg8bit.")
+palette_option = click.option(
+    "--palette",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON/CSV of colour -> class index, for colour-coded RGB label maps.",
 )

@@ -15,6 +15,10 @@ from .options import (
     alpha_sigma_option,
     area_thresh_option,
     ignore_index_option,
+    image_suffix_option,
+    label_suffix_option,
+    palette_option,
+    pattern_option,
     precision_option,
     seed_option,
     variant_option,
@@ -89,15 +93,10 @@ class CropType(click.ParamType):
 @ignore_index_option
 @variant_option
 @precision_option
-@click.option("--pattern", default=None, help="Glob on file names, as in generate.")
-@click.option("--label-suffix", default="", help="Suffix of label stems, removed to pair with images.")
-@click.option("--image-suffix", default="", help="Suffix of image stems, e.g. _leftImg8bit.")
-@click.option(
-    "--palette",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="JSON/CSV of colour -> class index, for colour-coded RGB label maps.",
-)
+@pattern_option
+@label_suffix_option
+@image_suffix_option
+@palette_option
 @click.option("--grid", is_flag=True, help="Every (alpha, sigma) pair on one mask, as an alpha x sigma table.")
 @click.option("--crop", type=CropType(), default=None, help="Show only this region, at full resolution.")
 @click.option(
