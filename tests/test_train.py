@@ -203,6 +203,28 @@ def test_crops_keep_labels_exact_and_aligned_with_the_image(seed):
 
 
 @needs_torch
+def test_online_batches_carry_the_small_components_of_the_final_label_but_not_the_crop_padding(manifest):
+    from nsegaug.torch import collate_with_boxes, component_boxes
+    from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader
+    from nsegaug.train.samples import original_samples
+
+    samples = original_samples(load_manifest(manifest).samples)[:4]
+    assert [sample.labels for sample in samples] == [(EXAMPLES / "train" / "labels" / s.key,) for s in samples]
+    # Half scale: 128 rows of image, then 2 rows (512 pixels) of ignore padding in a 130-row crop.
+    dataset = SegmentationDataset(
+        samples, train=True, crop=(130, 256), scale_range=(0.5, 0.5), hflip=False, area_thresh=1000
+    )
+    sampler = EpochBatchSampler(len(dataset), 2, seed=0)
+    images, labels, boxes = next(iter(train_loader(dataset, sampler, 0, False, 0, collate_with_boxes)))
+    assert images.shape == (2, 3, 130, 256) and labels.shape == (2, 130, 256) and len(boxes) == 2
+    for label, table in zip(labels, boxes, strict=True):
+        assert (label[128:] == 255).all()
+        np.testing.assert_array_equal(table.numpy(), component_boxes(label, 1000, 255).numpy())
+        assert [128, 0, 129, 255] in component_boxes(label, 1000, None).tolist()  # without the ignore index
+        assert not (table[:, 0] >= 128).any()  # with it, the padding protects nothing
+
+
+@needs_torch
 def test_batches_split_across_ranks_and_resume_mid_epoch():
     from nsegaug.train.data import EpochBatchSampler
 
@@ -279,6 +301,30 @@ def test_train_a_few_steps_writes_the_run_folder_and_evaluate_agrees(manifest, v
 
 
 @needs_torch
+def test_train_online_deforms_the_originals_on_the_device_and_needs_no_copies(manifest, val, tmp_path):
+    originals_only = tmp_path / "generated"  # the manifest without the copies: online must not read them
+    originals_only.mkdir()
+    for name in (MANIFEST_NAME, "manifest.meta.json"):
+        shutil.copy(manifest.parent / name, originals_only)
+    out = tmp_path / "run"
+    online = ["--online", "--prob", "1", "--alpha-sigma", "30:3,50:5", "--crop", "96", "96", "--iters", "3"]
+    result = train_cli(originals_only / MANIFEST_NAME, val, out, *online)
+    assert result.exit_code == 0, result.output
+    final = json.loads((out / "metrics.json").read_text())
+    assert final["online"] is True and final["prob"] == 1.0 and 0 <= final["miou"] <= 1
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["prob_used"] == 1.0 and recorded["config"]["online"] is True
+    assert recorded["config"]["alpha_sigma"] == [[30, 3], [50, 5]] and recorded["config"]["area_thresh"] == 1000
+    # The labels the model saw: every map deformed (p = 1), and the deformation moved label pixels.
+    points = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert [point["deformed_fraction"] for point in points] == [1.0, 1.0, 1.0]
+    assert all(0 <= point["changed_fraction"] < 0.5 for point in points)
+    assert sum(point["changed_fraction"] for point in points) > 0
+    changed = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--iters", "4", "--alpha-sigma", "1:3"])
+    assert changed.exit_code == 2 and "alpha_sigma: [[30, 3], [50, 5]] -> [[1, 3]]" in changed.output
+
+
+@needs_torch
 def test_loss_decreases_when_overfitting_two_images(tmp_path):
     labels, images = tmp_path / "labels", tmp_path / "images"
     labels.mkdir(), images.mkdir()
@@ -296,7 +342,12 @@ def test_loss_decreases_when_overfitting_two_images(tmp_path):
 
 
 @needs_torch
-def test_resume_continues_from_the_saved_step_exactly(manifest, val, tmp_path):
+@pytest.mark.parametrize(
+    "deformation",
+    [{}, {"online": True, "alpha_sigma": ((30, 3), (50, 5)), "area_thresh": 100}],
+    ids=["offline", "online"],
+)
+def test_resume_continues_from_the_saved_step_exactly(manifest, val, tmp_path, deformation):
     import torch
 
     from nsegaug.train.config import TrainConfig
@@ -315,6 +366,7 @@ def test_resume_continues_from_the_saved_step_exactly(manifest, val, tmp_path):
             width=4,
             workers=0,
             prob=0.5,
+            **deformation,
         )
 
     quiet = lambda message: None  # noqa: E731
@@ -332,6 +384,10 @@ def test_resume_continues_from_the_saved_step_exactly(manifest, val, tmp_path):
         assert torch.equal(tensor, resumed["model"][name]), name
     loss = lambda run: [json.loads(line)["loss"] for line in (tmp_path / run / "loss.jsonl").read_text().splitlines()]  # noqa: E731
     assert loss("resumed") == loss("straight")
+    if deformation:  # the same deformations after resume: the generator's state came from the checkpoint
+        assert len(straight["deformation_generators"]) == 1
+        changed = lambda run: [json.loads(line)["changed_fraction"] for line in (tmp_path / run / "loss.jsonl").open()]  # noqa: E731
+        assert changed("resumed") == changed("straight") and sum(changed("straight")[3:]) > 0
 
 
 @needs_torch
@@ -419,3 +475,16 @@ def test_usage_mistakes_exit_with_2(tmp_path):
     arguments = ["--manifest", __file__, "--val-labels", tmp_path, "--val-images", tmp_path, "--num-classes", "3"]
     both = CliRunner().invoke(main, ["train", *map(str, arguments), "--epochs", "1", "--iters", "1"])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_online_excludes_baseline_and_deformation_settings_need_online(tmp_path):
+    arguments = ["--manifest", __file__, "--val-labels", tmp_path, "--val-images", tmp_path, "--num-classes", "3"]
+    for extra, message in (
+        (["--online", "--baseline"], "--online and --baseline exclude each other"),
+        (["--alpha-sigma", "30:3"], "apply to --online only"),
+        (["--area-thresh", "50"], "apply to --online only"),
+        (["--online", "--alpha-sigma", "30:0"], "sigma must be > 0"),
+    ):
+        result = CliRunner().invoke(main, ["train", *map(str, arguments), *extra, "--out", str(tmp_path / "run")])
+        assert result.exit_code == 2 and message in result.output, (extra, result.output)
+    assert not (tmp_path / "run").exists()

@@ -12,7 +12,7 @@ from click.core import ParameterSource
 from ..train import require_torch
 from ..train.config import DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig, TrainError, read_config, resumed_config
 from . import command_line, main
-from .options import available_cores, quiet_option, seed_option
+from .options import alpha_sigma_option, area_thresh_option, available_cores, quiet_option, seed_option
 
 EXAMPLE = (
     "nsegaug train --manifest out/train/manifest.jsonl --val-labels examples/data/val/labels "
@@ -24,6 +24,8 @@ EPILOG = (
 )
 # Without --resume these must be given; with it they come from the run's config.json.
 REQUIRED = ("manifest", "val_labels", "val_images", "num_classes")
+# Settings of the deformation itself: --online only (offline, generate applied its own).
+ONLINE_ONLY = ("alpha_sigma", "area_thresh")
 existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 existing_folder = click.Path(exists=True, file_okay=False, path_type=Path)
 device_option = click.option(
@@ -48,15 +50,28 @@ workers_option = click.option(
 @click.option("--val-images", type=existing_folder, help="Validation image folder, paired by name.")
 @click.option("--num-classes", type=click.IntRange(min=1), help="Number of classes; labels are 0..C-1.")
 @click.option(
-    "--ignore-index", type=int, default=255, show_default=True, help="Label value left out of loss and metrics."
+    "--ignore-index",
+    type=int,
+    default=255,
+    show_default=True,
+    help="Label value left out of loss and metrics (and, --online, never taken as a small object).",
 )
 @click.option(
     "--prob",
     type=click.FloatRange(0, 1),
     default=None,
-    help="Chance that an epoch uses a deformed copy instead of the original label  [default: the manifest's --prob]",
+    help="Chance that an epoch uses a deformed copy (--online: a deformed original) instead of the original label  "
+    "[default: the manifest's --prob; 0.5 with --online]",
 )
 @click.option("--baseline", is_flag=True, help="Originals only, everything else identical: the method's reference run.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Deform the manifest's originals on the device each step (nsegaug.torch) instead of reading the copies; "
+    "uses --alpha-sigma, --area-thresh and --ignore-index.",
+)
+@alpha_sigma_option
+@area_thresh_option
 @click.option(
     "--model", default="unet", show_default=True, help="unet, or package.module:factory (factory(num_classes=C))."
 )
@@ -109,8 +124,9 @@ def train(resume, overwrite, quiet, **options) -> None:
 
     Each epoch, every image is trained with its original label, or with
     chance --prob with one of its deformed copies (--baseline: originals
-    only). Writes RUN/last.pt, best.pt, metrics.jsonl (one line per
-    evaluation), metrics.json (final), loss.jsonl and curves.png.
+    only; --online: the original deformed on the device in each batch).
+    Writes RUN/last.pt, best.pt, metrics.jsonl (one line per evaluation),
+    metrics.json (final), loss.jsonl and curves.png.
     """
     config = _config(click.get_current_context(), resume, options)
     try:
@@ -148,6 +164,11 @@ def _config(ctx: click.Context, resume: bool, options: dict) -> TrainConfig:
         if missing:
             flags = ", ".join("--" + name.replace("_", "-") for name in missing)
             raise click.UsageError(f"missing {flags} (needed unless --resume)")
+        if not options["online"]:
+            # Offline runs record no deformation settings: their defaults are --online's, not generate's.
+            for name in ONLINE_ONLY:
+                if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
+                    options[name] = None
         return TrainConfig(**options)
     except TrainError as error:
         raise click.UsageError(str(error)) from error

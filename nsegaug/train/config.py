@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma
+
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
@@ -15,6 +17,9 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"adamw": 1e-3, "sgd": 1e-2}
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2, "sgd": 5e-4}
 DEFAULT_EPOCHS = 50
+# --online: the method's own probability and small-object threshold unless given.
+DEFAULT_ONLINE_PROB = 0.5
+DEFAULT_AREA_THRESH = 1000
 # ImageNet statistics, in 0..255, as every segmentation codebase uses them.
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
@@ -38,8 +43,11 @@ class TrainConfig:
     num_classes: int
     out: Path = Path("runs/train")
     ignore_index: int = 255
-    prob: float | None = None  # None: the manifest's --prob
+    prob: float | None = None  # None: the manifest's --prob, or DEFAULT_ONLINE_PROB with online
     baseline: bool = False
+    online: bool = False  # deform the originals on the device each step instead of reading copies
+    alpha_sigma: tuple[tuple[float, float], ...] | None = None  # online only; None: the method's pairs
+    area_thresh: float | None = None  # online only; None: DEFAULT_AREA_THRESH
     model: str = "unet"
     width: int = 32
     epochs: int | None = None
@@ -72,6 +80,22 @@ class TrainConfig:
             raise TrainError("give --epochs or --iters, not both")
         if self.epochs is None and self.iters is None:
             object.__setattr__(self, "epochs", DEFAULT_EPOCHS)
+        if self.online and self.baseline:
+            raise TrainError("--online and --baseline exclude each other (the baseline trains on originals only)")
+        if self.online:
+            pairs = self.alpha_sigma if self.alpha_sigma is not None else DEFAULT_ALPHA_SIGMA
+            try:
+                pairs = tuple(tuple(pair) for pair in check_alpha_sigma(pairs))
+            except (TypeError, ValueError) as error:
+                raise TrainError(f"--alpha-sigma: {error}") from error
+            object.__setattr__(self, "alpha_sigma", pairs)
+            if self.area_thresh is None:
+                object.__setattr__(self, "area_thresh", DEFAULT_AREA_THRESH)
+        elif self.alpha_sigma is not None or self.area_thresh is not None:
+            # Offline, generate chose the pairs and the threshold; recording others here would mislead.
+            raise TrainError(
+                "--alpha-sigma and --area-thresh apply to --online only (offline, the copies are deformed by generate)"
+            )
         checks = [
             (self.num_classes >= 1, f"--num-classes must be >= 1, got {self.num_classes}"),
             (
@@ -80,6 +104,7 @@ class TrainConfig:
                 "pick a value outside the classes, e.g. 255",
             ),
             (self.prob is None or 0 <= self.prob <= 1, f"--prob must be in [0, 1], got {self.prob}"),
+            (self.area_thresh is None or self.area_thresh >= 0, f"--area-thresh must be >= 0, got {self.area_thresh}"),
             ((self.epochs or 1) >= 1 and (self.iters or 1) >= 1, "--epochs and --iters must be >= 1"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (len(self.crop) == 2 and min(self.crop) >= 1, f"--crop needs two sizes >= 1, got {self.crop}"),
@@ -108,12 +133,20 @@ class TrainConfig:
     def decay(self) -> float:
         return self.weight_decay if self.weight_decay is not None else DEFAULT_WEIGHT_DECAY[self.optimizer]
 
+    def prob_used(self, manifest_prob: float) -> float:
+        """The chance of a deformed label: --prob, else the method's 0.5 online, else the manifest's --prob."""
+        if self.prob is not None:
+            return self.prob
+        return DEFAULT_ONLINE_PROB if self.online else manifest_prob
+
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         for name in ("manifest", "val_labels", "val_images", "out"):
             values[name] = str(values[name])
         for name in ("crop", "scale_range", "mean", "std"):
             values[name] = list(values[name])
+        if values["alpha_sigma"] is not None:
+            values["alpha_sigma"] = [list(pair) for pair in values["alpha_sigma"]]
         return values
 
     @classmethod

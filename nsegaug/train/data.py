@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..io import ColourPalette, read_label
+from ..torch import component_boxes
 from .config import MEAN, STD, TrainError
 from .samples import ImageSample, choose_label, sample_rng
 
@@ -137,6 +138,13 @@ class SegmentationDataset(Dataset):
     ``self.epoch``. Returns a (3, H, W) tensor, float32 normalised or uint8
     with ``normalize=False`` (then normalise on the device with
     :func:`normalize`), and an (H, W) int64 label.
+
+    Online training (the label deformed on the device, not read from a copy):
+    give ``area_thresh`` and samples with their originals only; training items
+    then also hold the final label's small-component boxes
+    (:func:`nsegaug.torch.component_boxes` with ``ignore_index``, so the
+    crop's ignore padding is never a small object), for a loader with
+    :func:`nsegaug.torch.collate_with_boxes` and :func:`nsegaug.torch.deform_batch`.
     """
 
     def __init__(
@@ -155,11 +163,13 @@ class SegmentationDataset(Dataset):
         mean: Sequence[float] = MEAN,
         std: Sequence[float] = STD,
         colour_palette: ColourPalette | None = None,
+        area_thresh: float | None = None,
     ) -> None:
         self.samples = list(samples)
         self.train, self.ignore_index, self.prob, self.baseline, self.seed = train, ignore_index, prob, baseline, seed
         self.crop, self.scale_range, self.hflip = tuple(crop), tuple(scale_range), hflip
         self.normalize, self.mean, self.std, self.colour_palette = normalize, tuple(mean), tuple(std), colour_palette
+        self.area_thresh = area_thresh
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -173,7 +183,7 @@ class SegmentationDataset(Dataset):
         coin, pick = sample_rng(self.seed, epoch, sample.key).random(2)
         return choose_label(coin, pick, sample.deformed_copies, self.prob, self.baseline)
 
-    def __getitem__(self, item) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item) -> tuple[torch.Tensor, ...]:
         epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
         sample = self.samples[index]
         image = read_image(sample.image)
@@ -192,6 +202,9 @@ class SegmentationDataset(Dataset):
         tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         if self.normalize:
             tensor = normalize(tensor, self.mean, self.std)
+        if self.train and self.area_thresh is not None:
+            boxes = component_boxes(label, self.area_thresh, self.ignore_index)
+            return tensor, torch.from_numpy(label.astype(np.int64, copy=False)), boxes
         return tensor, torch.from_numpy(label.astype(np.int64, copy=False))
 
 
@@ -282,13 +295,20 @@ def worker_context(workers: int):
 
 
 def train_loader(
-    dataset: SegmentationDataset, sampler: EpochBatchSampler, workers: int, pin_memory: bool, seed: int
+    dataset: SegmentationDataset,
+    sampler: EpochBatchSampler,
+    workers: int,
+    pin_memory: bool,
+    seed: int,
+    collate_fn: Callable | None = None,
 ) -> DataLoader:
+    """The training batches; ``collate_fn=nsegaug.torch.collate_with_boxes`` for a dataset with ``area_thresh``."""
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
         dataset,
         batch_sampler=sampler,
+        collate_fn=collate_fn,
         num_workers=workers,
         multiprocessing_context=worker_context(workers),
         pin_memory=pin_memory,

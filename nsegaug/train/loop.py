@@ -27,6 +27,7 @@ from torch import nn
 
 from .. import __version__
 from ..io import load_colour_palette, write_bytes_atomic
+from ..torch import collate_with_boxes, deform_batch
 from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
 from .curves import draw_curves
 from .data import EpochBatchSampler, SegmentationDataset, eval_loader, normalize, train_loader
@@ -35,9 +36,11 @@ from .model import build_model, count_parameters
 from .samples import (
     ImageSample,
     check_samples,
+    deformation_seed,
     folder_samples,
     load_manifest,
     manifest_problems,
+    original_samples,
     problems_message,
 )
 
@@ -245,6 +248,23 @@ def restore_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def deformation_generator(device: torch.device, seed: int, rank: int) -> torch.Generator:
+    """The ``torch.Generator`` that draws --online's deformations on ``device``, one stream per process."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(deformation_seed(seed, rank))
+    return generator
+
+
+def generator_states(generator: torch.Generator, processes: Processes) -> list[torch.Tensor]:
+    """Every process's generator state, in rank order; a collective call under torchrun (all ranks call it)."""
+    state = generator.get_state()
+    if not processes.distributed:
+        return [state]
+    states = [None] * processes.world_size
+    torch_dist.all_gather_object(states, state)
+    return states
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
@@ -343,11 +363,17 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
         parameters.get("label_suffix") or "",
         parameters.get("image_suffix") or "",
     )
-    prob = config.prob if config.prob is not None else data.prob
+    prob = config.prob_used(data.prob)
+    # Online, the originals are the labels, deformed on the device each step; the copies are not read.
+    train_samples = original_samples(data.samples) if config.online else data.samples
 
     def check_and_prepare() -> None:
         _data_check(
-            data.samples, f"the training data ({config.manifest})", manifest_problems(data), config, data.colour_palette
+            train_samples,
+            f"the training data ({config.manifest})",
+            manifest_problems(data, copies_needed=not config.online),
+            config,
+            data.colour_palette,
         )
         _data_check(val_samples, f"the validation data ({config.val_labels})", unpaired, config, data.colour_palette)
         if overwrite:
@@ -360,7 +386,7 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
     agree(processes, check_and_prepare)
 
     train_set = SegmentationDataset(
-        data.samples,
+        train_samples,
         train=True,
         ignore_index=config.ignore_index,
         prob=prob,
@@ -371,6 +397,7 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
         hflip=config.hflip,
         normalize=False,  # on the device: a uint8 batch is 4x less to copy
         colour_palette=data.colour_palette,
+        area_thresh=config.area_thresh,  # online: the workers find the small components' boxes
     )
     val_set = SegmentationDataset(
         val_samples, train=False, ignore_index=config.ignore_index, normalize=False, colour_palette=data.colour_palette
@@ -412,6 +439,8 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     amp = config.amp and cuda
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    # Online: one generator per process on its device (rank-dependent seed), its state saved in checkpoints.
+    generator = deformation_generator(device, config.seed, processes.rank) if config.online else None
     history = {"loss": [], "evals": []}
     best = {"miou": None, "step": None, "epoch": None}
     elapsed = 0.0
@@ -423,6 +452,9 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
         if checkpoint["scaler"] and scaler.is_enabled():  # empty when saved without AMP (CPU)
             scaler.load_state_dict(checkpoint["scaler"])
         restore_rng_states(checkpoint["rng"])
+        saved_generators = checkpoint.get("deformation_generators") or []
+        if generator is not None and len(saved_generators) == processes.world_size:
+            generator.set_state(saved_generators[processes.rank])
         history, best, elapsed = checkpoint["history"], checkpoint["best"], checkpoint["elapsed_s"]
         since_eval = list(checkpoint["since_eval"])
         if main:
@@ -439,19 +471,26 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
         start_epoch=step // per_epoch,
         skip_batches=step % per_epoch,
     )
-    loader = train_loader(train_set, sampler, config.workers, cuda, config.seed)
+    loader = train_loader(
+        train_set, sampler, config.workers, cuda, config.seed, collate_with_boxes if config.online else None
+    )
     validation = eval_loader(val_set, processes.rank, processes.world_size, config.workers, cuda)
     global_batch = config.batch_size * processes.world_size
     epochs_total = math.ceil(total / per_epoch)
+    if config.online:
+        labels_used = f"online: originals deformed on {device.type} with p={prob:g}"
+    else:
+        labels_used = "baseline: originals only" if config.baseline else f"deformed label with p={prob:g}"
     say(
         f"{'resuming at step ' + str(step) if checkpoint else 'training'}: {len(train_set)} images "
-        f"({'baseline: originals only' if config.baseline else f'deformed label with p={prob:g}'}), "
+        f"({labels_used}), "
         f"{len(val_set)} validation images; {config.model} {parameters_count / 1e6:.2f}M parameters; "
         f"{device.type} x {processes.world_size}{', AMP' if amp else ''}; {total} steps "
         f"({per_epoch} per epoch, batch {global_batch}) -> {out}"
     )
 
-    def state(step_now: int) -> dict:
+    def state(step_now: int, generators: list[torch.Tensor] | None) -> dict:
+        online = {} if generators is None else {"deformation_generators": generators}
         return {
             "format": CHECKPOINT_FORMAT,
             "nsegaug": __version__,
@@ -471,6 +510,7 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
             "data": {key: parameters.get(key) for key in ("pattern", "label_suffix", "image_suffix", "palette")},
             "elapsed_s": elapsed,
             "since_eval": list(since_eval),
+            **online,
         }
 
     def evaluate_now(step_now: int, train_loss: float | None, images_per_s: float) -> dict:
@@ -486,6 +526,7 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
 
     interval = max(1, total // LOSS_POINTS)
     running = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, steps: no host sync per step
+    deformation = torch.zeros(2, dtype=torch.float64, device=device)  # online: maps deformed, changed shares
     window_start, window_steps = time.perf_counter(), 0
     images_per_s = 0.0
     from tqdm import tqdm
@@ -504,8 +545,19 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
     stop_at = step + stop_after if stop_after is not None else None
     tick = time.perf_counter()
     try:
-        for images, labels in loader:
-            images, labels = to_device(images, labels, device, config.mean, config.std)
+        for batch in loader:
+            images, labels = to_device(batch[0], batch[1], device, config.mean, config.std)
+            if generator is not None:
+                labels, stats = deform_batch(
+                    labels,
+                    generator,
+                    config.alpha_sigma,
+                    prob=prob,
+                    area_thresh=config.area_thresh,
+                    ignore_index=config.ignore_index,
+                    boxes=batch[2],
+                )
+                deformation += torch.stack([stats.deformed.double(), stats.changed_fraction.double()]).sum(1)
             loss = train_step(model, optimizer, scaler, images, labels, config.ignore_index, amp, config.clip_grad)
             scheduler.step()
             running += torch.stack([loss.double(), torch.ones((), dtype=torch.float64, device=device)])
@@ -530,6 +582,16 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
                 since_eval[1] += int(count)
                 point = {"step": step, "epoch": round(step / per_epoch, 4), "loss": round(mean_loss, 6)}
                 point.update(lr=scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 2))
+                if generator is not None:
+                    if processes.distributed:
+                        torch_dist.all_reduce(deformation)
+                    deformed_maps, changed_sum = deformation.tolist()
+                    deformation.zero_()
+                    maps = max(count * config.batch_size, 1)  # all processes' maps since the last point
+                    # Share of those maps deformed (about p); mean share of label pixels changed per map.
+                    point.update(
+                        deformed_fraction=round(deformed_maps / maps, 6), changed_fraction=round(changed_sum / maps, 6)
+                    )
                 history["loss"].append(point)
                 bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_s:.1f}")
                 if main:
@@ -550,10 +612,11 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
                 improved = row["miou"] is not None and (best["miou"] is None or row["miou"] > best["miou"])
                 if improved:
                     best.update(miou=row["miou"], step=step, epoch=row["epoch"])
+                generators = generator_states(generator, processes) if generator is not None else None
                 if main:
                     with open(out / METRICS_LINES, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row) + "\n")
-                    snapshot = state(step)
+                    snapshot = state(step, generators)
                     save_checkpoint(out / LAST, snapshot)
                     if improved:
                         save_checkpoint(out / BEST, snapshot)
@@ -568,8 +631,10 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
 
             periodic = config.checkpoint_every and step % config.checkpoint_every == 0
             stopping = stop_at is not None and step >= stop_at
-            if main and not saved_now and (epoch_done or periodic or stopping):
-                save_checkpoint(out / LAST, state(step))
+            if not saved_now and (epoch_done or periodic or stopping):
+                generators = generator_states(generator, processes) if generator is not None else None
+                if main:
+                    save_checkpoint(out / LAST, state(step, generators))
             if finished or stopping:
                 break
     except KeyboardInterrupt:
@@ -592,6 +657,7 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
         "val_images": len(val_set),
         "prob": prob,
         "baseline": config.baseline,
+        "online": config.online,
         "world_size": processes.world_size,
         "device": str(device.type),
         "amp": amp,

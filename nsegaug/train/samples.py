@@ -24,6 +24,8 @@ from .config import TrainError
 SHOWN_PROBLEMS = 10
 # Keeps the label-choice streams apart from generate's (seed, path, copy) streams.
 _TRAIN_STREAM = 0x6E736774  # "nsgt"
+# Keeps the seeds of --online's deformation generators apart from the seed of the initial weights.
+_ONLINE_STREAM = 0x6E73676F  # "nsgo"
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,13 @@ def load_manifest(manifest: Path) -> ManifestData:
     )
 
 
-def manifest_problems(data: ManifestData) -> list[str]:
-    """Rows that cannot be trained on, found without opening a file: no image, copies missing."""
-    copies = data.parameters.get("copies")
+def manifest_problems(data: ManifestData, copies_needed: bool = True) -> list[str]:
+    """Rows that cannot be trained on, found without opening a file: no image, copies missing.
+
+    ``copies_needed=False`` (online training, which reads the originals only)
+    leaves the copies out.
+    """
+    copies = data.parameters.get("copies") if copies_needed else None
     problems = []
     for sample in data.samples:
         if sample.image is None:
@@ -109,6 +115,11 @@ def manifest_problems(data: ManifestData) -> list[str]:
         if copies is not None and len(sample.labels) != copies + 1:
             problems.append(f"{sample.key}: {len(sample.labels) - 1} copies listed, generate wrote {copies}")
     return problems
+
+
+def original_samples(samples: Sequence[ImageSample]) -> list[ImageSample]:
+    """The samples with their original label only: what online training reads (it deforms on the device)."""
+    return [ImageSample(sample.key, sample.image, sample.labels[:1], (False,)) for sample in samples]
 
 
 def folder_samples(
@@ -216,6 +227,16 @@ def sample_rng(seed: int, epoch: int, key: str) -> np.random.Generator:
     a sample is treated the same in any worker, on any rank, and after resume.
     """
     return np.random.default_rng(np.random.SeedSequence([_TRAIN_STREAM, int(seed), int(epoch), *key_words(key)]))
+
+
+def deformation_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s ``torch.Generator`` for online deformation.
+
+    Derived from (seed, rank), so processes draw different deformations, and
+    apart from ``seed`` itself, which seeds the initial weights.
+    """
+    state = np.random.SeedSequence([_ONLINE_STREAM, int(seed), int(rank)]).generate_state(1, np.uint64)
+    return int(state[0]) >> 1  # < 2**63: a non-negative int64, as torch's manual_seed takes it everywhere
 
 
 def choose_label(coin: float, pick: float, deformed_copies: Sequence[int], prob: float, baseline: bool) -> int:
