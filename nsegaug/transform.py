@@ -36,10 +36,12 @@ class NoisySegmentPlus:
     precision
         ``"float32"`` (fast) or ``"float64"`` (bit-identical to the reference).
     seed
-        Seed of the stream ``__call__`` draws from. Each process (e.g. each
-        DataLoader worker) gets its own stream: derived from ``seed`` and the
-        worker id when given, else from fresh OS entropy. The global NumPy
-        state is never used.
+        Seed of the stream ``__call__`` draws from. Each process gets its own
+        stream: derived from ``seed``, the distributed rank and, in a torch
+        DataLoader worker, the worker's seed, which torch renews every epoch
+        (so epochs differ, and a loader with a seeded generator repeats them);
+        from fresh OS entropy when ``seed`` is None. The global NumPy state
+        is never used.
     """
 
     def __init__(
@@ -104,15 +106,20 @@ class NoisySegmentPlus:
             if self.seed is None:
                 self._state = np.random.RandomState(np.frombuffer(secrets.token_bytes(32), dtype=np.uint32))
             else:
-                self._state = _derived_state(self.seed, "online", _worker_id())
+                self._state = _derived_state(self.seed, _stream_key(), 0)
             self._state_pid = os.getpid()
         return self._state
 
 
-def _worker_id() -> int:
-    """The torch DataLoader worker id, 0 outside workers or without torch."""
+def _stream_key() -> str:
+    """What tells this process's stream apart from the others of the same run.
+
+    The distributed rank, and inside a torch DataLoader worker the worker's
+    seed: torch draws a new base seed for the workers every epoch (from the
+    loader's generator, so a seeded loader repeats it), so each epoch gets
+    new deformations instead of replaying the first one.
+    """
+    key = f"online/rank{os.environ.get('RANK', '0')}"
     torch_data = sys.modules.get("torch.utils.data")
-    if torch_data is None:
-        return 0
-    info = torch_data.get_worker_info()
-    return 0 if info is None else info.id + 1
+    info = torch_data.get_worker_info() if torch_data is not None else None
+    return key if info is None else f"{key}/worker-seed{info.seed}"

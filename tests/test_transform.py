@@ -74,3 +74,39 @@ def test_deform_returns_statistics():
 def test_bad_arguments_are_refused(kwargs):
     with pytest.raises(ValueError):
         NoisySegmentPlus(**kwargs)
+
+
+class _Maps:
+    """A torch Dataset of one label map, deformed by a seeded NoisySegmentPlus in the workers."""
+
+    def __init__(self, transform):
+        self.transform = transform
+        self.segment = street_scene(64, 96, 12, seed=4)
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return self.transform({"gt_seg_map": self.segment.copy()})["gt_seg_map"]
+
+
+def _epochs(seed: int, loader_seed: int, epochs: int = 2) -> list[bytes]:
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(loader_seed)
+    dataset = _Maps(NoisySegmentPlus(prob=1.0, seed=seed))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1, generator=generator)
+    return [next(iter(loader)).numpy().tobytes() for _ in range(epochs)]
+
+
+def test_seeded_transform_in_dataloader_workers_gives_new_deformations_each_epoch_reproducibly():
+    first, second = _epochs(seed=0, loader_seed=1)
+    assert first != second  # not the first epoch's deformations again
+    assert _epochs(seed=0, loader_seed=1) == [first, second]  # a seeded loader repeats the run
+
+
+def test_ranks_draw_different_streams(monkeypatch):
+    draws = []
+    for rank in ("0", "1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        draws.append(NoisySegmentPlus(seed=0).random_state().rand(4).tolist())
+    assert draws[0] != draws[1] and draws[0] == draws[2]
