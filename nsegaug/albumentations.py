@@ -64,12 +64,12 @@ class NoisySegmentPlus(A.DualTransform):
         return ("alpha_sigma_list", "area_thresh", "ignore_index", "variant", "precision")
 
     def get_params(self) -> dict[str, Any]:
-        # albumentations >= 1.4.? gives each transform its own generator; older ones used NumPy's global one.
+        # albumentations 2 gives each transform its own generator, seeded by Compose(seed=...); older
+        # releases drew from NumPy's global state, which nsegaug never uses.
         generator = getattr(self, "random_generator", None)
         if generator is None:
-            words = np.random.randint(0, 2**32, size=4, dtype=np.uint64)
-        else:
-            words = generator.integers(0, 2**32, size=4, dtype=np.uint64)
+            raise RuntimeError("nsegaug.albumentations needs albumentations >= 2.0 (a per-transform random generator)")
+        words = generator.integers(0, 2**32, size=4, dtype=np.uint64)
         return {"deform_seed": words.astype(np.uint32)}
 
     def apply_to_mask(self, mask: np.ndarray, deform_seed: np.ndarray, **params: Any) -> np.ndarray:

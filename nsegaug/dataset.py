@@ -80,15 +80,34 @@ def find_image(images_root: Path, label: str, label_suffix: str = "", image_suff
 
 
 def check_name_template(template: str) -> None:
-    """Raise ValueError unless ``template`` names only known fields and uses ``{copy}``."""
-    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    unknown = fields - {"stem", "copy", "ext"}
+    """Raise ValueError unless ``template`` names every output of a run differently.
+
+    It must use ``{stem}``, ``{copy}`` and ``{ext}`` once each (without the
+    extension, ``x.png`` and ``x.tif`` would collide), and the copy number must
+    be set off by a character that is not a digit (in ``{stem}{copy}{ext}``,
+    copy 11 of ``a.png`` and copy 1 of ``a1.png`` are both ``a11.png``).
+    """
+    # The template as a sequence of literal texts and {fields}, empty texts dropped.
+    pieces = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        pieces += [literal] if literal else []
+        pieces += [(name,)] if name is not None else []
+    fields = [piece[0] for piece in pieces if isinstance(piece, tuple)]
+    unknown = set(fields) - {"stem", "copy", "ext"}
     if unknown:
         raise ValueError(f"unknown field(s) {sorted(unknown)} in name template; use {{stem}}, {{copy}}, {{ext}}")
-    if "copy" not in fields:
-        raise ValueError("the name template must contain {copy}, or every copy would get the same name")
+    for name in ("stem", "copy", "ext"):
+        if fields.count(name) != 1:
+            raise ValueError(f"the name template must contain {{{name}}} exactly once, or outputs could collide")
     if "/" in template or "\\" in template:
         raise ValueError("the name template names a file, not a folder: no path separators")
+    at = pieces.index(("copy",))
+    before = pieces[at - 1] if at > 0 else "-"
+    after = pieces[at + 1] if at + 1 < len(pieces) else "-"
+    if isinstance(before, tuple) or before[-1].isdigit():
+        raise ValueError("in the name template, put a non-digit character before {copy} (e.g. _nsp{copy})")
+    if after != ("ext",) and (isinstance(after, tuple) or after[0].isdigit()):
+        raise ValueError("in the name template, put a non-digit character or {ext} right after {copy}")
 
 
 def output_name(label: str, copy_index: int, template: str = DEFAULT_NAME_TEMPLATE) -> str:

@@ -268,7 +268,8 @@ def warp_labels(segment: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np
     """
     if segment.dtype == np.bool_:
         return warp_labels(segment.view(np.uint8), map_x, map_y).view(np.bool_)
-    if segment.dtype in _REMAP_DTYPES:
+    # cv2.remap refuses maps with a side of 32767 px or more (SHRT_MAX).
+    if segment.dtype in _REMAP_DTYPES and max(segment.shape) < 32767:
         return cv2.remap(segment, map_x, map_y, interpolation=cv2.INTER_NEAREST)
     rows = np.rint(map_y).astype(np.intp)
     cols = np.rint(map_x).astype(np.intp)

@@ -29,6 +29,8 @@ _INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, 
 _SAVE_FORMATS = {"PNG", "TIFF", "BMP"}
 # Metadata that makes a copy look like its source in viewers; nothing else is carried over.
 _KEPT_INFO = ("transparency", "dpi", "compression")
+# A label map saved with these has had its class indices blurred; writing copies the same way would invent classes.
+_LOSSY_TIFF_COMPRESSIONS = {"jpeg", "tiff_jpeg", "webp"}
 
 
 class LabelFormatError(ValueError):
@@ -195,6 +197,10 @@ def read_label(
             return _label_image(path, image, colour_palette)
     except UnidentifiedImageError as error:
         raise LabelFormatError(path, "not an image file") from error
+    except Image.DecompressionBombError as error:
+        raise LabelFormatError(
+            path, f"{error}; tile the map, or raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted"
+        ) from error
     except FileNotFoundError as error:
         raise LabelFormatError(path, "file not found") from error
     except OSError as error:
@@ -208,6 +214,10 @@ def read_label(
 
 def _label_image(path: Path, image: Image.Image, colour_palette: ColourPalette | None) -> LabelImage:
     info = {key: image.info[key] for key in _KEPT_INFO if key in image.info}
+    if info.get("compression") in _LOSSY_TIFF_COMPRESSIONS:
+        raise LabelFormatError(
+            path, f"TIFF with lossy {info['compression']} compression (it changes labels); save it losslessly"
+        )
     mode = image.mode
     if mode in ("RGB", "RGBA"):
         if colour_palette is None:

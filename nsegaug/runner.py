@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
+
 from . import __version__
 from .copies import DeformParams, deformed_copies
 from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, find_image, is_inside, iter_label_files
@@ -24,6 +26,7 @@ from .io import (
     load_colour_palette,
     read_label,
     sha256_bytes,
+    sha256_file,
     write_bytes_atomic,
 )
 from .manifest import (
@@ -202,6 +205,12 @@ def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         return MaskOutcome(sample.label, [], f"{source}: {reason}")
+    except MemoryError:
+        return MaskOutcome(sample.label, [], f"{source}: out of memory")
+    except cv2.error as error:
+        # OpenCV's limits (e.g. on map size) are about this file; the other masks can still be done.
+        reason = " ".join(str(error).split())
+        return MaskOutcome(sample.label, [], f"{source}: OpenCV refused it ({reason})")
 
 
 def _row(sample: Sample, output, copy_index, result, height, width, sha_label, sha_output) -> dict:
@@ -229,8 +238,6 @@ def _row(sample: Sample, output, copy_index, result, height, width, sha_label, s
 def _one_cv2_thread() -> None:
     # Parallelism comes from the worker processes; OpenCV's own threads would
     # only fight them for the same cores.
-    import cv2
-
     cv2.setNumThreads(1)
 
 
@@ -248,6 +255,8 @@ def check_folders(config: GenerateConfig, resume: bool, overwrite: bool) -> None
     for source in (config.labels, config.images):
         if source is not None and is_inside(config.out, source):
             raise GenerateError(f"--out {config.out} is inside {source}: outputs must not be written among the sources")
+        if source is not None and is_inside(source, config.out):
+            raise GenerateError(f"{source} is inside --out {config.out}: sources must not lie among the outputs")
     if config.palette is not None:
         try:
             _colour_palette(config.palette)
@@ -268,12 +277,12 @@ def check_folders(config: GenerateConfig, resume: bool, overwrite: bool) -> None
             raise GenerateError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
 
 
-def completed_labels(config: GenerateConfig) -> set[str]:
+def completed_labels(config: GenerateConfig, log: Callable[[str], None] = lambda message: None) -> set[str]:
     """Labels of the masks that an earlier run finished, after checking their files.
 
-    A mask counts as done when the manifest has all its copies and every
-    output file is there with the recorded checksum; any other mask is redone.
-    Streams the manifest one mask at a time.
+    A mask counts as done when the manifest has all its copies, its source is
+    unchanged and every output file is there with the recorded checksum; any
+    other mask is redone. Streams the manifest one mask at a time.
     """
     manifest = config.out / MANIFEST_NAME
     if not manifest.exists():
@@ -281,10 +290,19 @@ def completed_labels(config: GenerateConfig) -> set[str]:
     verdicts: dict[str, bool] = {}
     for label, copies in iter_mask_groups(manifest):
         # A later run of rows for the same label (a redo) decides.
-        verdicts[label] = set(copies) == set(range(config.copies + 1)) and all(
-            _output_intact(config.out, row) for row in copies.values()
-        )
+        complete = set(copies) == set(range(config.copies + 1))
+        if complete and not _source_unchanged(config.labels / label, copies[0]["sha256_label"]):
+            log(f"warning: {config.labels / label}: changed since its copies were made; making them again")
+            complete = False
+        verdicts[label] = complete and all(_output_intact(config.out, row) for row in copies.values())
     return {label for label, done in verdicts.items() if done}
+
+
+def _source_unchanged(path: Path, sha: str) -> bool:
+    try:
+        return sha256_file(path) == sha
+    except OSError:
+        return False
 
 
 def _output_intact(out: Path, row: dict) -> bool:
@@ -335,7 +353,7 @@ def generate_dataset(
         manifest.unlink(missing_ok=True)
         meta_path.unlink(missing_ok=True)
     remove_temporary_files(config.out)
-    done = completed_labels(config) if resume else set()
+    done = completed_labels(config, log) if resume else set()
     if done:
         # Keep only verified rows: a line torn by a killed run must not end up
         # in the middle of the file once new rows are appended after it.

@@ -206,3 +206,12 @@ def test_bad_label_maps_are_refused(bad, message):
 def test_bad_alpha_sigma_lists_are_refused(pairs):
     with pytest.raises(ValueError):
         D.check_alpha_sigma(pairs)
+
+
+def test_maps_wider_than_opencvs_remap_limit_are_deformed_like_the_oracle():
+    segment = np.zeros((3, 33000), dtype=np.uint8)  # cv2.remap refuses a side of 32767 px or more
+    segment[:, ::700] = 5
+    segment[1, 16000:16600] = 2
+    result = D.deform(segment, np.random.RandomState(3), ((15, 3),), area_thresh=10, precision="float64")
+    expected, *_ = oracle_nsegment_plus(segment, np.random.RandomState(3), ((15, 3),), 10)
+    np.testing.assert_array_equal(result.segment, expected)

@@ -224,6 +224,7 @@ def test_on_error_fail_stops_at_the_first_bad_file(dataset, tmp_path):
         (["--copies", "2", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --backend dask"),
         (["--copies", "2", "--pattern", "*.nothing"], "no files matching '*.nothing'"),
         (["--copies", "2", "--name-template", "{stem}{ext}"], "{copy}"),
+        (["--copies", "11", "--name-template", "{stem}{copy}{ext}"], "non-digit character before {copy}"),
     ],
 )
 def test_bad_arguments_are_usage_errors(dataset, tmp_path, args, message):
@@ -374,3 +375,29 @@ def test_dask_implicit_local_cluster_gives_the_same_bytes(tmp_path, local_run):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert tree(out) == local_run
+
+
+def test_resume_redoes_the_copies_of_a_source_edited_since(dataset, tmp_path):
+    labels, _ = dataset
+    out = tmp_path / "out"
+    assert invoke("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
+    edited = labels / "aachen" / "aachen_0_gtFine.png"
+    source = Image.open(edited)
+    changed = np.asarray(source).copy()
+    changed[:40, :40] = 13
+    image = Image.fromarray(changed)
+    image.putpalette(source.getpalette())
+    image.save(edited)
+    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
+    assert result.exit_code == 0
+    assert f"warning: {edited}: changed since its copies were made" in result.stderr
+    assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
+    assert {row["sha256_label"] for row in rows(out) if row["label"] == "aachen/aachen_0_gtFine.png"} == {
+        sha256_file(edited)
+    }
+
+
+def test_labels_inside_out_are_refused(dataset, tmp_path):
+    labels, _ = dataset
+    result = invoke("--labels", labels, "--copies", 1, "--out", labels.parent, "--overwrite")
+    assert result.exit_code == 2 and "is inside --out" in result.stderr

@@ -267,3 +267,20 @@ def test_colour_palette_index_dtype_follows_the_indices():
     large = ColourPalette(np.array([[0, 0, 0], [1, 1, 1]], np.uint8), np.array([0, 300]))
     assert small.encode(np.zeros((2, 2, 3), np.uint8)).dtype == np.uint8
     assert large.encode(np.ones((2, 2, 3), np.uint8)).tolist() == [[300, 300], [300, 300]]
+
+
+def test_lossy_tiff_compression_is_refused_because_its_labels_were_blurred(tmp_path):
+    path = tmp_path / "jpeg.tif"
+    labels = np.random.default_rng(0).choice([0, 3, 7], size=(64, 64)).astype(np.uint8)
+    Image.fromarray(labels).save(path, compression="jpeg")
+    with pytest.raises(LabelFormatError, match="lossy jpeg compression"):
+        read_label(path)
+
+
+def test_decompression_bomb_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 px is then more than twice the limit
+    with pytest.raises(LabelFormatError, match="MAX_IMAGE_PIXELS") as caught:
+        read_label(path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
