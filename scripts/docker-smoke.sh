@@ -63,6 +63,13 @@ assert meta["status"] == "complete" and meta["counts"]["copies_written"] == 120,
 print(f"manifest checked: {meta['counts']}")
 PY
 
+echo "== generate as another user: files belong to the --user given"
+docker run --rm --network none --user 4321:4321 -v "$PWD/examples/data/train:/data:ro" -v "$out:/out" "$tag" \
+  generate --labels /data/labels --copies 1 --out /out/other --pattern 'scene_000[0-4].png' --quiet
+owners=$(find "$out/other" -type f -printf '%U:%G\n' | sort -u)
+[ "$owners" = "4321:4321" ] || fail "files of a --user 4321:4321 run belong to $owners"
+echo "all files of the --user 4321:4321 run belong to 4321:4321"
+
 echo "== preview"
 run preview --manifest /out/train/manifest.jsonl --n 3 --out /out/preview.png
 python3 -c "import sys; d = open(sys.argv[1], 'rb').read(); assert d[:8] == b'\x89PNG\r\n\x1a\n'; print(f'preview.png: {len(d)} bytes')" \
