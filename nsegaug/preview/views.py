@@ -1,0 +1,113 @@
+"""Source masks with their photos and copies as full-resolution arrays; copies deformed as generate does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..copies import DeformParams, deformed_copies
+from ..deform import (
+    deform_with_noise,
+    draw_noise,
+)
+from ..seeding import random_state
+from .colours import ColourMap
+from .errors import PreviewError
+from .tiles import clip_crop
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class CopyView:
+    """One deformed (or coin-skipped) copy at full resolution."""
+
+    segment: np.ndarray
+    copy_index: int  # 1..K; 0 for a grid cell, which is no copy of a generate run
+    alpha: float | None  # None: not deformed (the --prob coin)
+    sigma: float | None
+
+    @property
+    def deformed(self) -> bool:
+        return self.alpha is not None
+
+
+@dataclass(frozen=True)
+class MaskView:
+    """A source mask, its photo and its copies, as full-resolution arrays of one size."""
+
+    label: str  # relative path, as in the manifest
+    segment: np.ndarray
+    colours: ColourMap
+    image: np.ndarray | None = None  # (h, w, 3) uint8
+    image_note: str | None = None  # why there is no photo ("no image", "image missing"); None: none expected
+    copies: tuple[CopyView, ...] = ()
+    crop: tuple[int, int, int, int] | None = None  # (x, y, w, h) in the full map, once cropped
+    full_shape: tuple[int, int] | None = None  # (h, w) before the crop
+
+    @property
+    def wants_image(self) -> bool:
+        return self.image is not None or self.image_note is not None
+
+
+def crop_view(view: MaskView, crop: tuple[int, int, int, int]) -> MaskView:
+    """The view restricted to ``crop`` (x, y, w, h), clipped to the map; PreviewError if nothing is left.
+
+    Crops are taken after deforming the whole map, so a cropped copy shows
+    exactly the pixels ``generate`` wrote there.
+    """
+    shape = view.segment.shape
+    box = clip_crop(crop, shape)
+    if box is None:
+        raise PreviewError(f"{view.label}: crop {','.join(map(str, crop))} lies outside the {shape[1]}x{shape[0]} map")
+    x, y, width, height = box
+    window = (slice(y, y + height), slice(x, x + width))
+    return replace(
+        view,
+        segment=view.segment[window],
+        image=None if view.image is None else view.image[window],
+        copies=tuple(replace(copy, segment=copy.segment[window]) for copy in view.copies),
+        crop=box,
+        full_shape=shape,
+    )
+
+
+# --------------------------------------------------------------------------- deformation, as generate does it
+
+
+def generated_copies(segment: np.ndarray, key: str, copies: int, params: DeformParams) -> tuple[CopyView, ...]:
+    """Copies 1..``copies`` of a mask exactly as ``nsegaug generate`` writes them for sample ``key``."""
+    return tuple(
+        CopyView(result.segment, k, result.alpha, result.sigma) if result else CopyView(segment, k, None, None)
+        for k, result in deformed_copies(segment, key, copies, params)
+    )
+
+
+def grid_copies(segment: np.ndarray, key: str, params: DeformParams) -> tuple[CopyView, ...]:
+    """The mask under every (alpha, sigma) pair, all from one noise draw.
+
+    One draw for all cells, so cells differ by alpha and sigma only. It is
+    the draw of generate's copy 1 (coin first, then the fields), so the cell
+    of the pair generate drew for copy 1 is that copy, pixel for pixel.
+    """
+    state = random_state(params.seed, key, 1)
+    state.rand()  # generate's --prob coin; the grid deforms every cell regardless
+    noise_x, noise_y, _ = draw_noise(state, segment.shape, len(params.alpha_sigma), params.variant)
+    boxes = params.boxes(segment)
+    suppress = params.variant == "nsegment+"
+    views = []
+    for alpha, sigma in params.alpha_sigma:
+        result = deform_with_noise(
+            segment,
+            noise_x,
+            noise_y,
+            alpha,
+            sigma,
+            area_thresh=params.area_thresh if suppress else None,
+            ignore_index=params.ignore_index,
+            precision=params.precision,
+            boxes=boxes,
+        )
+        views.append(CopyView(result.segment, 0, alpha, sigma))
+    return tuple(views)
