@@ -3,7 +3,7 @@
 #
 #   pip install torch==2.13.0 && pip install -e '.[train]' && bash examples/quickstart.sh
 #
-# Writes out/quickstart/. About 3 minutes on 2 CPU cores; the training is far too short to mean
+# Writes out/quickstart/. Under a minute on 2 CPU cores; the training is far too short to mean
 # anything, it only shows the pipeline end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,9 +90,12 @@ def check_name_template(template: str) -> None:
     """
     # The template as a sequence of literal texts and {fields}, empty texts dropped.
     pieces = []
-    for literal, name, _, _ in string.Formatter().parse(template):
+    for literal, name, spec, conversion in string.Formatter().parse(template):
         pieces += [literal] if literal else []
         pieces += [(name,)] if name is not None else []
+        # A spec could cut the stem ({stem:.3}) or the extension; only {copy} may be padded ({copy:03d}).
+        if name is not None and (conversion or (spec and not (name == "copy" and re.fullmatch(r"0?\d*d?", spec)))):
+            raise ValueError(f"format spec not allowed on {{{name}}} in the name template (only {{copy:03d}}-style)")
     fields = [piece[0] for piece in pieces if isinstance(piece, tuple)]
     unknown = set(fields) - {"stem", "copy", "ext"}
     if unknown:

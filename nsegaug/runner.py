@@ -76,6 +76,9 @@ class GenerateConfig:
     on_error: str = "skip"
 
     def __post_init__(self) -> None:
+        for name in ("labels", "out", "images", "palette"):  # str paths from Python callers
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         if self.copies < 1:
             raise GenerateError(f"copies must be >= 1, got {self.copies}")
         if not 0 <= self.prob <= 1:

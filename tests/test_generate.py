@@ -401,3 +401,21 @@ def test_labels_inside_out_are_refused(dataset, tmp_path):
     labels, _ = dataset
     result = invoke("--labels", labels, "--copies", 1, "--out", labels.parent, "--overwrite")
     assert result.exit_code == 2 and "is inside --out" in result.stderr
+
+
+@pytest.mark.parametrize("template", ["{stem:.3}_nsp{copy}{ext}", "{stem}_nsp{copy}{ext:.0}", "{stem!r}_{copy}{ext}"])
+def test_name_templates_that_cut_names_are_refused(dataset, tmp_path, template):
+    labels, _ = dataset
+    result = invoke("--labels", labels, "--copies", 2, "--out", tmp_path / "out", "--name-template", template)
+    assert result.exit_code == 2 and "format spec not allowed" in result.stderr
+
+
+def test_zero_padded_copy_numbers_and_str_paths_from_python(dataset, tmp_path):
+    labels, _ = dataset
+    from nsegaug import GenerateConfig, generate_dataset
+
+    config = GenerateConfig(
+        labels=str(labels), out=str(tmp_path / "out"), copies=2, name_template="{stem}_{copy:02d}{ext}"
+    )
+    summary = generate_dataset(config, log=lambda message: None)
+    assert summary.masks == 6 and (tmp_path / "out" / "aachen" / "aachen_0_gtFine_02.png").is_file()

@@ -488,3 +488,26 @@ def test_online_excludes_baseline_and_deformation_settings_need_online(tmp_path)
         result = CliRunner().invoke(main, ["train", *map(str, arguments), *extra, "--out", str(tmp_path / "run")])
         assert result.exit_code == 2 and message in result.output, (extra, result.output)
     assert not (tmp_path / "run").exists()
+
+
+@needs_torch
+def test_online_resume_on_another_kind_of_device_warns_and_goes_on(manifest, val, tmp_path):
+    import torch
+
+    from nsegaug.train.config import TrainConfig
+    from nsegaug.train.loop import load_checkpoint, train
+
+    config = TrainConfig(
+        manifest=manifest, val_labels=val[0], val_images=val[1], num_classes=19, out=tmp_path / "run", iters=4,
+        batch_size=2, crop=(64, 64), width=4, workers=0, prob=0.5, online=True,
+    )  # fmt: skip
+    train(config, stop_after=2, log=lambda message: None)
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert checkpoint["deformation_device"] == "cpu"
+    # As if the run had started on a GPU: a CUDA generator's state does not fit a CPU generator.
+    checkpoint.update(deformation_device="cuda", deformation_generators=[torch.zeros(16, dtype=torch.uint8)])
+    torch.save(checkpoint, tmp_path / "run" / "last.pt")
+    messages = []
+    train(config, resume=True, log=messages.append)
+    assert any("drawn on cuda x 1; on cpu x 1 they start a fresh stream" in message for message in messages)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 4

@@ -453,8 +453,15 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
             scaler.load_state_dict(checkpoint["scaler"])
         restore_rng_states(checkpoint["rng"])
         saved_generators = checkpoint.get("deformation_generators") or []
-        if generator is not None and len(saved_generators) == processes.world_size:
+        # A generator's state only fits a generator of the same kind of device, one per process.
+        same_device = checkpoint.get("deformation_device", device.type) == device.type
+        if generator is not None and len(saved_generators) == processes.world_size and same_device:
             generator.set_state(saved_generators[processes.rank])
+        elif generator is not None and saved_generators:
+            say(
+                f"warning: --online deformations were drawn on {checkpoint.get('deformation_device')} x "
+                f"{len(saved_generators)}; on {device.type} x {processes.world_size} they start a fresh stream"
+            )
         history, best, elapsed = checkpoint["history"], checkpoint["best"], checkpoint["elapsed_s"]
         since_eval = list(checkpoint["since_eval"])
         if main:
@@ -490,7 +497,7 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
     )
 
     def state(step_now: int, generators: list[torch.Tensor] | None) -> dict:
-        online = {} if generators is None else {"deformation_generators": generators}
+        online = {} if generators is None else {"deformation_generators": generators, "deformation_device": device.type}
         return {
             "format": CHECKPOINT_FORMAT,
             "nsegaug": __version__,
