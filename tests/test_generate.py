@@ -282,32 +282,48 @@ def test_resume_repairs_missing_corrupt_and_torn_state(dataset, tmp_path):
     assert "masks: 0, copies written: 0, skipped: 6" in again.stderr
 
 
-def test_killed_run_leaves_no_partial_image_and_resume_finishes_it(tmp_path):
-    labels = SAMPLES / "labels"
-    command = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(labels), "--copies", "12", "--quiet"]
-    clean = tmp_path / "clean"
-    subprocess.run([*command, "--out", str(clean)], check=True, capture_output=True)
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    subprocess.run([*KILL_COMMAND, "--out", str(out)], check=True, capture_output=True)
+    return tree(out)
 
+
+KILL_COMMAND = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(SAMPLES / "labels"), "--copies", "12"]
+KILL_COMMAND += ["--quiet", "--jobs", "2"]
+
+
+@pytest.mark.parametrize(
+    ("how", "exit_code", "status"),
+    [(signal.SIGKILL, -signal.SIGKILL, "running"), (signal.SIGINT, 130, "interrupted")],
+    ids=["SIGKILL", "Ctrl-C"],
+)
+def test_killed_run_leaves_no_partial_image_and_resume_finishes_it(tmp_path, clean_run, how, exit_code, status):
     out = tmp_path / "out"
-    process = subprocess.Popen([*command, "--out", str(out)], stderr=subprocess.DEVNULL)
+    # A session of its own, so that SIGINT goes to the whole process group, workers included, as Ctrl-C does.
+    process = subprocess.Popen([*KILL_COMMAND, "--out", str(out)], stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         manifest = out / MANIFEST_NAME
         if manifest.exists() and manifest.read_text().count("\n") >= 5 * 13:
             break
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    os.killpg(process.pid, how)
+    stderr = process.communicate()[1].decode()
+    assert process.returncode == exit_code, stderr
     written = list(out.glob("*.png"))
-    assert 0 < len(written) < 60 * 12  # killed in the middle
+    assert 0 < len(written) < 60 * 12  # stopped in the middle
     for path in written:  # every visible output is a complete image
         Image.open(path).load()
+    assert json.loads((out / META_NAME).read_text())["status"] == status
+    if how == signal.SIGINT:
+        assert "interrupted; finish with: nsegaug generate ... --resume" in stderr.replace(f"--out {out} ", "")
+        assert not list(out.glob(".*.tmp"))
 
-    resumed = subprocess.run([*command, "--out", str(out), "--resume"], capture_output=True, text=True)
+    resumed = subprocess.run([*KILL_COMMAND, "--out", str(out), "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert not list(out.glob(".*.tmp"))
-    assert tree(out) == tree(clean)
+    assert tree(out) == clean_run
     meta = json.loads((out / META_NAME).read_text())
     assert meta["status"] == "complete" and meta["counts"]["masks_skipped"] >= 5
 
