@@ -21,7 +21,7 @@ try:
 except ImportError as error:
     raise ImportError("nsegaug.albumentations needs albumentations: pip install 'nsegaug[albumentations]'") from error
 
-from .deform import DEFAULT_ALPHA_SIGMA, PRECISIONS, VARIANTS, check_alpha_sigma, deform
+from .deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma, check_options, deform
 
 
 class NoisySegmentPlus(A.DualTransform):
@@ -51,10 +51,7 @@ class NoisySegmentPlus(A.DualTransform):
     ) -> None:
         super().__init__(p=p)
         self.alpha_sigma_list = check_alpha_sigma(alpha_sigma_list or DEFAULT_ALPHA_SIGMA)
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_options(variant=variant, precision=precision)
         self.area_thresh = area_thresh
         self.ignore_index = ignore_index
         self.variant = variant

@@ -94,6 +94,16 @@ def check_alpha_sigma(alpha_sigma_list: Sequence[tuple[float, float]]) -> tuple:
     return pairs
 
 
+def check_options(prob: float | None = None, variant: str | None = None, precision: str | None = None) -> None:
+    """Raise ValueError for a probability outside [0, 1] or an unknown variant or precision (None: not checked)."""
+    if prob is not None and not 0 <= prob <= 1:
+        raise ValueError(f"prob must be in [0, 1], got {prob}")
+    if variant is not None and variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
 def draw_noise(
     random_state: np.random.RandomState,
     shape: tuple[int, int],
@@ -105,8 +115,7 @@ def draw_noise(
     The order of draws is the reference code's: NSegment+ draws the x field,
     the y field, then the pair index; the pilot NSegment draws the index first.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_options(variant=variant)
     if variant == "nsegment":
         pair_index = int(random_state.randint(0, n_pairs))
     noise_x = random_state.rand(*shape)
@@ -302,8 +311,7 @@ def deform_with_noise(
     check_label_map(segment)
     if noise_x.shape != segment.shape or noise_y.shape != segment.shape:
         raise ValueError(f"noise fields {noise_x.shape}, {noise_y.shape} do not match label map {segment.shape}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_options(precision=precision)
     shape = segment.shape
 
     dx = displacement_field(noise_x, alpha, precision)

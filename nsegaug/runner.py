@@ -18,7 +18,7 @@ from . import __version__
 from .copies import DeformParams, deformed_copies
 from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, find_image, is_inside, iter_label_files
 from .dataset import output_name as make_output_name
-from .deform import DEFAULT_ALPHA_SIGMA, PRECISIONS, VARIANTS, check_alpha_sigma
+from .deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma, check_options
 from .io import (
     LABEL_EXTENSIONS,
     LabelFormatError,
@@ -81,17 +81,14 @@ class GenerateConfig:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         if self.copies < 1:
             raise GenerateError(f"copies must be >= 1, got {self.copies}")
-        if not 0 <= self.prob <= 1:
-            raise GenerateError(f"prob must be in [0, 1], got {self.prob}")
         if self.seed < 0:
             raise GenerateError(f"seed must be >= 0, got {self.seed}")
-        if self.variant not in VARIANTS or self.precision not in PRECISIONS or self.backend not in BACKENDS:
-            raise GenerateError(
-                f"unknown variant, precision or backend: {self.variant}, {self.precision}, {self.backend}"
-            )
+        if self.backend not in BACKENDS:
+            raise GenerateError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.on_error not in ("skip", "fail"):
             raise GenerateError(f"on_error must be skip or fail, got {self.on_error}")
         try:
+            check_options(self.prob, self.variant, self.precision)
             check_alpha_sigma(self.alpha_sigma)
             check_name_template(self.name_template)
         except ValueError as error:
@@ -199,9 +196,7 @@ def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
             # Not flushed to disk one by one: an OS crash can only leave a
             # damaged copy, and --resume checks every copy's checksum.
             write_bytes_atomic(config.out / output, data, durable=False)
-            rows.append(
-                _row(sample, output, copy_index, result, height, width, rows[0]["sha256_label"], sha256_bytes(data))
-            )
+            rows.append(_row(sample, output, copy_index, result, height, width, source_sha, sha256_bytes(data)))
         return MaskOutcome(sample.label, rows)
     except LabelFormatError as error:
         return MaskOutcome(sample.label, [], str(error))

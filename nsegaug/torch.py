@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .deform import DEFAULT_ALPHA_SIGMA, VARIANTS, check_alpha_sigma, small_component_boxes, suppression_pad
+from .deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma, check_options, small_component_boxes, suppression_pad
 
 BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -399,10 +399,7 @@ def deform_batch(
     """
     check_label_batch(labels)
     pairs = check_alpha_sigma(alpha_sigma_list)
-    if not 0 <= prob <= 1:
-        raise ValueError(f"prob must be in [0, 1], got {prob}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_options(prob, variant)
     batch, height, width = labels.shape
     if boxes is not None and len(boxes) != batch:
         raise ValueError(f"boxes has {len(boxes)} tables for a batch of {batch} maps")
@@ -459,10 +456,7 @@ class BatchNoisySegmentPlus:
         seed: int | None = None,
     ) -> None:
         self.alpha_sigma_list = check_alpha_sigma(alpha_sigma_list or DEFAULT_ALPHA_SIGMA)
-        if not 0 <= prob <= 1:
-            raise ValueError(f"prob must be in [0, 1], got {prob}")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        check_options(prob, variant)
         self.prob, self.area_thresh, self.ignore_index, self.variant, self.seed = (
             prob,
             area_thresh,

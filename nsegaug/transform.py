@@ -55,12 +55,7 @@ class NoisySegmentPlus:
         seed: int | None = None,
     ) -> None:
         self.alpha_sigma_list = _deform.check_alpha_sigma(alpha_sigma_list or _deform.DEFAULT_ALPHA_SIGMA)
-        if not 0 <= prob <= 1:
-            raise ValueError(f"prob must be in [0, 1], got {prob}")
-        if variant not in _deform.VARIANTS:
-            raise ValueError(f"variant must be one of {_deform.VARIANTS}, got {variant!r}")
-        if precision not in _deform.PRECISIONS:
-            raise ValueError(f"precision must be one of {_deform.PRECISIONS}, got {precision!r}")
+        _deform.check_options(prob, variant, precision)
         self.prob = prob
         self.area_thresh = area_thresh
         self.ignore_index = ignore_index

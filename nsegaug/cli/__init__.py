@@ -25,6 +25,16 @@ def command_line(ctx: click.Context) -> list[str]:
     return ["nsegaug", *arguments]
 
 
+def reporting(quiet: bool) -> dict:
+    """How a long job reports, for ``generate_dataset`` and ``train``: a progress bar only when
+    stderr is a terminal and --quiet is not given, messages on stderr, the command line for the run records."""
+    return {
+        "progress": not quiet and sys.stderr.isatty(),
+        "command_line": command_line(click.get_current_context()),
+        "log": lambda message: click.echo(message, err=True),
+    }
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nsegaug")
 def main() -> None:

@@ -9,7 +9,7 @@ import click
 
 from ..dataset import DEFAULT_NAME_TEMPLATE
 from ..runner import GenerateConfig, GenerateError, count_masks, generate_dataset, planned_outputs
-from . import command_line, main
+from . import main, reporting
 from .options import (
     alpha_sigma_option,
     area_thresh_option,
@@ -113,9 +113,7 @@ def generate(dry_run, quiet, resume, overwrite, **options) -> None:
             config,
             resume=resume,
             overwrite=overwrite,
-            progress=not quiet and sys.stderr.isatty(),
-            command_line=command_line(click.get_current_context()),
-            log=lambda message: click.echo(message, err=True),
+            **reporting(quiet),
         )
     except GenerateError as error:
         raise click.UsageError(str(error)) from error

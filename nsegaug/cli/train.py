@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from ..train import require_torch
 from ..train.config import DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig, TrainError, read_config, resumed_config
-from . import command_line, main
+from . import main, reporting
 from .options import alpha_sigma_option, area_thresh_option, available_cores, quiet_option, seed_option
 
 EXAMPLE = (
@@ -140,9 +140,7 @@ def train(resume, overwrite, quiet, **options) -> None:
             config,
             resume=resume,
             overwrite=overwrite,
-            progress=not quiet and sys.stderr.isatty(),
-            command_line=command_line(click.get_current_context()),
-            log=lambda message: click.echo(message, err=True),
+            **reporting(quiet),
         )
     except TrainError as error:
         _fail(str(error))
