@@ -62,11 +62,7 @@ class ColourPalette:
 
     def encode(self, rgb: np.ndarray, path: os.PathLike | str = "<array>") -> np.ndarray:
         """Class indices of an (h, w, 3) colour map; an unknown colour is a :class:`LabelFormatError`."""
-        codes = _colour_codes(rgb.reshape(-1, 3))
-        order = np.argsort(_colour_codes(self.colours))
-        known = _colour_codes(self.colours)[order]
-        position = np.clip(np.searchsorted(known, codes), 0, len(known) - 1)
-        unknown = known[position] != codes
+        found, unknown = _look_up(_colour_codes(self.colours), self.indices, _colour_codes(rgb.reshape(-1, 3)))
         if unknown.any():
             first = rgb.reshape(-1, 3)[np.argmax(unknown)]
             count = int(np.count_nonzero(unknown))
@@ -74,16 +70,21 @@ class ColourPalette:
                 path,
                 f"colour {tuple(int(c) for c in first)} is not in the palette ({count} pixel(s) of unknown colours)",
             )
-        return self.indices[order][position].astype(self.index_dtype).reshape(rgb.shape[:2])
+        return found.astype(self.index_dtype).reshape(rgb.shape[:2])
 
     def decode(self, indices: np.ndarray) -> np.ndarray:
         """The (h, w, 3) uint8 colour map of class indices (all of them in the table)."""
-        order = np.argsort(self.indices)
-        known = self.indices[order]
-        position = np.clip(np.searchsorted(known, indices), 0, len(known) - 1)
-        if (known[position] != indices).any():
+        found, unknown = _look_up(self.indices, self.colours, indices)
+        if unknown.any():
             raise ValueError("class index not in the colour table")
-        return self.colours[order][position]
+        return found
+
+
+def _look_up(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` at the position of each query in the distinct ``keys``, and where a query is not a key."""
+    order = np.argsort(keys)
+    position = np.clip(np.searchsorted(keys[order], queries), 0, len(keys) - 1)
+    return values[order][position], keys[order][position] != queries
 
 
 def _colour_codes(colours: np.ndarray) -> np.ndarray:
