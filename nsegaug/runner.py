@@ -289,25 +289,19 @@ def completed_labels(config: GenerateConfig, log: Callable[[str], None] = lambda
     for label, copies in iter_mask_groups(manifest):
         # A later run of rows for the same label (a redo) decides.
         complete = set(copies) == set(range(config.copies + 1))
-        if complete and not _source_unchanged(config.labels / label, copies[0]["sha256_label"]):
+        if complete and not _has_checksum(config.labels / label, copies[0]["sha256_label"]):
             log(f"warning: {config.labels / label}: changed since its copies were made; making them again")
             complete = False
-        verdicts[label] = complete and all(_output_intact(config.out, row) for row in copies.values())
+        verdicts[label] = complete and all(
+            _has_checksum(config.out / row["output"], row["sha256_output"]) for row in copies.values() if row["output"]
+        )
     return {label for label, done in verdicts.items() if done}
 
 
-def _source_unchanged(path: Path, sha: str) -> bool:
+def _has_checksum(path: Path, sha: str) -> bool:
+    """Whether ``path`` is there with this SHA-256 (a missing or unreadable file is not)."""
     try:
         return sha256_file(path) == sha
-    except OSError:
-        return False
-
-
-def _output_intact(out: Path, row: dict) -> bool:
-    if row["output"] is None:
-        return True
-    try:
-        return sha256_bytes((out / row["output"]).read_bytes()) == row["sha256_output"]
     except OSError:
         return False
 
