@@ -56,20 +56,28 @@ def iter_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
     With ``tolerate_torn_tail``, a last line cut short by a killed run is
     dropped instead of being an error (its outputs are checked again anyway).
     """
+    return (row for _, row in iter_numbered_rows(path, tolerate_torn_tail))
+
+
+def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[tuple[int, dict]]:
+    """``(line number, row)`` of a manifest, for messages that name the line; see :func:`iter_rows`."""
     try:
         handle = open(path, encoding="utf-8")
     except OSError as error:
         raise ManifestError(f"{path}: cannot read manifest ({error.strerror})") from error
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            # Only the file's last line can lack its newline: a run killed mid-append.
-            torn = tolerate_torn_tail and not line.endswith("\n")
-            row = _parse_line(path, number, line, last=torn)
-            if row is None:
-                return
-            yield row
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                # Only the file's last line can lack its newline: a run killed mid-append.
+                torn = tolerate_torn_tail and not line.endswith("\n")
+                row = _parse_line(path, number, line, last=torn)
+                if row is None:
+                    return
+                yield number, row
+        except UnicodeDecodeError as error:
+            raise ManifestError(f"{path}: not a text file ({error.reason})") from error
 
 
 def sort_manifest(path: Path, keep: Container[str] | None = None) -> None:

@@ -395,6 +395,10 @@ def generate_dataset(
         status = "failed" if summary.failed else "complete"
     finally:
         summary.elapsed = time.perf_counter() - started
+        if status == "interrupted":
+            # The workers have been stopped by now; one stopped in the middle
+            # of a write leaves its temp file, which is never an output.
+            remove_temporary_files(config.out)
         # Rows of this run were appended as they came; the final manifest is
         # sorted, so it is the same however the work was split.
         if manifest.exists():

@@ -90,3 +90,10 @@ def test_meta_round_trip_and_differences(tmp_path):
     path.write_text("[]")
     with pytest.raises(ManifestError, match="not an nsegaug manifest metadata file"):
         read_meta(path)
+
+
+def test_a_binary_file_is_named_not_a_text_file(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ManifestError, match=r"manifest.jsonl: not a text file"):
+        list(iter_rows(path))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..manifest import MANIFEST_NAME, META_NAME, ROW_KEYS, SCHEMA_VERSION, ManifestError, iter_rows, read_meta
+from ..manifest import MANIFEST_NAME, META_NAME, ROW_KEYS, SCHEMA_VERSION, iter_numbered_rows, read_meta
 from .errors import PreviewError, Warn
 
 # --------------------------------------------------------------------------- manifests
@@ -92,20 +92,6 @@ def manifest_path(path: Path) -> Path:
     return path / MANIFEST_NAME if path.is_dir() else path
 
 
-def numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[tuple[int, dict]]:
-    """``(line number, row)`` of a manifest, for errors that name the line."""
-    # iter_rows skips blank lines; counting the non-blank ones gives each row its line number for errors.
-    try:
-        with open(path, encoding="utf-8") as handle:
-            numbers = [number for number, line in enumerate(handle, start=1) if line.strip()]
-    except OSError as error:
-        raise ManifestError(f"{path}: cannot read manifest ({error.strerror})") from error
-    except UnicodeDecodeError as error:
-        raise ManifestError(f"{path}: not a text file ({error.reason})") from error
-    # Not strict: a torn last line that iter_rows drops still has a number.
-    return zip(numbers, iter_rows(path, tolerate_torn_tail=tolerate_torn_tail), strict=False)
-
-
 def check_meta(meta: Mapping, meta_path: Path) -> None:
     """Refuse metadata that this version cannot read, with the version that wrote it."""
     if meta.get("tool") != "nsegaug":
@@ -181,7 +167,7 @@ def read_manifest(path: Path, warn: Warn = lambda message: None) -> ManifestInde
     run_pairs = set(index.pairs) if "alpha_sigma" in params else None
     # A running or killed run may have left its last line half written.
     tolerate = meta is not None and meta.get("status") != "complete"
-    for number, row in numbered_rows(path, tolerate_torn_tail=tolerate):
+    for number, row in iter_numbered_rows(path, tolerate_torn_tail=tolerate):
         check_row(path, number, row, params, meta_path, run_pairs)
         label, copy = row["label"], row["copy"]
         entry = index.labels.get(label)

@@ -11,9 +11,10 @@ from PIL import Image
 from ..copies import DeformParams
 from ..dataset import find_image, iter_label_files
 from ..io import ColourPalette, LabelFormatError, LabelImage, load_colour_palette, read_label, sha256_file
+from ..manifest import iter_numbered_rows
 from .colours import ColourMap
 from .errors import PreviewError, PreviewUsageError, Warn
-from .manifests import ManifestIndex, numbered_rows
+from .manifests import ManifestIndex
 from .views import CopyView, MaskView, generated_copies
 
 PICKS = ("random", "most-changed", "least-changed")
@@ -154,7 +155,7 @@ def manifest_views(
     wanted = set(labels)
     rows: dict[str, list[tuple[int, dict]]] = {label: [] for label in labels}
     tolerate = index.meta is not None and index.meta.get("status") != "complete"
-    for number, row in numbered_rows(index.path, tolerate_torn_tail=tolerate):
+    for number, row in iter_numbered_rows(index.path, tolerate_torn_tail=tolerate):
         if row["label"] in wanted:
             rows[row["label"]].append((number, row))
     views = []
