@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from oracle import oracle_nsegment_plus  # noqa: E402
 
 from nsegaug import __version__  # noqa: E402
-from nsegaug.deform import DEFAULT_ALPHA_SIGMA, deform, small_component_boxes  # noqa: E402
+from nsegaug.deform import deform, small_component_boxes  # noqa: E402
+from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams  # noqa: E402
 from nsegaug.synthetic import street_scene  # noqa: E402
 
 # (height, width, small objects): "few" and "many" per size; many ~ 700 at 1024x2048.
@@ -38,6 +39,8 @@ CASES = [
     (1024, 2048, 10),
     (1024, 2048, 700),
 ]
+
+FLOAT64 = DeformParams(precision="float64")
 
 
 def count_components(segment: np.ndarray) -> int:
@@ -77,7 +80,7 @@ def bench_case(height: int, width: int, n_objects: int, seeds: list[int], albu) 
             oracle_nsegment_plus, segment, np.random.RandomState(seed), DEFAULT_ALPHA_SIGMA
         )
         times["oracle"].append(ms)
-        ms, exact = time_call(deform, segment, np.random.RandomState(seed), precision="float64")
+        ms, exact = time_call(deform, segment, np.random.RandomState(seed), FLOAT64)
         times["float64"].append(ms)
         identical64 &= bool(np.array_equal(exact.segment, expected))
         ms, fast = time_call(deform, segment, np.random.RandomState(seed))

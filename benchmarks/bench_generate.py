@@ -36,9 +36,9 @@ from PIL import Image
 
 from nsegaug import __version__
 from nsegaug.deform import small_component_boxes
+from nsegaug.generate import GenerateConfig, generate_dataset
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 from nsegaug.palettes import colour_table, flat_palette
-from nsegaug.runner import GenerateConfig, generate_dataset
 from nsegaug.synthetic import city_scene, ignore_borders
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,13 +33,15 @@ import torch
 
 import nsegaug.torch as nt
 from nsegaug import __version__
-from nsegaug.deform import DEFAULT_ALPHA_SIGMA, deform, deform_with_noise
+from nsegaug.deform import deform, deform_with_noise
+from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams
 from nsegaug.synthetic import city_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [(8, 1024, 2048), (16, 512, 512)]  # (batch, height, width)
 QUICK_CASES = [(4, 256, 512), (8, 128, 128)]
 IGNORE_INDEX = 255
+PARAMS = DeformParams(ignore_index=IGNORE_INDEX)
 
 
 def make_batch(batch: int, height: int, width: int) -> np.ndarray:
@@ -53,12 +55,12 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_cpu_engine(maps: np.ndarray, repeats: int) -> float:
-    deform(maps[0], np.random.RandomState(0), ignore_index=IGNORE_INDEX)  # warm-up: OpenCV, the labelling thread
+    deform(maps[0], np.random.RandomState(0), PARAMS)  # warm-up: OpenCV, the labelling thread
     times = []
     for repeat in range(repeats):
         start = time.perf_counter()
         for index, segment in enumerate(maps):
-            deform(segment, np.random.RandomState(repeat * 1000 + index), ignore_index=IGNORE_INDEX)
+            deform(segment, np.random.RandomState(repeat * 1000 + index), PARAMS)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -70,12 +72,12 @@ def time_torch_engine(maps: np.ndarray, device: torch.device, repeats: int) -> t
     boxes_s = time.perf_counter() - start
     labels = torch.from_numpy(maps).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
-    nt.deform_batch(labels, generator, ignore_index=IGNORE_INDEX, boxes=boxes)  # warm-up: kernels, allocator
+    nt.deform_batch(labels, generator, PARAMS, boxes=boxes)  # warm-up: kernels, allocator
     times = []
     for _ in range(repeats):
         synchronize(device)
         start = time.perf_counter()
-        nt.deform_batch(labels, generator, ignore_index=IGNORE_INDEX, boxes=boxes)
+        nt.deform_batch(labels, generator, PARAMS, boxes=boxes)
         synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), boxes_s
@@ -93,14 +95,11 @@ def agreement(maps: np.ndarray, device: torch.device) -> float:
         torch.from_numpy(noise_y).to(device),
         alphas,
         sigmas,
-        ignore_index=IGNORE_INDEX,
+        PARAMS,
     )
     deformed = deformed.cpu().numpy()
     equal = sum(
-        np.count_nonzero(
-            deformed[i]
-            == deform_with_noise(maps[i], noise_x[i], noise_y[i], *pairs[i], ignore_index=IGNORE_INDEX).segment
-        )
+        np.count_nonzero(deformed[i] == deform_with_noise(maps[i], noise_x[i], noise_y[i], *pairs[i], PARAMS).segment)
         for i in range(len(maps))
     )
     return equal / maps.size

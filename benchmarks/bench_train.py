@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from nsegaug import __version__
+from nsegaug.generate import GenerateConfig, generate_dataset
 from nsegaug.manifest import MANIFEST_NAME
-from nsegaug.runner import GenerateConfig, generate_dataset
 from nsegaug.train.config import MEAN, STD
 from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader
 from nsegaug.train.loop import launched_processes, pick_device, to_device, train_step

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from nsegaug import NoisySegmentPlus
-from nsegaug.manifest import META_NAME, iter_rows, read_meta
+from nsegaug.manifest import open_manifest
 from nsegaug.palettes import CITYSCAPES, CITYSCAPES_NAMES
 
 TRAIN_PIPELINE = [
@@ -44,17 +44,16 @@ def manifest_pairs(manifest: Path, copies: str = "all") -> list[dict]:
     ``copies="deformed"`` leaves the originals out. Paths are absolute, from the
     folders recorded in ``manifest.meta.json``.
     """
-    manifest = Path(manifest)
-    parameters = read_meta(manifest.parent / META_NAME)["parameters"]
-    labels, images = Path(parameters["labels"]), parameters["images"]
+    opened = open_manifest(manifest)
+    labels, images = opened.folder("labels"), opened.folder("images")
     if images is None:
         raise ValueError(f"{manifest}: generated without --images, so it does not know the images")
     pairs = []
-    for row in iter_rows(manifest):
-        if row["image"] is None or (copies == "deformed" and row["copy"] == 0):
+    for row in opened.rows():
+        if row.image is None or (copies == "deformed" and row.copy == 0):
             continue
-        label = labels / row["label"] if row["output"] is None else manifest.parent / row["output"]
-        pairs.append({"img_path": str(Path(images) / row["image"]), "seg_map_path": str(label)})
+        label = labels / row.label if row.output is None else opened.root / row.output
+        pairs.append({"img_path": str(images / row.image), "seg_map_path": str(label)})
     return pairs
 
 

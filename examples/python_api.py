@@ -11,9 +11,10 @@ import numpy as np
 from PIL import Image
 
 from nsegaug import NoisySegmentPlus
-from nsegaug.copies import DeformParams, deformed_copies
+from nsegaug.copies import deformed_copies
 from nsegaug.deform import deform
 from nsegaug.io import encode_label, read_label
+from nsegaug.params import DeformParams
 
 LABEL = Path(__file__).resolve().parent / "data" / "train" / "labels" / "scene_0000.png"
 
@@ -24,8 +25,9 @@ def main() -> None:
     segment = label.indices
     print(f"{LABEL.name}: {segment.shape[1]}x{segment.shape[0]}, classes {np.unique(segment).tolist()}")
 
-    # 1. One deformation with a given random state, and what it did.
-    result = deform(segment, np.random.RandomState(0), area_thresh=1000, ignore_index=255)
+    # 1. One deformation with a given random state, and what it did. The parameters are one checked value.
+    params = DeformParams(area_thresh=1000, ignore_index=255)  # the paper's (alpha, sigma) pairs by default
+    result = deform(segment, np.random.RandomState(0), params)
     print("deform:", {key: round(value, 4) for key, value in result.stats().items()})
     assert set(np.unique(result.segment)) <= set(np.unique(segment))  # labels moved, never invented
 
@@ -41,7 +43,7 @@ def main() -> None:
 
     # 4. Copies as `nsegaug generate --seed 0 --ignore-index 255` writes them for this file:
     #    copy k depends on (seed, path relative to --labels, k) only, never on workers or order.
-    copies = dict(deformed_copies(segment, "scene_0000.png", 3, DeformParams(seed=0, ignore_index=255)))
+    copies = dict(deformed_copies(segment, "scene_0000.png", 3, params, seed=0))
     for k, copy in copies.items():
         print(f"copy {k}: alpha={copy.alpha} sigma={copy.sigma} changed={100 * copy.changed_fraction:.2f}%")
 

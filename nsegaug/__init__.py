@@ -1,19 +1,38 @@
-"""nsegaug: NSegment+ label-only elastic deformation against implicit label noise."""
+"""nsegaug: NSegment+ label-only elastic deformation against implicit label noise.
 
-__version__ = "0.1.0"
+The public names below are loaded on first use (PEP 562), so ``import nsegaug``
+loads neither NumPy nor OpenCV nor torch: a command-line start, or a program
+that only needs the version, pays nothing for the engine.
+"""
 
-# After __version__: the runner records it in every run's metadata.
-from . import deform  # noqa: E402
-from .deform import DEFAULT_ALPHA_SIGMA, DeformResult  # noqa: E402
-from .runner import GenerateConfig, generate_dataset  # noqa: E402
-from .transform import NoisySegmentPlus  # noqa: E402
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_ALPHA_SIGMA",
-    "DeformResult",
-    "GenerateConfig",
-    "NoisySegmentPlus",
-    "__version__",
-    "deform",
-    "generate_dataset",
-]
+import importlib
+
+from ._version import __version__ as __version__
+
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "DEFAULT_ALPHA_SIGMA": "params",
+    "DeformParams": "params",
+    "DeformDraw": "deform",
+    "DeformResult": "deform",
+    "GenerateConfig": "generate",
+    "generate_dataset": "generate",
+    "NoisySegmentPlus": "transform",
+    "NsegaugError": "errors",
+}
+_SUBMODULES = ("deform",)
+__all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

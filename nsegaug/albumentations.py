@@ -21,10 +21,11 @@ try:
 except ImportError as error:
     raise ImportError("nsegaug.albumentations needs albumentations: pip install 'nsegaug[albumentations]'") from error
 
-from .deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma, check_options, deform
+from .deform import deform
+from .params import PAPER_PROB, DeformParams, FlatParams
 
 
-class NoisySegmentPlus(A.DualTransform):
+class NoisySegmentPlus(FlatParams, A.DualTransform):
     """Label-only elastic deformation with scale-aware suppression (NSegment+), for ``A.Compose``.
 
     Only ``mask`` and ``masks`` change; ``image``, ``images``, volumes,
@@ -47,15 +48,10 @@ class NoisySegmentPlus(A.DualTransform):
         ignore_index: int | None = None,
         variant: str = "nsegment+",
         precision: str = "float32",
-        p: float = 0.5,
+        p: float = PAPER_PROB,
     ) -> None:
         super().__init__(p=p)
-        self.alpha_sigma_list = check_alpha_sigma(alpha_sigma_list or DEFAULT_ALPHA_SIGMA)
-        check_options(variant=variant, precision=precision)
-        self.area_thresh = area_thresh
-        self.ignore_index = ignore_index
-        self.variant = variant
-        self.precision = precision
+        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("alpha_sigma_list", "area_thresh", "ignore_index", "variant", "precision")
@@ -72,16 +68,7 @@ class NoisySegmentPlus(A.DualTransform):
     def apply_to_mask(self, mask: np.ndarray, deform_seed: np.ndarray, **params: Any) -> np.ndarray:
         if mask.ndim == 3:
             return np.stack([self.apply_to_mask(mask[..., c], deform_seed) for c in range(mask.shape[2])], axis=2)
-        result = deform(
-            mask,
-            np.random.RandomState(deform_seed),
-            self.alpha_sigma_list,
-            area_thresh=self.area_thresh,
-            ignore_index=self.ignore_index,
-            variant=self.variant,
-            precision=self.precision,
-        )
-        return result.segment
+        return deform(mask, np.random.RandomState(deform_seed), self.deform_params).segment
 
     def apply_to_masks(self, masks: Any, deform_seed: np.ndarray, **params: Any) -> Any:
         deformed = [self.apply_to_mask(mask, deform_seed) for mask in masks]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .io import LABEL_EXTENSIONS
-
+# The file types a label map can be in: lossless formats only (a JPEG would have blurred the class indices).
+LABEL_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 DEFAULT_NAME_TEMPLATE = "{stem}_nsp{copy}{ext}"
 

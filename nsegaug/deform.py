@@ -11,13 +11,17 @@ Read next to the paper (arXiv 2508.10383), the steps are:
 
 Nothing here draws random numbers except :func:`draw_noise`, which consumes a
 ``RandomState`` in exactly the order of the method's reference code, so a
-seeded state gives the reference's result.
+seeded state gives the reference's result. Like kornia's
+``generate_parameters`` / ``apply_transform``, a deformation is a draw
+(:func:`draw_deformation`, a :class:`DeformDraw` that can be kept and
+replayed) and a pure application of it (:func:`apply_deformation`);
+:func:`deform` does both. The parameters are one
+:class:`nsegaug.params.DeformParams`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,11 +29,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-DEFAULT_ALPHA_SIGMA: tuple[tuple[float, float], ...] = tuple(
-    (alpha, sigma) for alpha in (1, 15, 30, 50, 100) for sigma in (3, 5, 10)
-)
-VARIANTS = ("nsegment+", "nsegment")
-PRECISIONS = ("float32", "float64")
+from .params import DEFAULT_PARAMS, VARIANTS, DeformParams
 
 # cv2.remap's nearest-neighbour path handles these; other integer types take
 # the NumPy indexing path, which rounds the same way (half to even).
@@ -78,32 +78,6 @@ def check_label_map(segment: np.ndarray) -> None:
         )
 
 
-def check_alpha_sigma(alpha_sigma_list: Sequence[tuple[float, float]]) -> tuple:
-    """Validate an (alpha, sigma) list and return it as a tuple of float pairs."""
-    pairs = tuple(alpha_sigma_list)
-    if not pairs:
-        raise ValueError("alpha_sigma_list is empty")
-    for pair in pairs:
-        if len(pair) != 2:
-            raise ValueError(f"each entry must be an (alpha, sigma) pair, got {pair!r}")
-        alpha, sigma = pair
-        if not alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha!r}")
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    return pairs
-
-
-def check_options(prob: float | None = None, variant: str | None = None, precision: str | None = None) -> None:
-    """Raise ValueError for a probability outside [0, 1] or an unknown variant or precision (None: not checked)."""
-    if prob is not None and not 0 <= prob <= 1:
-        raise ValueError(f"prob must be in [0, 1], got {prob}")
-    if variant is not None and variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-
-
 def draw_noise(
     random_state: np.random.RandomState,
     shape: tuple[int, int],
@@ -115,7 +89,8 @@ def draw_noise(
     The order of draws is the reference code's: NSegment+ draws the x field,
     the y field, then the pair index; the pilot NSegment draws the index first.
     """
-    check_options(variant=variant)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if variant == "nsegment":
         pair_index = int(random_state.randint(0, n_pairs))
     noise_x = random_state.rand(*shape)
@@ -123,6 +98,11 @@ def draw_noise(
     if variant == "nsegment+":
         pair_index = int(random_state.randint(0, n_pairs))
     return noise_x, noise_y, pair_index
+
+
+def draw_coin(random_state: np.random.RandomState, prob: float) -> bool:
+    """The method's coin: deform when ``rand() <= prob`` (its ``__call__`` skips when ``rand() > p``)."""
+    return bool(random_state.rand() <= prob)
 
 
 def displacement_field(noise: np.ndarray, alpha: float, precision: str = "float32") -> np.ndarray:
@@ -291,19 +271,18 @@ def deform_with_noise(
     noise_y: np.ndarray,
     alpha: float,
     sigma: float,
-    area_thresh: float | None = 1000,
-    ignore_index: int | None = None,
-    precision: str = "float32",
+    params: DeformParams = DEFAULT_PARAMS,
     boxes: np.ndarray | None = None,
 ) -> DeformResult:
-    """Deform ``segment`` with given uniform noise fields ``u`` in [0, 1).
+    """Deform ``segment`` with given uniform noise fields ``u`` in [0, 1) and a given (alpha, sigma).
 
     The displacement before suppression and smoothing is ``alpha * (2u - 1)``.
-
-    ``area_thresh=None`` turns suppression off (the pilot NSegment method).
-    ``precision="float64"`` is bit-identical to the reference code;
-    ``"float32"`` is faster and agrees on all but a few pixels in a million
-    (a coordinate within float32 rounding of a pixel's half-way point).
+    From ``params``: the threshold and ignore index of the suppression (none
+    for the pilot NSegment) and the precision: ``"float64"`` is bit-identical
+    to the reference code; ``"float32"`` is faster and agrees on all but a few
+    pixels in a million (a coordinate within float32 rounding of a pixel's
+    half-way point). ``alpha`` and ``sigma`` need not be among ``params``'
+    pairs (the preview's grid and the torch engine's tests use others).
     ``boxes`` are the map's :func:`small_component_boxes`, when already known:
     they depend on the map and the threshold only, not on the random draw, so
     several copies of one map can share them.
@@ -311,16 +290,15 @@ def deform_with_noise(
     check_label_map(segment)
     if noise_x.shape != segment.shape or noise_y.shape != segment.shape:
         raise ValueError(f"noise fields {noise_x.shape}, {noise_y.shape} do not match label map {segment.shape}")
-    check_options(precision=precision)
     shape = segment.shape
 
-    dx = displacement_field(noise_x, alpha, precision)
-    dy = displacement_field(noise_y, alpha, precision)
+    dx = displacement_field(noise_x, alpha, params.precision)
+    dy = displacement_field(noise_y, alpha, params.precision)
 
     suppressed_fraction = 0.0
-    if area_thresh is not None:
+    if params.suppresses:
         if boxes is None:
-            boxes = small_component_boxes(segment, area_thresh, ignore_index)
+            boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index)
         if len(boxes):
             mask = suppression_mask(shape, boxes, suppression_pad(alpha))
             dx[mask] = 0
@@ -361,44 +339,58 @@ def _exact_mean(values: np.ndarray) -> float:
     return float(fixed.sum(dtype=np.float64)) / 256.0 / values.size
 
 
+@dataclass(frozen=True)
+class DeformDraw:
+    """The random part of one deformation: the uniform fields in [0, 1) and the (alpha, sigma) pair drawn.
+
+    Keep it to log, replay or vary a deformation: :func:`apply_deformation`
+    is a pure function of a map, a draw and the parameters.
+    """
+
+    noise_x: np.ndarray
+    noise_y: np.ndarray
+    alpha: float
+    sigma: float
+
+
+def draw_deformation(
+    random_state: np.random.RandomState, shape: tuple[int, int], params: DeformParams = DEFAULT_PARAMS
+) -> DeformDraw:
+    """Draw one deformation of a map of ``shape`` from ``random_state``, in the reference code's order."""
+    noise_x, noise_y, pair_index = draw_noise(random_state, shape, len(params.alpha_sigma), params.variant)
+    alpha, sigma = params.alpha_sigma[pair_index]
+    return DeformDraw(noise_x, noise_y, alpha, sigma)
+
+
+def apply_deformation(
+    segment: np.ndarray, draw: DeformDraw, params: DeformParams = DEFAULT_PARAMS, boxes: np.ndarray | None = None
+) -> DeformResult:
+    """Deform ``segment`` by a drawn deformation (see :func:`deform_with_noise` for ``boxes``)."""
+    return deform_with_noise(segment, draw.noise_x, draw.noise_y, draw.alpha, draw.sigma, params, boxes)
+
+
 def deform(
     segment: np.ndarray,
     random_state: np.random.RandomState,
-    alpha_sigma_list: Sequence[tuple[float, float]] = DEFAULT_ALPHA_SIGMA,
-    area_thresh: float = 1000,
-    ignore_index: int | None = None,
-    variant: str = "nsegment+",
-    precision: str = "float32",
+    params: DeformParams = DEFAULT_PARAMS,
     boxes: np.ndarray | None = None,
 ) -> DeformResult:
     """Deform one label map with random draws from ``random_state``.
 
     Given ``np.random.RandomState(s)``, this draws the same numbers in the
-    same order as the method's reference code for ``variant`` and so gives its
-    result (bit for bit with ``precision="float64"``). ``boxes``: the map's
-    :func:`small_component_boxes`, when several copies of one map share them.
+    same order as the method's reference code for ``params.variant`` and so
+    gives its result (bit for bit with ``precision="float64"``). ``boxes``:
+    the map's :func:`small_component_boxes`, when several copies of one map
+    share them.
     """
     check_label_map(segment)
-    pairs = check_alpha_sigma(alpha_sigma_list)
-    suppress = variant == "nsegment+"
     # The labelling does not depend on the draw and releases the GIL, so it
     # runs on a second core while the Mersenne Twister fills the fields.
     pending = None
-    if suppress and boxes is None:
-        pending = _labelling_thread().submit(small_component_boxes, segment, area_thresh, ignore_index)
-    noise_x, noise_y, pair_index = draw_noise(random_state, segment.shape, len(pairs), variant)
-    alpha, sigma = pairs[pair_index]
-    return deform_with_noise(
-        segment,
-        noise_x,
-        noise_y,
-        alpha,
-        sigma,
-        area_thresh=area_thresh if suppress else None,
-        ignore_index=ignore_index,
-        precision=precision,
-        boxes=pending.result() if pending else boxes,
-    )
+    if params.suppresses and boxes is None:
+        pending = _labelling_thread().submit(small_component_boxes, segment, params.area_thresh, params.ignore_index)
+    draw = draw_deformation(random_state, segment.shape, params)
+    return apply_deformation(segment, draw, params, pending.result() if pending else boxes)
 
 
 @lru_cache(maxsize=1)

@@ -23,7 +23,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-LABEL_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
+from .errors import LabelFormatError
+
 # Pillow mode -> dtype of the indices; every other mode is refused with a reason.
 _INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I": np.int32}
 _SAVE_FORMATS = {"PNG", "TIFF", "BMP"}
@@ -31,15 +32,6 @@ _SAVE_FORMATS = {"PNG", "TIFF", "BMP"}
 _KEPT_INFO = ("transparency", "dpi", "compression")
 # A label map saved with these has had its class indices blurred; writing copies the same way would invent classes.
 _LOSSY_TIFF_COMPRESSIONS = {"jpeg", "tiff_jpeg", "webp"}
-
-
-class LabelFormatError(ValueError):
-    """A file that is not a usable label map; ``str()`` is one line naming the file and the reason."""
-
-    def __init__(self, path: os.PathLike | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

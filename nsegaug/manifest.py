@@ -1,57 +1,240 @@
-"""The manifest of a generated dataset: rows (one per output), metadata, resume state."""
+"""The manifest of a generated dataset: the one owner of its file format.
+
+An output folder holds ``manifest.jsonl``, one :class:`CopyRow` per label
+map it lists (the source as copy 0, then its copies), and
+``manifest.meta.json``, the :class:`RunMeta` of the run that wrote it (tool,
+version, schema, parameters, status, counts). This module defines both,
+their JSON round trip and their checks; :func:`open_manifest` is the one way
+to read a manifest (it checks the tool and the schema version once), used by
+``generate --resume``, ``preview``, ``train`` and the examples. Adding a
+column means editing :class:`CopyRow` and the README's "Manifest" section.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._version import __version__
+from .errors import ManifestError
 from .io import atomic_writer, write_bytes_atomic
 
 MANIFEST_NAME = "manifest.jsonl"
 META_NAME = "manifest.meta.json"
 SCHEMA_VERSION = 1
-
-# Every row has these keys; see the README's "Manifest" section.
-ROW_KEYS = (
-    "label",  # source label, relative to meta["labels"]
-    "image",  # paired image, relative to meta["images"], or null
-    "output",  # this copy, relative to the manifest's folder; null for copy 0 (the source itself)
-    "copy",  # 0 for the original, 1..K for the deformed copies
-    "deformed",  # false for copy 0 and for copies that the --prob coin left as they were
-    "alpha",
-    "sigma",
-    "changed_fraction",
-    "suppressed_fraction",
-    "mean_displacement",
-    "max_displacement",
-    "height",
-    "width",
-    "sha256_label",
-    "sha256_output",
-)
+TOOL = "nsegaug"
+# A run's status in its metadata: only a complete run lists every mask.
+STATUSES = ("running", "complete", "failed", "interrupted")
 
 
-class ManifestError(ValueError):
-    """A manifest that cannot be used; the message names the file and line."""
+@dataclass(frozen=True)
+class CopyRow:
+    """One line of ``manifest.jsonl``: a source label map (copy 0) or one of its copies."""
+
+    label: str  # source label, relative to the run's label folder
+    image: str | None  # paired image, relative to the run's image folder, or None
+    output: str | None  # this copy, relative to the manifest's folder; None for copy 0 (the source itself)
+    copy: int  # 0 for the original, 1..K for the deformed copies
+    deformed: bool  # False for copy 0 and for copies that the prob coin left as they were
+    alpha: float | None
+    sigma: float | None
+    changed_fraction: float
+    suppressed_fraction: float
+    mean_displacement: float
+    max_displacement: float
+    height: int
+    width: int
+    sha256_label: str
+    sha256_output: str
+
+    def to_json(self) -> str:
+        """The row as one JSON line (keys sorted, no newline): what ``append_rows`` writes."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: object, where: str) -> CopyRow:
+        """The row a parsed JSON line holds, checked; :class:`ManifestError` naming ``where`` (file:line) if not."""
+        if not isinstance(values, dict):
+            raise ManifestError(f"{where}: not a manifest row (a JSON object is expected)")
+        missing = sorted(set(ROW_KEYS) - set(values))
+        if missing:
+            raise ManifestError(f"{where}: not a manifest row (missing {', '.join(missing)})")
+        extra = sorted(set(values) - set(ROW_KEYS))
+        if extra:
+            raise ManifestError(
+                f"{where}: keys {', '.join(extra)} are not in manifest schema {SCHEMA_VERSION}: "
+                "rows written by another nsegaug version"
+            )
+        row = cls(**values)
+        row.check(where)
+        return row
+
+    def check(self, where: str) -> None:
+        """The types and the rules every row keeps, whatever run wrote it."""
+        copy = self.copy
+        if not isinstance(self.label, str) or not _is_int(copy) or copy < 0:
+            raise ManifestError(f"{where}: not a manifest row (label must be a path, copy an integer >= 0)")
+        if copy > 0 and not isinstance(self.output, str):
+            raise ManifestError(f"{where}: copy {copy} of {self.label} names no output file")
+        numbers = [name for name in _NUMBER_KEYS if not _is_number(getattr(self, name))]
+        numbers += [
+            name
+            for name in ("alpha", "sigma")
+            if getattr(self, name) is not None and not _is_number(getattr(self, name))
+        ]
+        if numbers:
+            raise ManifestError(f"{where}: not a manifest row ({', '.join(numbers)}: not a number)")
+        if self.deformed and (self.alpha is None or self.sigma is None):
+            raise ManifestError(f"{where}: deformed copy without alpha and sigma")
 
 
-def append_rows(path: Path, rows: Iterable[dict]) -> None:
-    """Append rows as JSON lines and flush them to disk before returning.
+ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow))
+_NUMBER_KEYS = ("changed_fraction", "suppressed_fraction", "mean_displacement", "max_displacement", "height", "width")
 
-    Called only once the rows' files are in place, so a row never names a
-    file that is not there.
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class RunMeta:
+    """``manifest.meta.json``: who wrote the manifest, with which parameters, and how the run went."""
+
+    parameters: dict
+    tool: str = TOOL
+    version: str = __version__
+    schema: int = SCHEMA_VERSION
+    command_line: list[str] = field(default_factory=list)
+    started: str | None = None
+    status: str = "running"
+    execution: dict = field(default_factory=dict)
+    finished: str | None = None
+    elapsed_s: float | None = None
+    counts: dict = field(default_factory=dict)
+    masks_per_second: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        # The keys a run has not reached yet are left out, as before this was a class.
+        return {key: value for key, value in values.items() if value is not None or key in ("parameters", "status")}
+
+    @classmethod
+    def from_dict(cls, values: object, path: os.PathLike | str) -> RunMeta:
+        if not isinstance(values, dict) or not isinstance(values.get("parameters"), dict):
+            raise ManifestError(f"{path}: not an nsegaug manifest metadata file (no 'parameters')")
+        known = {spec.name for spec in dataclasses.fields(cls)}
+        # Keys of a newer version are kept out, not refused: check() decides by tool and schema.
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def check(self, path: os.PathLike | str) -> None:
+        """Refuse metadata that this version cannot read, naming the version that wrote it."""
+        if self.tool != TOOL:
+            raise ManifestError(f"{path}: written by {self.tool!r}, not nsegaug")
+        if self.schema != SCHEMA_VERSION:
+            raise ManifestError(
+                f"{path}: manifest schema {self.schema!r} (nsegaug {self.version}); "
+                f"nsegaug {__version__} reads schema {SCHEMA_VERSION}"
+            )
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class Manifest:
+    """A manifest opened for reading: its path, its checked metadata (None where there is none) and its rows."""
+
+    path: Path
+    meta: RunMeta | None
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path.parent / META_NAME
+
+    @property
+    def root(self) -> Path:
+        """The folder that row outputs are relative to."""
+        return self.path.parent
+
+    @property
+    def parameters(self) -> dict:
+        return self.meta.parameters if self.meta is not None else {}
+
+    def numbered_rows(self, tolerate_torn_tail: bool | None = None) -> Iterator[tuple[int, CopyRow]]:
+        """``(line number, row)`` in file order, each checked, also against the run's parameters.
+
+        A last line cut short by a killed run is dropped where the run did not
+        finish (``tolerate_torn_tail=None``), or as asked.
+        """
+        if tolerate_torn_tail is None:
+            tolerate_torn_tail = self.meta is not None and not self.meta.complete
+        copies = self.parameters.get("copies")
+        pairs = _pair_set(self.parameters)
+        for number, row in iter_numbered_rows(self.path, tolerate_torn_tail):
+            where = f"{self.path}:{number}"
+            if copies is not None and row.copy > copies:
+                raise ManifestError(
+                    f"{where}: copy {row.copy} but the run in {self.meta_path} made {copies}: rows from another run"
+                )
+            if row.deformed and pairs is not None and (row.alpha, row.sigma) not in pairs:
+                raise ManifestError(
+                    f"{where}: alpha={row.alpha} sigma={row.sigma} is not among the (alpha, sigma) pairs "
+                    f"of {self.meta_path}: rows from another run"
+                )
+            yield number, row
+
+    def rows(self, tolerate_torn_tail: bool | None = None) -> Iterator[CopyRow]:
+        return (row for _, row in self.numbered_rows(tolerate_torn_tail))
+
+    def folder(self, name: str, override: os.PathLike | str | None = None) -> Path | None:
+        """The run's ``labels`` or ``images`` folder: ``override`` where given (the data moved), else as recorded."""
+        if override is not None:
+            return Path(override)
+        recorded = self.parameters.get(name)
+        return Path(recorded) if recorded else None
+
+
+def _pair_set(parameters: Mapping) -> set[tuple[float, float]] | None:
+    if "alpha_sigma" not in parameters:
+        return None
+    return {(float(alpha), float(sigma)) for alpha, sigma in parameters["alpha_sigma"]}
+
+
+def manifest_path(path: os.PathLike | str) -> Path:
+    """The manifest itself, given it or the output folder holding it."""
+    path = Path(path)
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
+def open_manifest(path: os.PathLike | str, require_meta: bool = True) -> Manifest:
+    """Open a manifest (or the folder holding it) for reading; its metadata is read and checked once.
+
+    ``require_meta=False`` accepts a manifest without ``manifest.meta.json``
+    (rows only, as a user may have copied it). Raises :class:`ManifestError`.
     """
-    text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    path = manifest_path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    meta_path = path.parent / META_NAME
+    meta = read_meta(meta_path) if require_meta or meta_path.exists() else None
+    return Manifest(path, meta)
 
 
-def iter_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
-    """Rows of a manifest, in file order.
+def iter_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[CopyRow]:
+    """Rows of a manifest file, in file order, checked one by one (not against a run: see :class:`Manifest`).
 
     With ``tolerate_torn_tail``, a last line cut short by a killed run is
     dropped instead of being an error (its outputs are checked again anyway).
@@ -59,8 +242,8 @@ def iter_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
     return (row for _, row in iter_numbered_rows(path, tolerate_torn_tail))
 
 
-def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[tuple[int, dict]]:
-    """``(line number, row)`` of a manifest, for messages that name the line; see :func:`iter_rows`."""
+def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[tuple[int, CopyRow]]:
+    """``(line number, row)`` of a manifest file, for messages that name the line; see :func:`iter_rows`."""
     try:
         handle = open(path, encoding="utf-8")
     except OSError as error:
@@ -78,6 +261,67 @@ def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator
                 yield number, row
         except UnicodeDecodeError as error:
             raise ManifestError(f"{path}: not a text file ({error.reason})") from error
+
+
+def iter_mask_groups(path: Path) -> Iterator[tuple[str, dict[int, CopyRow]]]:
+    """``(label, {copy: row})`` for each run of consecutive rows of one label.
+
+    A mask's rows are appended in one write once all its files are in place,
+    so a run is one finished mask; a label seen again later was redone.
+    Tolerates a torn last line. Holds one mask's rows at a time.
+    """
+    label, copies = None, {}
+    for row in iter_rows(path, tolerate_torn_tail=True):
+        if row.label != label and copies:
+            yield label, copies
+            copies = {}
+        label = row.label
+        copies[row.copy] = row
+    if copies:
+        yield label, copies
+
+
+def _parse_line(path: Path, number: int, line: bytes | str, last: bool) -> CopyRow | None:
+    """The row on a line; None for a torn last line (a run killed mid-append)."""
+    try:
+        values = json.loads(line)
+    except json.JSONDecodeError as error:
+        if last:
+            return None
+        raise ManifestError(f"{path}:{number}: not a JSON object ({error.msg})") from error
+    return CopyRow.from_dict(values, f"{path}:{number}")
+
+
+def read_meta(path: os.PathLike | str) -> RunMeta:
+    """The metadata file as a :class:`RunMeta`, checked to be one this version reads (:meth:`RunMeta.check`)."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ManifestError(f"{path}: not found") from error
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read ({error.strerror})") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else error.reason
+        raise ManifestError(f"{path}: not JSON ({reason})") from error
+    meta = RunMeta.from_dict(values, path)
+    meta.check(path)
+    return meta
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def append_rows(path: Path, rows: Iterable[CopyRow]) -> None:
+    """Append rows as JSON lines and flush them to disk before returning.
+
+    Called only once the rows' files are in place, so a row never names a
+    file that is not there.
+    """
+    text = "".join(row.to_json() + "\n" for row in rows)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def sort_manifest(path: Path, keep: Container[str] | None = None) -> None:
@@ -98,8 +342,8 @@ def sort_manifest(path: Path, keep: Container[str] | None = None) -> None:
                 row = _parse_line(path, number, line, last=not line.endswith(b"\n"))
                 if row is None:
                     break
-                if keep is None or row["label"] in keep:
-                    index[(row["label"], row["copy"])] = (offset, len(line))
+                if keep is None or row.label in keep:
+                    index[(row.label, row.copy)] = (offset, len(line))
             offset += len(line)
         with atomic_writer(path) as target:
             for key in sorted(index):
@@ -108,55 +352,11 @@ def sort_manifest(path: Path, keep: Container[str] | None = None) -> None:
                 target.write(source.read(length))
 
 
-def _parse_line(path: Path, number: int, line: bytes | str, last: bool) -> dict | None:
-    """The row on a line; None for a torn last line (a run killed mid-append)."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as error:
-        if last:
-            return None
-        raise ManifestError(f"{path}:{number}: not a JSON object ({error.msg})") from error
-    if not isinstance(row, dict) or not set(ROW_KEYS) <= set(row):
-        missing = sorted(set(ROW_KEYS) - set(row)) if isinstance(row, dict) else ROW_KEYS
-        raise ManifestError(f"{path}:{number}: not a manifest row (missing {', '.join(missing)})")
-    return row
+def write_meta(path: Path, meta: RunMeta) -> None:
+    write_bytes_atomic(path, (json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def iter_mask_groups(path: Path) -> Iterator[tuple[str, dict[int, dict]]]:
-    """``(label, {copy: row})`` for each run of consecutive rows of one label.
-
-    A mask's rows are appended in one write once all its files are in place,
-    so a run is one finished mask; a label seen again later was redone.
-    Tolerates a torn last line. Holds one mask's rows at a time.
-    """
-    label, copies = None, {}
-    for row in iter_rows(path, tolerate_torn_tail=True):
-        if row["label"] != label and copies:
-            yield label, copies
-            copies = {}
-        label = row["label"]
-        copies[row["copy"]] = row
-    if copies:
-        yield label, copies
-
-
-def write_meta(path: Path, meta: dict) -> None:
-    write_bytes_atomic(path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-
-
-def read_meta(path: Path) -> dict:
-    try:
-        meta = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ManifestError(f"{path}: cannot read ({error.strerror})") from error
-    except json.JSONDecodeError as error:
-        raise ManifestError(f"{path}: not JSON ({error.msg})") from error
-    if not isinstance(meta, dict) or "parameters" not in meta:
-        raise ManifestError(f"{path}: not an nsegaug manifest metadata file (no 'parameters')")
-    return meta
-
-
-def parameter_differences(old: dict, new: dict) -> list[str]:
+def parameter_differences(old: Mapping, new: Mapping) -> list[str]:
     """Lines ``name: old -> new`` for every parameter that differs."""
     return [
         f"{name}: {old.get(name)!r} -> {new.get(name)!r}"

@@ -32,10 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma, check_options, small_component_boxes, suppression_pad
+from .deform import small_component_boxes, suppression_pad
+from .params import DEFAULT_PARAMS, PAPER_PROB, DeformParams, FlatParams, check_alpha_sigma, check_prob
 
 BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
+# DeformParams.precision -> the dtype of the fields.
+_PRECISION_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # gather has no kernels for the unsigned 16/32/64-bit types; their signed twins hold the same bits.
 _SIGNED_TWIN = {
     torch.uint16: torch.int16,
@@ -273,10 +276,8 @@ def deform_batch_with_noise(
     noise_y: torch.Tensor,
     alpha: Sequence[float] | float,
     sigma: Sequence[float] | float,
-    area_thresh: float | None = 1000,
-    ignore_index: int | None = None,
+    params: DeformParams = DEFAULT_PARAMS,
     boxes: Sequence[torch.Tensor] | None = None,
-    dtype: torch.dtype = torch.float32,
     blur: str | None = None,
 ) -> tuple[torch.Tensor, BatchStats]:
     """Deform every map of ``labels`` (B, H, W) with given uniform noise fields (B, H, W) in [0, 1).
@@ -284,10 +285,10 @@ def deform_batch_with_noise(
     The batched twin of :func:`nsegaug.deform.deform_with_noise`: map b is
     deformed with ``alpha[b]``, ``sigma[b]`` (or one value for all), its
     displacement before suppression and smoothing being ``alpha * (2u - 1)``.
-    ``area_thresh=None`` turns suppression off (NSegment). ``boxes``: one
-    table (N_b, 4) per map from :func:`component_boxes`; found here, on the
-    CPU, when not given. ``dtype``: precision of the fields (float32 is the
-    CPU engine's default precision). ``blur``: see :func:`smooth_fields`.
+    From ``params``: the suppression (none for the pilot NSegment), its
+    threshold and ignore index, and the precision of the fields. ``boxes``:
+    one table (N_b, 4) per map from :func:`component_boxes`; found here, on
+    the CPU, when not given. ``blur``: see :func:`smooth_fields`.
     Returns a new tensor of the labels' dtype and device, and the statistics.
     """
     check_label_batch(labels)
@@ -296,8 +297,7 @@ def deform_batch_with_noise(
         raise ValueError(
             f"noise fields {tuple(noise_x.shape)}, {tuple(noise_y.shape)} do not match labels {tuple(labels.shape)}"
         )
-    if dtype not in _FLOAT_DTYPES:
-        raise ValueError(f"dtype must be one of {_FLOAT_DTYPES}, got {dtype}")
+    dtype = _PRECISION_DTYPES[params.precision]
     alphas = _per_map(alpha, batch, "alpha")
     sigmas = _per_map(sigma, batch, "sigma")
     device = labels.device
@@ -308,9 +308,9 @@ def deform_batch_with_noise(
     alpha_column = torch.tensor(alphas, dtype=torch.float64)
     displacement = displacement_fields(torch.stack([noise_x, noise_y], dim=1), alpha_column, dtype)
     suppressed = torch.zeros(batch, device=device)
-    if area_thresh is not None:
+    if params.suppresses:
         if boxes is None:
-            boxes = batch_boxes(labels, area_thresh, ignore_index)
+            boxes = batch_boxes(labels, params.area_thresh, params.ignore_index)
         if len(boxes) != batch:
             raise ValueError(f"boxes has {len(boxes)} tables for a batch of {batch} maps")
         mask = suppression_masks(boxes, [suppression_pad(value) for value in alphas], (height, width), device)
@@ -374,19 +374,16 @@ def draw_batch(
 def deform_batch(
     labels: torch.Tensor,
     generator: torch.Generator | None = None,
-    alpha_sigma_list: Sequence[tuple[float, float]] = DEFAULT_ALPHA_SIGMA,
+    params: DeformParams = DEFAULT_PARAMS,
     prob: float = 1.0,
-    area_thresh: float = 1000,
-    ignore_index: int | None = None,
-    variant: str = "nsegment+",
     boxes: Sequence[torch.Tensor] | None = None,
     blur: str | None = None,
 ) -> tuple[torch.Tensor, BatchStats]:
     """Deform each map of ``labels`` (B, H, W) with chance ``prob``, on the labels' device.
 
     Map b is deformed when its coin ``u <= prob`` (the method's ``__call__``:
-    it skips when ``rand() > p``), with the pair ``alpha_sigma_list[index]``;
-    see :func:`draw_batch` for the draws. ``variant="nsegment"`` suppresses
+    it skips when ``rand() > p``), with the pair ``params.alpha_sigma[index]``;
+    see :func:`draw_batch` for the draws. The pilot NSegment suppresses
     nothing. ``boxes``: one table per map from :func:`component_boxes`
     (computed in DataLoader workers); found here on the CPU when None. Maps
     left alone are returned unchanged. The input is never modified.
@@ -398,8 +395,8 @@ def deform_batch(
     reading the loss does.
     """
     check_label_batch(labels)
-    pairs = check_alpha_sigma(alpha_sigma_list)
-    check_options(prob, variant)
+    check_prob(prob)
+    pairs = params.alpha_sigma
     batch, height, width = labels.shape
     if boxes is not None and len(boxes) != batch:
         raise ValueError(f"boxes has {len(boxes)} tables for a batch of {batch} maps")
@@ -408,16 +405,14 @@ def deform_batch(
     alphas = [pairs[index][0] for index in pair_index[chosen].tolist()]
     sigmas = [pairs[index][1] for index in pair_index[chosen].tolist()]
     picked = chosen.to(labels.device)
-    suppress = variant == "nsegment+"
     deformed, partial = deform_batch_with_noise(
         labels.index_select(0, picked),
         noise[picked, 0],
         noise[picked, 1],
         alphas,
         sigmas,
-        area_thresh=area_thresh if suppress else None,
-        ignore_index=ignore_index,
-        boxes=[boxes[index] for index in chosen.tolist()] if boxes is not None and suppress else None,
+        params,
+        boxes=[boxes[index] for index in chosen.tolist()] if boxes is not None and params.suppresses else None,
         blur=blur,
     )
     if len(chosen) == batch:
@@ -437,41 +432,35 @@ def _scatter_stats(partial: BatchStats, picked: torch.Tensor, batch: int, device
     return BatchStats(**columns)
 
 
-class BatchNoisySegmentPlus:
+class BatchNoisySegmentPlus(FlatParams):
     """NSegment+ for batches on a device: parameters, and a ``torch.Generator`` per device, over :func:`deform_batch`.
 
-    ``seed`` seeds the generator (fresh entropy when None); ``prob``
-    defaults to the method's 0.5. Call with labels (B, H, W) and, optionally,
-    the boxes from :func:`component_boxes`; returns the deformed labels
-    (``self.last_stats`` holds their statistics).
+    The arguments are :class:`nsegaug.NoisySegmentPlus`' (held as one
+    :class:`~nsegaug.params.DeformParams`, ``self.deform_params``); ``seed`` seeds
+    the generator (fresh entropy when None); ``prob`` defaults to the
+    method's 0.5. Call with labels (B, H, W) and, optionally, the boxes from
+    :func:`component_boxes`; returns the deformed labels (``self.last_stats``
+    holds their statistics).
     """
 
     def __init__(
         self,
         alpha_sigma_list: Sequence[tuple[float, float]] | None = None,
-        prob: float = 0.5,
+        prob: float = PAPER_PROB,
         area_thresh: float = 1000,
         ignore_index: int | None = None,
         variant: str = "nsegment+",
+        precision: str = "float32",
         seed: int | None = None,
     ) -> None:
-        self.alpha_sigma_list = check_alpha_sigma(alpha_sigma_list or DEFAULT_ALPHA_SIGMA)
-        check_options(prob, variant)
-        self.prob, self.area_thresh, self.ignore_index, self.variant, self.seed = (
-            prob,
-            area_thresh,
-            ignore_index,
-            variant,
-            seed,
-        )
+        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
+        self.prob = check_prob(prob)
+        self.seed = seed
         self.generators: dict[str, torch.Generator] = {}
         self.last_stats: BatchStats | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(alpha_sigma_list={list(self.alpha_sigma_list)}, prob={self.prob}, "
-            f"area_thresh={self.area_thresh}, ignore_index={self.ignore_index}, variant={self.variant!r})"
-        )
+        return f"{type(self).__name__}({self.params_repr()}, prob={self.prob}, seed={self.seed})"
 
     def generator(self, device) -> torch.Generator:
         """The generator for ``device``, created and seeded on first use."""
@@ -488,13 +477,6 @@ class BatchNoisySegmentPlus:
 
     def __call__(self, labels: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         deformed, self.last_stats = deform_batch(
-            labels,
-            self.generator(labels.device),
-            self.alpha_sigma_list,
-            prob=self.prob,
-            area_thresh=self.area_thresh,
-            ignore_index=self.ignore_index,
-            variant=self.variant,
-            boxes=boxes,
+            labels, self.generator(labels.device), self.deform_params, prob=self.prob, boxes=boxes
         )
         return deformed

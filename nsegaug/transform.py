@@ -9,11 +9,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import deform as _deform
+from .deform import DeformResult, deform, draw_coin
+from .params import PAPER_PROB, DeformParams, FlatParams, check_prob
 from .seeding import random_state as _derived_state
 
 
-class NoisySegmentPlus:
+class NoisySegmentPlus(FlatParams):
     """Label-only elastic deformation with scale-aware suppression (NSegment+).
 
     Parameters
@@ -42,46 +43,33 @@ class NoisySegmentPlus:
         (so epochs differ, and a loader with a seeded generator repeats them);
         from fresh OS entropy when ``seed`` is None. The global NumPy state
         is never used.
+
+    The deformation's parameters are held as one :class:`nsegaug.params.DeformParams`
+    (``self.deform_params``); the flat names above read it.
     """
 
     def __init__(
         self,
         alpha_sigma_list: Sequence[tuple[float, float]] | None = None,
-        prob: float = 0.5,
+        prob: float = PAPER_PROB,
         area_thresh: float = 1000,
         ignore_index: int | None = None,
         variant: str = "nsegment+",
         precision: str = "float32",
         seed: int | None = None,
     ) -> None:
-        self.alpha_sigma_list = _deform.check_alpha_sigma(alpha_sigma_list or _deform.DEFAULT_ALPHA_SIGMA)
-        _deform.check_options(prob, variant, precision)
-        self.prob = prob
-        self.area_thresh = area_thresh
-        self.ignore_index = ignore_index
-        self.variant = variant
-        self.precision = precision
+        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
+        self.prob = check_prob(prob)
         self.seed = seed
         self._state: np.random.RandomState | None = None
         self._state_pid: int | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(alpha_sigma_list={list(self.alpha_sigma_list)}, prob={self.prob}, "
-            f"area_thresh={self.area_thresh}, ignore_index={self.ignore_index}, variant={self.variant!r})"
-        )
+        return f"{type(self).__name__}({self.params_repr()}, prob={self.prob}, seed={self.seed})"
 
-    def deform(self, segment: np.ndarray, random_state: np.random.RandomState | None = None) -> _deform.DeformResult:
+    def deform(self, segment: np.ndarray, random_state: np.random.RandomState | None = None) -> DeformResult:
         """Deform ``segment`` always (no ``prob``), returning the map and its statistics."""
-        return _deform.deform(
-            segment,
-            random_state if random_state is not None else self.random_state(),
-            self.alpha_sigma_list,
-            area_thresh=self.area_thresh,
-            ignore_index=self.ignore_index,
-            variant=self.variant,
-            precision=self.precision,
-        )
+        return deform(segment, random_state if random_state is not None else self.random_state(), self.deform_params)
 
     def transform(self, segment: np.ndarray, random_state: np.random.RandomState | None = None) -> np.ndarray:
         """Deform ``segment`` always (no ``prob``) and return the new map."""
@@ -90,7 +78,7 @@ class NoisySegmentPlus:
     def __call__(self, results: dict) -> dict:
         """mmseg-style: deform ``results['gt_seg_map']`` with probability ``prob``."""
         state = self.random_state()
-        if state.rand() > self.prob:
+        if not draw_coin(state, self.prob):
             return results
         results["gt_seg_map"] = self.transform(results["gt_seg_map"], state)
         return results

@@ -13,6 +13,7 @@ import pytest
 
 from nsegaug import NoisySegmentPlus
 from nsegaug.deform import deform
+from nsegaug.params import DeformParams
 from nsegaug.synthetic import street_scene
 
 SEGMENT = street_scene(96, 160, 30, seed=4, ignore_band=1)
@@ -136,7 +137,7 @@ def test_the_mask_is_the_cpu_engines_result_for_the_drawn_seed():
     compose = pipeline(seed=5)
     out = compose(image=IMAGE, mask=SEGMENT)
     seed = compose.transforms[0].params["deform_seed"]
-    expected = deform(SEGMENT, np.random.RandomState(seed), MOVING_PAIRS, ignore_index=255).segment
+    expected = deform(SEGMENT, np.random.RandomState(seed), DeformParams(MOVING_PAIRS, ignore_index=255)).segment
     assert np.array_equal(out["mask"], expected)
 
 

@@ -64,8 +64,9 @@ def check_parses(arguments: list[str]) -> None:
     command: click.Command = main
     while isinstance(command, click.Group) and arguments and not arguments[0].startswith("-"):
         name, arguments = arguments[0], arguments[1:]
-        assert name in command.commands, f"unknown subcommand {name!r}"
-        command = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, f"unknown subcommand {name!r}"
+        command = found
     options = {name: param for param in command.params for name in [*param.opts, *param.secondary_opts]}
     options.update({"--help": None, "-h": None})
     given = set()

@@ -416,7 +416,7 @@ def test_resume_redoes_the_copies_of_a_source_edited_since(dataset, tmp_path):
 def test_labels_inside_out_are_refused(dataset, tmp_path):
     labels, _ = dataset
     result = invoke("--labels", labels, "--copies", 1, "--out", labels.parent, "--overwrite")
-    assert result.exit_code == 2 and "is inside --out" in result.stderr
+    assert result.exit_code == 2 and "is inside the output folder" in result.stderr
 
 
 @pytest.mark.parametrize("template", ["{stem:.3}_nsp{copy}{ext}", "{stem}_nsp{copy}{ext:.0}", "{stem!r}_{copy}{ext}"])

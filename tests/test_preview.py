@@ -14,10 +14,13 @@ from PIL import Image
 
 from nsegaug import preview
 from nsegaug.cli import main
-from nsegaug.deform import DEFAULT_ALPHA_SIGMA
+from nsegaug.generate import GenerateConfig, generate_dataset
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 from nsegaug.palettes import CITYSCAPES, IGNORE_COLOUR, colour_table
-from nsegaug.runner import GenerateConfig, generate_dataset
+from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams
+from nsegaug.preview import colours, defaults, tiles
+from nsegaug.preview import sheet as sheetlib
+from nsegaug.preview import views as viewlib
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
 MASKS = 3
@@ -74,7 +77,10 @@ def dataset(tmp_path_factory) -> tuple[Path, Path]:
 
 def run_generate(dataset, out: Path, **options) -> Path:
     labels, images = dataset
-    config = GenerateConfig(labels=labels, images=images, out=out, copies=COPIES, seed=SEED, **options)
+    deform = {name: options.pop(name) for name in ("ignore_index",) if name in options}
+    config = GenerateConfig(
+        labels=labels, images=images, out=out, copies=COPIES, seed=SEED, params=DeformParams(**deform), **options
+    )
     summary = generate_dataset(config, log=lambda message: None)
     assert summary.failed == 0
     return out
@@ -116,12 +122,12 @@ def test_sheet_size_is_the_layout_of_its_tiles(generated, tmp_path):
     assert "wrote" in result.stderr and not list(tmp_path.glob(".*.tmp"))
 
     # 512x256 masks in a 256 square: 256x128 tiles; columns image, original, 3 copies, difference.
-    font = preview.caption_font()
-    row_height = 128 + preview.CAPTION_GAP + preview.caption_height(font)
+    font = sheetlib.caption_font()
+    row_height = 128 + sheetlib.CAPTION_GAP + sheetlib.caption_height(font)
     columns = 2 + COPIES + 1
     assert Image.open(out).size == (
-        preview.PAD + columns * (256 + preview.PAD),
-        preview.PAD + 2 * (row_height + preview.PAD),
+        sheetlib.PAD + columns * (256 + sheetlib.PAD),
+        sheetlib.PAD + 2 * (row_height + sheetlib.PAD),
     )
 
 
@@ -175,12 +181,12 @@ def test_captions_name_alpha_sigma_and_the_changed_percentage(generated, tmp_pat
             row = rows[(view.label, k)]
             assert cells[1 + k].caption == (
                 f"copy {k}: alpha={row['alpha']:g} sigma={row['sigma']:g}",
-                f"changed {preview.format_percent(row['changed_fraction'])}",
+                f"changed {tiles.format_percent(row['changed_fraction'])}",
             )
         assert cells[-1].caption[0] == f"difference, {COPIES} copies"
     # The caption strip under every tile holds dark text pixels.
     picture = np.asarray(sheet.image)
-    height = preview.caption_height(preview.caption_font())
+    height = sheetlib.caption_height(sheetlib.caption_font())
     for boxes, origins in zip(sheet.layout.tiles, sheet.layout.captions, strict=True):
         for box, (x, y) in zip(boxes, origins, strict=True):
             strip = picture[y : y + height, x : x + box[2]]
@@ -208,8 +214,8 @@ def test_picks_are_seeded_and_ranked(generated):
 
 def test_labels_mode_shows_what_generate_writes(dataset, generated, tmp_path):
     labels, images = dataset
-    params = preview.DeformParams(seed=SEED, ignore_index=255)
-    views = preview.label_views(labels, images=images, n=MASKS, copies=COPIES, params=params)
+    params = DeformParams(ignore_index=255)
+    views = preview.label_views(labels, images=images, n=MASKS, copies=COPIES, params=params, seed=SEED)
     for view in views:
         for copy in view.copies:
             written = indices_of(generated / f"{Path(view.label).stem}_nsp{copy.copy_index}.png")
@@ -221,7 +227,7 @@ def test_labels_mode_shows_what_generate_writes(dataset, generated, tmp_path):
         "--tile-size", 128, "--out", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert Image.open(out).size[0] == preview.PAD + 5 * (128 + preview.PAD)  # image, original, 2 copies, difference
+    assert Image.open(out).size[0] == sheetlib.PAD + 5 * (128 + sheetlib.PAD)  # image, original, 2 copies, difference
 
 
 def test_grid_is_an_alpha_by_sigma_table_and_matches_generate(dataset, generated, tmp_path):
@@ -232,12 +238,15 @@ def test_grid_is_an_alpha_by_sigma_table_and_matches_generate(dataset, generated
     assert result.exit_code == 0, result.output
 
     # No images: header row (original), then 5 alphas x 3 sigmas; 128x64 tiles.
-    font = preview.caption_font()
-    row_height = 64 + preview.CAPTION_GAP + preview.caption_height(font)
-    assert Image.open(out).size == (preview.PAD + 3 * (128 + preview.PAD), preview.PAD + 6 * (row_height + preview.PAD))
+    font = sheetlib.caption_font()
+    row_height = 64 + sheetlib.CAPTION_GAP + sheetlib.caption_height(font)
+    assert Image.open(out).size == (
+        sheetlib.PAD + 3 * (128 + sheetlib.PAD),
+        sheetlib.PAD + 6 * (row_height + sheetlib.PAD),
+    )
 
     views = preview.label_views(labels / "scene_0001.png", copies=0)
-    sheet = preview.preview_grid(views, preview.DeformParams(seed=SEED, ignore_index=255), tile=128)
+    sheet = preview.preview_grid(views, DeformParams(ignore_index=255), SEED, tile=128)
     assert np.array_equal(png(out), np.asarray(sheet.image))
     assert [cell.kind for cell in sheet.cells[0]] == ["original"]
     captions = [[cell.caption[0] for cell in row] for row in sheet.cells[1:]]
@@ -245,7 +254,7 @@ def test_grid_is_an_alpha_by_sigma_table_and_matches_generate(dataset, generated
 
     # The grid uses copy 1's draw: the cell of the pair generate drew for copy 1 is that copy.
     row = next(r for r in manifest_rows(generated) if r["label"] == "scene_0001.png" and r["copy"] == 1)
-    grid = preview.grid_copies(views[0].segment, "scene_0001.png", preview.DeformParams(seed=SEED, ignore_index=255))
+    grid = viewlib.grid_copies(views[0].segment, "scene_0001.png", DeformParams(ignore_index=255), SEED)
     cell = next(copy for copy in grid if (copy.alpha, copy.sigma) == (row["alpha"], row["sigma"]))
     assert np.array_equal(cell.segment, indices_of(generated / row["output"]))
     assert len(grid) == len(DEFAULT_ALPHA_SIGMA)
@@ -255,12 +264,12 @@ def test_crop_is_full_resolution_and_enlarged_by_whole_pixels(generated, tmp_pat
     out = tmp_path / "crop.png"
     result = invoke("--manifest", generated, "--n", 1, "--crop", "100,50,40,30", "--out", out)
     assert result.exit_code == 0, result.output
-    sheet, views = library_sheet(generated, n=1, tile_size=preview.DEFAULT_TILE_SIZE)
+    sheet, views = library_sheet(generated, n=1, tile_size=defaults.DEFAULT_TILE_SIZE)
     source = Path(preview.read_manifest(generated).params["labels"]) / views[0].label
     picture = png(out)
     original = tile(
         picture,
-        preview.render(preview.sheet_cells([preview.crop_view(views[0], (100, 50, 40, 30))])).layout.tiles[0][1],
+        sheetlib.render(sheetlib.sheet_cells([viewlib.crop_view(views[0], (100, 50, 40, 30))])).layout.tiles[0][1],
     )
     # min(320 / 40, 320 / 30) = 8: each label pixel is an 8x8 block.
     expected = palette_of(source)[indices_of(source)[50:80, 100:140]].repeat(8, axis=0).repeat(8, axis=1)
@@ -309,7 +318,9 @@ def test_stats_table_has_a_line_per_pair(generated, undeformed):
     for (alpha, sigma), rows in expected_stats(generated).items():
         line = next(line for line in lines[1:] if line.split()[:2] == [f"{alpha:g}", f"{sigma:g}"])
         assert line.split()[2:4] == [str(len(rows)), f"{100 * np.mean([r['changed_fraction'] for r in rows]):.2f}"]
-    assert "9 copies (0 deformed, 9 left unchanged" in invoke("--manifest", undeformed, "--stats").stdout
+    assert (
+        "9 copies (0 deformed, 9 left unchanged by the prob coin" in invoke("--manifest", undeformed, "--stats").stdout
+    )
 
 
 # ---------------------------------------------------------------- bad input
@@ -394,14 +405,17 @@ def test_missing_image_falls_back_to_labels_with_a_warning(dataset, manifest_cop
     image_cell = sheet.cells[2][0]
     assert image_cell.pixels is None and image_cell.caption[0] == "image missing"
     assert np.array_equal(png(out), np.asarray(sheet.image))
-    assert (tile(png(out), sheet.layout.tiles[2][0]) == preview.SHEET_BACKGROUND).all()
+    assert (tile(png(out), sheet.layout.tiles[2][0]) == sheetlib.SHEET_BACKGROUND).all()
 
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ([], "pass --manifest"),
-        (["--labels", SAMPLES / "labels", "--pick", "most-changed"], "--pick most-changed"),
+        ([], "a preview needs a manifest"),
+        (
+            ["--labels", SAMPLES / "labels", "--pick", "most-changed"],
+            "pick 'most-changed' ranks the copies of a manifest",
+        ),
         (["--labels", SAMPLES / "labels", "--stats"], "--stats and --json read a manifest"),
         (["--labels", SAMPLES / "labels", "--crop", "1,2,3"], "X,Y,W,H"),
         (["--labels", SAMPLES / "labels", "--pattern", "*.tif"], "no label files matching"),
@@ -420,8 +434,8 @@ def test_deformation_options_are_refused_with_a_manifest(generated):
 
 def test_crop_outside_the_map_is_an_error(generated, tmp_path):
     result = invoke("--manifest", generated, "--n", 1, "--crop", "600,0,10,10", "--out", tmp_path / "x.png")
-    assert result.exit_code == 1
-    assert "lies outside the 512x256 map" in one_line_error(result)
+    assert result.exit_code == 2
+    assert "lies outside the 512x256 map" in result.stderr and not (tmp_path / "x.png").exists()
 
 
 # ---------------------------------------------------------------- colours and resampling
@@ -442,8 +456,8 @@ def test_maps_without_palette_use_cityscapes_then_voc_and_white_for_ignore(tmp_p
     assert (original[0, 0] == CITYSCAPES[0]).all() and (original[0, 15] == CITYSCAPES[13]).all()
     assert (original[0, 25] == colour_table()[40]).all() and (original[6, 0] == IGNORE_COLOUR).all()
     values = np.arange(256)
-    assert np.array_equal(preview.fixed_colours(values), colour_table())
-    assert np.array_equal(preview.fixed_colours(values, ignore_index=0)[0], IGNORE_COLOUR)
+    assert np.array_equal(colours.fixed_colours(values), colour_table())
+    assert np.array_equal(colours.fixed_colours(values, ignore_index=0)[0], IGNORE_COLOUR)
 
 
 def test_uint16_maps_get_colours(tmp_path):
@@ -455,18 +469,18 @@ def test_uint16_maps_get_colours(tmp_path):
 def test_downscaling_never_invents_classes_and_keeps_thin_changes():
     rng = np.random.RandomState(0)
     segment = rng.randint(0, 5, size=(101, 203)).astype(np.uint8)
-    small = preview.resize_labels(segment, (33, 67))
+    small = tiles.resize_labels(segment, (33, 67))
     assert set(np.unique(small)) <= set(np.unique(segment))
     counts = np.zeros((101, 203), np.uint16)
     counts[50, 100] = 1  # one changed pixel
-    assert preview.resize_max(counts, (10, 20)).sum() == 1
-    assert preview.tile_size(256, 512, 320) == (160, 320)
-    assert preview.tile_size(30, 40, 320) == (240, 320)
+    assert tiles.resize_max(counts, (10, 20)).sum() == 1
+    assert tiles.tile_size(256, 512, 320) == (160, 320)
+    assert tiles.tile_size(30, 40, 320) == (240, 320)
 
 
 def test_png_of_a_sheet_round_trips():
-    cells = [[preview.Cell("original", np.full((4, 6, 3), 7, np.uint8), ("a", "b"), (4, 6))]]
-    sheet = preview.render(cells)
+    cells = [[tiles.Cell("original", np.full((4, 6, 3), 7, np.uint8), ("a", "b"), (4, 6))]]
+    sheet = sheetlib.render(cells)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(sheet.png())).convert("RGB")), np.asarray(sheet.image))
 
 

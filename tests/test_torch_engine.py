@@ -11,7 +11,9 @@ torch = pytest.importorskip("torch")
 
 import nsegaug.torch as nt  # noqa: E402
 from nsegaug import deform as D  # noqa: E402
-from nsegaug.deform import DEFAULT_ALPHA_SIGMA  # noqa: E402
+from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams  # noqa: E402
+
+IGNORE_255 = DeformParams(ignore_index=255)
 from nsegaug.synthetic import city_scene, street_scene  # noqa: E402
 
 # The conftest maps plus larger scenes of both generators, with and without VOC-style ignore bands.
@@ -119,7 +121,9 @@ def test_same_noise_agrees_with_the_cpu_engine(name, ignore_index):
     noise_x, noise_y = rng.random((copies, *segment.shape)), rng.random((copies, *segment.shape))
     alphas, sigmas = zip(*DEFAULT_ALPHA_SIGMA, strict=True)
     expected = [
-        D.deform_with_noise(segment, noise_x[i], noise_y[i], alphas[i], sigmas[i], ignore_index=ignore_index)
+        D.deform_with_noise(
+            segment, noise_x[i], noise_y[i], alphas[i], sigmas[i], DeformParams(ignore_index=ignore_index)
+        )
         for i in range(copies)
     ]
     for method in nt.BLUR_METHODS:
@@ -129,7 +133,7 @@ def test_same_noise_agrees_with_the_cpu_engine(name, ignore_index):
             torch.from_numpy(noise_y),
             alphas,
             sigmas,
-            ignore_index=ignore_index,
+            DeformParams(ignore_index=ignore_index),
             blur=method,
         )
         agreement = np.mean([np.mean(deformed[i].numpy() == expected[i].segment) for i in range(copies)])
@@ -145,14 +149,15 @@ def test_float64_fields_agree_with_the_cpu_engines_float64_precision():
     segment = city_scene(128, 256, 30, seed=24)
     rng = np.random.default_rng(3)
     noise_x, noise_y = rng.random((2, *segment.shape))
-    expected = D.deform_with_noise(segment, noise_x, noise_y, 100, 10, precision="float64").segment
+    float64 = DeformParams(precision="float64")
+    expected = D.deform_with_noise(segment, noise_x, noise_y, 100, 10, float64).segment
     deformed, _ = nt.deform_batch_with_noise(
         torch.from_numpy(segment)[None],
         torch.from_numpy(noise_x)[None],
         torch.from_numpy(noise_y)[None],
         100,
         10,
-        dtype=torch.float64,
+        float64,
     )
     assert np.mean(deformed[0].numpy() == expected) >= 0.99999
 
@@ -163,8 +168,8 @@ def test_boxes_given_or_found_give_the_same_maps():
     noise = torch.rand((2, 2, 96, 160), generator=torch.Generator().manual_seed(1))
     boxes = [nt.component_boxes(segment, 1000, 255)] * 2
     np.testing.assert_array_equal(boxes[0].numpy(), D.small_component_boxes(segment, 1000, 255))
-    found, _ = nt.deform_batch_with_noise(labels, noise[0], noise[1], 30, 5, ignore_index=255)
-    given, _ = nt.deform_batch_with_noise(labels, noise[0], noise[1], 30, 5, ignore_index=255, boxes=boxes)
+    found, _ = nt.deform_batch_with_noise(labels, noise[0], noise[1], 30, 5, IGNORE_255)
+    given, _ = nt.deform_batch_with_noise(labels, noise[0], noise[1], 30, 5, IGNORE_255, boxes=boxes)
     assert torch.equal(found, given)
 
 
@@ -177,10 +182,10 @@ def street_batch() -> torch.Tensor:
 
 
 def test_deform_batch_is_deform_with_noise_of_its_draws(street_batch):
-    deformed, stats = nt.deform_batch(street_batch, torch.Generator().manual_seed(7), ignore_index=255)
+    deformed, stats = nt.deform_batch(street_batch, torch.Generator().manual_seed(7), IGNORE_255)
     coins, pair_index, noise = nt.draw_batch(torch.Generator().manual_seed(7), 6, (64, 96), len(DEFAULT_ALPHA_SIGMA))
     alphas, sigmas = zip(*(DEFAULT_ALPHA_SIGMA[i] for i in pair_index.tolist()), strict=True)
-    expected, _ = nt.deform_batch_with_noise(street_batch, noise[:, 0], noise[:, 1], alphas, sigmas, ignore_index=255)
+    expected, _ = nt.deform_batch_with_noise(street_batch, noise[:, 0], noise[:, 1], alphas, sigmas, IGNORE_255)
     assert torch.equal(deformed, expected)
     assert stats.alpha.tolist() == list(alphas) and stats.sigma.tolist() == list(sigmas)
 
@@ -212,9 +217,9 @@ def test_prob_decides_per_map_and_untouched_maps_are_returned_as_they_were(stree
 
 def test_nsegment_variant_suppresses_nothing(street_batch):
     generator_seed, pairs = 5, [(30, 3)]
-    plus, plus_stats = nt.deform_batch(street_batch, torch.Generator().manual_seed(generator_seed), pairs)
+    plus, plus_stats = nt.deform_batch(street_batch, torch.Generator().manual_seed(generator_seed), DeformParams(pairs))
     pilot, pilot_stats = nt.deform_batch(
-        street_batch, torch.Generator().manual_seed(generator_seed), pairs, variant="nsegment"
+        street_batch, torch.Generator().manual_seed(generator_seed), DeformParams(pairs, variant="nsegment")
     )
     assert (plus_stats.suppressed_fraction > 0).all() and (pilot_stats.suppressed_fraction == 0).all()
     assert not torch.equal(plus, pilot)
@@ -236,10 +241,8 @@ def test_workers_find_boxes_and_collate_them_for_the_batch(street_batch):
     labels, boxes = next(iter(loader))
     assert labels.shape == (3, 64, 96) and len(boxes) == 3
     generator_seed = 2
-    with_boxes, _ = nt.deform_batch(
-        labels, torch.Generator().manual_seed(generator_seed), boxes=boxes, ignore_index=255
-    )
-    without, _ = nt.deform_batch(labels, torch.Generator().manual_seed(generator_seed), ignore_index=255)
+    with_boxes, _ = nt.deform_batch(labels, torch.Generator().manual_seed(generator_seed), IGNORE_255, boxes=boxes)
+    without, _ = nt.deform_batch(labels, torch.Generator().manual_seed(generator_seed), IGNORE_255)
     assert torch.equal(with_boxes, without)
 
 
@@ -284,6 +287,6 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="prob"):
         nt.deform_batch(labels, prob=1.5)
     with pytest.raises(ValueError, match="variant"):
-        nt.deform_batch(labels, variant="nsegment++")
+        nt.BatchNoisySegmentPlus(variant="nsegment++")
     with pytest.raises(ValueError, match="method"):
         nt.smooth_fields(noise, 3, "fft")

@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nsegaug.cli import main
+from nsegaug.generate import GenerateConfig, generate_dataset
 from nsegaug.io import read_label
 from nsegaug.manifest import MANIFEST_NAME
-from nsegaug.runner import GenerateConfig, generate_dataset
 from nsegaug.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, summarize
 from nsegaug.train.samples import choose_label, chosen_labels, load_manifest
 
@@ -480,10 +480,10 @@ def test_usage_mistakes_exit_with_2(tmp_path):
 def test_online_excludes_baseline_and_deformation_settings_need_online(tmp_path):
     arguments = ["--manifest", __file__, "--val-labels", tmp_path, "--val-images", tmp_path, "--num-classes", "3"]
     for extra, message in (
-        (["--online", "--baseline"], "--online and --baseline exclude each other"),
-        (["--alpha-sigma", "30:3"], "apply to --online only"),
-        (["--area-thresh", "50"], "apply to --online only"),
-        (["--online", "--alpha-sigma", "30:0"], "sigma must be > 0"),
+        (["--online", "--baseline"], "online and baseline exclude each other"),
+        (["--alpha-sigma", "30:3"], "apply to online only"),
+        (["--area-thresh", "50"], "apply to online only"),
+        (["--online", "--alpha-sigma", "30:0"], "sigma must be a finite number > 0"),
     ):
         result = CliRunner().invoke(main, ["train", *map(str, arguments), *extra, "--out", str(tmp_path / "run")])
         assert result.exit_code == 2 and message in result.output, (extra, result.output)

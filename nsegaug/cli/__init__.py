@@ -1,21 +1,102 @@
-"""The ``nsegaug`` command group; each subcommand lives in its own module."""
+"""The ``nsegaug`` command group, and the one place where errors become messages and exit codes.
+
+Each subcommand lives in its own module, imported only when it runs (or when
+``--help`` lists it): the modules import click and nsegaug's pure-Python
+parts only, and the heavy libraries (NumPy, OpenCV, torch) inside the command
+body, so ``nsegaug --help`` costs little more than starting Python.
+
+Exit codes: 0 done; 1 the work failed (a bad file, an I/O fault, a refused
+checkpoint); 2 a usage mistake or a run refused as asked; 130 Ctrl-C; 143
+SIGTERM.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import signal
 import sys
+import threading
 
 import click
 
-from .. import __version__
+from .._version import __version__
+from ..errors import NsegaugError, OutputInUse, UsageError
+
+# name -> module under nsegaug.cli; each module defines a click command of the same name.
+COMMANDS = {
+    "evaluate": "evaluate",
+    "generate": "generate",
+    "preview": "preview",
+    "train": "train",
+}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``docker stop``, Kubernetes, Slurm), raised where Ctrl-C would be, so it stops a run the same way."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+class Command(click.Command):
+    """A subcommand whose errors and interruptions become one line and an exit code (see the module docstring)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OutputInUse as error:
+            raise click.UsageError(f"{error}; pass --resume to continue that run, or --overwrite", ctx) from error
+        except UsageError as error:
+            raise click.UsageError(str(error), ctx) from error
+        except NsegaugError as error:
+            raise click.ClickException(str(error)) from error
+        except Terminated:
+            ctx.exit(143)
+        except KeyboardInterrupt:
+            ctx.exit(130)
+        except BrokenPipeError:
+            # Whoever read our output stopped reading (``| head``); the work itself is done.
+            _silence_stdout()
+            ctx.exit(0)
 
 
 class _Group(click.Group):
-    """Keeps the arguments it was called with, for the run records (``command_line(ctx)``)."""
+    """Finds subcommands by name, importing their module only then, and keeps the command line for the run records."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+        return getattr(module, name)
 
     def main(self, args=None, *positional, **extra):
         arguments = list(args) if args is not None else sys.argv[1:]
         extra.setdefault("obj", {"argv": arguments})
-        return super().main(args, *positional, **extra)
+        # SIGTERM stops a run as Ctrl-C does (temp files removed, status recorded), with its own exit code.
+        previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+        try:
+            return super().main(args, *positional, **extra)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; into a closed pipe that would be a second BrokenPipeError.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def command_line(ctx: click.Context) -> list[str]:
@@ -44,7 +125,3 @@ def main() -> None:
     Example:
       nsegaug generate --labels examples/data/train/labels --copies 5 --out out/train
     """
-
-
-# Subcommands register themselves on ``main`` when imported.
-from . import evaluate, generate, preview, train  # noqa: E402, F401

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from ..train import require_torch
-from ..train.config import TrainError
-from . import main
+from . import Command
 from .train import device_option, existing_file, existing_folder, workers_option
 
 EXAMPLE = (
@@ -17,7 +16,7 @@ EXAMPLE = (
 )
 
 
-@main.command(epilog=f"Example:\n\n  {EXAMPLE}")
+@click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
 @click.option("--checkpoint", type=existing_file, required=True, help="best.pt or last.pt of a training run.")
 @click.option("--labels", type=existing_folder, required=True, help="Label folder.")
 @click.option("--images", type=existing_folder, required=True, help="Image folder, paired by name.")
@@ -35,10 +34,7 @@ def evaluate(checkpoint, labels, images, device, workers, out) -> None:
     from ..io import write_bytes_atomic
     from ..train.loop import evaluate_checkpoint
 
-    try:
-        result = evaluate_checkpoint(checkpoint, labels, images, device=device, workers=workers)
-    except TrainError as error:
-        raise click.ClickException(str(error)) from error
+    result = evaluate_checkpoint(checkpoint, labels, images, device=device, workers=workers)
     click.echo(
         f"{result['images']} images, step {result['step']}: mIoU {_show(result['miou'])}, "
         f"pixel acc {_show(result['pixel_acc'])}, mean acc {_show(result['mean_acc'])}"

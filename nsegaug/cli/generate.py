@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from ..dataset import DEFAULT_NAME_TEMPLATE
-from ..runner import GenerateConfig, GenerateError, count_masks, generate_dataset, planned_outputs
-from . import main, reporting
+from ..params import split_options
+from . import Command, reporting
 from .options import (
-    alpha_sigma_option,
-    area_thresh_option,
+    deform_options,
     format_alpha_sigma,
-    ignore_index_option,
-    image_suffix_option,
     jobs_option,
-    label_suffix_option,
-    palette_option,
-    pattern_option,
-    precision_option,
+    prob_option,
     quiet_option,
     seed_option,
-    variant_option,
+    walk_options,
 )
 
 EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out out/train"
 
 
-@main.command(epilog=f"Example:\n\n  {EXAMPLE}")
+@click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
 @click.option(
     "--labels",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -46,22 +39,9 @@ EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out
 )
 @seed_option
 @jobs_option
-@alpha_sigma_option
-@click.option(
-    "--prob",
-    type=click.FloatRange(0, 1),
-    default=1.0,
-    show_default=True,
-    help="Chance that a copy is deformed; an undeformed copy is written and recorded as such.",
-)
-@area_thresh_option
-@ignore_index_option
-@variant_option
-@precision_option
-@pattern_option
-@label_suffix_option
-@image_suffix_option
-@palette_option
+@prob_option
+@deform_options()
+@walk_options
 @click.option(
     "--name-template",
     default=DEFAULT_NAME_TEMPLATE,
@@ -94,42 +74,34 @@ def generate(dry_run, quiet, resume, overwrite, **options) -> None:
     lists every output (the original as copy 0) and OUT/manifest.meta.json the
     parameters. Outputs are byte-identical for any --jobs and on rerun.
     """
+    from ..generate import GenerateConfig, count_masks, generate_dataset
+
     if options["scheduler"] and options["backend"] != "dask":
         raise click.UsageError("--scheduler needs --backend dask")
-    try:
-        config = GenerateConfig(**options)
-    except GenerateError as error:
-        raise click.UsageError(str(error)) from error
-
+    params, rest = split_options(options)
+    config = GenerateConfig(params=params, **rest)
     if dry_run:
-        try:
-            count_masks(config)
-        except GenerateError as error:
-            raise click.UsageError(str(error)) from error
+        count_masks(config)
         _print_dry_run(config)
         return
     try:
-        summary = generate_dataset(
-            config,
-            resume=resume,
-            overwrite=overwrite,
-            **reporting(quiet),
-        )
-    except GenerateError as error:
-        raise click.UsageError(str(error)) from error
+        summary = generate_dataset(config, resume=resume, overwrite=overwrite, **reporting(quiet))
     except KeyboardInterrupt:
         click.echo(f"interrupted; finish with: nsegaug generate ... --out {config.out} --resume", err=True)
-        sys.exit(130)
+        raise
     click.echo(summary.line(), err=True)
     if summary.failed:
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
 
 
-def _print_dry_run(config: GenerateConfig) -> None:
+def _print_dry_run(config) -> None:
+    from ..generate import planned_outputs
+
+    params = config.params
     click.echo(
-        f"parameters: copies={config.copies} seed={config.seed} alpha_sigma={format_alpha_sigma(config.alpha_sigma)}"
+        f"parameters: copies={config.copies} seed={config.seed} alpha_sigma={format_alpha_sigma(params.alpha_sigma)}"
     )
-    click.echo(f"            prob={config.prob} area_thresh={config.area_thresh} ignore_index={config.ignore_index}")
+    click.echo(f"            prob={config.prob} area_thresh={params.area_thresh} ignore_index={params.ignore_index}")
     count = 0
     for sample, outputs in planned_outputs(config):
         count += 1

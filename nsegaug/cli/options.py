@@ -1,13 +1,16 @@
-"""Options and parameter types shared by several commands."""
+"""Options shared by several commands; the deformation's options are built from its spec's fields."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
 
-from ..deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma
+from ..errors import UsageError
+from ..params import PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma
 
 
 class AlphaSigmaList(click.ParamType):
@@ -21,7 +24,7 @@ class AlphaSigmaList(click.ParamType):
         try:
             pairs = tuple(_pair(item) for item in value.split(",") if item.strip())
             return check_alpha_sigma(pairs)
-        except ValueError as error:
+        except (UsageError, ValueError) as error:
             self.fail(f"{value!r}: {error}; expected e.g. 1:3,15:5,30:10", param, ctx)
 
 
@@ -39,28 +42,58 @@ def format_alpha_sigma(pairs) -> str:
     return ",".join(f"{alpha:g}:{sigma:g}" for alpha, sigma in pairs)
 
 
-alpha_sigma_option = click.option(
-    "--alpha-sigma",
-    "alpha_sigma",
-    type=AlphaSigmaList(),
-    default=format_alpha_sigma(DEFAULT_ALPHA_SIGMA),
-    show_default=True,
-    help="(alpha, sigma) pairs to draw from, as ALPHA:SIGMA,...",
-)
-area_thresh_option = click.option(
-    "--area-thresh",
-    type=click.FloatRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Components of at most this many pixels are protected from deformation.",
-)
-ignore_index_option = click.option(
-    "--ignore-index",
-    type=int,
-    default=None,
-    help="Label value never taken as a small object (e.g. 255); default: none, as the reference.",
-)
+def spec_options(spec: type, types: Mapping[str, object], formats: Mapping[str, Callable] | None = None):
+    """A decorator adding one option per field of the dataclass ``spec`` named in ``types``.
+
+    ``--field-name``, stored under the field's name, of the click type given,
+    with the field's default (shown through ``formats[name]`` where given)
+    and the help text in the field's metadata. So an option is declared once,
+    where its parameter is, and every command taking it shows the same thing.
+    """
+    formats = formats or {}
+
+    def decorate(command):
+        for spec_field in reversed([item for item in dataclasses.fields(spec) if item.name in types]):
+            default = spec_field.default
+            shown = formats[spec_field.name](default) if spec_field.name in formats else default
+            command = click.option(
+                "--" + spec_field.name.replace("_", "-"),
+                spec_field.name,
+                type=types[spec_field.name],
+                default=shown,
+                show_default=default is not None,
+                help=spec_field.metadata.get("help"),
+            )(command)
+        return command
+
+    return decorate
+
+
+DEFORM_TYPES = {
+    "alpha_sigma": AlphaSigmaList(),
+    "area_thresh": click.FloatRange(min=0),
+    "ignore_index": int,
+    "variant": click.Choice(VARIANTS),
+    "precision": click.Choice(PRECISIONS),
+}
+
+
+def deform_options(*names: str):
+    """The :class:`~nsegaug.params.DeformParams` options (all of them, or those named)."""
+    wanted = names or tuple(DEFORM_TYPES)
+    return spec_options(
+        DeformParams, {name: DEFORM_TYPES[name] for name in wanted}, {"alpha_sigma": format_alpha_sigma}
+    )
+
+
 seed_option = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Base seed.")
+prob_option = click.option(
+    "--prob",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Chance that a copy is deformed; an undeformed copy is written and recorded as such.",
+)
 
 
 def available_cores() -> int:
@@ -80,20 +113,6 @@ jobs_option = click.option(
     help="Worker processes; outputs are the same for any number.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the summary.")
-variant_option = click.option(
-    "--variant",
-    type=click.Choice(["nsegment+", "nsegment"]),
-    default="nsegment+",
-    show_default=True,
-    help="nsegment is the pilot method: no small-object suppression.",
-)
-precision_option = click.option(
-    "--precision",
-    type=click.Choice(["float32", "float64"]),
-    default="float32",
-    show_default=True,
-    help="float64 is bit-identical to the reference code, and slower.",
-)
 pattern_option = click.option("--pattern", default=None, help="Glob on file names, e.g. '*_labelTrainIds.png'.")
 label_suffix_option = click.option(
     "--label-suffix", default="", help="Suffix of label stems, removed to pair with images (_gtFine_labelTrainIds)."
@@ -105,3 +124,10 @@ palette_option = click.option(
     default=None,
     help="JSON/CSV of colour -> class index, for colour-coded RGB label maps.",
 )
+
+
+def walk_options(command):
+    """How a label folder is walked and paired with images: shared by every command that walks one."""
+    for option in (palette_option, image_suffix_option, label_suffix_option, pattern_option):
+        command = option(command)
+    return command

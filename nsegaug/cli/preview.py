@@ -7,22 +7,10 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from .. import preview as sheets
-from ..io import LabelFormatError, write_bytes_atomic
-from ..manifest import ManifestError
-from . import main
-from .options import (
-    alpha_sigma_option,
-    area_thresh_option,
-    ignore_index_option,
-    image_suffix_option,
-    label_suffix_option,
-    palette_option,
-    pattern_option,
-    precision_option,
-    seed_option,
-    variant_option,
-)
+from ..params import field_names, split_options
+from ..preview.defaults import DEFAULT_OPACITY, DEFAULT_TILE_SIZE, PICKS
+from . import Command
+from .options import deform_options, prob_option, seed_option, walk_options
 
 EXAMPLES = """Examples:
 
@@ -34,7 +22,7 @@ EXAMPLES = """Examples:
 """
 
 # Options that decide how copies are made: a manifest's copies were made already, by its own parameters.
-DEFORM_OPTIONS = ("alpha_sigma", "prob", "area_thresh", "ignore_index", "variant", "precision")
+DEFORM_OPTIONS = (*field_names(), "prob")
 WALK_OPTIONS = ("pattern", "label_suffix", "image_suffix")
 
 
@@ -44,13 +32,15 @@ class CropType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
+        from ..preview.tiles import parse_crop
+
         try:
-            return sheets.parse_crop(value)
+            return parse_crop(value)
         except ValueError as error:
             self.fail(str(error), param, ctx)
 
 
-@main.command(epilog=EXAMPLES)
+@click.command(cls=Command, epilog=EXAMPLES)
 @click.option(
     "--manifest",
     type=click.Path(exists=True, path_type=Path),
@@ -74,7 +64,7 @@ class CropType(click.ParamType):
 )
 @click.option(
     "--pick",
-    type=click.Choice(sheets.PICKS),
+    type=click.Choice(PICKS),
     default="random",
     show_default=True,
     help="Which masks: seeded random, or the highest / lowest mean changed pixels (--manifest).",
@@ -87,29 +77,23 @@ class CropType(click.ParamType):
     default=None,
     help="Copies per mask: made with --labels [default: 4]; shown with --manifest [default: all].",
 )
-@alpha_sigma_option
-@click.option("--prob", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="As in generate.")
-@area_thresh_option
-@ignore_index_option
-@variant_option
-@precision_option
-@pattern_option
-@label_suffix_option
-@image_suffix_option
-@palette_option
+@prob_option
+@deform_options()
+@walk_options
 @click.option("--grid", is_flag=True, help="Every (alpha, sigma) pair on one mask, as an alpha x sigma table.")
 @click.option("--crop", type=CropType(), default=None, help="Show only this region, at full resolution.")
 @click.option(
     "--tile-size",
+    "tile",
     type=click.IntRange(min=16),
-    default=sheets.DEFAULT_TILE_SIZE,
+    default=DEFAULT_TILE_SIZE,
     show_default=True,
     help="Tiles fit in a PX x PX square: larger maps shrink (nearest neighbour), smaller ones grow by whole factors.",
 )
 @click.option(
     "--opacity",
     type=click.FloatRange(0, 1),
-    default=sheets.DEFAULT_OPACITY,
+    default=DEFAULT_OPACITY,
     show_default=True,
     help="Of the class colours over the photo.",
 )
@@ -122,9 +106,7 @@ class CropType(click.ParamType):
 )
 @click.option("--stats", is_flag=True, help="Print per-(alpha, sigma) statistics of the manifest.")
 @click.option("--json", "as_json", is_flag=True, help="The statistics as JSON (implies --stats).")
-def preview(
-    manifest, labels, images, n, pick, seed, copies, grid, crop, tile_size, opacity, out, stats, as_json, **rest
-):
+def preview(out, stats, as_json, **options):
     """Draw source masks next to their deformed copies, to choose parameters by eye.
 
     Each row: the photo with the labels over it, the original, each copy, and
@@ -134,87 +116,38 @@ def preview(
     index (255 unless --ignore-index). With --labels, copy k of a mask is
     exactly what generate would write with the same --seed and parameters.
     """
+    from .. import preview as sheets
+    from ..io import write_bytes_atomic
+
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
-    _check_usage(manifest, labels, pick, stats or as_json, given)
-    params = sheets.DeformParams(seed=seed, **{name: rest[name] for name in DEFORM_OPTIONS})
-    try:
-        if manifest is not None:
-            index = sheets.read_manifest(manifest, _warn)
-            if stats or as_json:
-                table = sheets.manifest_stats(index)
-                click.echo(sheets.stats_json(table) if as_json else sheets.format_stats(table))
-                if "out" not in given:
-                    return
-            picked = sheets.pick_labels(
-                list(index.labels), n or (1 if grid else sheets.DEFAULT_MASKS), pick, seed, _scores(index)
-            )
-            views = sheets.manifest_views(
-                index,
-                picked,
-                copies=0 if grid else copies,
-                labels_root=labels,
-                images_root=images,
-                palette=rest["palette"],
-                warn=_warn,
-            )
-            if grid:
-                params = _meta_params(index)
-        else:
-            views = sheets.label_views(
-                labels,
-                images=images,
-                n=n or (1 if grid else sheets.DEFAULT_MASKS),
-                copies=0 if grid else (copies or sheets.DEFAULT_COPIES),
-                params=params,
-                warn=_warn,
-                **{name: rest[name] for name in (*WALK_OPTIONS, "palette")},
-            )
-        if grid:
-            sheet = sheets.preview_grid(views, params, crop=crop, tile=tile_size, opacity=opacity)
-        else:
-            sheet = sheets.preview_sheet(views, crop=crop, tile=tile_size, opacity=opacity)
-    except sheets.PreviewUsageError as error:
-        raise click.UsageError(str(error)) from error
-    except (sheets.PreviewError, ManifestError, LabelFormatError) as error:
-        raise click.ClickException(str(error)) from error
-    try:
-        write_bytes_atomic(out, sheet.png())
-    except OSError as error:
-        raise click.ClickException(f"{out}: cannot write ({error.strerror or error})") from error
-    what = "grid of" if grid else "sheet of"
-    click.echo(f"wrote {out}: {what} {len(views)} mask(s), {sheet.image.width}x{sheet.image.height} px", err=True)
+    _check_usage(options, stats or as_json, given)
+    params, rest = split_options(options)
+    request = sheets.PreviewRequest(params=params, **rest)
+    index = None
+    if stats or as_json:
+        index = sheets.read_manifest(request.manifest, _warn)
+        table = sheets.manifest_stats(index)
+        click.echo(sheets.stats_json(table) if as_json else sheets.format_stats(table))
+        if "out" not in given:
+            return
+    sheet = sheets.build_preview(request, index, _warn)
+    write_bytes_atomic(out, sheet.png())
+    what = "grid of" if request.grid else "sheet of"
+    click.echo(f"wrote {out}: {what} {sheet.masks} mask(s), {sheet.image.width}x{sheet.image.height} px", err=True)
 
 
 def _warn(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _check_usage(manifest, labels, pick, stats, given) -> None:
-    if manifest is None and labels is None:
-        raise click.UsageError("pass --manifest OUT/manifest.jsonl (copies of a generate run) or --labels FILE_OR_DIR")
-    if manifest is None:
-        if pick != "random":
-            raise click.UsageError(f"--pick {pick} ranks the copies of a manifest: pass --manifest")
-        if stats:
+def _check_usage(options: dict, stats: bool, given: set[str]) -> None:
+    """Refusals that are about the flags themselves; the request checks the rest."""
+    if options["manifest"] is None:
+        if stats and options["labels"] is not None:
             raise click.UsageError("--stats and --json read a manifest: pass --manifest")
         return
-    if labels is not None and not labels.is_dir():
-        raise click.UsageError("with --manifest, --labels is the folder holding the manifest's sources")
     clashing = sorted(name for name in (*DEFORM_OPTIONS, *WALK_OPTIONS) if name in given)
     if clashing:
         names = ", ".join("--" + name.replace("_", "-") for name in clashing)
         raise click.UsageError(f"{names}: the manifest's copies were made with the parameters of its run")
-
-
-def _scores(index: sheets.ManifestIndex) -> dict[str, float]:
-    return {label: entry.score for label, entry in index.labels.items()}
-
-
-def _meta_params(index: sheets.ManifestIndex) -> sheets.DeformParams:
-    if not index.params:
-        raise sheets.PreviewError(f"{index.meta_path}: not found; --grid needs the run's parameters")
-    try:
-        return sheets.DeformParams.from_meta(index.params)
-    except (KeyError, TypeError, ValueError) as error:
-        raise sheets.PreviewError(f"{index.meta_path}: bad parameters ({error})") from error

@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from ..errors import TrainError
 from ..train import require_torch
-from ..train.config import DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig, TrainError, read_config, resumed_config
-from . import main, reporting
-from .options import alpha_sigma_option, area_thresh_option, available_cores, quiet_option, seed_option
+from ..train.config import DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig, read_config, resumed_config
+from . import Command, reporting
+from .options import available_cores, deform_options, quiet_option, seed_option
 
 EXAMPLE = (
     "nsegaug train --manifest out/train/manifest.jsonl --val-labels examples/data/val/labels "
@@ -44,7 +45,7 @@ workers_option = click.option(
 )
 
 
-@main.command(epilog=EPILOG)
+@click.command(cls=Command, epilog=EPILOG)
 @click.option("--manifest", type=existing_file, help="manifest.jsonl written by nsegaug generate (with --images).")
 @click.option("--val-labels", type=existing_folder, help="Validation label folder.")
 @click.option("--val-images", type=existing_folder, help="Validation image folder, paired by name.")
@@ -70,8 +71,7 @@ workers_option = click.option(
     help="Deform the manifest's originals on the device each step (nsegaug.torch) instead of reading the copies; "
     "uses --alpha-sigma, --area-thresh and --ignore-index.",
 )
-@alpha_sigma_option
-@area_thresh_option
+@deform_options("alpha_sigma", "area_thresh")
 @click.option(
     "--model", default="unet", show_default=True, help="unet, or package.module:factory (factory(num_classes=C))."
 )
@@ -144,32 +144,27 @@ def train(resume, overwrite, quiet, **options) -> None:
         )
     except TrainError as error:
         _fail(str(error))
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 def _config(ctx: click.Context, resume: bool, options: dict) -> TrainConfig:
     """The run's config: from the options, or on --resume from the run's config.json with the options given."""
-    try:
-        if resume:
-            given = {
-                name: value
-                for name, value in options.items()
-                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-            }
-            return resumed_config(read_config(options["out"]), given)
-        missing = [name for name in REQUIRED if options[name] is None]
-        if missing:
-            flags = ", ".join("--" + name.replace("_", "-") for name in missing)
-            raise click.UsageError(f"missing {flags} (needed unless --resume)")
-        if not options["online"]:
-            # Offline runs record no deformation settings: their defaults are --online's, not generate's.
-            for name in ONLINE_ONLY:
-                if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
-                    options[name] = None
-        return TrainConfig(**options)
-    except TrainError as error:
-        raise click.UsageError(str(error)) from error
+    if resume:
+        given = {
+            name: value
+            for name, value in options.items()
+            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        }
+        return resumed_config(read_config(options["out"]), given)
+    missing = [name for name in REQUIRED if options[name] is None]
+    if missing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        raise click.UsageError(f"missing {flags} (needed unless --resume)")
+    if not options["online"]:
+        # Offline runs record no deformation settings: their defaults are --online's, not generate's.
+        for name in ONLINE_ONLY:
+            if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
+                options[name] = None
+    return TrainConfig(**options)
 
 
 def _fail(message: str) -> None:

@@ -11,7 +11,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..copies import DeformParams
+from ..params import DeformParams
+from .defaults import DEFAULT_OPACITY, DEFAULT_TILE_SIZE
 from .tiles import (
     Cell,
     blend_tile,
@@ -25,9 +26,6 @@ from .tiles import (
     tile_size,
 )
 from .views import MaskView, crop_view, grid_copies
-
-DEFAULT_TILE_SIZE = 320
-DEFAULT_OPACITY = 0.5
 
 PAD = 6  # between cells and around the sheet
 CAPTION_GAP = 2  # between a tile and its caption
@@ -177,6 +175,7 @@ class Sheet:
     image: Image.Image
     layout: Layout
     cells: list[list[Cell | None]] = field(default_factory=list)
+    masks: int = 0  # how many masks it shows
 
     def png(self) -> bytes:
         return png_bytes(self.image)
@@ -219,19 +218,21 @@ def preview_sheet(
     """The contact sheet of ``views``: one row per mask."""
     if crop is not None:
         views = [crop_view(view, crop) for view in views]
-    return render(sheet_cells(views, tile, opacity))
+    return replace(render(sheet_cells(views, tile, opacity)), masks=len(views))
 
 
 def preview_grid(
     views: Sequence[MaskView],
     params: DeformParams,
+    seed: int = 0,
     *,
     crop: tuple[int, int, int, int] | None = None,
     tile: int = DEFAULT_TILE_SIZE,
     opacity: float = DEFAULT_OPACITY,
 ) -> Sheet:
-    """Each view under every (alpha, sigma) pair of ``params``, as an alpha x sigma table."""
-    views = [replace(view, copies=grid_copies(view.segment, view.label, params)) for view in views]
+    """Each view under every (alpha, sigma) pair of ``params``, as an alpha x sigma table (the draw of copy 1 for
+    ``seed``)."""
+    views = [replace(view, copies=grid_copies(view.segment, view.label, params, seed)) for view in views]
     if crop is not None:
         views = [crop_view(view, crop) for view in views]
-    return render(grid_cells(views, tile, opacity))
+    return replace(render(grid_cells(views, tile, opacity)), masks=len(views))

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..copies import DeformParams
 from ..dataset import find_image, iter_label_files
-from ..io import ColourPalette, LabelFormatError, LabelImage, load_colour_palette, read_label, sha256_file
-from ..manifest import iter_numbered_rows
+from ..errors import ManifestError, UsageError
+from ..io import ColourPalette, LabelImage, load_colour_palette, read_label, sha256_file
+from ..manifest import CopyRow
+from ..params import DEFAULT_PARAMS, DeformParams
 from .colours import ColourMap
-from .errors import PreviewError, PreviewUsageError, Warn
-from .manifests import ManifestIndex
+from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, PICKS
+from .manifests import ManifestIndex, Warn
 from .views import CopyView, MaskView, generated_copies
-
-PICKS = ("random", "most-changed", "least-changed")
-DEFAULT_MASKS = 8
-DEFAULT_COPIES = 4
-
 
 # --------------------------------------------------------------------------- picking
 
@@ -65,12 +62,7 @@ def read_photo(path: Path, shape: tuple[int, int], warn: Warn) -> np.ndarray | N
 
 
 def _colour_palette(path: Path | None) -> ColourPalette | None:
-    if path is None:
-        return None
-    try:
-        return load_colour_palette(path)
-    except LabelFormatError as error:
-        raise PreviewError(str(error)) from error
+    return load_colour_palette(path) if path is not None else None
 
 
 def label_views(
@@ -79,7 +71,9 @@ def label_views(
     images: Path | None = None,
     n: int = DEFAULT_MASKS,
     copies: int = DEFAULT_COPIES,
-    params: DeformParams | None = None,
+    params: DeformParams = DEFAULT_PARAMS,
+    seed: int = 0,
+    prob: float = 1.0,
     pattern: str | None = None,
     label_suffix: str = "",
     image_suffix: str = "",
@@ -89,12 +83,11 @@ def label_views(
     """Views of masks under ``labels`` (a file or a folder) with ``copies`` copies made as generate would.
 
     A folder is walked as generate walks it and ``n`` masks are picked at
-    random with ``params.seed``; the seeding key of a mask is its path
-    relative to the folder (for a single file: its name), as in generate.
-    ``copies=0`` gives the sources only (for :func:`grid_copies`). ``params``
-    defaults to generate's defaults.
+    random with ``seed``; the seeding key of a mask is its path relative to
+    the folder (for a single file: its name), as in generate. ``copies=0``
+    gives the sources only (for :func:`grid_copies`). ``params``, ``seed`` and
+    ``prob`` default to generate's defaults.
     """
-    params = params or DeformParams()
     labels = Path(labels)
     if labels.is_file():
         root, keys = labels.parent, [labels.name]
@@ -102,8 +95,8 @@ def label_views(
         root = labels
         keys = list(iter_label_files(root, pattern))
         if not keys:
-            raise PreviewUsageError(f"{root}: no label files{f' matching {pattern!r}' if pattern else ''}")
-        keys = pick_labels(keys, n, "random", params.seed)
+            raise UsageError(f"{root}: no label files{f' matching {pattern!r}' if pattern else ''}")
+        keys = pick_labels(keys, n, "random", seed)
     colour_palette = _colour_palette(palette)
     views = []
     for key in keys:
@@ -118,7 +111,7 @@ def label_views(
             else:
                 photo = read_photo(images / image_name, segment.shape, warn)
                 note = None if photo is not None else "image unreadable"
-        made = generated_copies(segment, key, copies, params) if copies else ()
+        made = generated_copies(segment, key, copies, params, seed, prob) if copies else ()
         colours = ColourMap.for_label(label_image, params.ignore_index)
         views.append(MaskView(key, segment, colours, photo, note, made))
     return views
@@ -138,69 +131,75 @@ def manifest_views(
     """Views of ``labels`` from a manifest: the sources and the first ``copies`` copies (default all) as written.
 
     The label and image folders are those in ``manifest.meta.json`` unless
-    given. Every file drawn must exist and, with ``verify``, match its
-    recorded SHA-256; a missing image only costs the photo, with a warning.
+    given (the data moved). Every file drawn must exist and, with ``verify``,
+    match its recorded SHA-256; a missing image only costs the photo, with a
+    warning.
     """
-    params = index.params
-    labels_root = Path(labels_root) if labels_root else (Path(params["labels"]) if params.get("labels") else None)
+    manifest = index.manifest
+    labels_root = manifest.folder("labels", labels_root)
     if labels_root is None:
-        raise PreviewError(f"{index.meta_path}: not found, so the source folder is unknown; pass --labels DIR")
+        raise UsageError(f"{index.meta_path}: not found, so the source folder is unknown; name the label folder")
     if not labels_root.is_dir():
-        raise PreviewError(f"{labels_root}: label folder of {index.path} not found; pass --labels DIR")
-    if images_root is None and params.get("images"):
-        images_root = Path(params["images"])
-    if palette is None and params.get("palette"):
-        palette = Path(params["palette"])
+        raise UsageError(f"{labels_root}: label folder of {index.path} not found; name where the labels are now")
+    images_root = manifest.folder("images", images_root)
+    palette = manifest.folder("palette", palette)
     colour_palette = _colour_palette(palette)
     wanted = set(labels)
-    rows: dict[str, list[tuple[int, dict]]] = {label: [] for label in labels}
-    tolerate = index.meta is not None and index.meta.get("status") != "complete"
-    for number, row in iter_numbered_rows(index.path, tolerate_torn_tail=tolerate):
-        if row["label"] in wanted:
-            rows[row["label"]].append((number, row))
-    views = []
-    for label in labels:
-        entry = index.labels[label]
-        source = labels_root / label
-        _check_file(index.path, entry.line, source, entry.sha256_label if verify else None)
-        label_image = _read_label_at(index.path, entry.line, source, colour_palette)
+    rows: dict[str, list[tuple[int, CopyRow]]] = {label: [] for label in labels}
+    for number, row in manifest.numbered_rows():
+        if row.label in wanted:
+            rows[row.label].append((number, row))
+    source = _ManifestSource(index, labels_root, images_root, colour_palette, verify, warn)
+    return [source.view(label, rows[label], copies) for label in labels]
+
+
+@dataclass(frozen=True)
+class _ManifestSource:
+    """Where one manifest's files are, and how they are read and checked."""
+
+    index: ManifestIndex
+    labels_root: Path
+    images_root: Path | None
+    colour_palette: ColourPalette | None
+    verify: bool
+    warn: Warn
+
+    def view(self, label: str, rows: list[tuple[int, CopyRow]], copies: int | None) -> MaskView:
+        entry = self.index.labels[label]
+        source = self.labels_root / label
+        label_image = self.read(entry.line, source, entry.sha256_label)
         segment = label_image.indices
-        copy_rows = sorted((row["copy"], number, row) for number, row in rows[label] if row["copy"] > 0)
         views_of_copies = []
-        for copy_index, number, row in copy_rows[:copies]:
-            output = index.root / row["output"]
-            _check_file(index.path, number, output, row["sha256_output"] if verify else None)
-            copy_segment = _read_label_at(index.path, number, output, colour_palette).indices
+        for number, row in sorted((pair for pair in rows if pair[1].copy > 0), key=lambda pair: pair[1].copy)[:copies]:
+            output = self.index.root / row.output
+            copy_segment = self.read(number, output, row.sha256_output).indices
             if copy_segment.shape != segment.shape:
-                raise PreviewError(f"{index.path}:{number}: {output}: size differs from its source {source}")
-            alpha, sigma = (row["alpha"], row["sigma"]) if row["deformed"] else (None, None)
-            views_of_copies.append(CopyView(copy_segment, copy_index, alpha, sigma))
-        photo, note = None, None
-        image_name = next((row["image"] for _, row in rows[label] if row["image"]), None)
-        if images_root is not None and image_name is None:
-            warn(f"warning: {index.path}:{entry.line}: {label} has no paired image; showing labels only")
-            note = "no image"
-        elif images_root is not None:
-            image_path = images_root / image_name
-            if image_path.is_file():
-                photo = read_photo(image_path, segment.shape, warn)
-            else:
-                warn(f"warning: {index.path}:{entry.line}: {image_path}: image not found; showing labels only")
-            note = None if photo is not None else "image missing"
-        colours = ColourMap.for_label(label_image, params.get("ignore_index"))
-        views.append(MaskView(label, segment, colours, photo, note, tuple(views_of_copies)))
-    return views
+                raise ManifestError(f"{self.index.path}:{number}: {output}: size differs from its source {source}")
+            alpha, sigma = (row.alpha, row.sigma) if row.deformed else (None, None)
+            views_of_copies.append(CopyView(copy_segment, row.copy, alpha, sigma))
+        image_name = next((row.image for _, row in rows if row.image), None)
+        photo, note = self.photo(entry.line, label, image_name, segment.shape)
+        colours = ColourMap.for_label(label_image, self.index.params.get("ignore_index"))
+        return MaskView(label, segment, colours, photo, note, tuple(views_of_copies))
 
+    def read(self, number: int, path: Path, sha256: str) -> LabelImage:
+        """A file the manifest lists, after checking it is there and (with ``verify``) unchanged."""
+        where = f"{self.index.path}:{number}"
+        if not path.is_file():
+            raise ManifestError(f"{where}: {path}: file not found")
+        if self.verify and sha256_file(path) != sha256:
+            raise ManifestError(f"{where}: {path}: checksum differs from the manifest (changed since generate)")
+        return read_label(path, self.colour_palette)
 
-def _check_file(manifest: Path, number: int, path: Path, sha256: str | None) -> None:
-    if not path.is_file():
-        raise PreviewError(f"{manifest}:{number}: {path}: file not found")
-    if sha256 is not None and sha256_file(path) != sha256:
-        raise PreviewError(f"{manifest}:{number}: {path}: checksum differs from the manifest (changed since generate)")
-
-
-def _read_label_at(manifest: Path, number: int, path: Path, colour_palette: ColourPalette | None) -> LabelImage:
-    try:
-        return read_label(path, colour_palette)
-    except LabelFormatError as error:
-        raise PreviewError(f"{manifest}:{number}: {error}") from error
+    def photo(self, number: int, label: str, image_name: str | None, shape) -> tuple[np.ndarray | None, str | None]:
+        if self.images_root is None:
+            return None, None
+        if image_name is None:
+            self.warn(f"warning: {self.index.path}:{number}: {label} has no paired image; showing labels only")
+            return None, "no image"
+        image_path = self.images_root / image_name
+        if not image_path.is_file():
+            self.warn(f"warning: {self.index.path}:{number}: {image_path}: image not found; showing labels only")
+            return None, "image missing"
+        photo = read_photo(image_path, shape, self.warn)
+        return photo, None if photo is not None else "image missing"

@@ -6,14 +6,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..copies import DeformParams, deformed_copies
-from ..deform import (
-    deform_with_noise,
-    draw_noise,
-)
+from ..copies import deformed_copies
+from ..deform import apply_deformation, draw_coin, draw_deformation, small_component_boxes
+from ..errors import UsageError
+from ..params import DeformParams
 from ..seeding import random_state
 from .colours import ColourMap
-from .errors import PreviewError
 from .tiles import clip_crop
 
 # --------------------------------------------------------------------------- views
@@ -60,7 +58,7 @@ def crop_view(view: MaskView, crop: tuple[int, int, int, int]) -> MaskView:
     shape = view.segment.shape
     box = clip_crop(crop, shape)
     if box is None:
-        raise PreviewError(f"{view.label}: crop {','.join(map(str, crop))} lies outside the {shape[1]}x{shape[0]} map")
+        raise UsageError(f"{view.label}: crop {','.join(map(str, crop))} lies outside the {shape[1]}x{shape[0]} map")
     x, y, width, height = box
     window = (slice(y, y + height), slice(x, x + width))
     return replace(
@@ -76,38 +74,30 @@ def crop_view(view: MaskView, crop: tuple[int, int, int, int]) -> MaskView:
 # --------------------------------------------------------------------------- deformation, as generate does it
 
 
-def generated_copies(segment: np.ndarray, key: str, copies: int, params: DeformParams) -> tuple[CopyView, ...]:
+def generated_copies(
+    segment: np.ndarray, key: str, copies: int, params: DeformParams, seed: int = 0, prob: float = 1.0
+) -> tuple[CopyView, ...]:
     """Copies 1..``copies`` of a mask exactly as ``nsegaug generate`` writes them for sample ``key``."""
     return tuple(
         CopyView(result.segment, k, result.alpha, result.sigma) if result else CopyView(segment, k, None, None)
-        for k, result in deformed_copies(segment, key, copies, params)
+        for k, result in deformed_copies(segment, key, copies, params, seed, prob)
     )
 
 
-def grid_copies(segment: np.ndarray, key: str, params: DeformParams) -> tuple[CopyView, ...]:
+def grid_copies(segment: np.ndarray, key: str, params: DeformParams, seed: int = 0) -> tuple[CopyView, ...]:
     """The mask under every (alpha, sigma) pair, all from one noise draw.
 
     One draw for all cells, so cells differ by alpha and sigma only. It is
     the draw of generate's copy 1 (coin first, then the fields), so the cell
     of the pair generate drew for copy 1 is that copy, pixel for pixel.
     """
-    state = random_state(params.seed, key, 1)
-    state.rand()  # generate's --prob coin; the grid deforms every cell regardless
-    noise_x, noise_y, _ = draw_noise(state, segment.shape, len(params.alpha_sigma), params.variant)
-    boxes = params.boxes(segment)
-    suppress = params.variant == "nsegment+"
-    views = []
-    for alpha, sigma in params.alpha_sigma:
-        result = deform_with_noise(
-            segment,
-            noise_x,
-            noise_y,
-            alpha,
-            sigma,
-            area_thresh=params.area_thresh if suppress else None,
-            ignore_index=params.ignore_index,
-            precision=params.precision,
-            boxes=boxes,
+    state = random_state(seed, key, 1)
+    draw_coin(state, 1.0)  # generate's prob coin, drawn and not used: the grid deforms every cell
+    draw = draw_deformation(state, segment.shape, params)
+    boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index) if params.suppresses else None
+    return tuple(
+        CopyView(
+            apply_deformation(segment, replace(draw, alpha=alpha, sigma=sigma), params, boxes).segment, 0, alpha, sigma
         )
-        views.append(CopyView(result.segment, 0, alpha, sigma))
-    return tuple(views)
+        for alpha, sigma in params.alpha_sigma
+    )

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma
+from ..errors import TrainError, UsageError
+from ..params import DEFAULT_ALPHA_SIGMA, DEFAULT_AREA_THRESH, PAPER_PROB, DeformParams
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
@@ -17,9 +18,8 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"adamw": 1e-3, "sgd": 1e-2}
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2, "sgd": 5e-4}
 DEFAULT_EPOCHS = 50
-# --online: the method's own probability and small-object threshold unless given.
-DEFAULT_ONLINE_PROB = 0.5
-DEFAULT_AREA_THRESH = 1000
+# --online: the method's own probability unless given.
+DEFAULT_ONLINE_PROB = PAPER_PROB
 # ImageNet statistics, in 0..255, as every segmentation codebase uses them.
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
@@ -27,10 +27,6 @@ STD = (58.395, 57.12, 57.375)
 # Everything else decides the result and must match the saved run.
 RUNTIME_FIELDS = frozenset({"out", "epochs", "iters", "workers", "device", "eval_every", "checkpoint_every"})
 CONFIG_NAME = "config.json"
-
-
-class TrainError(ValueError):
-    """A run that cannot start or go on as asked; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -77,53 +73,57 @@ class TrainConfig:
         for name in ("crop", "scale_range", "mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.epochs is not None and self.iters is not None:
-            raise TrainError("give --epochs or --iters, not both")
+            raise UsageError("give epochs or iters, not both")
         if self.epochs is None and self.iters is None:
             object.__setattr__(self, "epochs", DEFAULT_EPOCHS)
         if self.online and self.baseline:
-            raise TrainError("--online and --baseline exclude each other (the baseline trains on originals only)")
+            raise UsageError("online and baseline exclude each other (the baseline trains on originals only)")
         if self.online:
-            pairs = self.alpha_sigma if self.alpha_sigma is not None else DEFAULT_ALPHA_SIGMA
-            try:
-                pairs = tuple(tuple(pair) for pair in check_alpha_sigma(pairs))
-            except (TypeError, ValueError) as error:
-                raise TrainError(f"--alpha-sigma: {error}") from error
-            object.__setattr__(self, "alpha_sigma", pairs)
+            if self.alpha_sigma is None:
+                object.__setattr__(self, "alpha_sigma", DEFAULT_ALPHA_SIGMA)
             if self.area_thresh is None:
                 object.__setattr__(self, "area_thresh", DEFAULT_AREA_THRESH)
+            # Checked once, by the spec the online engine will hold.
+            object.__setattr__(self, "alpha_sigma", self.online_params.alpha_sigma)
         elif self.alpha_sigma is not None or self.area_thresh is not None:
             # Offline, generate chose the pairs and the threshold; recording others here would mislead.
-            raise TrainError(
-                "--alpha-sigma and --area-thresh apply to --online only (offline, the copies are deformed by generate)"
+            raise UsageError(
+                "alpha_sigma and area_thresh apply to online only (offline, the copies are deformed by generate)"
             )
         checks = [
-            (self.num_classes >= 1, f"--num-classes must be >= 1, got {self.num_classes}"),
+            (self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}"),
             (
                 not 0 <= self.ignore_index < self.num_classes,
-                f"--ignore-index {self.ignore_index} is a class index (0..{self.num_classes - 1}); "
+                f"ignore_index {self.ignore_index} is a class index (0..{self.num_classes - 1}); "
                 "pick a value outside the classes, e.g. 255",
             ),
-            (self.prob is None or 0 <= self.prob <= 1, f"--prob must be in [0, 1], got {self.prob}"),
-            (self.area_thresh is None or self.area_thresh >= 0, f"--area-thresh must be >= 0, got {self.area_thresh}"),
-            ((self.epochs or 1) >= 1 and (self.iters or 1) >= 1, "--epochs and --iters must be >= 1"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (len(self.crop) == 2 and min(self.crop) >= 1, f"--crop needs two sizes >= 1, got {self.crop}"),
+            (self.prob is None or 0 <= self.prob <= 1, f"prob must be in [0, 1], got {self.prob}"),
+            ((self.epochs or 1) >= 1 and (self.iters or 1) >= 1, "epochs and iters must be >= 1"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (len(self.crop) == 2 and min(self.crop) >= 1, f"crop needs two sizes >= 1, got {self.crop}"),
             (
                 len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
-                f"--scale-range needs 0 < MIN <= MAX, got {self.scale_range}",
+                f"scale_range needs 0 < MIN <= MAX, got {self.scale_range}",
             ),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
-            (self.width >= 1, f"--width must be >= 1, got {self.width}"),
-            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0, got {self.clip_grad}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+            (self.width >= 1, f"width must be >= 1, got {self.width}"),
+            (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.clip_grad is None or self.clip_grad > 0, f"clip_grad must be > 0, got {self.clip_grad}"),
             (self.warmup_iters >= 0 and self.workers >= 0 and self.seed >= 0, "counts and seeds must be >= 0"),
-            (self.eval_every >= 1 and self.checkpoint_every >= 0, "--eval-every must be >= 1"),
+            (self.eval_every >= 1 and self.checkpoint_every >= 0, "eval_every must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
-                raise TrainError(message)
+                raise UsageError(message)
+
+    @property
+    def online_params(self) -> DeformParams | None:
+        """How ``--online`` deforms each batch: the run's pairs, threshold and ignore index; None offline."""
+        if not self.online:
+            return None
+        return DeformParams(self.alpha_sigma, self.area_thresh, self.ignore_index)
 
     @property
     def learning_rate(self) -> float:
@@ -180,8 +180,8 @@ def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:
     wanted = TrainConfig.from_dict(values)
     differences = result_differences(saved, wanted)
     if differences:
-        raise TrainError(
-            "cannot resume with settings that change the result (start a new run with another --out):\n  "
+        raise UsageError(
+            "cannot resume with settings that change the result (start a new run in another folder):\n  "
             + "\n  ".join(differences)
         )
     return wanted
@@ -193,6 +193,6 @@ def read_config(run_dir: Path) -> TrainConfig:
     try:
         return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["config"])
     except FileNotFoundError as error:
-        raise TrainError(f"{path}: not found; nothing to resume in {run_dir}") from error
+        raise UsageError(f"{path}: not found; nothing to resume in {run_dir}") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TrainError(f"{path}: not a training config ({error})") from error

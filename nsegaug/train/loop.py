@@ -25,7 +25,7 @@ import torch.distributed as torch_dist
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..io import load_colour_palette, write_bytes_atomic
 from ..torch import collate_with_boxes, deform_batch
 from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
@@ -555,15 +555,7 @@ def _train(config, processes, device, resume, overwrite, progress, log, command_
         for batch in loader:
             images, labels = to_device(batch[0], batch[1], device, config.mean, config.std)
             if generator is not None:
-                labels, stats = deform_batch(
-                    labels,
-                    generator,
-                    config.alpha_sigma,
-                    prob=prob,
-                    area_thresh=config.area_thresh,
-                    ignore_index=config.ignore_index,
-                    boxes=batch[2],
-                )
+                labels, stats = deform_batch(labels, generator, config.online_params, prob=prob, boxes=batch[2])
                 deformation += torch.stack([stats.deformed.double(), stats.changed_fraction.double()]).sum(1)
             loss = train_step(model, optimizer, scaler, images, labels, config.ignore_index, amp, config.clip_grad)
             scheduler.step()

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..dataset import find_image, iter_label_files
 from ..io import ColourPalette, LabelFormatError, load_colour_palette, read_label
-from ..manifest import META_NAME, ManifestError, iter_rows, read_meta
+from ..manifest import CopyRow, open_manifest
 from ..seeding import key_words
 from .config import TrainError
 
@@ -59,24 +59,19 @@ def load_manifest(manifest: Path) -> ManifestData:
     the manifest's folder. A later row for the same (label, copy) replaces an
     earlier one, as in generate's own resume.
     """
-    manifest = Path(manifest)
-    try:
-        meta = read_meta(manifest.parent / META_NAME)
-        rows = list(iter_rows(manifest))
-    except ManifestError as error:
-        raise TrainError(str(error)) from error
-    parameters = meta["parameters"]
-    if meta.get("status") in ("running", "interrupted"):
+    opened = open_manifest(manifest)
+    meta, parameters, manifest = opened.meta, opened.parameters, opened.path
+    if not meta.complete:
         raise TrainError(
-            f"{manifest}: generate did not finish (status {meta['status']!r}); "
+            f"{manifest}: generate did not finish (status {meta.status!r}); "
             f"finish it with nsegaug generate ... --out {manifest.parent} --resume"
         )
     if not parameters.get("images"):
         raise TrainError(f"{manifest}: made without --images, so no label has an image; rerun generate with --images")
-    labels_root, images_root = Path(parameters["labels"]), Path(parameters["images"])
-    grouped: dict[str, dict[int, dict]] = {}
-    for row in rows:
-        grouped.setdefault(row["label"], {})[row["copy"]] = row
+    labels_root, images_root = opened.folder("labels"), opened.folder("images")
+    grouped: dict[str, dict[int, CopyRow]] = {}
+    for row in opened.rows():
+        grouped.setdefault(row.label, {})[row.copy] = row
     if not grouped:
         raise TrainError(f"{manifest}: no rows")
     samples = []
@@ -84,15 +79,15 @@ def load_manifest(manifest: Path) -> ManifestData:
         copies = grouped[key]
         ordered = [copies[index] for index in sorted(copies)]
         labels = tuple(
-            labels_root / row["label"] if row["output"] is None else manifest.parent / row["output"] for row in ordered
+            labels_root / row.label if row.output is None else manifest.parent / row.output for row in ordered
         )
-        image = ordered[0]["image"]
+        image = ordered[0].image
         samples.append(
             ImageSample(
                 key=key,
                 image=images_root / image if image is not None else None,
                 labels=labels,
-                deformed=tuple(bool(row["deformed"]) for row in ordered),
+                deformed=tuple(bool(row.deformed) for row in ordered),
             )
         )
     palette = load_colour_palette(parameters["palette"]) if parameters.get("palette") else None

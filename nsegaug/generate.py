@@ -14,26 +14,25 @@ from pathlib import Path
 
 import cv2
 
-from . import __version__
-from .copies import DeformParams, deformed_copies
-from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, find_image, is_inside, iter_label_files
-from .dataset import output_name as make_output_name
-from .deform import DEFAULT_ALPHA_SIGMA, check_alpha_sigma, check_options
-from .io import (
+from .copies import deformed_copies
+from .dataset import (
+    DEFAULT_NAME_TEMPLATE,
     LABEL_EXTENSIONS,
-    LabelFormatError,
-    encode_label,
-    load_colour_palette,
-    read_label,
-    sha256_bytes,
-    sha256_file,
-    write_bytes_atomic,
+    Sample,
+    check_name_template,
+    find_image,
+    is_inside,
+    iter_label_files,
 )
+from .dataset import output_name as make_output_name
+from .deform import DeformResult
+from .errors import LabelFormatError, OutputInUse, UsageError
+from .io import encode_label, load_colour_palette, read_label, sha256_bytes, sha256_file, write_bytes_atomic
 from .manifest import (
     MANIFEST_NAME,
     META_NAME,
-    SCHEMA_VERSION,
-    ManifestError,
+    CopyRow,
+    RunMeta,
     append_rows,
     iter_mask_groups,
     parameter_differences,
@@ -41,29 +40,26 @@ from .manifest import (
     sort_manifest,
     write_meta,
 )
+from .params import DEFAULT_PARAMS, DeformParams, check_prob
 
 BACKENDS = ("loky", "dask")
 
 
-class GenerateError(ValueError):
-    """The job cannot start as asked (bad folders, refused resume, ...)."""
-
-
 @dataclass(frozen=True)
 class GenerateConfig:
-    """Everything that decides what a generate run writes, plus how it runs."""
+    """Everything that decides what a generate run writes, plus how it runs.
+
+    ``params`` decides how each copy is deformed; ``seed``, ``prob`` and
+    ``copies`` how the copies are drawn.
+    """
 
     labels: Path
     out: Path
     copies: int
     images: Path | None = None
     seed: int = 0
-    alpha_sigma: tuple[tuple[float, float], ...] = DEFAULT_ALPHA_SIGMA
+    params: DeformParams = DEFAULT_PARAMS
     prob: float = 1.0
-    area_thresh: float = 1000
-    ignore_index: int | None = None
-    variant: str = "nsegment+"
-    precision: str = "float32"
     pattern: str | None = None
     label_suffix: str = ""
     image_suffix: str = ""
@@ -80,42 +76,26 @@ class GenerateConfig:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         if self.copies < 1:
-            raise GenerateError(f"copies must be >= 1, got {self.copies}")
+            raise UsageError(f"copies must be >= 1, got {self.copies}")
         if self.seed < 0:
-            raise GenerateError(f"seed must be >= 0, got {self.seed}")
+            raise UsageError(f"seed must be >= 0, got {self.seed}")
         if self.backend not in BACKENDS:
-            raise GenerateError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+            raise UsageError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.on_error not in ("skip", "fail"):
-            raise GenerateError(f"on_error must be skip or fail, got {self.on_error}")
+            raise UsageError(f"on_error must be skip or fail, got {self.on_error}")
+        check_prob(self.prob)
         try:
-            check_options(self.prob, self.variant, self.precision)
-            check_alpha_sigma(self.alpha_sigma)
             check_name_template(self.name_template)
         except ValueError as error:
-            raise GenerateError(str(error)) from error
-
-    def deform_params(self) -> DeformParams:
-        return DeformParams(
-            seed=self.seed,
-            alpha_sigma=self.alpha_sigma,
-            prob=self.prob,
-            area_thresh=self.area_thresh,
-            ignore_index=self.ignore_index,
-            variant=self.variant,
-            precision=self.precision,
-        )
+            raise UsageError(str(error)) from error
 
     def parameters(self) -> dict:
         """The parameters that decide the outputs: recorded in the metadata, compared on resume."""
         return {
             "copies": self.copies,
             "seed": self.seed,
-            "alpha_sigma": [list(pair) for pair in self.alpha_sigma],
             "prob": self.prob,
-            "area_thresh": self.area_thresh,
-            "ignore_index": self.ignore_index,
-            "variant": self.variant,
-            "precision": self.precision,
+            **self.params.to_dict(),
             "pattern": self.pattern,
             "label_suffix": self.label_suffix,
             "image_suffix": self.image_suffix,
@@ -150,7 +130,7 @@ class GenerateSummary:
 @dataclass(frozen=True)
 class MaskOutcome:
     label: str
-    rows: list[dict]
+    rows: list[CopyRow]
     error: str | None = None
 
 
@@ -187,11 +167,8 @@ def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
         # Copy 0, the original: lets a training loop draw from all K + 1 labels.
         source_sha = sha256_bytes(source_bytes)
         rows = [_row(sample, None, 0, None, height, width, source_sha, source_sha)]
-        for (copy_index, result), output in zip(
-            deformed_copies(segment, sample.label, config.copies, config.deform_params()),
-            copy_outputs(config, sample.label),
-            strict=True,
-        ):
+        drawn = deformed_copies(segment, sample.label, config.copies, config.params, config.seed, config.prob)
+        for (copy_index, result), output in zip(drawn, copy_outputs(config, sample.label), strict=True):
             data = encode_label(label_image, result.segment if result else segment)
             # Not flushed to disk one by one: an OS crash can only leave a
             # damaged copy, and --resume checks every copy's checksum.
@@ -211,25 +188,34 @@ def make_copies(config: GenerateConfig, sample: Sample) -> MaskOutcome:
         return MaskOutcome(sample.label, [], f"{source}: OpenCV refused it ({reason})")
 
 
-def _row(sample: Sample, output, copy_index, result, height, width, sha_label, sha_output) -> dict:
+def _row(
+    sample: Sample,
+    output: str | None,
+    copy_index: int,
+    result: DeformResult | None,
+    height: int,
+    width: int,
+    sha_label: str,
+    sha_output: str,
+) -> CopyRow:
     stats = result.stats() if result is not None else {}
-    return {
-        "label": sample.label,
-        "image": sample.image,
-        "output": output,
-        "copy": copy_index,
-        "deformed": result is not None,
-        "alpha": stats.get("alpha"),
-        "sigma": stats.get("sigma"),
-        "changed_fraction": stats.get("changed_fraction", 0.0),
-        "suppressed_fraction": stats.get("suppressed_fraction", 0.0),
-        "mean_displacement": stats.get("mean_displacement", 0.0),
-        "max_displacement": stats.get("max_displacement", 0.0),
-        "height": height,
-        "width": width,
-        "sha256_label": sha_label,
-        "sha256_output": sha_output,
-    }
+    return CopyRow(
+        label=sample.label,
+        image=sample.image,
+        output=output,
+        copy=copy_index,
+        deformed=result is not None,
+        alpha=stats.get("alpha"),
+        sigma=stats.get("sigma"),
+        changed_fraction=stats.get("changed_fraction", 0.0),
+        suppressed_fraction=stats.get("suppressed_fraction", 0.0),
+        mean_displacement=stats.get("mean_displacement", 0.0),
+        max_displacement=stats.get("max_displacement", 0.0),
+        height=height,
+        width=width,
+        sha256_label=sha_label,
+        sha256_output=sha_output,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -247,32 +233,32 @@ def _colour_palette(path: Path | None):
 def check_folders(config: GenerateConfig, resume: bool, overwrite: bool) -> None:
     """Refuse the run before anything is written, with a message that says why."""
     if not config.labels.is_dir():
-        raise GenerateError(f"{config.labels}: label folder not found")
+        raise UsageError(f"{config.labels}: label folder not found")
     if config.images is not None and not config.images.is_dir():
-        raise GenerateError(f"{config.images}: image folder not found")
+        raise UsageError(f"{config.images}: image folder not found")
     for source in (config.labels, config.images):
         if source is not None and is_inside(config.out, source):
-            raise GenerateError(f"--out {config.out} is inside {source}: outputs must not be written among the sources")
+            raise UsageError(
+                f"output folder {config.out} is inside {source}: outputs must not be written among the sources"
+            )
         if source is not None and is_inside(source, config.out):
-            raise GenerateError(f"{source} is inside --out {config.out}: sources must not lie among the outputs")
+            raise UsageError(
+                f"{source} is inside the output folder {config.out}: sources must not lie among the outputs"
+            )
     if config.palette is not None:
         try:
             _colour_palette(config.palette)
         except (LabelFormatError, OSError) as error:
-            raise GenerateError(str(error)) from error
+            raise UsageError(str(error)) from error
     if resume and overwrite:
-        raise GenerateError("--resume and --overwrite exclude each other")
+        raise UsageError("resume and overwrite exclude each other")
     if config.out.is_dir() and any(config.out.iterdir()) and not (resume or overwrite):
-        raise GenerateError(f"{config.out} is not empty: pass --resume to finish an earlier run or --overwrite")
-    meta_path = config.out / META_NAME
-    if resume and meta_path.exists():
-        try:
-            old = read_meta(meta_path)["parameters"]
-        except ManifestError as error:
-            raise GenerateError(f"cannot resume: {error}") from error
+        raise OutputInUse(f"{config.out} is not empty")
+    if resume and (config.out / META_NAME).exists():
+        old = read_meta(config.out / META_NAME).parameters
         differences = parameter_differences(old, config.parameters())
         if differences:
-            raise GenerateError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
+            raise UsageError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
 
 
 def completed_labels(config: GenerateConfig, log: Callable[[str], None] = lambda message: None) -> set[str]:
@@ -289,11 +275,11 @@ def completed_labels(config: GenerateConfig, log: Callable[[str], None] = lambda
     for label, copies in iter_mask_groups(manifest):
         # A later run of rows for the same label (a redo) decides.
         complete = set(copies) == set(range(config.copies + 1))
-        if complete and not _has_checksum(config.labels / label, copies[0]["sha256_label"]):
+        if complete and not _has_checksum(config.labels / label, copies[0].sha256_label):
             log(f"warning: {config.labels / label}: changed since its copies were made; making them again")
             complete = False
         verdicts[label] = complete and all(
-            _has_checksum(config.out / row["output"], row["sha256_output"]) for row in copies.values() if row["output"]
+            _has_checksum(config.out / row.output, row.sha256_output) for row in copies.values() if row.output
         )
     return {label for label, done in verdicts.items() if done}
 
@@ -313,11 +299,11 @@ def remove_temporary_files(out: Path) -> None:
 
 
 def count_masks(config: GenerateConfig) -> int:
-    """How many label files the job has; none at all is a :class:`GenerateError`."""
+    """How many label files the job has; none at all is a :class:`UsageError`."""
     total = sum(1 for _ in iter_label_files(config.labels, config.pattern))
     if total == 0:
         what = f"matching {config.pattern!r}" if config.pattern else f"with a label extension {LABEL_EXTENSIONS}"
-        raise GenerateError(f"{config.labels}: no files {what}")
+        raise UsageError(f"{config.labels}: no files {what}")
     return total
 
 
@@ -338,7 +324,26 @@ def generate_dataset(
     """
     check_folders(config, resume, overwrite)
     total = count_masks(config)
+    done = prepare_output(config, resume, overwrite, log)
+    summary = GenerateSummary(skipped=len(done))
+    meta = RunMeta(
+        parameters=config.parameters(),
+        command_line=command_line if command_line is not None else sys.argv,
+        started=_now(),
+        execution={"jobs": config.jobs, "backend": config.backend, "scheduler": config.scheduler},
+    )
+    write_meta(config.out / META_NAME, meta)
+    started = time.perf_counter()
+    try:
+        meta.status = run_masks(config, _pending(config, done, summary, log), summary, total, progress, log)
+    finally:
+        summary.elapsed = time.perf_counter() - started
+        finish_run(config, meta, summary, total)
+    return summary
 
+
+def prepare_output(config: GenerateConfig, resume: bool, overwrite: bool, log: Callable[[str], None]) -> set[str]:
+    """Make the output folder ready for this run; returns the labels an earlier run finished (on resume)."""
     config.out.mkdir(parents=True, exist_ok=True)
     manifest, meta_path = config.out / MANIFEST_NAME, config.out / META_NAME
     if overwrite:
@@ -352,74 +357,81 @@ def generate_dataset(
         sort_manifest(manifest, keep=done)
     else:
         manifest.unlink(missing_ok=True)
+    return done
 
-    summary = GenerateSummary(skipped=len(done))
-    started = time.perf_counter()
-    meta = {
-        "tool": "nsegaug",
-        "version": __version__,
-        "schema": SCHEMA_VERSION,
-        "parameters": config.parameters(),
-        "command_line": command_line if command_line is not None else sys.argv,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "running",
-        "execution": {"jobs": config.jobs, "backend": config.backend, "scheduler": config.scheduler},
+
+def _pending(
+    config: GenerateConfig, done: set[str], summary: GenerateSummary, log: Callable[[str], None]
+) -> Iterator[Sample]:
+    for sample in plan(config, log):
+        if sample.image is None and config.images is not None:
+            summary.unpaired += 1
+        if sample.label not in done:
+            yield sample
+
+
+def run_masks(
+    config: GenerateConfig,
+    samples: Iterator[Sample],
+    summary: GenerateSummary,
+    total: int,
+    progress: bool,
+    log: Callable[[str], None],
+) -> str:
+    """Make the copies of ``samples`` in parallel, appending each mask's rows once its files exist.
+
+    Returns the run's status: ``complete``, or ``failed`` when a mask failed.
+    An interruption propagates (the caller records ``interrupted``).
+    """
+    manifest = config.out / MANIFEST_NAME
+    outcomes = _run_parallel(config, samples)
+    with _progress_bar(total, progress, initial=summary.skipped) as bar, _quiet_cancellation(), closing(outcomes):
+        for outcome in outcomes:
+            bar.update(1)
+            if outcome.error:
+                summary.failed += 1
+                summary.failures.append(outcome.error)
+                log(f"error: {outcome.error}")
+                if config.on_error == "fail":
+                    # Masks already running may still write files; they are
+                    # not in the manifest, so a resumed run redoes them.
+                    break
+                continue
+            append_rows(manifest, outcome.rows)
+            summary.masks += 1
+            summary.copies_written += len(outcome.rows) - 1
+    return "failed" if summary.failed else "complete"
+
+
+def finish_run(config: GenerateConfig, meta: RunMeta, summary: GenerateSummary, total: int) -> None:
+    """Sort the manifest and record how the run ended, whether it finished, failed or was interrupted."""
+    if meta.status == "running":
+        meta.status = "interrupted"
+        # The workers have been stopped by now; one stopped in the middle
+        # of a write leaves its temp file, which is never an output.
+        remove_temporary_files(config.out)
+    manifest = config.out / MANIFEST_NAME
+    # Rows of this run were appended as they came; the final manifest is
+    # sorted, so it is the same however the work was split.
+    if manifest.exists():
+        sort_manifest(manifest)
+    meta.finished = _now()
+    meta.elapsed_s = round(summary.elapsed, 3)
+    meta.counts = {
+        "masks_total": total,
+        "masks_done": summary.masks,
+        "masks_skipped": summary.skipped,
+        "masks_failed": summary.failed,
+        "masks_unpaired": summary.unpaired,
+        "copies_written": summary.copies_written,
     }
-    write_meta(meta_path, meta)
+    meta.masks_per_second = round(summary.masks_per_second, 3)
+    meta.failures = summary.failures[:100]
+    write_meta(config.out / META_NAME, meta)
 
-    def pending() -> Iterator[Sample]:
-        for sample in plan(config, log):
-            if sample.image is None and config.images is not None:
-                summary.unpaired += 1
-            if sample.label not in done:
-                yield sample
 
-    status = "interrupted"
-    try:
-        outcomes = _run_parallel(config, pending())
-        with _progress_bar(total, progress, initial=len(done)) as bar, _quiet_cancellation(), closing(outcomes):
-            for outcome in outcomes:
-                bar.update(1)
-                if outcome.error:
-                    summary.failed += 1
-                    summary.failures.append(outcome.error)
-                    log(f"error: {outcome.error}")
-                    if config.on_error == "fail":
-                        # Masks already running may still write files; they are
-                        # not in the manifest, so a --resume redoes them.
-                        break
-                    continue
-                append_rows(manifest, outcome.rows)
-                summary.masks += 1
-                summary.copies_written += len(outcome.rows) - 1
-        status = "failed" if summary.failed else "complete"
-    finally:
-        summary.elapsed = time.perf_counter() - started
-        if status == "interrupted":
-            # The workers have been stopped by now; one stopped in the middle
-            # of a write leaves its temp file, which is never an output.
-            remove_temporary_files(config.out)
-        # Rows of this run were appended as they came; the final manifest is
-        # sorted, so it is the same however the work was split.
-        if manifest.exists():
-            sort_manifest(manifest)
-        meta.update(
-            status=status,
-            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            elapsed_s=round(summary.elapsed, 3),
-            counts={
-                "masks_total": total,
-                "masks_done": summary.masks,
-                "masks_skipped": summary.skipped,
-                "masks_failed": summary.failed,
-                "masks_unpaired": summary.unpaired,
-                "copies_written": summary.copies_written,
-            },
-            masks_per_second=round(summary.masks_per_second, 3),
-            failures=summary.failures[:100],
-        )
-        write_meta(meta_path, meta)
-    return summary
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _run_parallel(config: GenerateConfig, samples: Iterator[Sample]) -> Iterator[MaskOutcome]:
@@ -449,7 +461,7 @@ def _dask_backend(config: GenerateConfig):
         from dask.distributed import Client, LocalCluster
         from joblib import parallel_config
     except ImportError as error:
-        raise GenerateError("--backend dask needs the dask extra: pip install 'nsegaug[dask]'") from error
+        raise UsageError("--backend dask needs the dask extra: pip install 'nsegaug[dask]'") from error
     if config.scheduler:
         client = Client(config.scheduler)
         cluster = None

@@ -1,0 +1,219 @@
+"""The deformation's parameters: one frozen spec that checks itself once, and its JSON form.
+
+:class:`DeformParams` is what decides how one label map is deformed: the
+(alpha, sigma) pairs, the small-object threshold, the ignore index, the
+variant and the float precision. Every engine and adapter holds one (the CPU
+engine, :class:`nsegaug.NoisySegmentPlus`, the albumentations transform, the
+torch engine, ``generate``, ``preview``, ``train --online``), and the
+command-line options are built from its fields, so a new knob is added here,
+in the engine that uses it, and in the README.
+
+What is drawn at random is not here: the seed, the probability ``prob`` and
+the number of copies are sampling parameters of whoever draws (see
+:mod:`nsegaug.copies`). Pure Python: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .errors import UsageError
+
+DEFAULT_ALPHA_SIGMA: tuple[tuple[float, float], ...] = tuple(
+    (alpha, sigma) for alpha in (1, 15, 30, 50, 100) for sigma in (3, 5, 10)
+)
+DEFAULT_AREA_THRESH = 1000
+# The method's own probability of deforming a sample (the paper's p).
+PAPER_PROB = 0.5
+VARIANTS = ("nsegment+", "nsegment")
+PRECISIONS = ("float32", "float64")
+# OpenCV's Gaussian kernel for sigma has about 8 * sigma + 1 taps: at 100 px a 1024x2048 field already
+# takes over a second to blur, and beyond it the field is all but flat. The paper's largest sigma is 10.
+MAX_SIGMA = 100.0
+# Label maps are read as uint8, uint16 or int32: an ignore index outside these could never occur in one.
+IGNORE_INDEX_RANGE = (-(2**31), 2**31 - 1)
+
+
+def _spec(help_text: str) -> dict:
+    return {"help": help_text}
+
+
+@dataclass(frozen=True)
+class DeformParams:
+    """How one label map is deformed (NSegment+ or the pilot NSegment); checked once, on creation.
+
+    Fields, in the words of the method:
+
+    - ``alpha_sigma``: the (alpha, sigma) pairs one is drawn from per deformation;
+      alpha is the noise amplitude and sigma the Gaussian's, both in pixels;
+    - ``area_thresh``: components of at most this many pixels are protected (theta);
+    - ``ignore_index``: a label value that is never a small object (``None``:
+      every value is a class, as in the reference code);
+    - ``variant``: ``"nsegment+"``, or ``"nsegment"``, the pilot method,
+      without suppression, which draws the pair before the fields;
+    - ``precision``: ``"float32"`` (fast) or ``"float64"`` (bit-identical to
+      the reference code).
+
+    Raises :class:`nsegaug.errors.UsageError` (a ``ValueError``) for values
+    the method cannot use.
+    """
+
+    alpha_sigma: tuple[tuple[float, float], ...] = field(
+        default=DEFAULT_ALPHA_SIGMA, metadata=_spec("(alpha, sigma) pairs to draw from, as ALPHA:SIGMA,...")
+    )
+    area_thresh: float = field(
+        default=DEFAULT_AREA_THRESH,
+        metadata=_spec("Components of at most this many pixels are protected from deformation."),
+    )
+    ignore_index: int | None = field(
+        default=None,
+        metadata=_spec("Label value never taken as a small object (e.g. 255); default: none, as the reference."),
+    )
+    variant: str = field(
+        default="nsegment+", metadata=_spec("nsegment is the pilot method: no small-object suppression.")
+    )
+    precision: str = field(
+        default="float32", metadata=_spec("float64 is bit-identical to the reference code, and slower.")
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha_sigma", check_alpha_sigma(self.alpha_sigma))
+        if not (_is_number(self.area_thresh) and math.isfinite(self.area_thresh) and self.area_thresh >= 0):
+            raise UsageError(f"area_thresh must be a finite number of pixels >= 0, got {self.area_thresh!r}")
+        check_ignore_index(self.ignore_index)
+        if self.ignore_index is not None:
+            object.__setattr__(self, "ignore_index", int(self.ignore_index))  # a NumPy integer would not be JSON
+        if self.variant not in VARIANTS:
+            raise UsageError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    @property
+    def suppresses(self) -> bool:
+        """Whether small components are protected (NSegment+), or not (the pilot NSegment)."""
+        return self.variant == "nsegment+"
+
+    def to_dict(self) -> dict:
+        """JSON-ready values (pairs as lists), as ``manifest.meta.json`` records them."""
+        return {
+            "alpha_sigma": [list(pair) for pair in self.alpha_sigma],
+            "area_thresh": self.area_thresh,
+            "ignore_index": self.ignore_index,
+            "variant": self.variant,
+            "precision": self.precision,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> DeformParams:
+        """The spec from :meth:`to_dict`'s form; other keys (a run's seed, copies, ...) are left alone."""
+        known = {name: values[name] for name in field_names() if name in values}
+        return cls(**known)
+
+    def replace(self, **changes) -> DeformParams:
+        """A copy with some fields changed, checked again."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_flat(
+        cls,
+        alpha_sigma_list: Iterable[Sequence[float]] | None = None,
+        area_thresh: float = DEFAULT_AREA_THRESH,
+        ignore_index: int | None = None,
+        variant: str = "nsegment+",
+        precision: str = "float32",
+    ) -> DeformParams:
+        """The spec from the flat keyword arguments of the method's own transform (``alpha_sigma_list=None``:
+        the paper's pairs), as mmsegmentation and albumentations configs name them."""
+        pairs = DEFAULT_ALPHA_SIGMA if alpha_sigma_list is None else alpha_sigma_list
+        return cls(pairs, area_thresh, ignore_index, variant, precision)
+
+
+class FlatParams:
+    """Read-only views of ``self.deform_params`` under the flat names of the method's transform.
+
+    For adapters built from configs that name the fields one by one (an
+    mmsegmentation pipeline entry, an albumentations ``to_dict``). Not
+    ``self.params``: albumentations' transforms use that name themselves.
+    """
+
+    deform_params: DeformParams
+
+    alpha_sigma_list = property(lambda self: self.deform_params.alpha_sigma)
+    area_thresh = property(lambda self: self.deform_params.area_thresh)
+    ignore_index = property(lambda self: self.deform_params.ignore_index)
+    variant = property(lambda self: self.deform_params.variant)
+    precision = property(lambda self: self.deform_params.precision)
+
+    def params_repr(self) -> str:
+        """The flat arguments as ``name=value, ...``, for ``__repr__``."""
+        return (
+            f"alpha_sigma_list={list(self.alpha_sigma_list)}, area_thresh={self.area_thresh}, "
+            f"ignore_index={self.ignore_index}, variant={self.variant!r}, precision={self.precision!r}"
+        )
+
+
+def field_names() -> tuple[str, ...]:
+    """The spec's field names, in order: what the command-line options and the metadata are built from."""
+    return tuple(spec.name for spec in dataclasses.fields(DeformParams))
+
+
+def split_options(options: dict) -> tuple[DeformParams, dict]:
+    """The spec built from the matching entries of a command's ``options``, and the other entries."""
+    names = field_names()
+    params = DeformParams(**{name: options[name] for name in names if name in options})
+    return params, {name: value for name, value in options.items() if name not in names}
+
+
+def check_alpha_sigma(pairs: Iterable[Sequence[float]]) -> tuple[tuple[float, float], ...]:
+    """The (alpha, sigma) pairs as a tuple of pairs, or a :class:`UsageError` saying which pair is unusable."""
+    try:
+        checked = tuple(tuple(pair) for pair in pairs)
+    except TypeError as error:
+        raise UsageError(f"alpha_sigma must be a list of (alpha, sigma) pairs, got {pairs!r}") from error
+    if not checked:
+        raise UsageError("alpha_sigma is empty: give at least one (alpha, sigma) pair")
+    for pair in checked:
+        if len(pair) != 2 or not all(_is_number(value) for value in pair):
+            raise UsageError(f"each entry must be an (alpha, sigma) pair of numbers, got {pair!r}")
+        alpha, sigma = pair
+        if not (math.isfinite(alpha) and alpha >= 0):
+            raise UsageError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise UsageError(f"sigma must be a finite number > 0, got {sigma!r}")
+        if sigma > MAX_SIGMA:
+            raise UsageError(
+                f"sigma {sigma:g} is above {MAX_SIGMA:g} px: its Gaussian kernel has {8 * sigma + 1:.0f} taps, "
+                "seconds to minutes per map for a field that is all but flat (the paper's largest sigma is 10)"
+            )
+    return checked
+
+
+def check_ignore_index(ignore_index: int | None) -> None:
+    """A :class:`UsageError` unless ``ignore_index`` is None or an integer a label map can hold."""
+    if ignore_index is None:
+        return
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise UsageError(f"ignore_index must be an integer or None, got {ignore_index!r}")
+    low, high = IGNORE_INDEX_RANGE
+    if not low <= ignore_index <= high:
+        raise UsageError(f"ignore_index {ignore_index} can occur in no label map (8-, 16- or 32-bit)")
+
+
+def check_prob(prob: float) -> float:
+    """``prob`` if it is a probability, else a :class:`UsageError`."""
+    if not (_is_number(prob) and 0 <= prob <= 1):
+        raise UsageError(f"prob must be in [0, 1], got {prob!r}")
+    return prob
+
+
+def _is_number(value) -> bool:
+    # numbers.Real, not (int, float): NumPy's scalars count too, booleans do not.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# The method's defaults, as one value: frozen, so safe as a default argument.
+DEFAULT_PARAMS = DeformParams()

@@ -1,0 +1,7 @@
+"""The preview's defaults, in a module of their own: the command line shows them without loading NumPy or Pillow."""
+
+DEFAULT_TILE_SIZE = 320
+DEFAULT_OPACITY = 0.5
+DEFAULT_MASKS = 8
+DEFAULT_COPIES = 4
+PICKS = ("random", "most-changed", "least-changed")
