@@ -156,6 +156,28 @@ class FlatParams:
         )
 
 
+class MethodTransform(FlatParams):
+    """The method's own transform arguments (its ``NoisySegmentPlus``), plus a seed: what the CPU transform
+    and the batched torch transform both take, held as one :class:`DeformParams`, ``prob`` and ``seed``."""
+
+    def __init__(
+        self,
+        alpha_sigma_list: Iterable[Sequence[float]] | None = None,
+        prob: float = PAPER_PROB,
+        area_thresh: float = DEFAULT_AREA_THRESH,
+        ignore_index: int | None = None,
+        variant: str = "nsegment+",
+        precision: str = "float32",
+        seed: int | None = None,
+    ) -> None:
+        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
+        self.prob = check_prob(prob)
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params_repr()}, prob={self.prob}, seed={self.seed})"
+
+
 def field_names() -> tuple[str, ...]:
     """The spec's field names, in order: what the command-line options and the metadata are built from."""
     return tuple(spec.name for spec in dataclasses.fields(DeformParams))

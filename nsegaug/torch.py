@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .deform import small_component_boxes, suppression_pad
-from .params import DEFAULT_PARAMS, PAPER_PROB, DeformParams, FlatParams, check_alpha_sigma, check_prob
+from .params import DEFAULT_PARAMS, DeformParams, MethodTransform, check_alpha_sigma, check_prob
 
 BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -432,7 +432,7 @@ def _scatter_stats(partial: BatchStats, picked: torch.Tensor, batch: int, device
     return BatchStats(**columns)
 
 
-class BatchNoisySegmentPlus(FlatParams):
+class BatchNoisySegmentPlus(MethodTransform):
     """NSegment+ for batches on a device: parameters, and a ``torch.Generator`` per device, over :func:`deform_batch`.
 
     The arguments are :class:`nsegaug.NoisySegmentPlus`' (held as one
@@ -443,24 +443,10 @@ class BatchNoisySegmentPlus(FlatParams):
     holds their statistics).
     """
 
-    def __init__(
-        self,
-        alpha_sigma_list: Sequence[tuple[float, float]] | None = None,
-        prob: float = PAPER_PROB,
-        area_thresh: float = 1000,
-        ignore_index: int | None = None,
-        variant: str = "nsegment+",
-        precision: str = "float32",
-        seed: int | None = None,
-    ) -> None:
-        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
-        self.prob = check_prob(prob)
-        self.seed = seed
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.generators: dict[str, torch.Generator] = {}
         self.last_stats: BatchStats | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.params_repr()}, prob={self.prob}, seed={self.seed})"
 
     def generator(self, device) -> torch.Generator:
         """The generator for ``device``, created and seeded on first use."""

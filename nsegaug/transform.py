@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 
 from .deform import DeformResult, deform, draw_coin
-from .params import PAPER_PROB, DeformParams, FlatParams, check_prob
+from .params import MethodTransform
 from .seeding import random_state as _derived_state
 
 
-class NoisySegmentPlus(FlatParams):
+class NoisySegmentPlus(MethodTransform):
     """Label-only elastic deformation with scale-aware suppression (NSegment+).
 
     Parameters
@@ -48,24 +47,8 @@ class NoisySegmentPlus(FlatParams):
     (``self.deform_params``); the flat names above read it.
     """
 
-    def __init__(
-        self,
-        alpha_sigma_list: Sequence[tuple[float, float]] | None = None,
-        prob: float = PAPER_PROB,
-        area_thresh: float = 1000,
-        ignore_index: int | None = None,
-        variant: str = "nsegment+",
-        precision: str = "float32",
-        seed: int | None = None,
-    ) -> None:
-        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
-        self.prob = check_prob(prob)
-        self.seed = seed
-        self._state: np.random.RandomState | None = None
-        self._state_pid: int | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.params_repr()}, prob={self.prob}, seed={self.seed})"
+    _state: np.random.RandomState | None = None
+    _state_pid: int | None = None
 
     def deform(self, segment: np.ndarray, random_state: np.random.RandomState | None = None) -> DeformResult:
         """Deform ``segment`` always (no ``prob``), returning the map and its statistics."""
