@@ -1,0 +1,105 @@
+"""One training step and what it needs: the loss, the batch on the device, optimizer, schedule, gradient scaler.
+
+``train_step`` is the whole of what a step does to the weights; the loop
+around it (``loop``) only feeds it batches and decides when to log, evaluate
+and save.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig
+from .data import normalize
+
+
+@dataclass
+class Learner:
+    """The model and what changes it step by step; a checkpoint saves and restores each of them.
+
+    ``generator`` draws --online's deformations (None offline); ``amp`` is
+    whether the steps run under autocast.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator | None
+    amp: bool
+
+
+def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: float = 0.9) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based) of ``total``: linear warm-up, then poly or cosine."""
+    progress = min(step / max(total, 1), 1.0)
+    decay = (1.0 - progress) ** power if schedule == "poly" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return decay * ((step + 1) / warmup if step < warmup else 1.0)
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, or SGD with momentum 0.9, at ``config``'s learning rate and weight decay."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.decay)
+    return torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9, weight_decay=config.decay)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, total: int, config: TrainConfig
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """``lr_factor`` per step over ``total`` steps."""
+
+    # A closure, not an object: LambdaLR saves objects' attributes, and a resumed run
+    # that extends --iters must use the new total, not the saved one.
+    def factor(index: int) -> float:
+        return lr_factor(index, total, config.schedule, config.warmup_iters)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Cross-entropy over the labelled pixels; 0 (not NaN) for a batch that is all ignore.
+
+    Logits of another size than the labels (a user's stride-8 model) are
+    resized bilinearly first. Computed in float32 under AMP.
+    """
+    if logits.shape[-2:] != labels.shape[-2:]:
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    total = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction="sum")
+    return total / (labels != ignore_index).sum().clamp(min=1)
+
+
+def to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device, mean, std):
+    """A uint8 batch from the loader as the model takes it: on the device, normalised, channels_last on CUDA."""
+    images = normalize(images.to(device, non_blocking=True), mean, std)
+    if device.type == "cuda":
+        # Tensor cores read NHWC without a transpose per convolution.
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels.to(device, non_blocking=True)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int,
+    amp: bool,
+    clip_grad: float | None = None,
+) -> torch.Tensor:
+    """One forward, backward and optimizer step; returns the loss (a tensor: reading it would sync the GPU)."""
+    with torch.autocast(images.device.type, dtype=torch.float16, enabled=amp):
+        loss = segmentation_loss(model(images), labels, ignore_index)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
