@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..io import load_colour_palette
@@ -20,7 +19,7 @@ from .config import TrainConfig, TrainError
 from .data import SegmentationDataset, eval_loader
 from .distributed import Processes, pick_device
 from .metrics import confusion_matrix, summarize
-from .model import build_model
+from .model import build_model, logits_at
 from .runlog import say_on_stderr
 from .samples import check_samples, folder_samples, problems_message
 from .step import to_device
@@ -44,9 +43,8 @@ def confusion_over(
     for images, labels in loader:
         images, labels = to_device(images, labels, device, mean, std)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            logits = model(images)
-        if logits.shape[-2:] != labels.shape[-2:]:
-            logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            output = model(images)
+        logits = logits_at(output, labels.shape[-2:])  # the labels' size, as in the loss
         total += confusion_matrix(logits.argmax(1), labels, num_classes, ignore_index)
     model.train(was_training)
     return total

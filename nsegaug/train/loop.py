@@ -92,7 +92,7 @@ def train(
     run_log = RunLog(config.out, log, processes.main)
     try:
         plan = prepare(config, processes, device, run_log, resume, overwrite, command_line)
-        learner = build(plan)
+        learner = build(plan, run_log)
         state = restore(plan, learner, run_log)
         state = loop(plan, learner, state, run_log, progress, stop_after)
         return finish(plan, learner, state, run_log)

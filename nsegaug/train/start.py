@@ -19,7 +19,7 @@ from .checkpoint import TrainState, deformation_generator, load_checkpoint, rest
 from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
 from .data import EpochBatchSampler, SegmentationDataset, eval_loader, train_loader
 from .distributed import Processes, agree, unwrap
-from .model import build_model, count_parameters
+from .model import apply_init_weights, build_model, count_parameters, load_init_weights
 from .runlog import LAST, RunLog, check_run_folder, clear_run_folder, write_json
 from .samples import (
     ManifestData,
@@ -161,12 +161,10 @@ def check_length(checkpoint: dict, config: TrainConfig, processes: Processes, to
 # --- build: the model and what changes it -----------------------------------------------------------------------
 
 
-def build(plan: Plan) -> Learner:
+def build(plan: Plan, run_log: RunLog) -> Learner:
     """Model, optimizer, schedule, gradient scaler and --online's generator, on the plan's device."""
     config, processes, device = plan.config, plan.processes, plan.device
-    # The same initial weights in every process and every run with this seed.
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, config.num_classes, config.width).to(device)
+    model = initial_model(plan, run_log).to(device)
     if plan.cuda:
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
@@ -174,7 +172,11 @@ def build(plan: Plan) -> Learner:
             # Per-GPU batches are small in segmentation: batch statistics over all GPUs.
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if processes.distributed:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if plan.cuda else None)
+        # A user's model may have parameters the loss never reaches (torchvision's "aux" head: only "out" is
+        # trained), which DDP refuses unless told to look for them; the U-Net has none, and skips that cost.
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if plan.cuda else None, find_unused_parameters=config.model != "unet"
+        )
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, plan.total, config)
     amp = config.amp and plan.cuda
@@ -182,6 +184,20 @@ def build(plan: Plan) -> Learner:
     # Online: one generator per process on its device (rank-dependent seed), its state saved in checkpoints.
     generator = deformation_generator(device, config.seed, processes.rank) if config.online else None
     return Learner(model, optimizer, scheduler, scaler, generator, amp)
+
+
+def initial_model(plan: Plan, run_log: RunLog) -> nn.Module:
+    """The model before the first step: seeded, then --init-weights on a fresh run (on --resume the checkpoint's)."""
+    config = plan.config
+    # The same initial weights in every process and every run with this seed.
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.num_classes, config.width)
+    if config.init_weights is not None and plan.checkpoint is None:
+        weights = load_init_weights(config.init_weights)
+        report = apply_init_weights(model, weights, config.init_weights, config.init_weights_strict)
+        if report:
+            run_log.say(report)
+    return model
 
 
 # --- restore: where the loop starts ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import normalize
+from .model import logits_at
 
 
 @dataclass
@@ -61,14 +62,14 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+def segmentation_loss(output, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """Cross-entropy over the labelled pixels; 0 (not NaN) for a batch that is all ignore.
 
-    Logits of another size than the labels (a user's stride-8 model) are
-    resized bilinearly first. Computed in float32 under AMP.
+    ``output`` is the model's, in any form ``logits_of`` reads; logits of
+    another size than the labels (a user's stride-8 model) are resized
+    bilinearly first (``logits_at``). Computed in float32 under AMP.
     """
-    if logits.shape[-2:] != labels.shape[-2:]:
-        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    logits = logits_at(output, labels.shape[-2:])
     total = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction="sum")
     return total / (labels != ignore_index).sum().clamp(min=1)
 
