@@ -22,7 +22,7 @@ from .metrics import confusion_matrix, summarize
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
 from .samples import check_samples, folder_samples, problems_message
-from .step import to_device
+from .step import autocast_dtype, to_device
 
 
 @torch.no_grad()
@@ -35,14 +35,19 @@ def confusion_over(
     mean,
     std,
     amp: bool = False,
+    amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """The summed (C, C) confusion matrix of ``model`` over ``loader`` (on ``device``)."""
+    """The summed (C, C) confusion matrix of ``model`` over ``loader`` (on ``device``).
+
+    With ``amp`` the forward runs under autocast in ``amp_dtype`` (default: ``autocast_dtype`` of ``device``).
+    """
+    dtype = amp_dtype or autocast_dtype(device)
     was_training = model.training
     model.eval()
     total = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     for images, labels in loader:
         images, labels = to_device(images, labels, device, mean, std)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
             output = model(images)
         logits = logits_at(output, labels.shape[-2:])  # the labels' size, as in the loss
         total += confusion_matrix(logits.argmax(1), labels, num_classes, ignore_index)

@@ -205,6 +205,7 @@ def take_step(plan: Plan, learner: Learner, batch, window: Window) -> None:
         config.ignore_index,
         learner.amp,
         config.clip_grad,
+        learner.amp_dtype,
     )
     learner.scheduler.step()
     window.add_step(loss)
@@ -286,6 +287,7 @@ def evaluation_row(plan: Plan, learner: Learner, state: TrainState, validation, 
         config.mean,
         config.std,
         learner.amp,
+        learner.amp_dtype,
     )
     all_reduce(confusion, plan.processes)
     row = {"step": state.step, "epoch": round(state.step / plan.per_epoch, 4), **summarize(confusion.cpu().numpy())}

@@ -18,13 +18,22 @@ from .config import TrainConfig
 from .data import normalize
 from .model import logits_at
 
+# Mixed precision per kind of device: float16 with a gradient scaler on CUDA (tensor cores); bfloat16 is the
+# dtype CPU autocast supports, and needs no scaler (float32's exponent range).
+AUTOCAST_DTYPES = {"cuda": torch.float16, "cpu": torch.bfloat16}
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The dtype autocast computes in on ``device`` when AMP is on."""
+    return AUTOCAST_DTYPES.get(device.type, torch.bfloat16)
+
 
 @dataclass
 class Learner:
     """The model and what changes it step by step; a checkpoint saves and restores each of them.
 
     ``generator`` draws --online's deformations (None offline); ``amp`` is
-    whether the steps run under autocast.
+    whether steps and evaluations run under autocast, in ``amp_dtype``.
     """
 
     model: nn.Module
@@ -33,6 +42,7 @@ class Learner:
     scaler: torch.amp.GradScaler
     generator: torch.Generator | None
     amp: bool
+    amp_dtype: torch.dtype = torch.float16
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: float = 0.9) -> float:
@@ -92,9 +102,15 @@ def train_step(
     ignore_index: int,
     amp: bool,
     clip_grad: float | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """One forward, backward and optimizer step; returns the loss (a tensor: reading it would sync the GPU)."""
-    with torch.autocast(images.device.type, dtype=torch.float16, enabled=amp):
+    """One forward, backward and optimizer step; returns the loss (a tensor: reading it would sync the GPU).
+
+    With ``amp`` the forward runs under autocast in ``amp_dtype`` (default:
+    ``autocast_dtype`` of the images' device) and the loss is scaled by ``scaler``.
+    """
+    dtype = amp_dtype or autocast_dtype(images.device)
+    with torch.autocast(images.device.type, dtype=dtype, enabled=amp):
         loss = segmentation_loss(model(images), labels, ignore_index)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
