@@ -276,6 +276,44 @@ def test_unet_takes_any_image_size():
     assert UNet(5, width=4)(torch.zeros(1, 3, 37, 50)).shape == (1, 5, 37, 50)
 
 
+@needs_torch
+def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val):
+    import torch
+
+    from nsegaug.train.config import MEAN, STD
+    from nsegaug.train.data import SegmentationDataset, eval_loader
+    from nsegaug.train.evaluation import confusion_over
+    from nsegaug.train.model import UNet
+    from nsegaug.train.samples import folder_samples
+    from nsegaug.train.step import to_device, train_step
+
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = UNet(19, width=4)
+    head_dtypes = []
+    model.head.register_forward_hook(lambda module, inputs, output: head_dtypes.append(output.dtype))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)  # as nsegaug train makes it on the CPU: no loss scaling
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    labels = torch.randint(0, 19, (2, 64, 64))
+    labels[0, :8] = 255
+    before = [parameter.detach().clone() for parameter in model.parameters()]
+    loss = train_step(
+        model, optimizer, scaler, *to_device(images, labels, cpu, MEAN, STD), 255, True, None, torch.bfloat16
+    )
+    assert head_dtypes == [torch.bfloat16]  # the forward ran under autocast
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters(), strict=True))
+
+    samples, _ = folder_samples(val[0], val[1], None, "", "")
+    dataset = SegmentationDataset(samples, train=False, normalize=False)
+    confusion = confusion_over(
+        model, eval_loader(dataset, 0, 1, 0, False), 19, 255, cpu, MEAN, STD, True, torch.bfloat16
+    )
+    assert set(head_dtypes[1:]) == {torch.bfloat16} and len(head_dtypes) == 1 + len(samples)
+    assert int(confusion.sum()) == sum(int((read_label(path).indices != 255).sum()) for path in val[0].iterdir())
+
+
 # --- training runs -----------------------------------------------------------------------------------------------
 
 

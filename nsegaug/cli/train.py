@@ -73,10 +73,27 @@ workers_option = click.option(
 )
 @deform_options("alpha_sigma", "area_thresh")
 @click.option(
-    "--model", default="unet", show_default=True, help="unet, or package.module:factory (factory(num_classes=C))."
+    "--model",
+    default="unet",
+    show_default=True,
+    help="unet, or package.module:factory: factory(num_classes=C[, in_channels=3]) returns an nn.Module whose "
+    "output is logits, a dict with 'out', an object with .logits, or a tuple starting with them (see README).",
 )
 @click.option(
     "--width", type=click.IntRange(min=1), default=32, show_default=True, help="Channels of the U-Net's first level."
+)
+@click.option(
+    "--init-weights",
+    type=existing_file,
+    default=None,
+    help="Start the model from this state dict (plain, or under 'state_dict'/'model'); not applied on --resume.",
+)
+@click.option(
+    "--init-weights-strict/--no-init-weights-strict",
+    default=True,
+    show_default=True,
+    help="Every key of the model and of --init-weights must match; non-strict loads the matching ones and reports "
+    "the rest.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the training set  [default: 50].")
 @click.option("--iters", type=click.IntRange(min=1), default=None, help="Training steps instead of --epochs.")

@@ -3,9 +3,12 @@
 ``config`` (settings), ``samples`` (manifest rows, checks, label choice),
 ``metrics`` and ``curves`` need only NumPy and Pillow, so the command line can
 parse and check a run before torch is loaded. ``data`` (Dataset, augmentation,
-samplers), ``model`` (U-Net, ``module:factory``) and ``loop`` (training,
-evaluation, checkpoints, torchrun) need torch (``pip install 'nsegaug[train]'``);
-import them directly.
+samplers), ``model`` (U-Net, ``module:factory``), ``step`` (loss, one optimizer
+step), ``checkpoint`` (``TrainState``, checkpoint files, RNG states),
+``evaluation`` (confusion matrix, ``evaluate_checkpoint``), ``distributed``
+(torchrun), ``runlog`` (the run folder's files, progress), ``start`` (prepare,
+build, restore) and ``loop`` (``train``) need torch (``pip install
+'nsegaug[train]'``); import them directly.
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ class TrainConfig:
     area_thresh: float | None = None  # online only; None: DEFAULT_AREA_THRESH
     model: str = "unet"
     width: int = 32
+    init_weights: Path | None = None  # a state dict loaded into the model before the first step (not on resume)
+    init_weights_strict: bool = True  # every key of the model and of the file must match
     epochs: int | None = None
     iters: int | None = None
     batch_size: int = 8
@@ -70,6 +72,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("manifest", "val_labels", "val_images", "out"):
             object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.init_weights is not None:
+            object.__setattr__(self, "init_weights", Path(self.init_weights))
         for name in ("crop", "scale_range", "mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.epochs is not None and self.iters is not None:
@@ -109,6 +113,10 @@ class TrainConfig:
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
             (self.width >= 1, f"width must be >= 1, got {self.width}"),
+            (
+                self.init_weights is not None or self.init_weights_strict,
+                "a non-strict load of initial weights needs init_weights",
+            ),
             (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.clip_grad is None or self.clip_grad > 0, f"clip_grad must be > 0, got {self.clip_grad}"),
             (self.warmup_iters >= 0 and self.workers >= 0 and self.seed >= 0, "counts and seeds must be >= 0"),
@@ -143,6 +151,8 @@ class TrainConfig:
         values = dataclasses.asdict(self)
         for name in ("manifest", "val_labels", "val_images", "out"):
             values[name] = str(values[name])
+        if values["init_weights"] is not None:
+            values["init_weights"] = str(values["init_weights"])
         for name in ("crop", "scale_range", "mean", "std"):
             values[name] = list(values[name])
         if values["alpha_sigma"] is not None:

@@ -1,0 +1,176 @@
+"""Checkpoints: what a run has done (``TrainState``), the file ``last.pt``/``best.pt`` and its RNG states.
+
+A checkpoint is a plain dict of tensors and JSON-like values (loadable with
+``weights_only=True``): the ``Learner``'s state dicts, the ``TrainState``,
+every RNG a run draws from, and the config. ``checkpoint_contents`` writes it,
+``restore_learner`` reads it back; with both, ``--resume`` continues with the
+very numbers of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..io import write_bytes_atomic
+from .config import TrainConfig, TrainError
+from .distributed import Processes, all_gather, unwrap
+from .samples import deformation_seed
+from .step import Learner
+
+CHECKPOINT_FORMAT = "nsegaug-train-checkpoint"
+
+
+@dataclass
+class TrainState:
+    """What a run has done so far; saved in every checkpoint and restored by --resume."""
+
+    step: int = 0
+    history: dict = field(default_factory=lambda: {"loss": [], "evals": []})  # loss.jsonl and metrics.jsonl rows
+    best: dict = field(default_factory=lambda: {"miou": None, "step": None, "epoch": None})
+    elapsed: float = 0.0  # seconds of training, evaluations left out
+    since_eval: list = field(default_factory=lambda: [0.0, 0])  # loss sum and steps since the last evaluation
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> TrainState:
+        return cls(
+            step=checkpoint["step"],
+            history=checkpoint["history"],
+            best=checkpoint["best"],
+            elapsed=checkpoint["elapsed_s"],
+            since_eval=list(checkpoint["since_eval"]),
+        )
+
+    def train_loss(self) -> float | None:
+        """The mean training loss since the last evaluation (None before any step)."""
+        loss_sum, steps = self.since_eval
+        return loss_sum / steps if steps else None
+
+    def add_evaluation(self, row: dict) -> bool:
+        """Record an evaluation's ``row``; True when its mIoU is the best so far."""
+        self.history["evals"].append(row)
+        self.since_eval = [0.0, 0]
+        improved = row["miou"] is not None and (self.best["miou"] is None or row["miou"] > self.best["miou"])
+        if improved:
+            self.best.update(miou=row["miou"], step=row["step"], epoch=row["epoch"])
+        return improved
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    # Atomic, so a run killed while saving keeps its previous last.pt.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        # weights_only: a checkpoint holds tensors and plain values only (RNG states are stored as lists).
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as error:
+        raise TrainError(f"{path}: checkpoint not found") from error
+    except Exception as error:  # torch raises many kinds for a damaged or foreign file
+        raise TrainError(f"{path}: not a readable checkpoint ({error})") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{path}: not an nsegaug train checkpoint")
+    return state
+
+
+def rng_states() -> dict:
+    numpy_state = np.random.get_state()
+    python_state = random.getstate()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+        "python": [python_state[0], list(python_state[1]), python_state[2]],
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def deformation_generator(device: torch.device, seed: int, rank: int) -> torch.Generator:
+    """The ``torch.Generator`` that draws --online's deformations on ``device``, one stream per process."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(deformation_seed(seed, rank))
+    return generator
+
+
+def generator_states(generator: torch.Generator, processes: Processes) -> list[torch.Tensor]:
+    """Every process's generator state, in rank order; a collective call under torchrun (all ranks call it)."""
+    return all_gather(generator.get_state(), processes)
+
+
+def checkpoint_contents(
+    learner: Learner,
+    state: TrainState,
+    *,
+    config: TrainConfig,
+    prob: float,
+    pairing: dict,
+    per_epoch: int,
+    world_size: int,
+    generators: list[torch.Tensor] | None,
+    device: torch.device,
+) -> dict:
+    """The checkpoint of a run at ``state.step``; ``generators`` are every process's (``generator_states``)."""
+    online = {} if generators is None else {"deformation_generators": generators, "deformation_device": device.type}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "nsegaug": __version__,
+        "model": unwrap(learner.model).state_dict(),
+        "optimizer": learner.optimizer.state_dict(),
+        "scheduler": learner.scheduler.state_dict(),
+        "scaler": learner.scaler.state_dict(),
+        "epoch": state.step // per_epoch,
+        "step": state.step,
+        "batches_per_epoch": per_epoch,
+        "world_size": world_size,
+        "best": dict(state.best),
+        "history": state.history,
+        "rng": rng_states(),
+        "config": config.to_dict(),
+        "prob_used": prob,
+        "data": pairing,  # how evaluate pairs labels with images again
+        "elapsed_s": state.elapsed,
+        "since_eval": list(state.since_eval),
+        **online,
+    }
+
+
+def restore_learner(checkpoint: dict, learner: Learner, processes: Processes, device: torch.device, say) -> TrainState:
+    """Load ``checkpoint`` into ``learner`` and the global RNGs; the run's ``TrainState`` at that step."""
+    unwrap(learner.model).load_state_dict(checkpoint["model"])
+    learner.optimizer.load_state_dict(checkpoint["optimizer"])
+    learner.scheduler.load_state_dict(checkpoint["scheduler"])
+    if checkpoint["scaler"] and learner.scaler.is_enabled():  # empty when saved without AMP (CPU)
+        learner.scaler.load_state_dict(checkpoint["scaler"])
+    restore_rng_states(checkpoint["rng"])
+    generator = learner.generator
+    saved_generators = checkpoint.get("deformation_generators") or []
+    # A generator's state only fits a generator of the same kind of device, one per process.
+    same_device = checkpoint.get("deformation_device", device.type) == device.type
+    if generator is not None and len(saved_generators) == processes.world_size and same_device:
+        generator.set_state(saved_generators[processes.rank])
+    elif generator is not None and saved_generators:
+        say(
+            f"warning: --online deformations were drawn on {checkpoint.get('deformation_device')} x "
+            f"{len(saved_generators)}; on {device.type} x {processes.world_size} they start a fresh stream"
+        )
+    return TrainState.from_checkpoint(checkpoint)

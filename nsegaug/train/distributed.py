@@ -1,0 +1,117 @@
+"""Processes and devices: where this process stands in a torchrun launch, its device, and the process group.
+
+Without torchrun everything here is the single-process case (rank 0 of 1) and
+makes no collective call. Under torchrun rank 0 alone checks, writes and
+prints; ``agree`` and ``all_reduce`` are how the other ranks learn its
+refusals and sums.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+
+from .config import TrainError
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process stands in a torchrun launch (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_processes() -> Processes:
+    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), if any."""
+    environ = os.environ
+    return Processes(
+        rank=int(environ.get("RANK", 0)),
+        world_size=int(environ.get("WORLD_SIZE", 1)),
+        local_rank=int(environ.get("LOCAL_RANK", 0)),
+        local_world_size=int(environ.get("LOCAL_WORLD_SIZE", 1)),
+    )
+
+
+def pick_device(choice: str, processes: Processes) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (CUDA if available); under torchrun the GPU of the local rank."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    if choice == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    if processes.local_rank >= torch.cuda.device_count():
+        raise TrainError(f"local rank {processes.local_rank} has no GPU: {torch.cuda.device_count()} visible")
+    return torch.device("cuda", processes.local_rank)
+
+
+def start_processes(device: torch.device, processes: Processes) -> None:
+    """Join the process group: NCCL between GPUs, gloo between CPU processes."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    elif processes.distributed and "OMP_NUM_THREADS" not in os.environ:
+        # CPU processes on one machine share its cores; more threads would only contend.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes.local_world_size))
+    if processes.distributed and not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def stop_processes(processes: Processes) -> None:
+    """Leave the process group that ``start_processes`` joined, if any."""
+    if processes.distributed and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def agree(processes: Processes, action: Callable[[], None]) -> None:
+    """Run ``action`` on rank 0 only; if it refuses (TrainError), every rank raises the same error.
+
+    Without this a refusal on rank 0 would leave the other ranks waiting for it
+    in their first collective call.
+    """
+    message = None
+    if processes.main:
+        try:
+            action()
+        except TrainError as error:
+            message = str(error)
+    if processes.distributed:
+        box = [message]
+        torch_dist.broadcast_object_list(box, src=0)
+        message = box[0]
+    if message:
+        raise TrainError(message)
+
+
+def all_reduce(tensor: torch.Tensor, processes: Processes) -> torch.Tensor:
+    """``tensor`` summed over all processes, in place (itself without torchrun)."""
+    if processes.distributed:
+        torch_dist.all_reduce(tensor)
+    return tensor
+
+
+def all_gather(value, processes: Processes) -> list:
+    """Every process's ``value``, in rank order; a collective call under torchrun (all ranks call it)."""
+    if not processes.distributed:
+        return [value]
+    values = [None] * processes.world_size
+    torch_dist.all_gather_object(values, value)
+    return values
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside DistributedDataParallel (itself without it)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

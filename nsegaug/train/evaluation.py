@@ -1,0 +1,98 @@
+"""Evaluation: a model's confusion matrix over a loader, and the metrics of a saved model (``nsegaug evaluate``).
+
+During training the loop calls ``confusion_over`` on its own validation
+shard and sums the matrices over the processes; ``evaluate_checkpoint``
+rebuilds the model from a checkpoint's config and runs the same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..io import load_colour_palette
+from .checkpoint import load_checkpoint
+from .config import TrainConfig, TrainError
+from .data import SegmentationDataset, eval_loader
+from .distributed import Processes, pick_device
+from .metrics import confusion_matrix, summarize
+from .model import build_model, logits_at
+from .runlog import say_on_stderr
+from .samples import check_samples, folder_samples, problems_message
+from .step import autocast_dtype, to_device
+
+
+@torch.no_grad()
+def confusion_over(
+    model: nn.Module,
+    loader,
+    num_classes: int,
+    ignore_index: int,
+    device: torch.device,
+    mean,
+    std,
+    amp: bool = False,
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """The summed (C, C) confusion matrix of ``model`` over ``loader`` (on ``device``).
+
+    With ``amp`` the forward runs under autocast in ``amp_dtype`` (default: ``autocast_dtype`` of ``device``).
+    """
+    dtype = amp_dtype or autocast_dtype(device)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+    for images, labels in loader:
+        images, labels = to_device(images, labels, device, mean, std)
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            output = model(images)
+        logits = logits_at(output, labels.shape[-2:])  # the labels' size, as in the loss
+        total += confusion_matrix(logits.argmax(1), labels, num_classes, ignore_index)
+    model.train(was_training)
+    return total
+
+
+def evaluate_checkpoint(
+    checkpoint_path: Path,
+    labels: Path,
+    images: Path,
+    *,
+    device: str = "auto",
+    workers: int = 2,
+    log: Callable[[str], None] = say_on_stderr,
+) -> dict:
+    """The metrics of a saved model on a folder of labels and images (paired as ``generate`` pairs them)."""
+    checkpoint = load_checkpoint(Path(checkpoint_path))
+    config = TrainConfig.from_dict(checkpoint["config"])
+    pairing = checkpoint.get("data", {})
+    palette = load_colour_palette(pairing["palette"]) if pairing.get("palette") else None
+    samples, unpaired = folder_samples(
+        labels, images, pairing.get("pattern"), pairing.get("label_suffix") or "", pairing.get("image_suffix") or ""
+    )
+    problems = unpaired + check_samples(samples, config.num_classes, config.ignore_index, palette, max(workers, 2))
+    if problems:
+        raise TrainError(problems_message(problems, f"the evaluation data ({labels})"))
+    torch_device = pick_device(device, Processes())
+    model = build_model(config.model, config.num_classes, config.width)
+    model.load_state_dict(checkpoint["model"])
+    model.to(torch_device)
+    dataset = SegmentationDataset(
+        samples, train=False, ignore_index=config.ignore_index, normalize=False, colour_palette=palette
+    )
+    loader = eval_loader(dataset, 0, 1, workers, torch_device.type == "cuda")
+    confusion = confusion_over(
+        model, loader, config.num_classes, config.ignore_index, torch_device, config.mean, config.std, False
+    )
+    result = summarize(confusion.cpu().numpy())
+    result.update(
+        checkpoint=str(checkpoint_path),
+        step=checkpoint["step"],
+        epoch=checkpoint["epoch"],
+        images=len(samples),
+        labels=str(labels),
+        confusion=confusion.cpu().tolist(),
+    )
+    return result

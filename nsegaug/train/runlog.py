@@ -1,0 +1,153 @@
+"""The run folder and what a run reports: its files, its lines on stderr, the progress bar.
+
+The folder holds ``config.json``, ``loss.jsonl`` (a line about ``LOSS_POINTS``
+times per run), ``metrics.jsonl`` (a line per evaluation), ``metrics.json``
+(the final result), ``curves.png`` and the checkpoints ``last.pt`` and
+``best.pt``. Every write is atomic or an append of whole lines, so a killed run
+leaves files that ``--resume`` can use (``RunLog.rewind`` drops the lines
+logged after the last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..io import write_bytes_atomic
+from .checkpoint import save_checkpoint
+from .config import CONFIG_NAME, TrainError
+from .curves import draw_curves
+
+LAST, BEST = "last.pt", "best.pt"
+METRICS_LINES, METRICS_FINAL, LOSS_LINES, CURVES = "metrics.jsonl", "metrics.json", "loss.jsonl", "curves.png"
+# Only these are removed by --overwrite: a run folder may hold the user's own files.
+RUN_FILES = (LAST, BEST, METRICS_LINES, METRICS_FINAL, LOSS_LINES, CURVES, CONFIG_NAME)
+# About this many loss points per run, whatever its length: enough for the curve, small in the checkpoint.
+LOSS_POINTS = 200
+
+
+def say_on_stderr(message: str) -> None:
+    """The default ``log``: a line on stderr, at once."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def loss_interval(total: int) -> int:
+    """Steps between two lines of loss.jsonl."""
+    return max(1, total // LOSS_POINTS)
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into a run folder that is in use, unless told to resume or overwrite it."""
+    if resume and overwrite:
+        raise TrainError("--resume and --overwrite exclude each other")
+    if resume:
+        if not (out / LAST).is_file():
+            raise TrainError(f"{out / LAST}: not found; nothing to resume (start a run without --resume)")
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise TrainError(f"{out} exists and is not empty: pass --resume to continue that run, or --overwrite")
+    elif out.exists() and not out.is_dir():
+        raise TrainError(f"{out} is a file, not a run folder")
+
+
+def clear_run_folder(out: Path) -> None:
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+def write_json(path: Path, value) -> None:
+    write_bytes_atomic(path, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
+
+
+def write_lines(path: Path, rows: list[dict]) -> None:
+    write_bytes_atomic(path, "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8"))
+
+
+def _append_line(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+class RunLog:
+    """What a run writes to ``out`` and says on stderr.
+
+    Rank 0 alone reports (torchvision's ``save_on_master``): on the other
+    ranks every method does nothing, so the loop calls them on every rank.
+    """
+
+    def __init__(self, out: Path, log: Callable[[str], None], main: bool) -> None:
+        self.out = out
+        self.main = main
+        self._log = log
+        self._bar: tqdm | None = None
+
+    # --- the terminal ---
+
+    def say(self, message: str) -> None:
+        if not self.main:
+            return
+        if self._bar is not None and not self._bar.disable:
+            with tqdm.external_write_mode(file=sys.stderr):  # the line above the bar, not through it
+                self._log(message)
+        else:
+            self._log(message)
+
+    def start_bar(self, total: int, initial: int, show: bool) -> None:
+        self._bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="it",
+            disable=not (show and self.main),
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    def advance(self) -> None:
+        self._bar.update(1)
+
+    def close_bar(self) -> None:
+        self._bar.close()
+
+    # --- the files ---
+
+    def record_config(self, record: dict) -> None:
+        if self.main:
+            write_json(self.out / CONFIG_NAME, record)
+
+    def rewind(self, history: dict) -> None:
+        """On resume: the log files as they were at the checkpoint (a killed run may have logged more)."""
+        if self.main:
+            write_lines(self.out / METRICS_LINES, history["evals"])
+            write_lines(self.out / LOSS_LINES, history["loss"])
+
+    def loss_point(self, point: dict, images_per_s: float) -> None:
+        self._bar.set_postfix(loss=f"{point['loss']:.4f}", img_s=f"{images_per_s:.1f}")
+        if self.main:
+            _append_line(self.out / LOSS_LINES, point)
+
+    def evaluation(self, row: dict) -> None:
+        if self.main:
+            _append_line(self.out / METRICS_LINES, row)
+
+    def checkpoint(self, contents: Callable[[], dict], best: bool = False) -> None:
+        """Save ``contents()`` as last.pt, and as best.pt too when ``best``; built on rank 0 only."""
+        if self.main:
+            snapshot = contents()
+            save_checkpoint(self.out / LAST, snapshot)
+            if best:
+                save_checkpoint(self.out / BEST, snapshot)
+
+    def curves(self, history: dict, total: int) -> None:
+        if self.main:
+            draw_curves(
+                [(point["step"], point["loss"]) for point in history["loss"]],
+                [(row["step"], row["miou"]) for row in history["evals"]],
+                total,
+            ).save(self.out / CURVES)
+
+    def final(self, result: dict) -> None:
+        if self.main:
+            write_json(self.out / METRICS_FINAL, result)
