@@ -282,7 +282,7 @@ def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val)
 
     from nsegaug.train.config import MEAN, STD
     from nsegaug.train.data import SegmentationDataset, eval_loader
-    from nsegaug.train.evaluation import confusion_over
+    from nsegaug.train.evaluation import counts_over
     from nsegaug.train.model import UNet
     from nsegaug.train.samples import folder_samples
     from nsegaug.train.step import to_device, train_step
@@ -307,9 +307,9 @@ def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val)
 
     samples, _ = folder_samples(val[0], val[1], None, "", "")
     dataset = SegmentationDataset(samples, train=False, normalize=False)
-    confusion = confusion_over(
-        model, eval_loader(dataset, 0, 1, 0, False), 19, 255, cpu, MEAN, STD, True, torch.bfloat16
-    )
+    confusion = counts_over(model, eval_loader(dataset, 0, 1, 0, False), 19, 255, cpu, MEAN, STD, True, torch.bfloat16)[
+        "confusion"
+    ]
     assert set(head_dtypes[1:]) == {torch.bfloat16} and len(head_dtypes) == 1 + len(samples)
     assert int(confusion.sum()) == sum(int((read_label(path).indices != 255).sum()) for path in val[0].iterdir())
 
@@ -334,8 +334,17 @@ def test_train_a_few_steps_writes_the_run_folder_and_evaluate_agrees(manifest, v
     arguments = ["--checkpoint", out / "best.pt", "--labels", val[0], "--images", val[1], "--out", report]
     evaluated = CliRunner().invoke(main, ["evaluate", "--workers", "0", *map(str, arguments)])
     assert evaluated.exit_code == 0, evaluated.output
-    assert "mIoU" in evaluated.output
-    assert json.loads(report.read_text())["miou"] == pytest.approx(final["miou"], abs=1e-6)
+    assert "mIoU" in evaluated.output and "boundary IoU  band IoU" in evaluated.output
+    evaluation = json.loads(report.read_text())
+    for name in ("miou", "boundary_miou", "band_miou"):  # the same model on the same images: the same numbers
+        assert evaluation[name] == pytest.approx(final[name], abs=1e-6), name
+    assert len(evaluation["boundary_iou"]) == len(evaluation["band_iou"]) == 19 and evaluation["boundary_width"] == 3
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= row[name] <= 1 for row in rows for name in ("boundary_miou", "band_miou"))
+
+    wider = CliRunner().invoke(main, ["evaluate", "--workers", "0", "--boundary-width", "6", *map(str, arguments)])
+    assert wider.exit_code == 0 and "(6 px)" in wider.output
+    assert json.loads(report.read_text())["band_pixels"] > evaluation["band_pixels"]
 
 
 @needs_torch

@@ -23,10 +23,16 @@ EXAMPLE = (
 @device_option
 @workers_option
 @click.option(
+    "--boundary-width",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pixels from a contour that the boundary metrics look at  [default: the training run's]",
+)
+@click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the metrics as JSON."
 )
-def evaluate(checkpoint, labels, images, device, workers, out) -> None:
-    """Recompute mIoU, per-class IoU and pixel accuracy of a saved model."""
+def evaluate(checkpoint, labels, images, device, workers, boundary_width, out) -> None:
+    """Recompute mIoU, boundary IoU, band mIoU, per-class IoU and pixel accuracy of a saved model."""
     try:
         require_torch("nsegaug evaluate")
     except ImportError as error:
@@ -34,17 +40,22 @@ def evaluate(checkpoint, labels, images, device, workers, out) -> None:
     from ..io import write_bytes_atomic
     from ..train.loop import evaluate_checkpoint
 
-    result = evaluate_checkpoint(checkpoint, labels, images, device=device, workers=workers)
-    click.echo(
-        f"{result['images']} images, step {result['step']}: mIoU {_show(result['miou'])}, "
-        f"pixel acc {_show(result['pixel_acc'])}, mean acc {_show(result['mean_acc'])}"
+    result = evaluate_checkpoint(
+        checkpoint, labels, images, device=device, workers=workers, boundary_width=boundary_width
     )
-    click.echo("class  IoU")
-    for index, iou in enumerate(result["iou"]):
-        click.echo(f"{index:>5}  {_show(iou)}")
+    # The file first: a reader that stops reading the table (| head) must not cost it.
     if out is not None:
         write_bytes_atomic(out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))
         click.echo(f"wrote {out}", err=True)
+    click.echo(
+        f"{result['images']} images, step {result['step']}: mIoU {_show(result['miou'])}, "
+        f"boundary mIoU {_show(result['boundary_miou'])}, band mIoU {_show(result['band_miou'])} "
+        f"({result['boundary_width']} px), pixel acc {_show(result['pixel_acc'])}, mean acc {_show(result['mean_acc'])}"
+    )
+    click.echo("class     IoU  boundary IoU  band IoU")
+    for index, values in enumerate(zip(result["iou"], result["boundary_iou"], result["band_iou"], strict=True)):
+        cells = (f"{_show(value):>{width}}" for value, width in zip(values, (6, 12, 8), strict=True))
+        click.echo(f"{index:>5}  " + "  ".join(cells))
 
 
 def _show(value: float | None) -> str:

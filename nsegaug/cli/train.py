@@ -11,7 +11,15 @@ from click.core import ParameterSource
 
 from ..errors import TrainError
 from ..train import require_torch
-from ..train.config import DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig, read_config, resumed_config
+from ..train.config import (
+    DEFAULT_BOUNDARY_WIDTH,
+    DEVICES,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+    read_config,
+    resumed_config,
+)
 from . import Command, reporting
 from .options import available_cores, deform_options, quiet_option, seed_option
 
@@ -35,6 +43,13 @@ device_option = click.option(
     default="auto",
     show_default=True,
     help="auto: CUDA if available; under torchrun each process takes the GPU of its local rank.",
+)
+boundary_width_option = click.option(
+    "--boundary-width",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BOUNDARY_WIDTH,
+    show_default=True,
+    help="Pixels from a contour that the boundary metrics (boundary IoU, band mIoU) look at.",
 )
 workers_option = click.option(
     "--workers",
@@ -123,6 +138,7 @@ workers_option = click.option(
 @workers_option
 @seed_option
 @click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True, help="Evaluate every N epochs.")
+@boundary_width_option
 @click.option(
     "--checkpoint-every",
     type=click.IntRange(min=0),

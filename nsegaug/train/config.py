@@ -18,6 +18,8 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"adamw": 1e-3, "sgd": 1e-2}
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2, "sgd": 5e-4}
 DEFAULT_EPOCHS = 50
+# Width in pixels of the band the boundary metrics look at (see nsegaug.train.metrics).
+DEFAULT_BOUNDARY_WIDTH = 3
 # --online: the method's own probability unless given.
 DEFAULT_ONLINE_PROB = PAPER_PROB
 # ImageNet statistics, in 0..255, as every segmentation codebase uses them.
@@ -65,6 +67,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     eval_every: int = 1
+    boundary_width: int = DEFAULT_BOUNDARY_WIDTH
     checkpoint_every: int = 0
     mean: tuple[float, float, float] = field(default=MEAN)
     std: tuple[float, float, float] = field(default=STD)
@@ -121,6 +124,7 @@ class TrainConfig:
             (self.clip_grad is None or self.clip_grad > 0, f"clip_grad must be > 0, got {self.clip_grad}"),
             (self.warmup_iters >= 0 and self.workers >= 0 and self.seed >= 0, "counts and seeds must be >= 0"),
             (self.eval_every >= 1 and self.checkpoint_every >= 0, "eval_every must be >= 1"),
+            (self.boundary_width >= 1, f"boundary_width must be >= 1 pixel, got {self.boundary_width}"),
         ]
         for ok, message in checks:
             if not ok:

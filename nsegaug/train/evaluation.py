@@ -1,8 +1,8 @@
-"""Evaluation: a model's confusion matrix over a loader, and the metrics of a saved model (``nsegaug evaluate``).
+"""Evaluation: a model's metric counts over a loader, and the metrics of a saved model (``nsegaug evaluate``).
 
-During training the loop calls ``confusion_over`` on its own validation
-shard and sums the matrices over the processes; ``evaluate_checkpoint``
-rebuilds the model from a checkpoint's config and runs the same function.
+During training the loop calls ``counts_over`` on its own validation shard
+and sums the counts over the processes; ``evaluate_checkpoint`` rebuilds the
+model from a checkpoint's config and runs the same function.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from torch import nn
 
 from ..io import load_colour_palette
 from .checkpoint import load_checkpoint
-from .config import TrainConfig, TrainError
+from .config import DEFAULT_BOUNDARY_WIDTH, TrainConfig, TrainError
 from .data import SegmentationDataset, eval_loader
 from .distributed import Processes, pick_device
-from .metrics import confusion_matrix, summarize
+from .metrics import metric_counts, summarize_counts
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
 from .samples import check_samples, folder_samples, problems_message
@@ -26,7 +26,7 @@ from .step import autocast_dtype, to_device
 
 
 @torch.no_grad()
-def confusion_over(
+def counts_over(
     model: nn.Module,
     loader,
     num_classes: int,
@@ -36,23 +36,26 @@ def confusion_over(
     std,
     amp: bool = False,
     amp_dtype: torch.dtype | None = None,
-) -> torch.Tensor:
-    """The summed (C, C) confusion matrix of ``model`` over ``loader`` (on ``device``).
+    boundary_width: int = DEFAULT_BOUNDARY_WIDTH,
+) -> dict[str, torch.Tensor]:
+    """The summed metric counts of ``model`` over ``loader`` (on ``device``): see ``metrics.metric_counts``.
 
     With ``amp`` the forward runs under autocast in ``amp_dtype`` (default: ``autocast_dtype`` of ``device``).
     """
     dtype = amp_dtype or autocast_dtype(device)
     was_training = model.training
     model.eval()
-    total = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+    totals: dict[str, torch.Tensor] = {}
     for images, labels in loader:
         images, labels = to_device(images, labels, device, mean, std)
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
             output = model(images)
         logits = logits_at(output, labels.shape[-2:])  # the labels' size, as in the loss
-        total += confusion_matrix(logits.argmax(1), labels, num_classes, ignore_index)
+        counts = metric_counts(logits.argmax(1), labels, num_classes, ignore_index, boundary_width)
+        for name, value in counts.items():
+            totals[name] = totals[name] + value if name in totals else value
     model.train(was_training)
-    return total
+    return totals
 
 
 def evaluate_checkpoint(
@@ -62,9 +65,13 @@ def evaluate_checkpoint(
     *,
     device: str = "auto",
     workers: int = 2,
+    boundary_width: int | None = None,
     log: Callable[[str], None] = say_on_stderr,
 ) -> dict:
-    """The metrics of a saved model on a folder of labels and images (paired as ``generate`` pairs them)."""
+    """The metrics of a saved model on a folder of labels and images (paired as ``generate`` pairs them).
+
+    ``boundary_width``: of the boundary metrics; by default the training run's.
+    """
     checkpoint = load_checkpoint(Path(checkpoint_path))
     config = TrainConfig.from_dict(checkpoint["config"])
     pairing = checkpoint.get("data", {})
@@ -83,16 +90,27 @@ def evaluate_checkpoint(
         samples, train=False, ignore_index=config.ignore_index, normalize=False, colour_palette=palette
     )
     loader = eval_loader(dataset, 0, 1, workers, torch_device.type == "cuda")
-    confusion = confusion_over(
-        model, loader, config.num_classes, config.ignore_index, torch_device, config.mean, config.std, False
+    width = boundary_width or config.boundary_width
+    counts = counts_over(
+        model,
+        loader,
+        config.num_classes,
+        config.ignore_index,
+        torch_device,
+        config.mean,
+        config.std,
+        False,
+        None,
+        width,
     )
-    result = summarize(confusion.cpu().numpy())
+    result = summarize_counts(counts)
     result.update(
         checkpoint=str(checkpoint_path),
         step=checkpoint["step"],
         epoch=checkpoint["epoch"],
         images=len(samples),
         labels=str(labels),
-        confusion=confusion.cpu().tolist(),
+        boundary_width=width,
+        confusion=counts["confusion"].cpu().tolist(),
     )
     return result

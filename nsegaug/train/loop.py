@@ -39,8 +39,8 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .distributed import Processes, all_reduce, launched_processes, pick_device, start_processes, stop_processes, unwrap
-from .evaluation import confusion_over, evaluate_checkpoint
-from .metrics import summarize
+from .evaluation import counts_over, evaluate_checkpoint
+from .metrics import summarize_counts
 from .model import count_parameters
 from .runlog import BEST, CURVES, LAST, METRICS_FINAL, RunLog, loss_interval, say_on_stderr
 from .start import Plan, build, headline, loaders, prepare, restore
@@ -52,7 +52,7 @@ __all__ = [
     "Plan",
     "Processes",
     "TrainState",
-    "confusion_over",
+    "counts_over",
     "evaluate_checkpoint",
     "launched_processes",
     "load_checkpoint",
@@ -258,7 +258,8 @@ def evaluate_and_save(plan: Plan, learner: Learner, state: TrainState, window: W
     run_log.say(
         f"epoch {row['epoch']:g}/{math.ceil(plan.total / plan.per_epoch)} step {state.step}/{plan.total}: "
         f"loss {train_loss or math.nan:.4f}, "
-        f"mIoU {row['miou'] or 0:.4f}, pixel acc {row['pixel_acc'] or 0:.4f}, {window.images_per_s:.1f} img/s"
+        f"mIoU {row['miou'] or 0:.4f}, boundary mIoU {row['boundary_miou'] or 0:.4f}, "
+        f"band mIoU {row['band_miou'] or 0:.4f}, pixel acc {row['pixel_acc'] or 0:.4f}, {window.images_per_s:.1f} img/s"
     )
     run_log.evaluation(row)
     save(plan, learner, state, run_log, best=improved)
@@ -269,7 +270,7 @@ def evaluate_and_save(plan: Plan, learner: Learner, state: TrainState, window: W
 def evaluation_row(plan: Plan, learner: Learner, state: TrainState, validation, train_loss, images_per_s) -> dict:
     """A metrics.jsonl row: the metrics over all processes' validation shards, with the training figures."""
     config = plan.config
-    confusion = confusion_over(
+    counts = counts_over(
         unwrap(learner.model),
         validation,
         config.num_classes,
@@ -279,9 +280,11 @@ def evaluation_row(plan: Plan, learner: Learner, state: TrainState, validation, 
         config.std,
         learner.amp,
         learner.amp_dtype,
+        config.boundary_width,
     )
-    all_reduce(confusion, plan.processes)
-    row = {"step": state.step, "epoch": round(state.step / plan.per_epoch, 4), **summarize(confusion.cpu().numpy())}
+    for name in sorted(counts):  # the same order on every rank: these are collective calls
+        all_reduce(counts[name], plan.processes)
+    row = {"step": state.step, "epoch": round(state.step / plan.per_epoch, 4), **summarize_counts(counts)}
     row.update(train_loss=train_loss, lr=learner.scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 2))
     row["elapsed_s"] = round(state.elapsed, 2)
     return row
@@ -339,6 +342,7 @@ def finish(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog) -> 
     run_log.final(result)
     run_log.say(
         f"done: mIoU {final['miou'] or 0:.4f} (best {best['miou'] or 0:.4f} at step {best['step']}), "
+        f"boundary mIoU {final['boundary_miou'] or 0:.4f}, band mIoU {final['band_miou'] or 0:.4f}, "
         f"pixel acc {final['pixel_acc'] or 0:.4f}; wrote {config.out / METRICS_FINAL}, {config.out / CURVES}, "
         f"{config.out / BEST}"
     )

@@ -142,11 +142,9 @@ class RunLog:
 
     def curves(self, history: dict, total: int) -> None:
         if self.main:
-            draw_curves(
-                [(point["step"], point["loss"]) for point in history["loss"]],
-                [(row["step"], row["miou"]) for row in history["evals"]],
-                total,
-            ).save(self.out / CURVES)
+            draw_curves([(point["step"], point["loss"]) for point in history["loss"]], history["evals"], total).save(
+                self.out / CURVES
+            )
 
     def final(self, result: dict) -> None:
         if self.main:
