@@ -6,9 +6,11 @@ import fnmatch
 import os
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from .errors import shown_path
 
 # The file types a label map can be in: lossless formats only (a JPEG would have blurred the class indices).
 LABEL_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
@@ -24,7 +26,9 @@ class Sample:
     image: str | None  # POSIX path relative to the image root
 
 
-def iter_label_files(root: Path, pattern: str | None = None) -> Iterator[str]:
+def iter_label_files(
+    root: Path, pattern: str | None = None, warn: Callable[[str], None] = lambda message: None
+) -> Iterator[str]:
     """Relative POSIX paths of label files under ``root``, in sorted order.
 
     Recursive; hidden files and folders are skipped; symbolic links to folders
@@ -32,6 +36,8 @@ def iter_label_files(root: Path, pattern: str | None = None) -> Iterator[str]:
     ``pattern`` is a glob matched against the file name (e.g.
     ``*_labelTrainIds.png``); without it, every file with a label extension.
     The walk is a generator, so a 100k-file dataset is never held in memory.
+    A link that points nowhere is skipped with a ``warn`` line (a moved
+    dataset, an unmounted disk: a file the user expects in the run).
     """
     seen: set[tuple[int, int]] = set()
 
@@ -47,8 +53,12 @@ def iter_label_files(root: Path, pattern: str | None = None) -> Iterator[str]:
                 continue
             if entry.is_dir(follow_symlinks=True):
                 yield from walk(Path(entry.path), prefix / entry.name)
-            elif entry.is_file(follow_symlinks=True) and _matches(entry.name, pattern):
-                yield str(prefix / entry.name)
+            elif entry.is_file(follow_symlinks=True):
+                if _matches(entry.name, pattern):
+                    yield str(prefix / entry.name)
+            elif entry.is_symlink() and _matches(entry.name, pattern):
+                target = shown_path(os.readlink(entry.path))
+                warn(f"warning: {shown_path(entry.path)}: a link to nothing ({target}); skipped")
 
     yield from walk(root, PurePosixPath())
 
@@ -112,6 +122,23 @@ def check_name_template(template: str) -> None:
         raise ValueError("in the name template, put a non-digit character before {copy} (e.g. _nsp{copy})")
     if after != ("ext",) and (isinstance(after, tuple) or after[0].isdigit()):
         raise ValueError("in the name template, put a non-digit character or {ext} right after {copy}")
+    if pieces[-1] != ("ext",):
+        # Tools pick label files by their extension (mmseg's seg_map_suffix, a glob): it must stay last.
+        raise ValueError("the name template must end with {ext}, so that every copy keeps its file type's extension")
+
+
+def output_pattern(template: str) -> re.Pattern:
+    """A regular expression of the file names ``template`` gives, with the groups ``stem``, ``copy`` and ``ext``."""
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name == "stem":
+            parts.append(r"(?P<stem>.+)")
+        elif name == "copy":
+            parts.append(r"(?P<copy>\d+)")
+        elif name == "ext":
+            parts.append(r"(?P<ext>\.[^./]+)")
+    return re.compile("".join(parts))
 
 
 def output_name(label: str, copy_index: int, template: str = DEFAULT_NAME_TEMPLATE) -> str:

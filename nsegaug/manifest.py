@@ -25,7 +25,9 @@ from .io import atomic_writer, write_bytes_atomic
 
 MANIFEST_NAME = "manifest.jsonl"
 META_NAME = "manifest.meta.json"
-SCHEMA_VERSION = 1
+# 2: the metadata records its run's kind, and folders relative to the manifest's folder.
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 TOOL = "nsegaug"
 # A run's status in its metadata: only a complete run lists every mask.
 STATUSES = ("running", "complete", "failed", "interrupted")
@@ -51,27 +53,19 @@ class CopyRow:
     sha256_label: str
     sha256_output: str
 
+    @property
+    def key(self) -> int:
+        """The row's place among its mask's rows."""
+        return self.copy
+
     def to_json(self) -> str:
         """The row as one JSON line (keys sorted, no newline): what ``append_rows`` writes."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return _row_json(self)
 
     @classmethod
     def from_dict(cls, values: object, where: str) -> CopyRow:
         """The row a parsed JSON line holds, checked; :class:`ManifestError` naming ``where`` (file:line) if not."""
-        if not isinstance(values, dict):
-            raise ManifestError(f"{where}: not a manifest row (a JSON object is expected)")
-        missing = sorted(set(ROW_KEYS) - set(values))
-        if missing:
-            raise ManifestError(f"{where}: not a manifest row (missing {', '.join(missing)})")
-        extra = sorted(set(values) - set(ROW_KEYS))
-        if extra:
-            raise ManifestError(
-                f"{where}: keys {', '.join(extra)} are not in manifest schema {SCHEMA_VERSION}: "
-                "rows written by another nsegaug version"
-            )
-        row = cls(**values)
-        row.check(where)
-        return row
+        return _from_dict(cls, values, where)
 
     def check(self, where: str) -> None:
         """The types and the rules every row keeps, whatever run wrote it."""
@@ -93,6 +87,66 @@ class CopyRow:
 
 
 ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow))
+
+
+@dataclass(frozen=True)
+class NoiseRow:
+    """One line of a ``nsegaug noise`` manifest: a source label map and its noisy version."""
+
+    label: str  # source label, relative to the run's label folder
+    image: str | None  # paired image, relative to the run's image folder, or None
+    output: str  # the noisy map, relative to the manifest's folder (the source's own relative path)
+    changed_fraction: float  # share of the map's pixels whose class the noise changed
+    height: int
+    width: int
+    sha256_label: str
+    sha256_output: str
+
+    @property
+    def key(self) -> int:
+        return 0
+
+    def to_json(self) -> str:
+        return _row_json(self)
+
+    @classmethod
+    def from_dict(cls, values: object, where: str) -> NoiseRow:
+        return _from_dict(cls, values, where)
+
+    def check(self, where: str) -> None:
+        if not isinstance(self.label, str) or not isinstance(self.output, str):
+            raise ManifestError(f"{where}: not a noise manifest row (label and output must be paths)")
+        numbers = [name for name in ("changed_fraction", "height", "width") if not _is_number(getattr(self, name))]
+        if numbers:
+            raise ManifestError(f"{where}: not a manifest row ({', '.join(numbers)}: not a number)")
+
+
+# The row type of each kind of run.
+ROW_TYPES = {"generate": CopyRow, "noise": NoiseRow}
+
+
+def _row_json(row) -> str:
+    return json.dumps(dataclasses.asdict(row), sort_keys=True)
+
+
+def _from_dict(row_type: type, values: object, where: str):
+    keys = tuple(spec.name for spec in dataclasses.fields(row_type))
+    if not isinstance(values, dict):
+        raise ManifestError(f"{where}: not a manifest row (a JSON object is expected)")
+    missing = sorted(set(keys) - set(values))
+    if missing:
+        raise ManifestError(f"{where}: not a manifest row (missing {', '.join(missing)})")
+    extra = sorted(set(values) - set(keys))
+    if extra:
+        raise ManifestError(
+            f"{where}: keys {', '.join(extra)} are not in manifest schema {SCHEMA_VERSION}: "
+            "rows written by another nsegaug version, or by another kind of run"
+        )
+    row = row_type(**values)
+    row.check(where)
+    return row
+
+
 _NUMBER_KEYS = ("changed_fraction", "suppressed_fraction", "mean_displacement", "max_displacement", "height", "width")
 
 
@@ -109,6 +163,7 @@ class RunMeta:
     """``manifest.meta.json``: who wrote the manifest, with which parameters, and how the run went."""
 
     parameters: dict
+    kind: str = "generate"  # which command wrote the manifest: generate or noise (schema 1: generate)
     tool: str = TOOL
     version: str = __version__
     schema: int = SCHEMA_VERSION
@@ -121,6 +176,9 @@ class RunMeta:
     counts: dict = field(default_factory=dict)
     masks_per_second: float | None = None
     failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # Where the folders of ``parameters`` were, as absolute paths: found again when only the output moved.
+    locations: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -139,15 +197,22 @@ class RunMeta:
         """Refuse metadata that this version cannot read, naming the version that wrote it."""
         if self.tool != TOOL:
             raise ManifestError(f"{path}: written by {self.tool!r}, not nsegaug")
-        if self.schema != SCHEMA_VERSION:
+        if self.schema not in READABLE_SCHEMAS:
             raise ManifestError(
                 f"{path}: manifest schema {self.schema!r} (nsegaug {self.version}); "
                 f"nsegaug {__version__} reads schema {SCHEMA_VERSION}"
             )
 
+        if self.kind not in ROW_TYPES:
+            raise ManifestError(f"{path}: a manifest of an unknown kind of run ({self.kind!r})")
+
     @property
     def complete(self) -> bool:
         return self.status == "complete"
+
+    @property
+    def row_type(self) -> type:
+        return ROW_TYPES[self.kind]
 
 
 # --------------------------------------------------------------------------- reading
@@ -183,7 +248,10 @@ class Manifest:
             tolerate_torn_tail = self.meta is not None and not self.meta.complete
         copies = self.parameters.get("copies")
         pairs = _pair_set(self.parameters)
-        for number, row in iter_numbered_rows(self.path, tolerate_torn_tail):
+        for number, row in iter_numbered_rows(self.path, tolerate_torn_tail, self.row_type):
+            if self.row_type is not CopyRow:
+                yield number, row
+                continue
             where = f"{self.path}:{number}"
             if copies is not None and row.copy > copies:
                 raise ManifestError(
@@ -199,12 +267,34 @@ class Manifest:
     def rows(self, tolerate_torn_tail: bool | None = None) -> Iterator[CopyRow]:
         return (row for _, row in self.numbered_rows(tolerate_torn_tail))
 
+    @property
+    def kind(self) -> str:
+        return self.meta.kind if self.meta is not None else "generate"
+
+    @property
+    def row_type(self) -> type:
+        return ROW_TYPES[self.kind]
+
     def folder(self, name: str, override: os.PathLike | str | None = None) -> Path | None:
-        """The run's ``labels`` or ``images`` folder: ``override`` where given (the data moved), else as recorded."""
+        """The run's ``labels``, ``images`` or ``palette``: ``override`` where given (the data moved), else as
+        recorded: relative to the manifest's folder (found when the data and the output moved together), or
+        where it was when the run wrote it (found when only the output moved). Schema 1 recorded absolute paths.
+        Where neither exists, the relative place, for the message that says so."""
         if override is not None:
             return Path(override)
         recorded = self.parameters.get(name)
-        return Path(recorded) if recorded else None
+        if not recorded:
+            return None
+        relative = Path(os.path.normpath(self.root.resolve() / recorded))
+        absolute = self.meta.locations.get(name) if self.meta is not None else None
+        if not relative.exists() and absolute and Path(absolute).exists():
+            return Path(absolute)
+        return relative
+
+    def require_kind(self, kind: str) -> None:
+        """A :class:`ManifestError` unless the manifest was written by a run of ``kind``."""
+        if self.kind != kind:
+            raise ManifestError(f"{self.path}: the manifest of a {self.kind} run, where one of {kind} is needed")
 
 
 def _pair_set(parameters: Mapping) -> set[tuple[float, float]] | None:
@@ -233,16 +323,16 @@ def open_manifest(path: os.PathLike | str, require_meta: bool = True) -> Manifes
     return Manifest(path, meta)
 
 
-def iter_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[CopyRow]:
+def iter_rows(path: Path, tolerate_torn_tail: bool = False, row_type: type = CopyRow) -> Iterator:
     """Rows of a manifest file, in file order, checked one by one (not against a run: see :class:`Manifest`).
 
     With ``tolerate_torn_tail``, a last line cut short by a killed run is
     dropped instead of being an error (its outputs are checked again anyway).
     """
-    return (row for _, row in iter_numbered_rows(path, tolerate_torn_tail))
+    return (row for _, row in iter_numbered_rows(path, tolerate_torn_tail, row_type))
 
 
-def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator[tuple[int, CopyRow]]:
+def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False, row_type: type = CopyRow) -> Iterator[tuple]:
     """``(line number, row)`` of a manifest file, for messages that name the line; see :func:`iter_rows`."""
     try:
         handle = open(path, encoding="utf-8")
@@ -255,7 +345,7 @@ def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator
                     continue
                 # Only the file's last line can lack its newline: a run killed mid-append.
                 torn = tolerate_torn_tail and not line.endswith("\n")
-                row = _parse_line(path, number, line, last=torn)
+                row = _parse_line(path, number, line, torn, row_type)
                 if row is None:
                     return
                 yield number, row
@@ -263,25 +353,25 @@ def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False) -> Iterator
             raise ManifestError(f"{path}: not a text file ({error.reason})") from error
 
 
-def iter_mask_groups(path: Path) -> Iterator[tuple[str, dict[int, CopyRow]]]:
-    """``(label, {copy: row})`` for each run of consecutive rows of one label.
+def iter_mask_groups(path: Path, row_type: type = CopyRow) -> Iterator[tuple[str, dict[int, object]]]:
+    """``(label, {key: row})`` for each run of consecutive rows of one label (``key``: a generate row's copy).
 
     A mask's rows are appended in one write once all its files are in place,
     so a run is one finished mask; a label seen again later was redone.
     Tolerates a torn last line. Holds one mask's rows at a time.
     """
     label, copies = None, {}
-    for row in iter_rows(path, tolerate_torn_tail=True):
+    for row in iter_rows(path, True, row_type):
         if row.label != label and copies:
             yield label, copies
             copies = {}
         label = row.label
-        copies[row.copy] = row
+        copies[row.key] = row
     if copies:
         yield label, copies
 
 
-def _parse_line(path: Path, number: int, line: bytes | str, last: bool) -> CopyRow | None:
+def _parse_line(path: Path, number: int, line: bytes | str, last: bool, row_type: type = CopyRow):
     """The row on a line; None for a torn last line (a run killed mid-append)."""
     try:
         values = json.loads(line)
@@ -289,7 +379,9 @@ def _parse_line(path: Path, number: int, line: bytes | str, last: bool) -> CopyR
         if last:
             return None
         raise ManifestError(f"{path}:{number}: not a JSON object ({error.msg})") from error
-    return CopyRow.from_dict(values, f"{path}:{number}")
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not a text file ({error.reason})") from error
+    return row_type.from_dict(values, f"{path}:{number}")
 
 
 def read_meta(path: os.PathLike | str) -> RunMeta:
@@ -311,7 +403,7 @@ def read_meta(path: os.PathLike | str) -> RunMeta:
 # --------------------------------------------------------------------------- writing
 
 
-def append_rows(path: Path, rows: Iterable[CopyRow]) -> None:
+def append_rows(path: Path, rows: Iterable) -> None:
     """Append rows as JSON lines and flush them to disk before returning.
 
     Called only once the rows' files are in place, so a row never names a
@@ -324,12 +416,12 @@ def append_rows(path: Path, rows: Iterable[CopyRow]) -> None:
         os.fsync(handle.fileno())
 
 
-def sort_manifest(path: Path, keep: Container[str] | None = None) -> None:
+def sort_manifest(path: Path, row_type: type = CopyRow, keep: Container[str] | None = None) -> None:
     """Rewrite the manifest atomically, sorted by (label, copy).
 
     Workers finish in any order; sorting makes the manifest the same for any
     number of jobs, backend, or interruption and resume. A later line for the
-    same (label, copy) replaces an earlier one (a mask redone on resume), a
+    same (label, key) replaces an earlier one (a mask redone on resume), a
     line torn by a killed run is dropped, and ``keep`` limits the rows to
     those labels. Only line offsets are held in memory, not the rows, so
     this stays small on manifests of millions of lines.
@@ -339,11 +431,11 @@ def sort_manifest(path: Path, keep: Container[str] | None = None) -> None:
         offset = 0
         for number, line in enumerate(source, start=1):
             if line.strip():
-                row = _parse_line(path, number, line, last=not line.endswith(b"\n"))
+                row = _parse_line(path, number, line, not line.endswith(b"\n"), row_type)
                 if row is None:
                     break
                 if keep is None or row.label in keep:
-                    index[(row.label, row.copy)] = (offset, len(line))
+                    index[(row.label, row.key)] = (offset, len(line))
             offset += len(line)
         with atomic_writer(path) as target:
             for key in sorted(index):

@@ -99,10 +99,15 @@ def test_copies_mirror_the_layout_and_the_manifest_describes_them(dataset, tmp_p
     assert meta["version"] == __version__ and meta["status"] == "complete"
     assert meta["parameters"]["seed"] == 7 and meta["parameters"]["copies"] == 3
     assert meta["parameters"]["ignore_index"] == 255
+    deformed = [row for row in manifest if row["deformed"]]
+    unchanged = sum(row["changed_fraction"] == 0 for row in deformed)
+    suppressed = sum(row["suppressed_fraction"] for row in deformed) / len(deformed)
     assert meta["counts"] == {
         "copies_written": 18, "masks_done": 6, "masks_failed": 0, "masks_skipped": 0, "masks_total": 6,
-        "masks_unpaired": 0,
+        "masks_unpaired": 0, "copies_deformed": 18, "copies_unchanged": unchanged,
+        "mean_suppressed_fraction": pytest.approx(suppressed, abs=1e-6),
     }  # fmt: skip
+    assert meta["warnings"] == [] and meta["kind"] == "generate" and meta["schema"] == 2
     assert meta["command_line"][:2] == ["nsegaug", "generate"] and meta["elapsed_s"] > 0
 
 
@@ -187,7 +192,8 @@ def test_bad_files_are_reported_one_line_each_and_the_run_goes_on(dataset, tmp_p
     out = tmp_path / "out"
     result = invoke("--labels", labels, "--copies", 2, "--out", out)
     assert result.exit_code == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    # Workers finish in any order: the lines are compared in path order.
+    errors = sorted(line for line in result.stderr.splitlines() if line.startswith("error: "))
     broken = labels / "broken"
     assert len(errors) == 4
     assert (
@@ -251,6 +257,11 @@ def test_out_inside_the_sources_and_non_empty_out_are_refused(dataset, tmp_path)
     (out / "keep.txt").write_text("mine")
     refused = invoke("--labels", labels, "--copies", 1, "--out", out)
     assert refused.exit_code == 2 and "--resume" in refused.stderr and "--overwrite" in refused.stderr
+    # --overwrite replaces what nsegaug wrote, never someone's files: keep.txt is named, and kept.
+    kept = invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
+    assert kept.exit_code == 2 and "holds files no nsegaug generate run wrote: keep.txt" in kept.stderr
+    assert (out / "keep.txt").read_text() == "mine" and sorted(out.iterdir()) == [out / "keep.txt"]
+    (out / "keep.txt").unlink()
     assert invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite").exit_code == 0
 
 
@@ -406,7 +417,7 @@ def test_resume_redoes_the_copies_of_a_source_edited_since(dataset, tmp_path):
     image.save(edited)
     result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
     assert result.exit_code == 0
-    assert f"warning: {edited}: changed since its copies were made" in result.stderr
+    assert f"warning: {edited}: changed since its outputs were made" in result.stderr
     assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
     assert {row["sha256_label"] for row in rows(out) if row["label"] == "aachen/aachen_0_gtFine.png"} == {
         sha256_file(edited)

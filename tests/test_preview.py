@@ -141,7 +141,7 @@ def test_tiles_show_palette_colours_copies_and_their_differences(generated, tmp_
     index = preview.read_manifest(generated)
     rows = {(row["label"], row["copy"]): row for row in manifest_rows(generated)}
     for row_number, view in enumerate(views):
-        source = Path(index.params["labels"]) / view.label
+        source = index.manifest.folder("labels") / view.label
         palette = palette_of(source)
         boxes = sheet.layout.tiles[row_number]
         kinds = [cell.kind for cell in sheet.cells[row_number]]
@@ -265,7 +265,7 @@ def test_crop_is_full_resolution_and_enlarged_by_whole_pixels(generated, tmp_pat
     result = invoke("--manifest", generated, "--n", 1, "--crop", "100,50,40,30", "--out", out)
     assert result.exit_code == 0, result.output
     sheet, views = library_sheet(generated, n=1, tile_size=defaults.DEFAULT_TILE_SIZE)
-    source = Path(preview.read_manifest(generated).params["labels"]) / views[0].label
+    source = preview.read_manifest(generated).manifest.folder("labels") / views[0].label
     picture = png(out)
     original = tile(
         picture,
@@ -357,7 +357,7 @@ def with_text_for_a_number(lines):
             lambda lines: lines[:2] + ['{"label": "scene_0000.png", "copy"\n'] + lines[3:],
             "manifest.jsonl:3: not a JSON",
         ),
-        (with_extra_key, "manifest.jsonl:5: keys tool_version are not in manifest schema 1"),
+        (with_extra_key, "manifest.jsonl:5: keys tool_version are not in manifest schema 2"),
         (lambda lines: lines + lines[:1], f"manifest.jsonl:{MASKS * (COPIES + 1) + 1}: second row for scene_0000.png"),
         (with_foreign_pair, "manifest.jsonl:2: alpha=7.0 sigma="),
         (with_text_for_a_number, "manifest.jsonl:6: not a manifest row (changed_fraction: not a number)"),
@@ -374,11 +374,11 @@ def test_bad_manifest_is_one_line_naming_the_line(manifest_copy, tmp_path, edit,
 
 def test_manifest_from_another_schema_is_refused(manifest_copy, tmp_path):
     meta = json.loads((manifest_copy / META_NAME).read_text())
-    meta.update(schema=2, version="0.9.0")
+    meta.update(schema=3, version="0.9.0")
     (manifest_copy / META_NAME).write_text(json.dumps(meta))
     result = invoke("--manifest", manifest_copy, "--stats")
     assert result.exit_code == 1
-    assert f"{META_NAME}: manifest schema 2 (nsegaug 0.9.0)" in one_line_error(result)
+    assert f"{META_NAME}: manifest schema 3 (nsegaug 0.9.0)" in one_line_error(result)
 
 
 def test_missing_copy_is_one_line_naming_file_and_line(manifest_copy, tmp_path):

@@ -1,0 +1,80 @@
+"""What the commands that run a job over a label folder (``generate``, ``noise``) share: options and the run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from . import reporting
+from .options import jobs_option, quiet_option, seed_option, walk_options
+
+_JOB_OPTIONS = [
+    click.option(
+        "--labels",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        required=True,
+        help="Folder of label maps, walked recursively.",
+    ),
+    click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder."),
+    click.option(
+        "--images",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Image folder, paired by relative path and stem; recorded in the manifest, never touched.",
+    ),
+    seed_option,
+    jobs_option,
+    walk_options,
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Largest map to open, in pixels (Pillow refuses bigger files as decompression bombs)  "
+        "[default: Pillow's, 89,478,485]",
+    ),
+    click.option("--resume", is_flag=True, help="Finish an interrupted run; checks existing outputs by checksum."),
+    click.option(
+        "--overwrite", is_flag=True, help="Start again in a used --out (removes only what an earlier run wrote)."
+    ),
+    click.option(
+        "--on-error",
+        type=click.Choice(["skip", "fail"]),
+        default="skip",
+        show_default=True,
+        help="On a bad file: report it and go on, or stop.",
+    ),
+    click.option(
+        "--backend",
+        type=click.Choice(["loky", "dask"]),
+        default="loky",
+        show_default=True,
+        help="loky: local processes; dask: a Dask cluster (pip install 'nsegaug[dask]').",
+    ),
+    click.option(
+        "--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786 (with --backend dask)."
+    ),
+    quiet_option,
+]
+
+
+def job_options(command):
+    """The options of every job over a label folder: sources, output, workers, resume, errors, backend."""
+    for option in reversed(_JOB_OPTIONS):
+        command = option(command)
+    return command
+
+
+def run_job_command(name: str, run: Callable, config, resume: bool, overwrite: bool, quiet: bool) -> None:
+    """Run a job as a command: the summary line on stderr, exit 1 when a mask failed, the resume hint on a stop."""
+    if config.scheduler and config.backend != "dask":
+        raise click.UsageError("--scheduler needs --backend dask")
+    try:
+        summary = run(config, resume=resume, overwrite=overwrite, **reporting(quiet))
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; finish with: nsegaug {name} ... --out {config.out} --resume", err=True)
+        raise
+    click.echo(summary.line(), err=True)
+    if summary.failed:
+        raise click.exceptions.Exit(1)
