@@ -49,6 +49,14 @@ model = dict(
     test_cfg=dict(mode="whole"),
 )
 
+# Training batches; the child configs add the dataset (with its pipeline), the part where they differ.
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type="InfiniteSampler", shuffle=True),
+)
+
 # Validation: the example data's 20 validation images, half size, against the full-size labels.
 # CityscapesDataset brings the 19 classes and their palette; the example files are .jpg and .png.
 val_dataloader = dict(

@@ -14,11 +14,7 @@ train_pipeline = [
     dict(type="RandomFlip", prob=0.5),
     dict(type="PackSegInputs"),
 ]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type="InfiniteSampler", shuffle=True),
+train_dataloader = dict(  # batch size, workers and sampler: base.py
     dataset=dict(
         type="CityscapesDataset",
         data_root="examples/data",
