@@ -8,6 +8,8 @@ result never depends on worker count, order, process, or platform.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from pathlib import PurePath
 
 import numpy as np
@@ -44,3 +46,19 @@ def random_state(seed: int, relative_path: str | PurePath, copy_index: int) -> n
         raise ValueError(f"seed and copy index must be >= 0, got {seed} and {copy_index}")
     sequence = np.random.SeedSequence([int(seed), *key_words(relative_path), int(copy_index)])
     return np.random.RandomState(sequence.generate_state(8))
+
+
+def process_identity() -> tuple[int, int | None]:
+    """What tells this process apart from the others of a training run: (rank, DataLoader worker seed).
+
+    The rank is the distributed launcher's ``RANK`` (0 without one). The
+    worker seed is None outside a torch DataLoader worker; inside one it is
+    the worker's seed, which torch draws anew for every epoch's workers (from
+    the loader's generator, or torch's global one: a seeded run repeats them)
+    and keeps for persistent workers. torch is not imported here: a process
+    that has not loaded ``torch.utils.data`` cannot be one of its workers.
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    torch_data = sys.modules.get("torch.utils.data")
+    info = torch_data.get_worker_info() if torch_data is not None else None
+    return rank, (None if info is None else int(info.seed))

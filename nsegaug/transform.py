@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 
 import numpy as np
 
 from .deform import DeformResult, deform, draw_coin
 from .params import MethodTransform
+from .seeding import process_identity as _process_identity
 from .seeding import random_state as _derived_state
 
 
@@ -59,11 +59,29 @@ class NoisySegmentPlus(MethodTransform):
         return self.deform(segment, random_state).segment
 
     def __call__(self, results: dict) -> dict:
-        """mmseg-style: deform ``results['gt_seg_map']`` with probability ``prob``."""
+        """mmseg-style: deform the label maps of ``results`` with probability ``prob``; nothing else changes.
+
+        The maps are the keys ``results["seg_fields"]`` lists (mmseg's
+        ``LoadAnnotations`` puts ``gt_seg_map`` there), or ``gt_seg_map`` where
+        that list is absent or empty. They all get the same draws (noise and
+        pair), each with the suppression around its own small components, so
+        with one map the stream is used exactly as the method's ``__call__``
+        uses it: the coin, then one deformation.
+        """
+        fields = results.get("seg_fields") or ["gt_seg_map"]
+        missing = [field for field in fields if field not in results]
+        if missing:  # checked before the coin, so a misplaced transform fails every time, not half of them
+            raise KeyError(
+                f"NoisySegmentPlus: no {missing[0]!r} in the results (keys: {', '.join(sorted(results))}); "
+                "it deforms label maps, so put it after LoadAnnotations"
+            )
         state = self.random_state()
         if not draw_coin(state, self.prob):
             return results
-        results["gt_seg_map"] = self.transform(results["gt_seg_map"], state)
+        start = state.get_state()
+        for field in fields:
+            state.set_state(start)
+            results[field] = self.transform(results[field], state)
         return results
 
     def random_state(self) -> np.random.RandomState:
@@ -85,7 +103,6 @@ def _stream_key() -> str:
     loader's generator, so a seeded loader repeats it), so each epoch gets
     new deformations instead of replaying the first one.
     """
-    key = f"online/rank{os.environ.get('RANK', '0')}"
-    torch_data = sys.modules.get("torch.utils.data")
-    info = torch_data.get_worker_info() if torch_data is not None else None
-    return key if info is None else f"{key}/worker-seed{info.seed}"
+    rank, worker_seed = _process_identity()
+    key = f"online/rank{rank}"
+    return key if worker_seed is None else f"{key}/worker-seed{worker_seed}"

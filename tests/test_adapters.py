@@ -1,4 +1,4 @@
-"""The adapters: nsegaug.mmseg (against a stand-in registry, mmseg needs a compiled mmcv) and nsegaug.albumentations."""
+"""The adapters: nsegaug.mmseg (against stand-ins; real mmseg: test_mmseg.py) and nsegaug.albumentations."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def fresh_import(monkeypatch, name: str, stand_ins: dict):
     """Import ``name`` anew with ``stand_ins`` in sys.modules (None: not importable); undone after the test."""
     for module, replacement in stand_ins.items():
         monkeypatch.setitem(sys.modules, module, replacement)
-    monkeypatch.delitem(sys.modules, name, raising=False)
+    # Whether or not it was imported before, the module the test imports is not left behind.
+    monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, name)
     return importlib.import_module(name)
 
 
@@ -50,20 +52,29 @@ class StandInRegistry:
 
 
 @pytest.fixture
-def stand_in_mmseg(monkeypatch) -> StandInRegistry:
-    registry = StandInRegistry()
+def stand_in_mmseg(monkeypatch) -> dict[str, StandInRegistry]:
+    """mmseg.registry's TRANSFORMS and DATASETS, and mmseg.datasets' BaseSegDataset, as stand-ins."""
+    registries = {"TRANSFORMS": StandInRegistry(), "DATASETS": StandInRegistry()}
     package = types.ModuleType("mmseg")
     package.__path__ = []
-    submodule = types.ModuleType("mmseg.registry")
-    submodule.TRANSFORMS = registry
-    package.registry = submodule
-    fresh_import(monkeypatch, "nsegaug.mmseg", {"mmseg": package, "mmseg.registry": submodule})
-    return registry
+    registry = types.ModuleType("mmseg.registry")
+    vars(registry).update(registries)
+    datasets = types.ModuleType("mmseg.datasets")
+    datasets.BaseSegDataset = type("BaseSegDataset", (), {})
+    package.registry, package.datasets = registry, datasets
+    stand_ins = {"mmseg": package, "mmseg.registry": registry, "mmseg.datasets": datasets}
+    fresh_import(monkeypatch, "nsegaug.mmseg", stand_ins)
+    return registries
 
 
 def test_mmseg_import_registers_the_transform_for_config_dicts(stand_in_mmseg):
-    assert stand_in_mmseg.module_dict["NoisySegmentPlus"] is NoisySegmentPlus
-    transform = stand_in_mmseg.build(
+    transforms = stand_in_mmseg["TRANSFORMS"]
+    assert transforms.module_dict["NoisySegmentPlus"] is NoisySegmentPlus
+    assert (
+        stand_in_mmseg["DATASETS"].module_dict["NsegaugManifestDataset"]
+        is sys.modules["nsegaug.mmseg"].NsegaugManifestDataset
+    )
+    transform = transforms.build(
         dict(type="NoisySegmentPlus", alpha_sigma_list=MOVING_PAIRS, prob=1.0, ignore_index=255, seed=0)
     )
     results = {"img": np.zeros((96, 160, 3), np.uint8), "gt_seg_map": SEGMENT.copy()}
@@ -73,29 +84,35 @@ def test_mmseg_import_registers_the_transform_for_config_dicts(stand_in_mmseg):
     assert set(np.unique(results["gt_seg_map"])) <= set(np.unique(SEGMENT))
 
 
-def test_mmseg_registration_is_idempotent_and_replaces_another_class_with_a_warning(stand_in_mmseg):
+@pytest.mark.parametrize(
+    ("registry", "name"), [("TRANSFORMS", "NoisySegmentPlus"), ("DATASETS", "NsegaugManifestDataset")]
+)
+def test_mmseg_registration_is_idempotent_and_replaces_another_class_with_a_warning(stand_in_mmseg, registry, name):
     module = sys.modules["nsegaug.mmseg"]
+    ours = stand_in_mmseg[registry].module_dict[name]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         module.register()  # already ours: nothing happens
-    stand_in_mmseg.module_dict["NoisySegmentPlus"] = type("NoisySegmentPlus", (), {})
+    stand_in_mmseg[registry].module_dict[name] = type(name, (), {})
     with pytest.warns(UserWarning, match="replaces"):
         module.register()
-    assert stand_in_mmseg.module_dict["NoisySegmentPlus"] is NoisySegmentPlus
+    assert stand_in_mmseg[registry].module_dict[name] is ours
 
 
 def test_mmseg_missing_is_a_clear_import_error(monkeypatch):
     with pytest.raises(ImportError, match="pip install mmsegmentation"):
-        fresh_import(monkeypatch, "nsegaug.mmseg", {"mmseg": None, "mmseg.registry": None})
+        fresh_import(monkeypatch, "nsegaug.mmseg", {"mmseg": None, "mmseg.registry": None, "mmseg.datasets": None})
 
 
+@pytest.mark.mmseg
 def test_mmseg_registration_with_the_real_registry():
     pytest.importorskip("mmseg.registry", reason="mmsegmentation (and a compiled mmcv) is not installed")
-    from mmseg.registry import TRANSFORMS
+    from mmseg.registry import DATASETS, TRANSFORMS
 
-    import nsegaug.mmseg  # noqa: F401
+    import nsegaug.mmseg
 
     assert TRANSFORMS.get("NoisySegmentPlus") is NoisySegmentPlus
+    assert DATASETS.get("NsegaugManifestDataset") is nsegaug.mmseg.NsegaugManifestDataset
 
 
 # --- albumentations ---------------------------------------------------------------------------------------------

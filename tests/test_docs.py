@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from nsegaug.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", ROOT / "examples" / "quickstart.sh"]
+DOCUMENTS = [ROOT / "README.md", ROOT / "examples" / "quickstart.sh", ROOT / "examples" / "mmseg" / "README.md"]
 
 
 def shell_commands(text: str) -> list[str]:
@@ -52,7 +52,7 @@ def documented_invocations() -> list[tuple[str, list[str]]]:
             for command in shell_commands(document.read_text()):
                 arguments = nsegaug_arguments(command)
                 if arguments is not None:
-                    found.append((f"{document.name}: {command}", arguments))
+                    found.append((f"{document.relative_to(ROOT)}: {command}", arguments))
     return found
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
+import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
 from PIL import Image
-
-from nsegaug.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -24,21 +22,16 @@ def test_python_api_example_runs(tmp_path):
     assert Image.open(tmp_path / "python_api_copy.png").mode == "P"
 
 
-def test_mmseg_example_lists_the_generated_pairs(tmp_path):
-    out = tmp_path / "out"
-    data = EXAMPLES / "data" / "train"
-    args = ["generate", "--labels", data / "labels", "--images", data / "images", "--copies", 2, "--out", out]
-    args += ["--pattern", "scene_000[0-2].png"]
-    assert CliRunner().invoke(main, list(map(str, args))).exit_code == 0
-    spec = importlib.util.spec_from_file_location("mmseg_pipeline", EXAMPLES / "mmseg_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    pairs = module.manifest_pairs(out / "manifest.jsonl")
-    assert len(pairs) == 3 * 3
-    assert pairs[1] == {
-        "img_path": str(data / "images" / "scene_0000.jpg"),
-        "seg_map_path": str(out / "scene_0000_nsp1.png"),
-    }
-    assert all(Path(pair["seg_map_path"]).is_file() for pair in pairs)
-    assert len(module.manifest_pairs(out / "manifest.jsonl", copies="deformed")) == 3 * 2
-    assert any(step["type"] == "NoisySegmentPlus" for step in module.TRAIN_PIPELINE)
+def test_mmseg_configs_use_nsegaugs_classes_and_the_manifest_the_readme_generates():
+    """The configs read as plain Python, without mmseg (tests/test_mmseg.py trains them with it)."""
+    base = runpy.run_path(str(EXAMPLES / "mmseg" / "base.py"))
+    assert base["custom_imports"] == {"imports": ["nsegaug.mmseg"], "allow_failed_imports": False}
+    online = runpy.run_path(str(EXAMPLES / "mmseg" / "nsp_online.py"))
+    steps = [step["type"] for step in online["train_dataloader"]["dataset"]["pipeline"]]
+    assert steps.index("NoisySegmentPlus") == steps.index("LoadAnnotations") + 1
+    manifest = runpy.run_path(str(EXAMPLES / "mmseg" / "nsp_manifest.py"))
+    dataset = manifest["train_dataloader"]["dataset"]
+    assert dataset["type"] == "NsegaugManifestDataset" and (dataset["prob"], dataset["seed"]) == (0.5, 0)
+    assert "NoisySegmentPlus" not in [step["type"] for step in dataset["pipeline"]]
+    out = re.search(r"nsegaug generate .*--out (\S+)", (EXAMPLES / "mmseg" / "README.md").read_text()).group(1)
+    assert dataset["ann_file"] == f"{out}/manifest.jsonl"

@@ -36,6 +36,24 @@ def test_call_with_prob_one_deforms_only_the_label():
     assert out["seg_fields"] == ["gt_seg_map"]
 
 
+def test_call_deforms_every_seg_field_with_the_same_draws():
+    alone = NoisySegmentPlus(prob=1.0, seed=3)({"gt_seg_map": SEGMENT.copy()})["gt_seg_map"]
+    fields = ["gt_seg_map", "gt_extra_map"]
+    out = NoisySegmentPlus(prob=1.0, seed=3)(
+        {"gt_seg_map": SEGMENT.copy(), "gt_extra_map": SEGMENT.copy(), "seg_fields": fields}
+    )
+    np.testing.assert_array_equal(out["gt_seg_map"], alone)  # one map: the stream as the method uses it
+    np.testing.assert_array_equal(out["gt_extra_map"], alone)  # the same noise and pair for every map
+    empty_list = NoisySegmentPlus(prob=1.0, seed=3)({"gt_seg_map": SEGMENT.copy(), "seg_fields": []})
+    np.testing.assert_array_equal(empty_list["gt_seg_map"], alone)
+
+
+@pytest.mark.parametrize("prob", [0.0, 1.0])
+def test_call_without_the_label_map_says_where_the_transform_goes(prob):
+    with pytest.raises(KeyError, match="after LoadAnnotations"):
+        NoisySegmentPlus(prob=prob, seed=0)({"img": np.zeros((4, 4, 3), np.uint8), "seg_fields": []})
+
+
 def test_call_with_prob_zero_changes_nothing():
     results = {"gt_seg_map": SEGMENT.copy()}
     for _ in range(5):
