@@ -1,4 +1,9 @@
-"""Write the sample data set: synthetic street scenes as palette PNG label maps and the JPEG photos they label."""
+"""Write the sample data set: synthetic street scenes as palette PNG label maps and the JPEG photos they label.
+
+The default is the committed example data (Cityscapes' 19 classes, 1-2 px ignore bands). The robustness
+study's variant (``--categories --ignore-band 0``) labels the same kind of scenes with Cityscapes' 7
+categories and exact outlines, so that a small model learns every class and what remains is boundary error.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,31 @@ import numpy as np
 from PIL import Image
 
 from nsegaug.palettes import CITYSCAPES, CITYSCAPES_NAMES, colour_table, flat_palette
-from nsegaug.synthetic import IGNORE, THING_CLASSES, city_scene, ignore_borders
+from nsegaug.synthetic import (
+    BICYCLE,
+    BUILDING,
+    BUS,
+    CAR,
+    FENCE,
+    IGNORE,
+    MOTORCYCLE,
+    PERSON,
+    POLE,
+    RIDER,
+    ROAD,
+    SIDEWALK,
+    SKY,
+    TERRAIN,
+    THING_CLASSES,
+    TRAFFIC_LIGHT,
+    TRAFFIC_SIGN,
+    TRAIN,
+    TRUCK,
+    VEGETATION,
+    WALL,
+    city_scene,
+    ignore_borders,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
 SPLITS = ("train", "val")
@@ -72,6 +101,23 @@ TEXTURE = np.array(
     ],
     dtype=np.float32,
 )
+# Cityscapes' categories (its labels.py, without "void"), as label ids 0..6, and the train ids in each.
+CATEGORY_NAMES = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
+CATEGORY_MEMBERS = (
+    (ROAD, SIDEWALK),
+    (BUILDING, WALL, FENCE),
+    (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN),
+    (VEGETATION, TERRAIN),
+    (SKY,),
+    (PERSON, RIDER),
+    (CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE),
+)
+CATEGORY_OF = np.full(256, IGNORE, dtype=np.uint8)  # train id (or 255) -> category id (or 255)
+for _category, _members in enumerate(CATEGORY_MEMBERS):
+    CATEGORY_OF[list(_members)] = _category
+# Each category drawn in the colour of its most common class; object, human and vehicle are the things.
+CATEGORY_COLOURS = CITYSCAPES[[ROAD, BUILDING, TRAFFIC_SIGN, VEGETATION, SKY, PERSON, CAR]]
+CATEGORY_THINGS = (2, 5, 6)
 TEXTURE_CELLS = (4, 16, 64)  # rows of the random grids the three texture scales are upsampled from
 N_SHADES = 64  # things get one of this many brightness shades, by connected component, so cars differ
 
@@ -180,26 +226,66 @@ def _lane_markings(labels: np.ndarray, params: RenderParams) -> np.ndarray:
     return road & lines & dashes
 
 
-def label_image(labels: np.ndarray) -> Image.Image:
-    """A mode "P" image of a uint8 label map, coloured with the Cityscapes table (255 white)."""
+def label_image(labels: np.ndarray, colours: np.ndarray = CITYSCAPES) -> Image.Image:
+    """A mode "P" image of a uint8 label map, coloured with ``colours`` for 0..k-1, VOC's beyond, 255 white."""
     height, width = labels.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
-    image.putpalette(flat_palette(colour_table()))
+    image.putpalette(flat_palette(colour_table(base=colours)))
     return image
 
 
-def make_sample(seed: int, split: str, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The label map (with ignore bands) and photo of sample ``index`` of ``split``."""
+@dataclass(frozen=True)
+class Variant:
+    """What the label maps hold: 19 train ids or 7 categories; ignore bands drawn per image or of one width.
+
+    ``ignore_band`` None draws 1 or 2 px per image (the committed example data);
+    0 leaves every outline exact. ``objects`` None scales the number of things
+    with the map's area (:func:`objects_for`); a number keeps the scene the
+    same at any size (the same seed then draws the same scene, only finer).
+    """
+
+    categories: bool = False
+    ignore_band: int | None = None
+    objects: int | None = None
+
+    @property
+    def colours(self) -> np.ndarray:
+        return CATEGORY_COLOURS if self.categories else CITYSCAPES
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return CATEGORY_NAMES if self.categories else CITYSCAPES_NAMES
+
+    @property
+    def things(self) -> tuple[int, ...]:
+        return CATEGORY_THINGS if self.categories else THING_CLASSES
+
+
+def make_sample(
+    seed: int, split: str, index: int, height: int, width: int, variant: Variant = Variant()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The label map (with ignore bands unless the variant has none) and photo of sample ``index`` of ``split``."""
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
-    full = city_scene(height, width, objects_for(height, width), seed=int(rng.integers(2**63)))
-    labels = ignore_borders(full, int(rng.integers(1, 3)))
-    # The photo is drawn from the labels without ignore bands: the band marks doubt, not a thing in the scene.
+    objects = objects_for(height, width) if variant.objects is None else variant.objects
+    full = city_scene(height, width, objects, seed=int(rng.integers(2**63)))
+    drawn_band = int(rng.integers(1, 3))  # drawn whatever the variant, so the photo's draws stay the same
+    band = drawn_band if variant.ignore_band is None else variant.ignore_band
+    labels = CATEGORY_OF[full] if variant.categories else full
+    labels = ignore_borders(labels, band, variant.things)
+    # The photo is drawn from the 19 classes without ignore bands: the band marks doubt, not a thing in the
+    # scene, and road and sidewalk look different even when both are labelled "flat".
     image = render_image(full, draw_render_params(rng, height, width))
     return labels, image
 
 
 def make_sample_data(
-    out: Path, n_train: int = 60, n_val: int = 20, height: int = 256, width: int = 512, seed: int = 0
+    out: Path,
+    n_train: int = 60,
+    n_val: int = 20,
+    height: int = 256,
+    width: int = 512,
+    seed: int = 0,
+    variant: Variant = Variant(),
 ) -> dict[str, np.ndarray]:
     """Write ``out/{train,val}/{labels,images}`` and ``out/README.md``; return pixel counts per class and split."""
     counts = {}
@@ -215,15 +301,15 @@ def make_sample_data(
                 stale.unlink()
         pixels = np.zeros(256, dtype=np.int64)
         for index in range(count):
-            labels, image = make_sample(seed, split, index, height, width)
+            labels, image = make_sample(seed, split, index, height, width, variant)
             name = f"scene_{index:04d}"
-            label_image(labels).save(label_dir / f"{name}.png", optimize=True)
+            label_image(labels, variant.colours).save(label_dir / f"{name}.png", optimize=True)
             Image.fromarray(image).save(image_dir / f"{name}.jpg", quality=JPEG_QUALITY, optimize=True)
             pixels += np.bincount(labels.ravel(), minlength=256)
-            things = (np.isin(labels, THING_CLASSES)).view(np.uint8)
+            things = (np.isin(labels, variant.things)).view(np.uint8)
             thing_areas.append(cv2.connectedComponentsWithStats(things, connectivity=8)[2][1:, cv2.CC_STAT_AREA])
         counts[split] = pixels
-    readme = readme_text(n_train, n_val, height, width, seed, counts, thing_areas)
+    readme = readme_text(n_train, n_val, height, width, seed, counts, thing_areas, variant)
     (out / "README.md").write_text(readme, encoding="utf-8")
     return counts
 
@@ -236,13 +322,14 @@ def readme_text(
     seed: int,
     counts: dict[str, np.ndarray],
     thing_areas: list[np.ndarray],
+    variant: Variant = Variant(),
 ) -> str:
     """The data set's README: layout, classes with their share of pixels, how it was made, license."""
     total = {split: max(int(pixels.sum()), 1) for split, pixels in counts.items()}
     class_rows = "\n".join(
-        f"| {cls} | {name} | {tuple(int(c) for c in CITYSCAPES[cls])} | "
+        f"| {cls} | {name} | {tuple(int(c) for c in variant.colours[cls])} | "
         f"{100 * counts['train'][cls] / total['train']:.2f} | {100 * counts['val'][cls] / total['val']:.2f} |"
-        for cls, name in enumerate(CITYSCAPES_NAMES)
+        for cls, name in enumerate(variant.names)
     )
     ignore_row = (
         f"| {IGNORE} | ignore | (255, 255, 255) | {100 * counts['train'][IGNORE] / total['train']:.2f} | "
@@ -250,6 +337,18 @@ def readme_text(
     )
     per_image = np.array([len(areas) for areas in thing_areas] or [0])
     median_area = float(np.median(np.concatenate(thing_areas))) if per_image.sum() else 0.0
+    label_text = _label_text(variant)
+    command = (
+        f"python examples/make_sample_data.py --train {n_train} --val {n_val} --height {height} --width {width} "
+        f"--seed {seed}{_variant_args(variant)}"
+    )
+    photo_note = (
+        "  Pixels under the ignore bands show whatever is there in the scene."
+        if variant.ignore_band != 0
+        else "  Photos are rendered from the 19 classes, so road and sidewalk look different even as one category."
+        if variant.categories
+        else "  Every pixel is labelled."
+    )
     return f"""# Sample data: synthetic street scenes
 
 {n_train} training and {n_val} validation samples of {width}x{height} pixels, made by
@@ -262,15 +361,12 @@ val/labels/scene_0000.png ...   scene_{max(n_val - 1, 0):04d}.png
 val/images/scene_0000.jpg ...   scene_{max(n_val - 1, 0):04d}.jpg
 ```
 
-- **Label maps**: 8-bit palette PNGs (mode "P"), one Cityscapes train id per pixel, the
-  palette being Cityscapes' colours (`nsegaug.palettes.colour_table()`). **19 classes**
-  (0..18); **255 = ignore**, drawn white: VOC-style bands of 1 or 2 px around the things
-  (poles, traffic lights and signs, persons, riders and vehicles).
+{label_text}
 - **Photos**: RGB JPEGs (quality {JPEG_QUALITY}) rendered from the label maps: each class
   has a colour between its palette colour and a natural one, textured with smooth noise at
   three scales; buildings have windows, roads have dashed lane lines, things vary in
   brightness, and the whole image has a lighting gradient, a slight blur and sensor noise.
-  Pixels under the ignore bands show whatever is there in the scene.
+{photo_note}
 - Scenes: a road, sidewalks and terrain converging on a vanishing point, facades, walls,
   trees and fences, and things scaled by perspective: {per_image.mean():.0f} things per image
   on average ({per_image.min()} to {per_image.max()}), half of them smaller than {median_area:.0f} pixels.
@@ -287,7 +383,7 @@ Share of pixels in percent.
 ## How it was made
 
 ```
-python examples/make_sample_data.py --train {n_train} --val {n_val} --height {height} --width {width} --seed {seed}
+{command}
 ```
 
 The output depends only on these arguments: every file has its own NumPy random
@@ -302,6 +398,39 @@ this repository.
 """
 
 
+def _label_text(variant: Variant) -> str:
+    """The README's paragraph on what the label maps hold."""
+    if variant.ignore_band is None:
+        band = "**255 = ignore**, drawn white: VOC-style bands of 1 or 2 px around the things"
+    elif variant.ignore_band > 0:
+        band = f"**255 = ignore**, drawn white: VOC-style bands of {variant.ignore_band} px around the things"
+    else:
+        band = "no ignore pixels: every outline is exact, as in Cityscapes' fine annotations"
+    if not variant.categories:
+        return (
+            '- **Label maps**: 8-bit palette PNGs (mode "P"), one Cityscapes train id per pixel, the\n'
+            "  palette being Cityscapes' colours (`nsegaug.palettes.colour_table()`). **19 classes**\n"
+            f"  (0..18); {band}\n"
+            "  (poles, traffic lights and signs, persons, riders and vehicles)."
+        )
+    members = "; ".join(
+        f"{index} {name} ({', '.join(CITYSCAPES_NAMES[cls] for cls in CATEGORY_MEMBERS[index])})"
+        for index, name in enumerate(CATEGORY_NAMES)
+    )
+    return (
+        '- **Label maps**: 8-bit palette PNGs (mode "P"), one Cityscapes **category** per pixel,\n'
+        f"  **7 classes**: {members}; colours in the table below; {band}"
+        + (" (object, human and vehicle)." if variant.ignore_band else ".")
+    )
+
+
+def _variant_args(variant: Variant) -> str:
+    """The command-line options that make ``variant`` (empty for the default)."""
+    args = " --categories" if variant.categories else ""
+    args += f" --ignore-band {variant.ignore_band}" if variant.ignore_band is not None else ""
+    return args + (f" --objects {variant.objects}" if variant.objects is not None else "")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line; sizes must be positive and counts non-negative."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -311,6 +440,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--categories", action="store_true", help="label Cityscapes' 7 categories (0..6) instead of its 19 classes"
+    )
+    parser.add_argument(
+        "--ignore-band", type=int, default=None, help="ignore band width in px, 0: none (default: 1 or 2 per image)"
+    )
+    parser.add_argument(
+        "--objects", type=int, default=None, help="things per scene (default: as dense as 45 at 256x512)"
+    )
     args = parser.parse_args(argv)
     if args.train < 0 or args.val < 0:
         parser.error("--train and --val must be >= 0")
@@ -318,13 +456,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--height and --width must be at least 16 pixels")
     if args.seed < 0:
         parser.error("--seed must be >= 0 (NumPy seeds are non-negative)")
+    if (args.ignore_band is not None and args.ignore_band < 0) or (args.objects is not None and args.objects < 0):
+        parser.error("--ignore-band and --objects must be >= 0")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the sample data and print where it went."""
     args = parse_args(argv)
-    make_sample_data(args.out, args.train, args.val, args.height, args.width, args.seed)
+    variant = Variant(args.categories, args.ignore_band, args.objects)
+    make_sample_data(args.out, args.train, args.val, args.height, args.width, args.seed, variant)
     print(f"wrote {args.train} train and {args.val} val samples of {args.width}x{args.height} to {args.out}")
     return 0
 

@@ -31,12 +31,14 @@ STREET_MAPS |= {
     name: read_label(DATA / "train" / "labels" / name).indices for name in ("scene_0000.png", "scene_0007.png")
 }
 TINY_MAPS = {name: LABEL_MAPS[name] for name in ("single_class", "border_pixels", "one_row", "one_pixel", "two_by_two")}
-PARAMS = noise.NoiseParams()
+PARAMS = noise.NoiseParams(bias_radius=2)  # the defaults, with the systematic model (off by default) on
 
 
 def apply(model: str, segment: np.ndarray, seed: int = 0, key: str = "map.png") -> np.ndarray:
     """One model alone, with the stream annotation_noise gives it."""
     rng = noise.noise_streams(seed, key)[model]
+    if model == "bias":
+        return noise.systematic_bias(segment, rng, PARAMS.bias_radius, PARAMS.bias_wide, None, PARAMS.ignore_index)
     if model == "boundary":
         return noise.boundary_noise(segment, rng, PARAMS.max_radius, PARAMS.ignore_index)
     if model == "simplify":
@@ -49,10 +51,11 @@ REACH = {
     "boundary": PARAMS.max_radius,
     "simplify": PARAMS.max_epsilon + 1,
     "jitter": 2 * PARAMS.jitter_amplitude + 1,
+    "bias": PARAMS.bias_radius,
 }
-# ... and how far from the nearest input pixel of the class it takes: twice as far for the two
+# ... and how far from the nearest input pixel of the class it takes: twice as far for the three
 # models that redraw objects one by one, where a pixel may take a class its neighbour has just grown into.
-VALUE_REACH = {"boundary": 2 * REACH["boundary"], "simplify": 2 * REACH["simplify"], "jitter": REACH["jitter"]}
+VALUE_REACH = {model: 2 * reach for model, reach in REACH.items()} | {"jitter": REACH["jitter"]}
 
 
 # --- noise models ----------------------------------------------------------------------------------------------------
@@ -147,7 +150,30 @@ def test_picture_edge_is_not_an_outline():
         assert not changed[:, :36].any() and not changed[:, 44:].any()
 
 
-@pytest.mark.parametrize("bad", [{"models": ("blur",)}, {"max_radius": -1}, {"jitter_sigma": 0}])
+@pytest.mark.parametrize("wide", [0.0, 1.0])
+def test_systematic_bias_draws_every_chosen_object_too_wide_or_too_narrow(wide):
+    segment = STREET_MAPS["scene_0000.png"]
+    things = (5, 11, 13)  # pole, person, car
+    out = noise.systematic_bias(segment, np.random.default_rng(0), 2, wide, things, 255)
+    for value in np.unique(segment[segment != 255]):
+        before, after = (segment == value).sum(), (out == value).sum()
+        if value not in things:
+            assert after <= before if wide else after >= before  # only loses what things take, or gets back
+        elif (segment == value).any():
+            assert after > before if wide else after < before
+
+
+def test_default_noise_is_the_three_random_models():
+    segment = STREET_MAPS["scene_0007.png"]
+    three = noise.NoiseParams(models=("boundary", "simplify", "jitter"))
+    assert np.array_equal(noise.annotation_noise(segment, 1, "k"), noise.annotation_noise(segment, 1, "k", three))
+    biased = noise.annotation_noise(segment, 1, "k", noise.NoiseParams(bias_radius=1))
+    assert not np.array_equal(biased, noise.annotation_noise(segment, 1, "k"))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"models": ("blur",)}, {"max_radius": -1}, {"jitter_sigma": 0}, {"bias_radius": -1}, {"bias_wide": 1.5}]
+)
 def test_noise_params_are_checked(bad):
     with pytest.raises(ValueError):
         noise.NoiseParams(**bad)

@@ -118,7 +118,9 @@ def test_a_smaller_rerun_removes_the_samples_it_no_longer_writes(tmp_path):
     assert _stems(tmp_path / "train/images", ".jpg") == ["scene_0000"]
 
 
-@pytest.mark.parametrize("args", [["--height", "8"], ["--train", "-1"], ["--seed", "-3"]])
+@pytest.mark.parametrize(
+    "args", [["--height", "8"], ["--train", "-1"], ["--seed", "-3"], ["--ignore-band", "-1"], ["--objects", "-2"]]
+)
 def test_bad_arguments_are_refused(args, tmp_path):
     with pytest.raises(SystemExit) as refused:
         script.main([*args, "--out", str(tmp_path)])
@@ -170,6 +172,54 @@ def test_city_scene_is_seeded_and_its_ignore_band_surrounds_things():
     assert (banded == 255).any()
     assert np.isin(plain[(banded == 255) & ~things], THING_CLASSES).sum() == 0
     assert ((banded != plain) <= (banded == 255)).all()
+
+
+STUDY_ARGS = ["--categories", "--ignore-band", "0", "--objects", "30", "--height", "64", "--width", "128"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("study")
+    assert script.main(["--train", "3", "--val", "1", *STUDY_ARGS, "--out", str(out)]) == 0
+    return out
+
+
+def test_study_variant_labels_the_seven_categories_without_ignore_bands(study):
+    values = set()
+    for path in sorted(study.glob("*/labels/*.png")):
+        with Image.open(path) as label:
+            palette = np.frombuffer(bytes(label.getpalette()), dtype=np.uint8).reshape(-1, 3)
+            values |= set(np.unique(np.array(label)).tolist())
+        np.testing.assert_array_equal(palette[:7], script.CATEGORY_COLOURS)
+    assert values <= set(range(7)) and len(values) >= 5  # no 255: every outline is exact
+    readme = (study / "README.md").read_text()
+    assert "--categories --ignore-band 0 --objects 30" in readme and "7 classes" in readme
+
+
+def test_categories_are_cityscapes_groups_of_the_train_ids():
+    assert script.CATEGORY_NAMES == ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
+    assert sorted(cls for members in script.CATEGORY_MEMBERS for cls in members) == list(range(19))
+    assert script.CATEGORY_OF[255] == 255
+    # A study label is the 19-class scene mapped to its categories, outline for outline.
+    variant = script.Variant(categories=True, ignore_band=0)
+    labels, image = script.make_sample(3, "train", 5, 64, 128, variant)
+    full = city_scene(64, 128, script.objects_for(64, 128), seed=int(np.random.default_rng([3, 0, 5]).integers(2**63)))
+    np.testing.assert_array_equal(labels, script.CATEGORY_OF[full])
+    # The photo is the default variant's: only the labels differ.
+    np.testing.assert_array_equal(image, script.make_sample(3, "train", 5, 64, 128)[1])
+
+
+def test_study_variant_is_deterministic_and_the_same_scene_at_any_size(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    script.main(["--train", "2", "--val", "1", *STUDY_ARGS, "--out", str(first)])
+    script.main(["--train", "2", "--val", "1", *STUDY_ARGS, "--out", str(second)])
+    assert _files(first) == _files(second)
+    # With --objects fixed, twice the size draws the same scene, finer: nearest downsampling agrees almost everywhere.
+    variant = script.Variant(categories=True, ignore_band=0, objects=30)
+    small = script.make_sample(0, "val", 0, 64, 128, variant)[0]
+    large = script.make_sample(0, "val", 0, 256, 512, variant)[0]
+    other = script.make_sample(0, "val", 1, 64, 128, variant)[0]
+    assert (large[2::4, 2::4] == small).mean() > 0.93 > 0.8 > (other == small).mean()
 
 
 def test_colour_table_is_cityscapes_then_voc_with_white_ignore():

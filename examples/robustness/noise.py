@@ -13,6 +13,12 @@ Three models, each a pure function of a label map and a NumPy ``Generator``:
    standard deviation of ``amplitude`` pixels, clipped at ``2 * amplitude``),
    resampled with nearest neighbour: a hand that wobbles slowly along every
    outline.
+4. :func:`systematic_bias` (off unless ``bias_radius`` > 0): one annotator
+   per map, who draws every object of ``bias_classes`` ``bias_radius`` pixels
+   too wide (chance ``bias_wide``) or too narrow: the same dilation or
+   erosion as model 1, with one sign for the whole map instead of a radius
+   per object. Applied first, as the annotator's habit under the random
+   imprecision of the others.
 
 What they never do, and the tests check:
 
@@ -31,8 +37,8 @@ What they never do, and the tests check:
   middle 3 px. Erosion and the simplification tolerance are capped to match,
   so a thin object is not reduced to a line.
 - **Only boundaries change.** Every changed pixel lies within ``max_radius``
-  (model 1), ``max_epsilon + 1`` (model 2) or ``2 * amplitude + 1`` (model 3)
-  pixels of a class boundary of the input.
+  (model 1), ``max_epsilon + 1`` (model 2), ``2 * amplitude + 1`` (model 3)
+  or ``bias_radius`` (model 4) pixels of a class boundary of the input.
 
 Objects are redrawn from the largest to the smallest, each from its outline
 in the input, and where two meet the smaller one's noisy outline decides, as
@@ -41,7 +47,7 @@ the road gives up next to a car stays road until the car's own outline is
 drawn. Regions an object encloses are left as they are by the simplification. The edge of the picture
 is not an outline: no object grows, shrinks or is simplified along it.
 
-:func:`annotation_noise` applies the models in that order with one
+:func:`annotation_noise` applies model 4, then models 1 to 3 in that order, with one
 independent stream each, derived from (seed, sample key) only, so a map's
 noise does not depend on the order in which files are processed, and
 switching one model off leaves the draws of the others unchanged.
@@ -59,7 +65,9 @@ from scipy import ndimage
 from nsegaug.deform import sampling_maps, warp_labels
 from nsegaug.seeding import key_words
 
-MODELS = ("boundary", "simplify", "jitter")
+# In the order of their streams (a new model goes last, so the others keep their draws); annotation_noise
+# applies "bias" first, as the annotator's habit under the random imprecision of the others.
+MODELS = ("boundary", "simplify", "jitter", "bias")
 # Keeps the noise streams apart from generate's and train's streams of the same seed and key.
 _NOISE_STREAM = 0x6E6F6973  # "nois"
 
@@ -74,17 +82,25 @@ class NoiseParams:
     jitter_sigma: float = 16.0
     ignore_index: int | None = 255
     models: tuple[str, ...] = MODELS
+    bias_radius: int = 0  # 0: model 4 changes nothing
+    bias_wide: float = 0.5  # chance that a map's annotator draws too wide rather than too narrow
+    bias_classes: tuple[int, ...] | None = None  # None: every class
 
     def __post_init__(self) -> None:
         unknown = set(self.models) - set(MODELS)
         if unknown:
             raise ValueError(f"unknown noise model(s) {sorted(unknown)}; choose from {', '.join(MODELS)}")
-        if self.max_radius < 0 or self.max_epsilon < 0 or self.jitter_amplitude < 0 or self.jitter_sigma <= 0:
+        sizes = (self.max_radius, self.max_epsilon, self.jitter_amplitude, self.bias_radius)
+        if min(sizes) < 0 or self.jitter_sigma <= 0:
             raise ValueError("noise sizes must be >= 0 (jitter_sigma > 0)")
+        if not 0 <= self.bias_wide <= 1:
+            raise ValueError(f"bias_wide is a chance, in [0, 1], got {self.bias_wide}")
 
     def to_dict(self) -> dict:
         values = asdict(self)
         values["models"] = list(self.models)
+        if self.bias_classes is not None:
+            values["bias_classes"] = list(self.bias_classes)
         return values
 
 
@@ -218,10 +234,19 @@ def boundary_noise(
     """
     objects = find_objects(segment, ignore_index)
     radii = rng.integers(-max_radius, max_radius + 1, size=len(objects)) if objects else np.zeros(0, int)
+    return grow_or_shrink(segment, objects, radii.tolist())
+
+
+def grow_or_shrink(segment: np.ndarray, objects: Sequence[SegmentObject], radii: Sequence[int]) -> np.ndarray:
+    """Each of ``objects`` (of ``segment``, largest first) dilated (radius > 0) or eroded (< 0) by its radius.
+
+    Erosion is capped at :func:`core_depth`, growth at ``max(1, largest inner
+    distance)``; where two objects meet the smaller one's new outline decides.
+    """
     protected = protected_cores(segment, objects)
     order = drawing_order(segment.shape, objects)
     out = segment.copy()
-    for index, (item, radius) in enumerate(zip(objects, radii.tolist(), strict=True)):
+    for index, (item, radius) in enumerate(zip(objects, radii, strict=True)):
         if radius == 0:
             continue
         view = window(item.box, abs(radius) + 1, segment.shape)
@@ -273,6 +298,27 @@ def simplify_outlines(
     return out
 
 
+def systematic_bias(
+    segment: np.ndarray,
+    rng: np.random.Generator,
+    radius: int,
+    wide: float = 0.5,
+    classes: Sequence[int] | None = None,
+    ignore_index: int | None = None,
+) -> np.ndarray:
+    """Model 4: every object of ``classes`` (None: all) ``radius`` px too wide (chance ``wide``) or too narrow.
+
+    One coin per map, drawn even when ``radius`` is 0, so the stream does not
+    depend on the strength; growth and erosion are capped as in
+    :func:`boundary_noise`.
+    """
+    sign = 1 if rng.random() < wide else -1
+    objects = find_objects(segment, ignore_index)
+    chosen = set(int(value) for value in classes) if classes is not None else None
+    radii = [sign * radius if chosen is None or item.value in chosen else 0 for item in objects]
+    return grow_or_shrink(segment, objects, radii)
+
+
 def smooth_displacement(rng: np.random.Generator, shape: tuple[int, int], amplitude: float, sigma: float) -> np.ndarray:
     """A (2, H, W) float32 field: white noise blurred with ``sigma``, scaled to std ``amplitude``, clipped at 2x.
 
@@ -316,13 +362,17 @@ def noise_streams(seed: int, key: str) -> dict[str, np.random.Generator]:
 
 
 def annotation_noise(segment: np.ndarray, seed: int, key: str, params: NoiseParams = NoiseParams()) -> np.ndarray:
-    """The noisy version of one label map: the models of ``params.models`` in the order boundary, simplify, jitter.
+    """The noisy version of one label map: ``params.models`` in the order bias, boundary, simplify, jitter.
 
     ``key`` names the map (its path relative to the label folder); the same
     (seed, key, params) always give the same map.
     """
     streams = noise_streams(seed, key)
     out = np.asarray(segment)
+    if "bias" in params.models and params.bias_radius > 0:
+        out = systematic_bias(
+            out, streams["bias"], params.bias_radius, params.bias_wide, params.bias_classes, params.ignore_index
+        )
     if "boundary" in params.models:
         out = boundary_noise(out, streams["boundary"], params.max_radius, params.ignore_index)
     if "simplify" in params.models:
