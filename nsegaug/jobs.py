@@ -108,7 +108,6 @@ class JobConfig:
             "images": relative_to(self.images, self.out),
         }
 
-
     def locations(self) -> dict:
         """The folders as absolute paths (the metadata's ``locations``): a fallback for a manifest moved alone."""
         paths = {"labels": self.labels, "images": self.images, "palette": self.palette, "out": self.out}

@@ -237,5 +237,75 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-# The method's defaults, as one value: frozen, so safe as a default argument.
+# In the order of their random streams (a new model goes last, so the others keep their draws). The noise
+# applies "bias" first, as an annotator's habit under the random imprecision of the others.
+NOISE_MODELS = ("boundary", "simplify", "jitter", "bias")
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    """How ``nsegaug noise`` makes annotation errors (:mod:`nsegaug.noise_models`); sizes in pixels of the map.
+
+    Checked once, on creation (:class:`UsageError`); ``to_dict`` is what the
+    noise manifest's metadata records.
+    """
+
+    models: tuple[str, ...] = field(
+        default=NOISE_MODELS[:3], metadata=_spec("Noise models, applied bias, boundary, simplify, jitter.")
+    )
+    max_radius: int = field(
+        default=3, metadata=_spec("boundary: each object grown or shrunk by its own radius in -R..R px.")
+    )
+    max_epsilon: float = field(
+        default=2.5, metadata=_spec("simplify: each outline simplified with a tolerance in [0, E] px.")
+    )
+    jitter_amplitude: float = field(
+        default=1.0, metadata=_spec("jitter: standard deviation of a smooth displacement, px (clipped at 2x).")
+    )
+    jitter_sigma: float = field(default=16.0, metadata=_spec("jitter: how slowly the displacement varies, px."))
+    bias_radius: int = field(
+        default=2, metadata=_spec("bias: every object drawn R px too wide or too narrow (one annotator's habit).")
+    )
+    bias_wide: float = field(
+        default=0.5, metadata=_spec("bias: chance that a map's annotator draws too wide (1: always, 0: never).")
+    )
+    bias_classes: tuple[int, ...] | None = field(
+        default=None, metadata=_spec("bias: only these classes, as A,B,...  [default: all]")
+    )
+    ignore_index: int | None = field(
+        default=255, metadata=_spec("Label value that is never an object: never grown, shrunk or simplified.")
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+        unknown = sorted(set(self.models) - set(NOISE_MODELS))
+        if unknown or not self.models:
+            raise UsageError(f"noise models must be some of {', '.join(NOISE_MODELS)}, got {', '.join(self.models)}")
+        sizes = {name: getattr(self, name) for name in ("max_radius", "max_epsilon", "jitter_amplitude", "bias_radius")}
+        for name, value in sizes.items():
+            if not (_is_number(value) and math.isfinite(value) and value >= 0):
+                raise UsageError(f"{name} must be a finite number of pixels >= 0, got {value!r}")
+        if not (_is_number(self.jitter_sigma) and 0 < self.jitter_sigma <= MAX_SIGMA):
+            raise UsageError(f"jitter_sigma must be in (0, {MAX_SIGMA:g}] px, got {self.jitter_sigma!r}")
+        if not (_is_number(self.bias_wide) and 0 <= self.bias_wide <= 1):
+            raise UsageError(f"bias_wide is a chance, in [0, 1], got {self.bias_wide!r}")
+        if self.bias_classes is not None:
+            object.__setattr__(self, "bias_classes", tuple(int(value) for value in self.bias_classes))
+        check_ignore_index(self.ignore_index)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["models"] = list(self.models)
+        if self.bias_classes is not None:
+            values["bias_classes"] = list(self.bias_classes)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> NoiseParams:
+        known = {spec.name for spec in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in known})
+
+
+# The defaults, as values: frozen, so safe as default arguments.
 DEFAULT_PARAMS = DeformParams()
+DEFAULT_NOISE = NoiseParams()

@@ -27,6 +27,7 @@ from ..errors import NsegaugError, OutputInUse, UsageError
 COMMANDS = {
     "evaluate": "evaluate",
     "generate": "generate",
+    "noise": "noise",
     "preview": "preview",
     "train": "train",
 }

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ManifestError
-from ..manifest import CopyRow, Manifest, open_manifest
+from ..manifest import CopyRow, Manifest, NoiseRow, open_manifest
 
 Warn = Callable[[str], None]
 
@@ -122,7 +122,10 @@ def read_manifest(path: Path, warn: Warn = lambda message: None) -> ManifestInde
     return index
 
 
-def _add_row(index: ManifestIndex, number: int, row: CopyRow) -> None:
+def _add_row(index: ManifestIndex, number: int, row: CopyRow | NoiseRow) -> None:
+    if isinstance(row, NoiseRow):  # the source and its noisy map: an original and one copy
+        row = _as_copy(row)
+        _add_row(index, number, replace(row, copy=0, output=None, changed_fraction=0.0))
     entry = index.labels.get(row.label)
     if entry is None:
         entry = index.labels[row.label] = LabelEntry(number, row.sha256_label, row.height, row.width)
@@ -148,11 +151,45 @@ def _add_row(index: ManifestIndex, number: int, row: CopyRow) -> None:
         index.not_deformed += 1
 
 
+def _as_copy(row: NoiseRow) -> CopyRow:
+    """A noise row as the row of an undeformed copy 1: what the sheet draws beside the source."""
+    return CopyRow(
+        label=row.label,
+        image=row.image,
+        output=row.output,
+        copy=1,
+        deformed=False,
+        alpha=None,
+        sigma=None,
+        changed_fraction=row.changed_fraction,
+        suppressed_fraction=0.0,
+        mean_displacement=0.0,
+        max_displacement=0.0,
+        height=row.height,
+        width=row.width,
+        sha256_label=row.sha256_label,
+        sha256_output=row.sha256_output,
+    )
+
+
 # --------------------------------------------------------------------------- statistics
 
 
 def manifest_stats(index: ManifestIndex) -> dict:
-    """Per (alpha, sigma) pair: copies, mean changed %, mean / max displacement (px), mean suppressed %."""
+    """Per (alpha, sigma) pair: copies, mean changed %, mean / max displacement (px), mean suppressed %.
+
+    For a noise manifest: the changed share of the maps (mean, least, most).
+    """
+    if index.manifest.kind == "noise":
+        changed = [entry.changed for entry in index.labels.values()]
+        return {
+            "manifest": str(index.path),
+            "kind": "noise",
+            "masks": len(changed),
+            "mean_changed_percent": 100 * sum(changed) / len(changed),
+            "min_changed_percent": 100 * min(changed),
+            "max_changed_percent": 100 * max(changed),
+        }
     total = PairStats()
     pairs = []
     for (alpha, sigma), stats in sorted(index.pairs.items()):
@@ -160,6 +197,7 @@ def manifest_stats(index: ManifestIndex) -> dict:
         total.merge(stats)
     return {
         "manifest": str(index.path),
+        "kind": "generate",
         "masks": len(index.labels),
         "copies": index.copies,
         "deformed": total.copies,
@@ -171,6 +209,11 @@ def manifest_stats(index: ManifestIndex) -> dict:
 
 def format_stats(stats: Mapping) -> str:
     """The statistics as an aligned text table, one line per pair and one for all deformed copies."""
+    if stats["kind"] == "noise":
+        return (
+            f"{stats['masks']} noisy maps: {stats['mean_changed_percent']:.2f}% of pixels changed on average "
+            f"({stats['min_changed_percent']:.2f}-{stats['max_changed_percent']:.2f}% per map); {stats['manifest']}"
+        )
     header = ("alpha", "sigma", "copies", "changed %", "mean disp px", "max disp px", "suppressed %")
 
     def cells(name_alpha: str, name_sigma: str, summary: Mapping) -> list[str]:

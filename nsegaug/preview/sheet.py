@@ -62,10 +62,8 @@ def sheet_cells(views: Sequence[MaskView], tile: int = DEFAULT_TILE_SIZE, opacit
         row.append(_original_cell(view, size))
         for copy in view.copies:
             changed = changed_fraction(view.segment, copy.segment)
-            caption = (
-                f"copy {copy.copy_index}: {format_pair(copy.alpha, copy.sigma)}",
-                f"changed {format_percent(changed)}",
-            )
+            title = copy.title or f"copy {copy.copy_index}: {format_pair(copy.alpha, copy.sigma)}"
+            caption = (title, f"changed {format_percent(changed)}")
             row.append(Cell("copy", label_tile(copy.segment, view.colours, size), caption, size))
         if view.copies:
             counts = difference_counts(view.segment, [copy.segment for copy in view.copies])

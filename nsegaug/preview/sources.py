@@ -12,11 +12,11 @@ from PIL import Image
 from ..dataset import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
 from ..io import ColourPalette, LabelImage, load_colour_palette, read_label, sha256_file
-from ..manifest import CopyRow
+from ..manifest import CopyRow, NoiseRow
 from ..params import DEFAULT_PARAMS, DeformParams
 from .colours import ColourMap
 from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, PICKS
-from .manifests import ManifestIndex, Warn
+from .manifests import ManifestIndex, Warn, _as_copy
 from .views import CopyView, MaskView, generated_copies
 
 # --------------------------------------------------------------------------- picking
@@ -148,7 +148,7 @@ def manifest_views(
     rows: dict[str, list[tuple[int, CopyRow]]] = {label: [] for label in labels}
     for number, row in manifest.numbered_rows():
         if row.label in wanted:
-            rows[row.label].append((number, row))
+            rows[row.label].append((number, _as_copy(row) if isinstance(row, NoiseRow) else row))
     source = _ManifestSource(index, labels_root, images_root, colour_palette, verify, warn)
     return [source.view(label, rows[label], copies) for label in labels]
 
@@ -176,7 +176,8 @@ class _ManifestSource:
             if copy_segment.shape != segment.shape:
                 raise ManifestError(f"{self.index.path}:{number}: {output}: size differs from its source {source}")
             alpha, sigma = (row.alpha, row.sigma) if row.deformed else (None, None)
-            views_of_copies.append(CopyView(copy_segment, row.copy, alpha, sigma))
+            title = "noisy" if self.index.manifest.kind == "noise" else None
+            views_of_copies.append(CopyView(copy_segment, row.copy, alpha, sigma, title))
         image_name = next((row.image for _, row in rows if row.image), None)
         photo, note = self.photo(entry.line, label, image_name, segment.shape)
         colours = ColourMap.for_label(label_image, self.index.params.get("ignore_index"))

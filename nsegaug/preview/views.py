@@ -25,6 +25,7 @@ class CopyView:
     copy_index: int  # 1..K; 0 for a grid cell, which is no copy of a generate run
     alpha: float | None  # None: not deformed (the --prob coin)
     sigma: float | None
+    title: str | None = None  # the caption's first line where it is not "copy k: alpha, sigma" (a noisy map)
 
     @property
     def deformed(self) -> bool:

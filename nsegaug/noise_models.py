@@ -56,52 +56,19 @@ switching one model off leaves the draws of the others unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
-from nsegaug.deform import sampling_maps, warp_labels
-from nsegaug.seeding import key_words
+from .deform import sampling_maps, warp_labels
+from .params import DEFAULT_NOISE, NoiseParams
+from .params import NOISE_MODELS as MODELS
+from .seeding import key_words
 
-# In the order of their streams (a new model goes last, so the others keep their draws); annotation_noise
-# applies "bias" first, as the annotator's habit under the random imprecision of the others.
-MODELS = ("boundary", "simplify", "jitter", "bias")
 # Keeps the noise streams apart from generate's and train's streams of the same seed and key.
 _NOISE_STREAM = 0x6E6F6973  # "nois"
-
-
-@dataclass(frozen=True)
-class NoiseParams:
-    """The strength of each model; sizes in pixels of the label map."""
-
-    max_radius: int = 3
-    max_epsilon: float = 2.5
-    jitter_amplitude: float = 1.0
-    jitter_sigma: float = 16.0
-    ignore_index: int | None = 255
-    models: tuple[str, ...] = MODELS
-    bias_radius: int = 0  # 0: model 4 changes nothing
-    bias_wide: float = 0.5  # chance that a map's annotator draws too wide rather than too narrow
-    bias_classes: tuple[int, ...] | None = None  # None: every class
-
-    def __post_init__(self) -> None:
-        unknown = set(self.models) - set(MODELS)
-        if unknown:
-            raise ValueError(f"unknown noise model(s) {sorted(unknown)}; choose from {', '.join(MODELS)}")
-        sizes = (self.max_radius, self.max_epsilon, self.jitter_amplitude, self.bias_radius)
-        if min(sizes) < 0 or self.jitter_sigma <= 0:
-            raise ValueError("noise sizes must be >= 0 (jitter_sigma > 0)")
-        if not 0 <= self.bias_wide <= 1:
-            raise ValueError(f"bias_wide is a chance, in [0, 1], got {self.bias_wide}")
-
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        values["models"] = list(self.models)
-        if self.bias_classes is not None:
-            values["bias_classes"] = list(self.bias_classes)
-        return values
 
 
 @dataclass(frozen=True)
@@ -361,7 +328,7 @@ def noise_streams(seed: int, key: str) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(child) for name, child in zip(MODELS, children, strict=True)}
 
 
-def annotation_noise(segment: np.ndarray, seed: int, key: str, params: NoiseParams = NoiseParams()) -> np.ndarray:
+def annotation_noise(segment: np.ndarray, seed: int, key: str, params: NoiseParams = DEFAULT_NOISE) -> np.ndarray:
     """The noisy version of one label map: ``params.models`` in the order bias, boundary, simplify, jitter.
 
     ``key`` names the map (its path relative to the label folder); the same

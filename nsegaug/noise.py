@@ -1,0 +1,128 @@
+"""The noise job: a noisy version of every label map, as a careless annotator would have drawn it.
+
+The models are in :mod:`nsegaug.noise_models`; this module runs them over a
+label folder with :mod:`nsegaug.jobs`, so a noise run has every guarantee of
+``generate``: formats and palettes kept, per-file seeded streams (the same
+bytes for any number of workers), a manifest with the changed-pixel fraction
+per map, atomic writes, resume, sources never touched. The noisy map of
+``LABELS/a/x.png`` is ``OUT/a/x.png``: ``OUT`` is a label folder in its own
+right, which ``generate`` and ``train`` take like any other.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+from .dataset import LABEL_EXTENSIONS, Sample
+from .jobs import JobConfig, JobSummary, MaskJob, Output, run_job
+from .manifest import NoiseRow
+from .params import DEFAULT_NOISE, NoiseParams
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoiseConfig(JobConfig):
+    """A noise run: the models' parameters, with where and how it runs (:class:`nsegaug.jobs.JobConfig`)."""
+
+    params: NoiseParams = DEFAULT_NOISE
+
+    def parameters(self) -> dict:
+        """The parameters that decide the outputs: recorded in the metadata, compared on resume."""
+        return {**self.params.to_dict(), **self.source_parameters()}
+
+
+class NoiseJob(MaskJob):
+    """One noisy map per mask, under the mask's own relative path."""
+
+    kind = "noise"
+    row_type = NoiseRow
+    outputs_noun = "noisy maps"
+
+    def __init__(self, config: NoiseConfig) -> None:
+        super().__init__(config)
+        self.maps = 0
+        self.changed = 0.0
+
+    def parameters(self) -> dict:
+        return self.config.parameters()
+
+    def outputs(self, label: str) -> list[str]:
+        return [label]
+
+    def could_write(self, name: str, parameters: Mapping) -> bool:
+        # A noise run mirrors its label folder: a file is its output where the folder has a label of that name.
+        labels = parameters.get("labels")
+        if not labels or PurePosixPath(name).suffix.lower() not in LABEL_EXTENSIONS:
+            return False
+        return (self.config.out / labels / name).is_file()
+
+    def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
+        import numpy as np
+
+        from .io import encode_label, read_label, sha256_bytes
+        from .noise_models import annotation_noise
+
+        config = self.config
+        label_image = read_label(source, _colour_palette(config.palette), data=data)
+        clean = label_image.indices
+        noisy = annotation_noise(clean, config.seed, sample.label, config.params)
+        encoded = encode_label(label_image, noisy)
+        height, width = clean.shape
+        row = NoiseRow(
+            label=sample.label,
+            image=sample.image,
+            output=sample.label,
+            changed_fraction=float(np.count_nonzero(noisy != clean)) / clean.size,
+            height=height,
+            width=width,
+            sha256_label=sha256_bytes(data),
+            sha256_output=sha256_bytes(encoded),
+        )
+        return [row], [Output(sample.label, encoded)]
+
+    def is_complete(self, rows: Mapping[int, object]) -> bool:
+        return bool(rows)
+
+    def observe(self, rows: list) -> None:
+        for row in rows:
+            self.maps += 1
+            self.changed += row.changed_fraction
+
+    def report(self) -> tuple[dict, list[str]]:
+        if not self.maps:
+            return {}, []
+        counts = {"mean_changed_fraction": round(self.changed / self.maps, 6)}
+        if self.changed == 0:
+            return counts, ["no pixel changed in any map: the noise is too weak for these maps, or its models are off"]
+        return counts, []
+
+
+@lru_cache(maxsize=4)
+def _colour_palette(path: Path | None):
+    from .io import load_colour_palette
+
+    return load_colour_palette(path) if path is not None else None
+
+
+def add_noise(
+    config: NoiseConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    command_line: list[str] | None = None,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> JobSummary:
+    """Write a noisy version of every label map under ``config.labels`` to ``config.out`` (same relative paths).
+
+    The same (seed, relative path, parameters) always give the same bytes,
+    for any ``jobs`` and after an interruption followed by ``resume=True``.
+    See :func:`nsegaug.jobs.run_job` for what it raises.
+    """
+    if config.palette is not None:
+        _colour_palette(config.palette)  # a bad colour table is refused before anything is written
+    job = NoiseJob(config)
+    return run_job(job, resume=resume, overwrite=overwrite, progress=progress, command_line=command_line, log=log)
