@@ -33,13 +33,15 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from noise import MODELS, NoiseParams, annotation_noise  # noqa: E402
 from plan import PRESETS, Command, Folders, Settings, all_commands, parse_seeds, shown  # noqa: E402
 from report import draw_chart, markdown_table, summarize_runs  # noqa: E402
 
 from nsegaug.dataset import find_image, iter_label_files  # noqa: E402
 from nsegaug.io import encode_label, read_label, write_bytes_atomic  # noqa: E402
+from nsegaug.noise_models import annotation_noise  # noqa: E402
 from nsegaug.palettes import colour_table  # noqa: E402
+from nsegaug.params import NOISE_MODELS as MODELS  # noqa: E402
+from nsegaug.params import NoiseParams  # noqa: E402
 
 EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "data"
 # Only these are created in --work, and only these are removed by --overwrite.
@@ -339,12 +341,12 @@ def main(
     settings = Settings(**{**PRESETS[preset].to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
     try:
         params = NoiseParams(
-            max_radius,
-            max_epsilon,
-            jitter_amplitude,
-            jitter_sigma,
-            settings.ignore_index,
-            tuple(name.strip() for name in noise_models.split(",") if name.strip()),
+            max_radius=max_radius,
+            max_epsilon=max_epsilon,
+            jitter_amplitude=jitter_amplitude,
+            jitter_sigma=jitter_sigma,
+            ignore_index=settings.ignore_index,
+            models=tuple(name.strip() for name in noise_models.split(",") if name.strip()),
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
