@@ -29,9 +29,15 @@ EXAMPLE = (
     help="Pixels from a contour that the boundary metrics look at  [default: the training run's]",
 )
 @click.option(
+    "--palette",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Colour table of RGB-coded labels, if it moved  [default: the training run's]",
+)
+@click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the metrics as JSON."
 )
-def evaluate(checkpoint, labels, images, device, workers, boundary_width, out) -> None:
+def evaluate(checkpoint, labels, images, device, workers, boundary_width, palette, out) -> None:
     """Recompute mIoU, boundary IoU, band mIoU, per-class IoU and pixel accuracy of a saved model."""
     try:
         require_torch("nsegaug evaluate")
@@ -41,7 +47,7 @@ def evaluate(checkpoint, labels, images, device, workers, boundary_width, out) -
     from ..train.loop import evaluate_checkpoint
 
     result = evaluate_checkpoint(
-        checkpoint, labels, images, device=device, workers=workers, boundary_width=boundary_width
+        checkpoint, labels, images, device=device, workers=workers, boundary_width=boundary_width, palette=palette
     )
     # The file first: a reader that stops reading the table (| head) must not cost it.
     if out is not None:

@@ -62,6 +62,13 @@ workers_option = click.option(
 
 @click.command(cls=Command, epilog=EPILOG)
 @click.option("--manifest", type=existing_file, help="manifest.jsonl written by nsegaug generate (with --images).")
+@click.option(
+    "--labels",
+    type=existing_folder,
+    default=None,
+    help="Where the manifest's source labels are now, if they moved  [default: as the manifest records them]",
+)
+@click.option("--images", type=existing_folder, default=None, help="Where the manifest's images are now, likewise.")
 @click.option("--val-labels", type=existing_folder, help="Validation label folder.")
 @click.option("--val-images", type=existing_folder, help="Validation image folder, paired by name.")
 @click.option("--num-classes", type=click.IntRange(min=1), help="Number of classes; labels are 0..C-1.")
@@ -77,7 +84,7 @@ workers_option = click.option(
     type=click.FloatRange(0, 1),
     default=None,
     help="Chance that an epoch uses a deformed copy (--online: a deformed original) instead of the original label  "
-    "[default: the manifest's --prob; 0.5 with --online]",
+    "[default: 0.5, the paper's]",
 )
 @click.option("--baseline", is_flag=True, help="Originals only, everything else identical: the method's reference run.")
 @click.option(

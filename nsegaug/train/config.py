@@ -20,14 +20,14 @@ DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2, "sgd": 5e-4}
 DEFAULT_EPOCHS = 50
 # Width in pixels of the band the boundary metrics look at (see nsegaug.train.metrics).
 DEFAULT_BOUNDARY_WIDTH = 3
-# --online: the method's own probability unless given.
-DEFAULT_ONLINE_PROB = PAPER_PROB
 # ImageNet statistics, in 0..255, as every segmentation codebase uses them.
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 # Fields that may change on --resume: the length of the run and how it runs.
 # Everything else decides the result and must match the saved run.
-RUNTIME_FIELDS = frozenset({"out", "epochs", "iters", "workers", "device", "eval_every", "checkpoint_every"})
+RUNTIME_FIELDS = frozenset(
+    {"out", "epochs", "iters", "workers", "device", "eval_every", "checkpoint_every", "labels", "images"}
+)
 CONFIG_NAME = "config.json"
 
 
@@ -39,6 +39,8 @@ class TrainConfig:
     val_labels: Path
     val_images: Path
     num_classes: int
+    labels: Path | None = None  # where the manifest's labels are now, when they moved; None: as it records
+    images: Path | None = None  # likewise its images
     out: Path = Path("runs/train")
     ignore_index: int = 255
     prob: float | None = None  # None: the manifest's --prob, or DEFAULT_ONLINE_PROB with online
@@ -75,8 +77,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("manifest", "val_labels", "val_images", "out"):
             object.__setattr__(self, name, Path(getattr(self, name)))
-        if self.init_weights is not None:
-            object.__setattr__(self, "init_weights", Path(self.init_weights))
+        for name in ("init_weights", "labels", "images"):  # optional paths
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         for name in ("crop", "scale_range", "mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.epochs is not None and self.iters is not None:
@@ -145,18 +148,18 @@ class TrainConfig:
     def decay(self) -> float:
         return self.weight_decay if self.weight_decay is not None else DEFAULT_WEIGHT_DECAY[self.optimizer]
 
-    def prob_used(self, manifest_prob: float) -> float:
-        """The chance of a deformed label: --prob, else the method's 0.5 online, else the manifest's --prob."""
-        if self.prob is not None:
-            return self.prob
-        return DEFAULT_ONLINE_PROB if self.online else manifest_prob
+    @property
+    def prob_used(self) -> float:
+        """The chance of a deformed label: ``prob``, else the method's 0.5 (the paper's), offline and online."""
+        return self.prob if self.prob is not None else PAPER_PROB
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         for name in ("manifest", "val_labels", "val_images", "out"):
             values[name] = str(values[name])
-        if values["init_weights"] is not None:
-            values["init_weights"] = str(values["init_weights"])
+        for name in ("init_weights", "labels", "images"):
+            if values[name] is not None:
+                values[name] = str(values[name])
         for name in ("crop", "scale_range", "mean", "std"):
             values[name] = list(values[name])
         if values["alpha_sigma"] is not None:

@@ -66,16 +66,19 @@ def evaluate_checkpoint(
     device: str = "auto",
     workers: int = 2,
     boundary_width: int | None = None,
+    palette: Path | None = None,
     log: Callable[[str], None] = say_on_stderr,
 ) -> dict:
     """The metrics of a saved model on a folder of labels and images (paired as ``generate`` pairs them).
 
-    ``boundary_width``: of the boundary metrics; by default the training run's.
+    ``boundary_width``: of the boundary metrics; ``palette``: the colour table of RGB-coded labels; both by
+    default the training run's.
     """
     checkpoint = load_checkpoint(Path(checkpoint_path))
     config = TrainConfig.from_dict(checkpoint["config"])
     pairing = checkpoint.get("data", {})
-    palette = load_colour_palette(pairing["palette"]) if pairing.get("palette") else None
+    palette_path = palette or pairing.get("palette")
+    palette = load_colour_palette(palette_path) if palette_path else None
     samples, unpaired = folder_samples(
         labels, images, pairing.get("pattern"), pairing.get("label_suffix") or "", pairing.get("image_suffix") or ""
     )

@@ -51,15 +51,17 @@ class ManifestData:
     parameters: dict
 
 
-def load_manifest(manifest: Path) -> ManifestData:
+def load_manifest(manifest: Path, labels: Path | None = None, images: Path | None = None) -> ManifestData:
     """The samples a ``nsegaug generate`` manifest lists, one per source image.
 
     Paths are resolved as the manifest defines them: ``label`` and ``image``
-    against the folders recorded in ``manifest.meta.json``, ``output`` against
-    the manifest's folder. A later row for the same (label, copy) replaces an
-    earlier one, as in generate's own resume.
+    against the folders recorded in ``manifest.meta.json`` (or ``labels`` and
+    ``images``, where the data is now), ``output`` against the manifest's
+    folder. A later row for the same (label, copy) replaces an earlier one,
+    as in generate's own resume.
     """
     opened = open_manifest(manifest)
+    opened.require_kind("generate")
     meta, parameters, manifest = opened.meta, opened.parameters, opened.path
     if not meta.complete:
         raise TrainError(
@@ -68,7 +70,7 @@ def load_manifest(manifest: Path) -> ManifestData:
         )
     if not parameters.get("images"):
         raise TrainError(f"{manifest}: made without --images, so no label has an image; rerun generate with --images")
-    labels_root, images_root = opened.folder("labels"), opened.folder("images")
+    labels_root, images_root = opened.folder("labels", labels), opened.folder("images", images)
     grouped: dict[str, dict[int, CopyRow]] = {}
     for row in opened.rows():
         grouped.setdefault(row.label, {})[row.copy] = row
@@ -90,7 +92,10 @@ def load_manifest(manifest: Path) -> ManifestData:
                 deformed=tuple(bool(row.deformed) for row in ordered),
             )
         )
-    palette = load_colour_palette(parameters["palette"]) if parameters.get("palette") else None
+    palette_path = opened.folder("palette")
+    palette = load_colour_palette(palette_path) if palette_path else None
+    # The palette as a path that holds wherever the run goes next (a checkpoint records it for evaluate).
+    parameters = {**parameters, "palette": str(palette_path.resolve()) if palette_path else None}
     return ManifestData(
         samples, float(parameters.get("prob", 1.0)), parameters.get("ignore_index"), palette, parameters
     )

@@ -65,7 +65,7 @@ def prepare(config, processes, device, run_log, resume, overwrite, command_line)
     """Check the run folder, the checkpoint to resume and every data file (rank 0; all ranks refuse alike)."""
     agree(processes, lambda: check_run_folder(config.out, resume, overwrite))
     checkpoint = resumable_checkpoint(config) if resume else None
-    data = load_manifest(config.manifest)
+    data = load_manifest(config.manifest, config.labels, config.images)
     parameters = data.parameters
     pairing = {key: parameters.get(key) for key in ("pattern", "label_suffix", "image_suffix", "palette")}
     val_samples, unpaired = folder_samples(
@@ -78,7 +78,7 @@ def prepare(config, processes, device, run_log, resume, overwrite, command_line)
     # Online, the originals are the labels, deformed on the device each step; the copies are not read.
     train_samples = original_samples(data.samples) if config.online else data.samples
     agree(processes, lambda: check_data(config, data, train_samples, val_samples, unpaired))
-    prob = config.prob_used(data.prob)
+    prob = config.prob_used
     train_set, val_set = datasets(config, data, train_samples, val_samples, prob)
     probe = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed, world_size=processes.world_size)
     per_epoch = probe.batches_per_epoch
@@ -255,7 +255,8 @@ def headline(plan: Plan, learner: Learner, state: TrainState) -> str:
     if config.online:
         labels_used = f"online: originals deformed on {plan.device.type} with p={plan.prob:g}"
     else:
-        labels_used = "baseline: originals only" if config.baseline else f"deformed label with p={plan.prob:g}"
+        chosen = "" if config.prob is not None else " (the paper's; --prob to change)"
+        labels_used = "baseline: originals only" if config.baseline else f"deformed label with p={plan.prob:g}{chosen}"
     parameters = count_parameters(unwrap(learner.model))
     return (
         f"{'resuming at step ' + str(state.step) if plan.checkpoint else 'training'}: {len(plan.train_set)} images "
