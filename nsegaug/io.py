@@ -192,7 +192,7 @@ def read_label(
         raise LabelFormatError(path, "not an image file") from error
     except Image.DecompressionBombError as error:
         raise LabelFormatError(
-            path, f"{error}; tile the map, or raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted"
+            path, f"{error}; tile the map, or raise the largest map size (max_pixels) if the file is trusted"
         ) from error
     except FileNotFoundError as error:
         raise LabelFormatError(path, "file not found") from error

@@ -1,0 +1,458 @@
+"""Faults a user can hit, tried for real: stale outputs, moved data, full and read-only disks, signals, bad input.
+
+Each test goes through the command line on real files; a fault is brought
+for real where the machine allows it (a small tmpfs, a read-only mount, a
+signal to a real process) and injected (an ``OSError`` with its errno)
+where it does not, so that every case runs everywhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nsegaug.cli import main
+from nsegaug.manifest import MANIFEST_NAME, META_NAME
+
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+TINY_TRAIN = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--workers", "0"]
+
+
+def generate(*args):
+    return CliRunner().invoke(main, ["generate", *map(str, args)], catch_exceptions=False)
+
+
+def files(out: Path) -> set[str]:
+    return {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file() or path.is_symlink()}
+
+
+def listed(out: Path) -> set[str]:
+    rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    return {row["output"] for row in rows if row["output"]} | {MANIFEST_NAME, META_NAME}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {name: (root / name).read_bytes() for name in sorted(files(root)) if name != META_NAME}
+
+
+def status(out: Path) -> str:
+    return json.loads((out / META_NAME).read_text())["status"]
+
+
+@pytest.fixture
+def labels(tmp_path) -> Path:
+    """Eight example label maps."""
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    for index in range(8):
+        shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", folder)
+    return folder
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """Mount a tmpfs of a given size (and options) under tmp_path; unmounted at the end."""
+    mounted = []
+
+    def make(name: str, size: str, *options: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", point], check=True)
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+# --- 1. stale outputs ----------------------------------------------------------------------------------------------
+
+
+def test_overwrite_leaves_only_the_new_runs_files(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 3, "--out", out).exit_code == 0
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite").exit_code == 0
+    assert files(out) == listed(out)
+    assert not [name for name in files(out) if "_nsp2" in name or "_nsp3" in name]
+    # Another name template: the earlier run's files go too, being listed in its manifest.
+    result = generate(
+        "--labels", labels, "--copies", 2, "--out", out, "--overwrite", "--name-template", "{stem}-v{copy}{ext}"
+    )
+    assert result.exit_code == 0 and files(out) == listed(out) and not [n for n in files(out) if "_nsp" in n]
+
+
+def test_a_run_stopped_at_the_first_error_keeps_no_unlisted_file(labels, tmp_path):
+    (labels / "scene_0003.png").write_text("not an image")
+    out = tmp_path / "out"
+    result = generate("--labels", labels, "--copies", 4, "--out", out, "--on-error", "fail", "--jobs", 2)
+    assert result.exit_code == 1 and status(out) == "failed"
+    assert files(out) == listed(out)  # masks in flight when it stopped wrote files: removed, as no row lists them
+
+
+# --- 2. nothing happens and nobody says so ------------------------------------------------------------------------
+
+
+def test_copies_identical_to_their_source_are_counted_and_warned_about(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    for index in range(6):  # 64x64 corners of the example maps: every component is under 1000 px
+        with Image.open(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png") as image:
+            image.crop((200, 120, 264, 184)).save(small / f"m{index}.png")
+    out = tmp_path / "out"
+    result = generate("--labels", small, "--copies", 5, "--out", out)
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    unchanged = sum(1 for row in rows if row["deformed"] and row["changed_fraction"] == 0)
+    meta = json.loads((out / META_NAME).read_text())
+    assert meta["counts"]["copies_unchanged"] == unchanged > 15 and meta["counts"]["copies_deformed"] == 30
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "identical to their source" in warning[0] and "area_thresh" in warning[0]
+    assert meta["warnings"] == [warning[0].removeprefix("warning: ")]
+    scaled = generate("--labels", small, "--copies", 5, "--out", tmp_path / "scaled", "--area-thresh", 2)
+    assert "identical to their source" not in scaled.stderr
+
+
+# --- 3 and 4. train: the paper's p, and data that moved -----------------------------------------------------------
+
+
+def _dataset(root: Path, count: int = 4) -> tuple[Path, Path]:
+    for kind, suffix in (("labels", ".png"), ("images", ".jpg")):
+        (root / kind).mkdir(parents=True)
+        for index in range(count):
+            shutil.copy(SAMPLES / "train" / kind / f"scene_{index:04d}{suffix}", root / kind)
+    return root / "labels", root / "images"
+
+
+def train(manifest: Path, out: Path, *extra):
+    val = SAMPLES / "val"
+    arguments = ["--manifest", manifest, "--val-labels", val / "labels", "--val-images", val / "images"]
+    arguments += [*TINY_TRAIN, "--iters", "1", "--out", out, *extra]
+    return CliRunner().invoke(main, ["train", *map(str, arguments)])
+
+
+@needs_torch
+def test_train_uses_the_papers_p_by_default_and_says_so(tmp_path):
+    labels, images = _dataset(tmp_path / "data")
+    assert generate("--labels", labels, "--images", images, "--copies", 2, "--out", tmp_path / "gen").exit_code == 0
+    result = train(tmp_path / "gen" / MANIFEST_NAME, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "deformed label with p=0.5 (the paper's; --prob to change)" in result.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["prob"] == 0.5
+
+
+@needs_torch
+def test_a_dataset_that_moved_trains_where_it_is_now(tmp_path):
+    labels, images = _dataset(tmp_path / "docker" / "data")
+    assert (
+        generate("--labels", labels, "--images", images, "--copies", 1, "--out", tmp_path / "docker" / "out").exit_code
+        == 0
+    )
+    # The whole tree moves (a container's /data on the host): the relative paths hold.
+    shutil.move(tmp_path / "docker", tmp_path / "host")
+    moved = tmp_path / "host" / "out" / MANIFEST_NAME
+    assert train(moved, tmp_path / "run1").exit_code == 0
+    # Only the data moves: named where it is now, on the command line or in Python.
+    shutil.move(tmp_path / "host" / "data", tmp_path / "elsewhere")
+    lost = train(moved, tmp_path / "run2")
+    assert lost.exit_code == 1 and "image file not found" in lost.output
+    found = train(
+        moved,
+        tmp_path / "run3",
+        "--labels",
+        tmp_path / "elsewhere" / "labels",
+        "--images",
+        tmp_path / "elsewhere" / "images",
+    )
+    assert found.exit_code == 0, found.output
+    from nsegaug.train.samples import load_manifest
+
+    data = load_manifest(moved, labels=tmp_path / "elsewhere" / "labels", images=tmp_path / "elsewhere" / "images")
+    assert all(sample.image.is_file() and sample.labels[0].is_file() for sample in data.samples)
+
+
+def test_a_manifest_moved_alone_still_finds_its_data(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
+    shutil.copytree(out, tmp_path / "far" / "away" / "out")
+    shown = CliRunner().invoke(
+        main, ["preview", "--manifest", str(tmp_path / "far" / "away" / "out"), "--out", str(tmp_path / "p.png")]
+    )
+    assert shown.exit_code == 0, shown.output
+
+
+# --- 5 and 6. one line, never a traceback -------------------------------------------------------------------------
+
+
+@needs_root
+def test_a_full_disk_is_one_line_status_failed_and_resume_finishes_once_there_is_room(labels, tmp_path, mount):
+    clean = tmp_path / "clean"
+    assert generate("--labels", labels, "--copies", 8, "--out", clean).exit_code == 0
+    small = mount("small", "120k")
+    out = small / "out"
+    result = generate("--labels", labels, "--copies", 8, "--out", out, "--jobs", 2)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "No space left on device" in result.stderr
+    assert status(out) == "failed" and files(out) == listed(out)
+    subprocess.run(["mount", "-o", "remount,size=20m", small], check=True)
+    resumed = generate("--labels", labels, "--copies", 8, "--out", out, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert tree(out) == tree(clean) and status(out) == "complete"
+
+
+def test_an_injected_full_disk_on_the_manifest_is_one_line_and_resume_finishes(labels, tmp_path, monkeypatch):
+    import nsegaug.jobs
+
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 2, "--out", clean).exit_code == 0
+    real_append, calls = nsegaug.jobs.append_rows, []
+
+    def append_until_full(path, rows):
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_append(path, rows)
+
+    monkeypatch.setattr(nsegaug.jobs, "append_rows", append_until_full)
+    result = generate("--labels", labels, "--copies", 2, "--out", out, "--jobs", 1)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {out / MANIFEST_NAME}: cannot add to the manifest: No space left on device"
+    )
+    assert status(out) == "failed" and files(out) == listed(out) and len(listed(out)) == 2 + 3 * 2
+    monkeypatch.setattr(nsegaug.jobs, "append_rows", real_append)
+    assert generate("--labels", labels, "--copies", 2, "--out", out, "--resume").exit_code == 0
+    assert tree(out) == tree(clean)
+
+
+@needs_root
+def test_a_read_only_output_is_one_line(labels, tmp_path, mount):
+    readonly = mount("ro", "1m", "ro")
+    result = generate("--labels", labels, "--copies", 1, "--out", readonly / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip() == f"Error: {readonly / 'out'}: cannot create the output folder: Read-only file system"
+
+
+def test_a_refused_permission_is_one_line(labels, tmp_path, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip() == f"Error: {tmp_path / 'out'}: cannot create the output folder: Permission denied"
+
+
+def test_a_corrupt_manifest_on_resume_is_one_line(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
+    lines = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
+    (out / MANIFEST_NAME).write_text(lines[0] + "{garbage\n" + "".join(lines[1:]))
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "--resume")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        result.stderr.strip()
+        == f"Error: {out / MANIFEST_NAME}:2: not a JSON object (Expecting property name enclosed in double quotes)"
+    )
+
+
+@needs_torch
+def test_evaluate_into_a_closed_pipe_still_writes_its_file_and_succeeds(tmp_path):
+    labels, images = _dataset(tmp_path / "data")
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", tmp_path / "gen").exit_code == 0
+    assert train(tmp_path / "gen" / MANIFEST_NAME, tmp_path / "run").exit_code == 0
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "nsegaug", "evaluate", "--checkpoint", tmp_path / "run" / "last.pt"]
+    command += ["--labels", SAMPLES / "val" / "labels", "--images", SAMPLES / "val" / "images", "--workers", "0"]
+    command += ["--out", report]
+    # head -n 0 closes the pipe at once, so the table meets a closed stdout every time, not by a race.
+    shell = " ".join(f"'{part}'" for part in map(str, command)) + " | head -n 0; exit ${PIPESTATUS[0]}"
+    result = subprocess.run(
+        ["bash", "-c", shell], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+    assert json.loads(report.read_text())["images"] == 20
+
+
+# --- 7, 8, 9. signals and workers ----------------------------------------------------------------------------------
+
+
+COMMAND = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(SAMPLES / "train" / "labels"), "--copies", "12"]
+COMMAND += ["--quiet", "--jobs", "2"]
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    subprocess.run([*COMMAND, "--out", str(out)], check=True, capture_output=True)
+    return tree(out)
+
+
+def start(out: Path, *extra) -> subprocess.Popen:
+    """A generate run in a session of its own, returned once it has written a few masks' rows."""
+    process = subprocess.Popen([*COMMAND, *extra, "--out", str(out)], stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        manifest = out / MANIFEST_NAME
+        if manifest.exists() and manifest.read_text().count("\n") >= 3 * 13:
+            return process
+        time.sleep(0.02)
+    raise AssertionError("the run did not get going")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path, clean_run):
+    out = tmp_path / "out"
+    process = start(out)
+    os.kill(process.pid, signal.SIGTERM)  # the parent alone, as docker stop, Kubernetes and Slurm send it
+    stderr = process.communicate(timeout=60)[1].decode()
+    assert process.returncode == 143, stderr
+    assert "interrupted; finish with: nsegaug generate ... --out" in stderr and "Traceback" not in stderr
+    assert status(out) == "interrupted" and files(out) == listed(out)
+    resumed = subprocess.run([*COMMAND, "--out", str(out), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree(out) == clean_run
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_workers_stop_promptly_when_the_parent_dies(tmp_path, how):
+    out = tmp_path / "out"
+    process = start(out)
+    workers = children(process.pid)
+    assert len(workers) >= 2
+    process.send_signal(how)
+    process.communicate(timeout=60)
+    deadline = time.monotonic() + 5  # a worker checks on its parent every 0.2 s
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+    written = files(out)
+    time.sleep(1)
+    assert files(out) == written  # nothing is written after the parent is gone
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="needs dask.distributed")
+def test_ctrl_c_with_dask_prints_one_line_not_the_workers_tracebacks(tmp_path):
+    out = tmp_path / "out"
+    process = start(out, "--backend", "dask")
+    os.killpg(process.pid, signal.SIGINT)  # the whole process group, as a terminal's Ctrl-C
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "interrupted; finish with" in stderr and status(out) == "interrupted"
+
+
+# --- 10 to 15. parameters and names ---------------------------------------------------------------------------------
+
+
+def test_an_enormous_sigma_is_refused_with_the_reason(labels, tmp_path):
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--alpha-sigma", "5:1e6")
+    assert result.exit_code == 2 and "sigma 1e+06 is above 100 px" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_ignore_index_an_8_bit_map_cannot_hold_is_one_line_per_file(labels, tmp_path):
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--ignore-index", 70000)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 8 and all(
+        "the ignore index 70000 cannot occur in a 8-bit label map (0..255)" in e for e in errors
+    )
+
+
+def test_a_name_template_must_end_with_the_extension(labels, tmp_path):
+    result = generate(
+        "--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--name-template", "{stem}{ext}_{copy}"
+    )
+    assert result.exit_code == 2 and "must end with {ext}" in result.stderr
+
+
+def test_a_link_planted_in_the_output_cannot_send_outputs_elsewhere(labels, tmp_path):
+    (labels / "sub").mkdir()
+    shutil.move(labels / "scene_0000.png", labels / "sub" / "scene_0000.png")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "sub").symlink_to(elsewhere)
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {out / 'sub' / 'scene_0000_nsp1.png'}: resolves outside the output folder {out.resolve()}"
+    ]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_link_to_nothing_is_warned_about_and_odd_names_stay_on_one_line(labels, tmp_path):
+    (labels / "gone.png").symlink_to(tmp_path / "missing.png")
+    (labels / "two\nlines.png").write_text("not an image")
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert f"warning: {labels / 'gone.png'}: a link to nothing ({tmp_path / 'missing.png'}); skipped" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {labels}/two\\nlines.png: not an image file"]
+    (labels / "two\nlines.png").unlink()
+    shutil.copy(labels / "scene_0001.png", labels / "odd\nname.png")
+    listing = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "dry", "--dry-run")
+    assert "odd\\nname.png" in listing.stdout and "odd\nname" not in listing.stdout
+
+
+def test_max_pixels_lets_the_user_set_pillows_size_guard(labels, tmp_path):
+    refused = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "a", "--max-pixels", 1000)
+    assert refused.exit_code == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 8 and all("decompression bomb" in line and "max_pixels" in line for line in errors)
+    assert generate("--labels", labels, "--copies", 1, "--out", tmp_path / "b", "--max-pixels", 10**6).exit_code == 0
+
+
+def test_resume_counts_the_time_its_checks_take(labels, tmp_path, monkeypatch):
+    import nsegaug.io
+
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
+    real_sha = nsegaug.io.sha256_file
+
+    def slow_sha(path):
+        time.sleep(0.05)  # each checksum of resume's checks takes at least this long
+        return real_sha(path)
+
+    monkeypatch.setattr(nsegaug.io, "sha256_file", slow_sha)
+    result = generate("--labels", labels, "--copies", 2, "--out", out, "--resume", "--jobs", 1)
+    elapsed = float(result.stderr.split("elapsed: ")[1].split("s,")[0])
+    assert "masks: 0, copies written: 0, skipped: 8" in result.stderr
+    # 8 sources and 16 copies checked, 0.05 s each at least (the summary shows tenths of a second).
+    assert json.loads((out / META_NAME).read_text())["elapsed_s"] >= 8 * 3 * 0.05
+    assert elapsed >= 8 * 3 * 0.05 - 0.05
