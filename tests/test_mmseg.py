@@ -273,3 +273,26 @@ def test_a_runner_trains_and_evaluates_each_example_config(
     assert all(math.isfinite(value) and 0 <= value <= 100 for value in metrics.values()), metrics
     assert (tmp_path / "iter_4.pth").is_file()
     assert (tmp_path / "last_checkpoint").read_text().strip().endswith("iter_4.pth")
+
+
+def test_an_exported_split_list_builds_mmsegs_own_datasets_of_the_manifests_pairs(manifest, tmp_path):
+    split_file = tmp_path / "split.txt"
+    result = CliRunner().invoke(
+        main, ["export", "--manifest", str(manifest), "--format", "mmseg", "--out", str(split_file)]
+    )
+    assert result.exit_code == 0, result.output
+    config = {}
+    exec(result.stdout, {"train_pipeline": []}, config)
+    metainfo = dict(classes=tuple(str(index) for index in range(19)))
+    for part in config["train_dataset"]["datasets"]:
+        part["metainfo"] = metainfo
+    dataset = DATASETS.build(config["train_dataset"])
+    listed = {
+        (info["img_path"], info["seg_map_path"])
+        for part in dataset.datasets
+        for info in (part.get_data_info(index) for index in range(len(part)))
+    }
+    from nsegaug.export import manifest_pairs
+
+    assert listed == {(str(pair.image), str(pair.label)) for pair in manifest_pairs(manifest)}
+    assert len(dataset) == 3 * 4

@@ -26,6 +26,7 @@ from ..errors import NsegaugError, OutputInUse, UsageError
 # name -> module under nsegaug.cli; each module defines a click command of the same name.
 COMMANDS = {
     "evaluate": "evaluate",
+    "export": "export",
     "generate": "generate",
     "noise": "noise",
     "preview": "preview",

@@ -1,0 +1,89 @@
+"""``nsegaug export``: the (image, label) pairs of a manifest as lists other tools read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import Command
+
+FORMATS = ("csv", "jsonl", "mmseg")
+COPIES = ("all", "deformed", "original")
+EXAMPLES = """Examples:
+
+\b
+  nsegaug export --manifest out/train --format csv --out out/train/pairs.csv
+  nsegaug export --manifest out/train --format mmseg --out out/train/split.txt --relative-to out
+"""
+
+
+@click.command(cls=Command, epilog=EXAMPLES)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="manifest.jsonl of a generate --images run, or its folder.",
+)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(FORMATS),
+    default="csv",
+    show_default=True,
+    help="csv or jsonl: one pair per line; mmseg: an ann_file split list, and the dataset config on stdout.",
+)
+@click.option(
+    "--copies",
+    type=click.Choice(COPIES),
+    default="all",
+    show_default=True,
+    help="Which labels: sources and copies, the deformed copies only, or the sources only.",
+)
+@click.option(
+    "--relative-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write paths relative to this folder (e.g. a config's data_root)  [default: absolute]",
+)
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Where the manifest's labels are now, if they moved.",
+)
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Where its images are now, if they moved.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The list to write  [default: stdout; required for mmseg]",
+)
+def export(manifest, form, copies, relative_to, labels, images, out) -> None:
+    """Write a manifest's (image, label) pairs, so that nobody has to glob the output folder."""
+    from ..export import manifest_pairs, mmseg_split, pairs_csv, pairs_jsonl
+    from ..io import write_bytes_atomic
+
+    if form == "mmseg":
+        if out is None:
+            raise click.UsageError("--format mmseg writes a split list: give --out FILE")
+        split = mmseg_split(manifest, copies, labels, images)
+        write_bytes_atomic(out, split.split_text().encode("utf-8"))
+        ann_file = (
+            str(out) if relative_to is None else Path(out).resolve().relative_to(relative_to.resolve()).as_posix()
+        )
+        click.echo(split.config(ann_file, relative_to=relative_to), nl=False)
+        click.echo(f"wrote {out}: {len(split.names)} names, {len(split.datasets)} label set(s)", err=True)
+        return
+    pairs = list(manifest_pairs(manifest, copies, labels, images))
+    text = (pairs_csv if form == "csv" else pairs_jsonl)(pairs, relative_to)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        write_bytes_atomic(out, text.encode("utf-8"))
+        click.echo(f"wrote {out}: {len(pairs)} pairs", err=True)

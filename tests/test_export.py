@@ -1,0 +1,121 @@
+"""``nsegaug export``: a manifest's (image, label) pairs as CSV, JSON lines and mmseg split lists, on real files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nsegaug.cli import main
+from nsegaug.export import manifest_pairs, mmseg_split
+
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
+
+
+def invoke(command: str, *args):
+    return CliRunner().invoke(main, [command, *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture
+def generated(tmp_path) -> Path:
+    """Five masks in two folders with their images, 2 copies each (the second one left alone by prob for some)."""
+    for kind, suffix in (("labels", ".png"), ("images", ".jpg")):
+        for index in range(5):
+            folder = tmp_path / "data" / kind / ("a", "b")[index % 2]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(SAMPLES / kind / f"scene_{index:04d}{suffix}", folder)
+    data, out = tmp_path / "data", tmp_path / "out"
+    result = invoke("generate", "--labels", data / "labels", "--images", data / "images", "--copies", 2, "--out", out)
+    assert result.exit_code == 0
+    return out
+
+
+def test_csv_lists_every_source_and_copy_with_its_image(generated, tmp_path):
+    result = invoke("export", "--manifest", generated, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 5 * 3 and result.exit_code == 0
+    data = tmp_path / "data"
+    for row in rows:
+        image, label = Path(row["image"]), Path(row["label"])
+        assert image.is_file() and label.is_file() and image.is_absolute()
+        assert image.parent.name == label.parent.name  # a/ with a/, b/ with b/
+        if row["copy"] == "0":
+            assert label.is_relative_to(data / "labels") and row["deformed"] == "0"
+        else:
+            assert label == generated / label.relative_to(generated) and label.name.endswith(f"_nsp{row['copy']}.png")
+    originals = invoke("export", "--manifest", generated, "--format", "csv", "--copies", "original")
+    assert len(originals.stdout.splitlines()) == 1 + 5
+
+
+def test_jsonl_with_relative_paths_and_moved_data(generated, tmp_path):
+    shutil.move(tmp_path / "data", tmp_path / "moved")
+    out = tmp_path / "pairs.jsonl"
+    arguments = ["--manifest", generated, "--format", "jsonl", "--copies", "deformed", "--relative-to", tmp_path]
+    arguments += ["--labels", tmp_path / "moved" / "labels", "--images", tmp_path / "moved" / "images", "--out", out]
+    result = invoke("export", *arguments)
+    assert result.exit_code == 0 and f"wrote {out}: 10 pairs" in result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(row["deformed"] and row["copy"] > 0 for row in rows)
+    assert all(not row["image"].startswith("/") and (tmp_path / row["image"]).is_file() for row in rows)
+    assert {row["image"].split("/")[0] for row in rows} == {"moved"}
+
+
+def test_mmseg_split_and_config_name_exactly_the_manifests_pairs(generated, tmp_path):
+    split_file = generated / "split.txt"
+    result = invoke("export", "--manifest", generated, "--format", "mmseg", "--out", split_file)
+    assert result.exit_code == 0, result.output
+    names = split_file.read_text().splitlines()
+    assert names == ["a/scene_0000", "a/scene_0002", "a/scene_0004", "b/scene_0001", "b/scene_0003"]
+    config = {}
+    exec(result.stdout, {"train_pipeline": []}, config)  # the printed config is Python an mmseg config takes
+    datasets = config["train_dataset"]["datasets"]
+    assert [d["seg_map_suffix"] for d in datasets] == [".png", "_nsp1.png", "_nsp2.png"]
+    # What mmseg would derive from each name equals the pairs of the manifest.
+    derived = {
+        (
+            str(Path(d["data_prefix"]["img_path"]) / (n + d["img_suffix"])),
+            str(Path(d["data_prefix"]["seg_map_path"]) / (n + d["seg_map_suffix"])),
+        )
+        for d in datasets
+        for n in names
+    }
+    assert derived == {(str(pair.image), str(pair.label)) for pair in manifest_pairs(generated)}
+
+
+def test_mmseg_refuses_what_its_lists_cannot_say(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for index in range(6):
+        shutil.copy(SAMPLES / "labels" / f"scene_{index:04d}.png", labels)
+    images = tmp_path / "images"
+    shutil.copytree(SAMPLES / "images", images)
+    out = tmp_path / "out"
+    assert (
+        invoke("generate", "--labels", labels, "--images", images, "--copies", 2, "--prob", 0.5, "--out", out).exit_code
+        == 0
+    )
+    result = invoke(
+        "export", "--manifest", out, "--format", "mmseg", "--copies", "deformed", "--out", tmp_path / "s.txt"
+    )
+    assert result.exit_code == 2 and "is not deformed for every image" in result.stderr
+    assert mmseg_split(out).names == [f"scene_{index:04d}" for index in range(6)]
+    no_out = invoke("export", "--manifest", out, "--format", "mmseg")
+    assert no_out.exit_code == 2 and "give --out FILE" in no_out.stderr
+
+
+def test_a_manifest_without_images_or_of_noise_is_refused_in_one_line(tmp_path):
+    labels = tmp_path / "labels"
+    shutil.copytree(SAMPLES / "labels", labels)
+    assert invoke("generate", "--labels", labels, "--copies", 1, "--out", tmp_path / "g").exit_code == 0
+    result = invoke("export", "--manifest", tmp_path / "g")
+    assert result.exit_code == 1 and result.stderr.strip().endswith(
+        "made without images, so it pairs no label with an image"
+    )
+    assert invoke("noise", "--labels", labels, "--out", tmp_path / "n").exit_code == 0
+    noisy = invoke("export", "--manifest", tmp_path / "n")
+    assert noisy.exit_code == 1 and "the manifest of a noise run, where one of generate is needed" in noisy.stderr
