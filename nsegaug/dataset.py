@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import storage
 from .errors import shown_path
 
 # The file types a label map can be in: lossless formats only (a JPEG would have blurred the class indices).
@@ -27,7 +28,7 @@ class Sample:
 
 
 def iter_label_files(
-    root: Path, pattern: str | None = None, warn: Callable[[str], None] = lambda message: None
+    root: Path | str, pattern: str | None = None, warn: Callable[[str], None] = lambda message: None
 ) -> Iterator[str]:
     """Relative POSIX paths of label files under ``root``, in sorted order.
 
@@ -39,6 +40,12 @@ def iter_label_files(
     A link that points nowhere is skipped with a ``warn`` line (a moved
     dataset, an unmounted disk: a file the user expects in the run).
     """
+    if storage.is_url(root):  # a bucket: its keys, streamed, hidden ones and other types left out
+        for key in storage.walk(root):
+            parts = key.split("/")
+            if not any(part.startswith(".") for part in parts) and _matches(parts[-1], pattern):
+                yield key
+        return
     seen: set[tuple[int, int]] = set()
 
     def walk(folder: Path, prefix: PurePosixPath) -> Iterator[str]:
@@ -73,7 +80,7 @@ def strip_suffix(stem: str, suffix: str) -> str:
     return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
 
 
-def find_image(images_root: Path, label: str, label_suffix: str = "", image_suffix: str = "") -> str | None:
+def find_image(images_root: Path | str, label: str, label_suffix: str = "", image_suffix: str = "") -> str | None:
     """The image paired with ``label``: same folder, same stem, any image extension.
 
     The stem is the label's file name without its extension and without
@@ -85,7 +92,7 @@ def find_image(images_root: Path, label: str, label_suffix: str = "", image_suff
     for extension in IMAGE_EXTENSIONS:
         for candidate in (stem + extension, stem + extension.upper()):
             relative = path.parent / candidate
-            if (images_root / relative).is_file():
+            if storage.is_file(storage.join(images_root, str(relative))):
                 return str(relative)
     return None
 
@@ -147,7 +154,12 @@ def output_name(label: str, copy_index: int, template: str = DEFAULT_NAME_TEMPLA
     return str(path.parent / template.format(stem=path.stem, copy=copy_index, ext=path.suffix))
 
 
-def is_inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies below it, after resolving links."""
-    path, folder = path.resolve(), folder.resolve()
+def is_inside(path: Path | str, folder: Path | str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it, after resolving links (URLs: by their text)."""
+    if storage.is_url(path) or storage.is_url(folder):
+        if not (storage.is_url(path) and storage.is_url(folder)):
+            return False
+        path, folder = path.rstrip("/") + "/", folder.rstrip("/") + "/"
+        return path.startswith(folder)
+    path, folder = Path(path).resolve(), Path(folder).resolve()
     return path == folder or folder in path.parents

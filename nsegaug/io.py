@@ -113,13 +113,15 @@ def load_colour_palette(path: os.PathLike | str) -> ColourPalette:
     (``color`` also accepted). CSV: rows ``r,g,b,index`` or ``colour,index`` with the
     colour as ``#rrggbb``; a header row is skipped.
     """
-    path = Path(path)
+    from .storage import is_url, read_bytes
+
+    path = path if is_url(path) else Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise LabelFormatError(path, f"cannot read palette ({error.strerror})") from error
+        text = read_bytes(path).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise LabelFormatError(path, f"cannot read palette ({getattr(error, 'strerror', None) or error})") from error
     try:
-        pairs = _palette_pairs_json(text) if path.suffix.lower() == ".json" else _palette_pairs_csv(text)
+        pairs = _palette_pairs_json(text) if str(path).lower().endswith(".json") else _palette_pairs_csv(text)
         if not pairs:
             raise ValueError("no colours in the palette")
         colours = np.array([parse_colour(colour) for colour, _ in pairs], dtype=np.uint8)

@@ -16,8 +16,10 @@ workers, the manifest's life, resume, overwrite, and how a run ends.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -29,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
+from . import storage
 from .dataset import LABEL_EXTENSIONS, Sample, find_image, is_inside, iter_label_files
 from .errors import ManifestError, OutputInUse, StorageError, UsageError, shown_path
 from .manifest import (
@@ -42,6 +45,7 @@ from .manifest import (
     sort_manifest,
     write_meta,
 )
+from .storage import Location, is_url, join
 
 BACKENDS = ("loky", "dask")
 Log = Callable[[str], None]
@@ -61,27 +65,31 @@ class JobConfig:
     a colour table for RGB-coded maps. ``max_pixels``: the largest map
     Pillow opens (its decompression-bomb guard; None: Pillow's default).
     The execution fields (``jobs``, ``backend``, ``scheduler``,
-    ``on_error``) never change a byte of the outputs.
+    ``on_error``, ``storage_options``) never change a byte of the outputs.
+    Any folder may be an fsspec URL (``s3://bucket/prefix``; see
+    :mod:`nsegaug.storage`).
     """
 
-    labels: Path
-    out: Path
-    images: Path | None = None
+    labels: Location
+    out: Location
+    images: Location | None = None
     seed: int = 0
     pattern: str | None = None
     label_suffix: str = ""
     image_suffix: str = ""
-    palette: Path | None = None
+    palette: Location | None = None
     max_pixels: int | None = None
     jobs: int = 1
     backend: str = "loky"
     scheduler: str | None = None
     on_error: str = "skip"
+    # fsspec's keyword arguments for remote locations (endpoint, credentials): never recorded nor shown.
+    storage_options: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("labels", "out", "images", "palette"):  # str paths from Python callers
+        for name in ("labels", "out", "images", "palette"):  # str paths from Python callers, or URLs
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, Path(getattr(self, name)))
+                object.__setattr__(self, name, storage.as_location(getattr(self, name)))
         if self.seed < 0:
             raise UsageError(f"seed must be >= 0, got {self.seed}")
         if self.backend not in BACKENDS:
@@ -111,13 +119,20 @@ class JobConfig:
     def locations(self) -> dict:
         """The folders as absolute paths (the metadata's ``locations``): a fallback for a manifest moved alone."""
         paths = {"labels": self.labels, "images": self.images, "palette": self.palette, "out": self.out}
-        return {name: str(path.resolve()) for name, path in paths.items() if path is not None}
+        return {name: _absolute(path) for name, path in paths.items() if path is not None}
 
 
-def relative_to(path: Path | None, folder: Path) -> str | None:
-    """``path`` relative to ``folder`` (both resolved), in POSIX form; absolute where no relative path exists."""
+def _absolute(location: Location) -> str:
+    return location if is_url(location) else str(Path(location).resolve())
+
+
+def relative_to(path: Location | None, folder: Location) -> str | None:
+    """``path`` relative to ``folder`` (both resolved), in POSIX form; absolute where no relative path exists
+    (another drive, or a URL on either side)."""
     if path is None:
         return None
+    if is_url(path) or is_url(folder):
+        return _absolute(path)
     try:
         return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
     except ValueError:  # another drive (Windows)
@@ -128,12 +143,13 @@ def relative_to(path: Path | None, folder: Path) -> str | None:
 FOLDER_PARAMETERS = ("labels", "images", "palette")
 
 
-def resolved_parameters(parameters: Mapping, out: Path) -> dict:
+def resolved_parameters(parameters: Mapping, out: Location) -> dict:
     """The parameters with their folders as absolute paths (resolved against ``out``): comparable across runs."""
     resolved = dict(parameters)
     for name in FOLDER_PARAMETERS:
-        if resolved.get(name):
-            resolved[name] = str((out / resolved[name]).resolve())
+        value = resolved.get(name)
+        if value and not is_url(value) and not is_url(out):
+            resolved[name] = str((Path(out) / value).resolve())
     return resolved
 
 
@@ -147,11 +163,13 @@ class Output:
 
 @dataclass(frozen=True)
 class MaskOutcome:
-    """What a worker did with one mask: its rows, or one line saying why it failed."""
+    """What a worker did with one mask: its rows, or one line saying why it failed; and lines to warn with."""
 
     label: str
     rows: list = field(default_factory=list)
     error: str | None = None
+    warnings: tuple[str, ...] = ()
+    unpaired: bool = False
 
 
 class MaskJob:
@@ -224,47 +242,43 @@ class JobSummary:
 
 
 def plan(config: JobConfig, log: Log = lambda message: None) -> Iterator[Sample]:
-    """The samples of the job, streamed from the label folder."""
+    """The samples of the job, streamed from the label folder (images are paired by the workers)."""
     for label in iter_label_files(config.labels, config.pattern, warn=log):
-        image = None
-        if config.images is not None:
-            image = find_image(config.images, label, config.label_suffix, config.image_suffix)
-            if image is None:
-                log(f"warning: {shown_path(config.labels / label)}: no image found in {shown_path(config.images)}")
-        yield Sample(label, image)
+        yield Sample(label, None)
 
 
-def count_masks(config: JobConfig) -> int:
-    """How many label files the job has; none at all is a :class:`UsageError`."""
-    total = sum(1 for _ in iter_label_files(config.labels, config.pattern))
+def count_masks(config: JobConfig) -> int | None:
+    """How many label files the job has (None for a remote folder: not listed twice); none is a UsageError."""
+    if is_url(config.labels):
+        total = None if next(iter_label_files(config.labels, config.pattern), None) is not None else 0
+    else:
+        total = sum(1 for _ in iter_label_files(config.labels, config.pattern))
     if total == 0:
         what = f"matching {config.pattern!r}" if config.pattern else f"with a label extension {LABEL_EXTENSIONS}"
-        raise UsageError(f"{shown_path(config.labels)}: no files {what}")
+        raise UsageError(f"{storage.shown(config.labels)}: no files {what}")
     return total
 
 
 def check_request(job: MaskJob, resume: bool, overwrite: bool) -> None:
     """Refuse the run before anything is written, with a message that says why."""
     config = job.config
-    if not config.labels.is_dir():
-        raise UsageError(f"{shown_path(config.labels)}: label folder not found")
-    if config.images is not None and not config.images.is_dir():
-        raise UsageError(f"{shown_path(config.images)}: image folder not found")
-    if config.out.exists() and not config.out.is_dir():
-        raise UsageError(f"{shown_path(config.out)}: not a folder")
+    if not storage.is_dir(config.labels):
+        raise UsageError(f"{storage.shown(config.labels)}: label folder not found")
+    if config.images is not None and not storage.is_dir(config.images):
+        raise UsageError(f"{storage.shown(config.images)}: image folder not found")
+    if not is_url(config.out) and Path(config.out).exists() and not Path(config.out).is_dir():
+        raise UsageError(f"{storage.shown(config.out)}: not a folder")
     for source in (config.labels, config.images):
         if source is not None and is_inside(config.out, source):
-            raise UsageError(
-                f"output folder {config.out} is inside {source}: outputs must not be written among sources"
-            )
+            raise UsageError(f"output folder {config.out} is inside {source}: outputs must not go among sources")
         if source is not None and is_inside(source, config.out):
             raise UsageError(f"{source} is inside the output folder {config.out}: sources must not lie among outputs")
     if resume and overwrite:
         raise UsageError("resume and overwrite exclude each other")
-    if config.out.is_dir() and any(config.out.iterdir()) and not (resume or overwrite):
-        raise OutputInUse(f"{shown_path(config.out)} is not empty")
-    meta_path = config.out / META_NAME
-    if resume and meta_path.exists():
+    if not (resume or overwrite) and next(storage.walk(config.out), None) is not None:
+        raise OutputInUse(f"{storage.shown(config.out)} is not empty")
+    meta_path = join(config.out, META_NAME)
+    if resume and storage.exists(meta_path):
         old = read_meta(meta_path)
         if old.kind != job.kind:
             raise UsageError(f"cannot resume: {meta_path} is the record of a {old.kind} run, not of {job.kind}")
@@ -275,11 +289,118 @@ def check_request(job: MaskJob, resume: bool, overwrite: bool) -> None:
             raise UsageError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
 
 
+# --------------------------------------------------------------------------- the manifest of a run
+
+
+PARTS = "manifest.parts"
+# A remote run writes its rows in parts of at most this many masks, or at most this often.
+PART_MASKS = 64
+PART_SECONDS = 5.0
+
+
+class ManifestLog:
+    """The manifest a run writes: rows appended only once their files exist, sorted at the end.
+
+    In a local folder the rows are appended to ``manifest.jsonl`` and
+    flushed to disk mask by mask. An object store has no append: the rows go
+    to numbered part objects (``manifest.parts/<run>-<n>.jsonl``), each PUT
+    once all its masks' objects are written, at most ``PART_MASKS`` masks or
+    ``PART_SECONDS`` apart, so a killed run loses at most the rows of its
+    last part (those masks are redone on resume, to the same bytes). At the
+    end the manifest and the parts, in order, are merged into one sorted
+    ``manifest.jsonl`` and the parts removed.
+    """
+
+    def __init__(self, out: Location, row_type: type) -> None:
+        self.out, self.row_type = out, row_type
+        self.remote = is_url(out)
+        self.manifest = join(out, MANIFEST_NAME)
+        self.run = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        self.pending: list = []
+        self.pending_masks, self.parts_written, self.last_flush = 0, 0, time.monotonic()
+        self.workspace = Path(tempfile.mkdtemp(prefix="nsegaug-manifest-")) if self.remote else None
+
+    def rows_file(self) -> Path | None:
+        """A local file holding every row written so far, in the order written (None: no rows yet)."""
+        if not self.remote:
+            return Path(self.manifest) if Path(self.manifest).exists() else None
+        merged = self.workspace / "merged.jsonl"
+        with open(merged, "wb") as target:
+            for location in [self.manifest, *self._parts()]:
+                try:
+                    target.write(storage.read_bytes(location))
+                except FileNotFoundError:
+                    continue
+        return merged if merged.stat().st_size else None
+
+    def _parts(self) -> list[Location]:
+        folder = join(self.out, PARTS)
+        return [join(folder, key) for key in sorted(storage.walk(folder))] if storage.exists(folder) else []
+
+    def keep(self, labels: set[str]) -> None:
+        """Keep only the rows of ``labels`` (verified by resume), sorted, as the manifest."""
+        rows = self.rows_file()
+        if rows is None or not labels:
+            self.discard()
+            return
+        sort_manifest(rows, self.row_type, keep=labels)
+        self._publish(rows)
+
+    def append(self, rows: list) -> None:
+        if not self.remote:
+            try:
+                append_rows(Path(self.manifest), rows)
+            except OSError as error:
+                raise StorageError.from_os_error(error, self.manifest, "cannot add to the manifest") from error
+            return
+        self.pending += rows
+        self.pending_masks += 1
+        if self.pending_masks >= PART_MASKS or time.monotonic() - self.last_flush >= PART_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.parts_written += 1
+        part = join(join(self.out, PARTS), f"{self.run}-{self.parts_written:06d}.jsonl")
+        storage.write_bytes(part, "".join(row.to_json() + "\n" for row in self.pending).encode("utf-8"))
+        self.pending, self.pending_masks, self.last_flush = [], 0, time.monotonic()
+
+    def finish(self) -> Path | None:
+        """Sort the manifest (and merge the parts into it); returns a local file of the final rows."""
+        self.flush()
+        rows = self.rows_file()
+        if rows is None:
+            return None
+        sort_manifest(rows, self.row_type)
+        if self.remote:
+            self._publish(rows)
+        return rows
+
+    def _publish(self, rows: Path) -> None:
+        """A remote manifest: the local rows PUT whole, then the parts they hold removed."""
+        if not self.remote:
+            return
+        parts = self._parts()
+        storage.write_bytes(self.manifest, rows.read_bytes())
+        for part in parts:
+            storage.remove(part)
+
+    def discard(self) -> None:
+        """Remove the manifest and every part (a fresh run)."""
+        for location in [self.manifest, *(self._parts() if self.remote else [])]:
+            storage.remove(location)
+
+    def close(self) -> None:
+        if self.workspace is not None:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- the output folder before a run
 
 
-def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> set[str]:
-    """Make the output folder ready for this run; returns the labels an earlier run finished (on resume).
+def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tuple[set[str], ManifestLog]:
+    """Make the output folder ready for this run: the labels an earlier run finished (on resume), and the log.
 
     Files an earlier run wrote (those its manifest lists, and those it may
     have written before being stopped) are removed with ``overwrite``; a
@@ -287,44 +408,44 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> set
     (:class:`OutputInUse` naming it): the folder may hold someone's data.
     """
     out = job.config.out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StorageError.from_os_error(error, out, "cannot create the output folder") from error
-    previous = read_meta(out / META_NAME).parameters if (out / META_NAME).exists() else {}
-    listed = _listed_outputs(out / MANIFEST_NAME, job) if (resume or overwrite) else set()
-    foreign = [name for name in _files(out) if not _is_ours(job, name, listed, previous)]
+    if not is_url(out):
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError.from_os_error(error, out, "cannot create the output folder") from error
+    meta = join(out, META_NAME)
+    previous = read_meta(meta).parameters if storage.exists(meta) else {}
+    manifest_log = ManifestLog(out, job.row_type)
+    rows = manifest_log.rows_file() if (resume or overwrite) else None
+    listed = _listed_outputs(rows, job)
+    foreign = [name for name in storage.walk(out) if not _is_ours(job, name, listed, previous)]
     if foreign:
         shown = ", ".join(shown_path(name) for name in foreign[:SHOWN_FILES])
         more = f" and {len(foreign) - SHOWN_FILES} more" if len(foreign) > SHOWN_FILES else ""
-        raise OutputInUse(f"{shown_path(out)} holds files no nsegaug {job.kind} run wrote: {shown}{more}")
+        raise OutputInUse(f"{storage.shown(out)} holds files no nsegaug {job.kind} run wrote: {shown}{more}")
     remove_temporary_files(out)
     if overwrite:
-        _remove(out, sorted(listed | {name for name in _files(out) if name not in (MANIFEST_NAME, META_NAME)}))
-        for name in (MANIFEST_NAME, META_NAME):
-            (out / name).unlink(missing_ok=True)
-    done = completed_labels(job, log) if resume else set()
-    manifest = out / MANIFEST_NAME
+        ours = {name for name in storage.walk(out) if not _is_record(name)}
+        _remove(out, sorted(listed | ours))
+        manifest_log.discard()
+        storage.remove(meta)
+    done = completed_labels(job, rows, log) if resume and rows is not None else set()
     if done:
         # Keep only verified rows: a line torn by a killed run must not end up
         # in the middle of the file once new rows are appended after it.
-        sort_manifest(manifest, job.row_type, keep=done)
+        manifest_log.keep(done)
     else:
-        manifest.unlink(missing_ok=True)
-    return done
+        manifest_log.discard()
+    return done, manifest_log
 
 
-def _files(out: Path) -> Iterator[str]:
-    """Every file under ``out`` (hidden ones too), relative, in POSIX form; links are not followed."""
-    for folder, folders, files in os.walk(out):
-        folders.sort()
-        relative = Path(folder).relative_to(out)
-        for name in sorted(files):
-            yield (relative / name).as_posix()
+def _is_record(name: str) -> bool:
+    """The manifest, its metadata, and a remote manifest's parts."""
+    return name in (MANIFEST_NAME, META_NAME) or name.startswith(PARTS + "/")
 
 
 def _is_ours(job: MaskJob, name: str, listed: set[str], previous: Mapping) -> bool:
-    if name in (MANIFEST_NAME, META_NAME) or name in listed or _is_temporary(name):
+    if _is_record(name) or name in listed or _is_temporary(name):
         return True
     return job.could_write(name, job.parameters()) or (bool(previous) and job.could_write(name, previous))
 
@@ -334,48 +455,46 @@ def _is_temporary(name: str) -> bool:
     return base.startswith(".") and base.endswith(".tmp")
 
 
-def _listed_outputs(manifest: Path, job: MaskJob) -> set[str]:
-    if not manifest.exists():
+def _listed_outputs(rows: Path | None, job: MaskJob) -> set[str]:
+    if rows is None or not rows.exists():
         return set()
-    return {row.output for _, rows in iter_mask_groups(manifest, job.row_type) for row in rows.values() if row.output}
+    return {row.output for _, group in iter_mask_groups(rows, job.row_type) for row in group.values() if row.output}
 
 
-def _remove(out: Path, names) -> None:
+def _remove(out: Location, names) -> None:
     for name in names:
         try:
-            (out / name).unlink(missing_ok=True)
+            storage.remove(join(out, name))
         except OSError as error:
-            raise StorageError.from_os_error(error, out / name, "cannot remove") from error
+            raise StorageError.from_os_error(error, join(out, name), "cannot remove") from error
 
 
-def remove_temporary_files(out: Path) -> None:
-    """Temp files of a killed run (``.<name>.<pid>.tmp``): never outputs, safe to delete."""
-    for path in out.rglob(".*.tmp"):
-        path.unlink(missing_ok=True)
+def remove_temporary_files(out: Location) -> None:
+    """Temp files of a killed run (``.<name>.<pid>.tmp``): never outputs, safe to delete. (A store has none.)"""
+    if not is_url(out):
+        for path in Path(out).rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
 
 
-def completed_labels(job: MaskJob, log: Log = lambda message: None) -> set[str]:
+def completed_labels(job: MaskJob, rows_file: Path, log: Log = lambda message: None) -> set[str]:
     """Labels of the masks that an earlier run finished, after checking their files.
 
     A mask counts as done when the manifest has all its rows, its source is
     unchanged and every output file is there with the recorded checksum; any
-    other mask is redone. Streams the manifest one mask at a time.
+    other mask is redone. Streams the rows one mask at a time.
     """
     config = job.config
-    manifest = config.out / MANIFEST_NAME
-    if not manifest.exists():
-        return set()
     verdicts: dict[str, list | None] = {}
-    for label, rows in iter_mask_groups(manifest, job.row_type):
+    for label, rows in iter_mask_groups(rows_file, job.row_type):
         # A later run of rows for the same label (a redo) decides.
         complete = job.is_complete(rows)
         first = next(iter(rows.values()))
-        if complete and not _has_checksum(config.labels / label, first.sha256_label):
-            log(f"warning: {shown_path(config.labels / label)}: changed since its outputs were made; making them again")
+        source = join(config.labels, label)
+        if complete and not _has_checksum(source, first.sha256_label):
+            log(f"warning: {storage.shown(source)}: changed since its outputs were made; making them again")
             complete = False
-        outputs_ok = all(
-            _has_checksum(config.out / row.output, row.sha256_output) for row in rows.values() if row.output
-        )
+        outputs = [row for row in rows.values() if row.output]
+        outputs_ok = all(_has_checksum(join(config.out, row.output), row.sha256_output) for row in outputs)
         verdicts[label] = list(rows.values()) if complete and outputs_ok else None
     for rows in verdicts.values():
         if rows is not None:
@@ -383,12 +502,10 @@ def completed_labels(job: MaskJob, log: Log = lambda message: None) -> set[str]:
     return {label for label, rows in verdicts.items() if rows is not None}
 
 
-def _has_checksum(path: Path, sha: str) -> bool:
-    """Whether ``path`` is there with this SHA-256 (a missing or unreadable file is not)."""
-    from .io import sha256_file
-
+def _has_checksum(location: Location, sha: str) -> bool:
+    """Whether the file is there with this SHA-256 (a missing or unreadable file is not)."""
     try:
-        return sha256_file(path) == sha
+        return storage.sha256(location) == sha
     except OSError:
         return False
 
@@ -414,9 +531,17 @@ def run_job(
     ``KeyboardInterrupt`` (recorded as interrupted).
     """
     started = time.perf_counter()  # resume's checks are part of the run's time
+    storage.configure(job.config.storage_options)
     check_request(job, resume, overwrite)
     total = count_masks(job.config)
-    done = prepare_output(job, resume, overwrite, log)
+    done, manifest_log = prepare_output(job, resume, overwrite, log)
+    try:
+        return _run(job, done, manifest_log, total, progress, command_line, log, started)
+    finally:
+        manifest_log.close()
+
+
+def _run(job, done, manifest_log, total, progress, command_line, log, started) -> JobSummary:
     summary = JobSummary(skipped=len(done), outputs_name=f"{job.outputs_noun} written")
     meta = RunMeta(
         kind=job.kind,
@@ -429,38 +554,39 @@ def run_job(
     _write_meta(job.config.out, meta)
     fault = None
     try:
-        meta.status = run_masks(job, _pending(job, done, summary, log), summary, total, progress, log)
+        samples = (sample for sample in plan(job.config, log) if sample.label not in done)
+        meta.status = run_masks(job, samples, manifest_log, summary, total, progress, log)
     except StorageError as error:
         meta.status, fault = "failed", error
     finally:
         summary.elapsed = time.perf_counter() - started
-        fault = finish_run(job, meta, summary, total, log) or fault
+        fault = finish_run(job, manifest_log, meta, summary, total, log) or fault
     if fault is not None:
         raise fault
     return summary
 
 
-def _pending(job: MaskJob, done: set[str], summary: JobSummary, log: Log) -> Iterator[Sample]:
-    for sample in plan(job.config, log):
-        if sample.image is None and job.config.images is not None:
-            summary.unpaired += 1
-        if sample.label not in done:
-            yield sample
-
-
 def run_masks(
-    job: MaskJob, samples: Iterator[Sample], summary: JobSummary, total: int, progress: bool, log: Log
+    job: MaskJob,
+    samples: Iterator[Sample],
+    manifest_log: ManifestLog,
+    summary: JobSummary,
+    total: int | None,
+    progress: bool,
+    log: Log,
 ) -> str:
-    """Process ``samples`` in parallel, appending each mask's rows once its files exist.
+    """Process ``samples`` in parallel, adding each mask's rows to the manifest once its files exist.
 
     Returns the run's status: ``complete``, or ``failed`` when a mask failed.
     An interruption propagates (the caller records ``interrupted``).
     """
-    manifest = job.config.out / MANIFEST_NAME
     outcomes = _run_parallel(job, samples)
     with _progress_bar(total, progress, initial=summary.skipped) as bar, _quiet_cancellation(), closing(outcomes):
         for outcome in outcomes:
             bar.update(1)
+            for warning in outcome.warnings:
+                log(f"warning: {warning}")
+            summary.unpaired += outcome.unpaired
             if outcome.error:
                 summary.failed += 1
                 summary.failures.append(outcome.error)
@@ -470,17 +596,16 @@ def run_masks(
                     # the manifest, so the end of the run removes them.
                     break
                 continue
-            try:
-                append_rows(manifest, outcome.rows)
-            except OSError as error:
-                raise StorageError.from_os_error(error, manifest, "cannot add to the manifest") from error
+            manifest_log.append(outcome.rows)
             job.observe(outcome.rows)
             summary.masks += 1
             summary.outputs_written += sum(1 for row in outcome.rows if row.output)
     return "failed" if summary.failed else "complete"
 
 
-def finish_run(job: MaskJob, meta: RunMeta, summary: JobSummary, total: int, log: Log) -> StorageError | None:
+def finish_run(
+    job: MaskJob, manifest_log: ManifestLog, meta: RunMeta, summary: JobSummary, total: int | None, log: Log
+) -> StorageError | None:
     """Sort the manifest, remove what it does not list, and record how the run ended.
 
     Each step is tried even when one before it failed (a full disk), and the
@@ -490,12 +615,12 @@ def finish_run(job: MaskJob, meta: RunMeta, summary: JobSummary, total: int, log
     out = job.config.out
     if meta.status == "running":
         meta.status = "interrupted"
-    faults = []
-    for step in (_sort, _sweep):
-        try:
-            step(job)
-        except (OSError, ManifestError) as error:
-            faults.append(error if isinstance(error, StorageError) else StorageError.from_os_error(error, out))
+    faults: list[StorageError] = []
+    rows = _step(faults, manifest_log.manifest, "cannot sort the manifest", manifest_log.finish)
+    # Even when the sort failed (a full disk), the unsorted manifest says what is listed; removing the rest
+    # also frees the space the record of the run needs.
+    listed_in = rows if rows is not None else _step(faults, out, "cannot read the manifest", manifest_log.rows_file)
+    _step(faults, out, "cannot clean up", lambda: _sweep(job, listed_in))
     if faults:
         meta.status = "failed"
     summary.counts, summary.warnings = job.report()
@@ -509,33 +634,33 @@ def finish_run(job: MaskJob, meta: RunMeta, summary: JobSummary, total: int, log
     return faults[0] if faults else None
 
 
-def _sort(job: MaskJob) -> None:
-    # Rows of this run were appended as they came; the final manifest is
-    # sorted, so it is the same however the work was split.
-    manifest = job.config.out / MANIFEST_NAME
-    if manifest.exists():
-        try:
-            sort_manifest(manifest, job.row_type)
-        except OSError as error:
-            raise StorageError.from_os_error(error, manifest, "cannot sort the manifest") from error
+def _step(faults: list[StorageError], location: Location, doing: str, action: Callable):
+    """``action()``; an I/O fault is added to ``faults`` as one line instead of stopping the end of a run."""
+    try:
+        return action()
+    except StorageError as error:
+        faults.append(error)
+    except (OSError, ManifestError) as error:
+        faults.append(StorageError.from_os_error(error, location, doing) if isinstance(error, OSError) else error)
+    return None
 
 
-def _sweep(job: MaskJob) -> None:
+def _sweep(job: MaskJob, rows: Path | None) -> None:
     """Remove what the manifest does not list: temp files of stopped workers, the files of masks whose rows
     were never appended (a failure, an interruption, a stop after the first error)."""
     out = job.config.out
     remove_temporary_files(out)
-    listed = _listed_outputs(out / MANIFEST_NAME, job)
+    listed = _listed_outputs(rows, job)
     parameters = job.parameters()
-    stale = [name for name in _files(out) if name not in listed and job.could_write(name, parameters)]
-    _remove(out, [name for name in stale if name not in (MANIFEST_NAME, META_NAME)])
+    stale = [name for name in storage.walk(out) if not _is_record(name) and name not in listed]
+    _remove(out, [name for name in stale if job.could_write(name, parameters)])
 
 
-def _record(meta: RunMeta, summary: JobSummary, total: int) -> None:
+def _record(meta: RunMeta, summary: JobSummary, total: int | None) -> None:
     meta.finished = _now()
     meta.elapsed_s = round(summary.elapsed, 3)
     meta.counts = {
-        "masks_total": total,
+        "masks_total": total if total is not None else summary.masks + summary.skipped + summary.failed,
         "masks_done": summary.masks,
         "masks_skipped": summary.skipped,
         "masks_failed": summary.failed,
@@ -548,11 +673,11 @@ def _record(meta: RunMeta, summary: JobSummary, total: int) -> None:
     meta.warnings = summary.warnings
 
 
-def _write_meta(out: Path, meta: RunMeta) -> None:
+def _write_meta(out: Location, meta: RunMeta) -> None:
     try:
-        write_meta(out / META_NAME, meta)
+        write_meta(join(out, META_NAME), meta)
     except OSError as error:
-        raise StorageError.from_os_error(error, out / META_NAME, "cannot record the run") from error
+        raise StorageError.from_os_error(error, join(out, META_NAME), "cannot record the run") from error
 
 
 def _now() -> str:
@@ -563,33 +688,45 @@ def _now() -> str:
 
 
 def process_mask(job: MaskJob, sample: Sample) -> MaskOutcome:
-    """Read one mask, write its outputs atomically, return its manifest rows.
+    """Read one mask, pair it with its image, write its outputs whole, return its manifest rows.
 
-    Runs in a worker: the mask is read here, not shipped from the parent.
-    Every failure of this file becomes ``MaskOutcome.error``, one line that
-    names the file.
+    Runs in a worker: the mask is read here, not shipped from the parent,
+    and the outputs go from here to their folder or bucket. Every failure of
+    this file becomes ``MaskOutcome.error``, one line that names the file.
     """
-    _worker_setup(job.config.max_pixels)
-    source = job.config.labels / sample.label
+    config = job.config
+    _worker_setup(config.max_pixels)
+    storage.configure(config.storage_options)
+    source = join(config.labels, sample.label)
+    warnings_of_mask: list[str] = []
     try:
-        data = source.read_bytes()
-        rows, outputs = job.make(sample, source, data)
+        if config.images is not None:
+            image = find_image(config.images, sample.label, config.label_suffix, config.image_suffix)
+            sample = Sample(sample.label, image)
+            if image is None:
+                warnings_of_mask.append(f"{storage.shown(source)}: no image found in {storage.shown(config.images)}")
+        rows, outputs = job.make(sample, source, storage.read_bytes(source))
         for output in outputs:
-            _write_output(job.config.out, output)
-        return MaskOutcome(sample.label, rows)
+            _write_output(config.out, output)
+        return MaskOutcome(
+            sample.label, rows, None, tuple(warnings_of_mask), sample.image is None and config.images is not None
+        )
     except Exception as error:  # noqa: BLE001 - every failure of one file is that file's one line
-        return MaskOutcome(sample.label, [], _one_line(source, error))
+        return MaskOutcome(sample.label, [], _one_line(source, error), tuple(warnings_of_mask))
 
 
-def _write_output(out: Path, output: Output) -> None:
+def _write_output(out: Location, output: Output) -> None:
+    if is_url(out):
+        storage.write_bytes(join(out, output.name), output.data)
+        return
     from .io import write_bytes_atomic
 
-    target = out / output.name
+    target = Path(out) / output.name
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     # A link inside the output folder (planted, or left by a tool) must not send outputs elsewhere.
     if not is_inside(folder, out):
-        raise StorageError(target, f"resolves outside the output folder {shown_path(out.resolve())}")
+        raise StorageError(target, f"resolves outside the output folder {shown_path(Path(out).resolve())}")
     # Not flushed to disk one by one: an OS crash can only leave a damaged
     # copy, and resume checks every output's checksum.
     write_bytes_atomic(target, output.data, durable=False)

@@ -19,9 +19,10 @@ from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import storage
 from ._version import __version__
 from .errors import ManifestError
-from .io import atomic_writer, write_bytes_atomic
+from .io import atomic_writer
 
 MANIFEST_NAME = "manifest.jsonl"
 META_NAME = "manifest.meta.json"
@@ -385,9 +386,9 @@ def _parse_line(path: Path, number: int, line: bytes | str, last: bool, row_type
 
 
 def read_meta(path: os.PathLike | str) -> RunMeta:
-    """The metadata file as a :class:`RunMeta`, checked to be one this version reads (:meth:`RunMeta.check`)."""
+    """The metadata file (or object) as a :class:`RunMeta`, checked to be one this version reads."""
     try:
-        values = json.loads(Path(path).read_text(encoding="utf-8"))
+        values = json.loads(storage.read_bytes(path).decode("utf-8"))
     except FileNotFoundError as error:
         raise ManifestError(f"{path}: not found") from error
     except OSError as error:
@@ -444,8 +445,8 @@ def sort_manifest(path: Path, row_type: type = CopyRow, keep: Container[str] | N
                 target.write(source.read(length))
 
 
-def write_meta(path: Path, meta: RunMeta) -> None:
-    write_bytes_atomic(path, (json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8"))
+def write_meta(path: Path | str, meta: RunMeta) -> None:
+    storage.write_bytes(path, (json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def parameter_differences(old: Mapping, new: Mapping) -> list[str]:

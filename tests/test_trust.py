@@ -439,17 +439,17 @@ def test_max_pixels_lets_the_user_set_pillows_size_guard(labels, tmp_path):
 
 
 def test_resume_counts_the_time_its_checks_take(labels, tmp_path, monkeypatch):
-    import nsegaug.io
+    import nsegaug.storage
 
     out = tmp_path / "out"
     assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    real_sha = nsegaug.io.sha256_file
+    real_sha = nsegaug.storage.sha256
 
     def slow_sha(path):
         time.sleep(0.05)  # each checksum of resume's checks takes at least this long
         return real_sha(path)
 
-    monkeypatch.setattr(nsegaug.io, "sha256_file", slow_sha)
+    monkeypatch.setattr(nsegaug.storage, "sha256", slow_sha)
     result = generate("--labels", labels, "--copies", 2, "--out", out, "--resume", "--jobs", 1)
     elapsed = float(result.stderr.split("elapsed: ")[1].split("s,")[0])
     assert "masks: 0, copies written: 0, skipped: 8" in result.stderr

@@ -1,0 +1,275 @@
+"""Where files are: a local folder, or any fsspec URL (``s3://bucket/prefix``, ``gs://``, ``az://``, ``memory://``).
+
+Everything that reads or writes a label map, an output or a manifest goes
+through these functions, so a job runs the same on a disk and in a bucket.
+A location is a ``Path`` (or a string without ``://``) on this machine, or a
+URL string; :func:`join` keeps that kind.
+
+Object stores have no rename and no append, and this module says how each
+guarantee of a local run holds there:
+
+- **whole or nothing**: an object is written with one PUT, which the store
+  makes visible whole or not at all, so there are no temp objects to leave
+  behind after an interrupt;
+- **listing**: streamed page by page (S3: ``list_objects_v2``, 1000 keys a
+  page), never held whole in memory;
+- **transient faults** (throttling, time-outs, a dropped connection) are
+  retried with exponential backoff; a permanent one (no such bucket, access
+  denied, a missing object) is a one-line :class:`~nsegaug.errors.StorageError`
+  naming the object.
+
+Credentials and endpoints come from the standard places (environment,
+profiles, ``AWS_ENDPOINT_URL``) and from ``storage_options`` (fsspec's keyword
+arguments for the store), which are set per process with :func:`configure`
+and never printed or recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import StorageError, shown_path
+
+Location = Path | str
+# Retries of a transient fault: waits of 0.25, 0.5, 1, 2, 4 s, then the error.
+RETRIES = 5
+FIRST_WAIT_S = 0.25
+_options: dict = {}
+
+
+def configure(storage_options: dict | None) -> None:
+    """Set the keyword arguments of this process's remote file systems (endpoint, credentials, ...)."""
+    global _options
+    if (storage_options or {}) != _options:
+        _options = dict(storage_options or {})
+        _filesystem.cache_clear()
+
+
+def is_url(location: Location) -> bool:
+    return isinstance(location, str) and "://" in location
+
+
+def as_location(text: str | os.PathLike) -> Location:
+    """A command-line or recorded location: a URL as it is, anything else a local ``Path``."""
+    return text if is_url(text) else Path(text)
+
+
+def join(root: Location, key: str) -> Location:
+    """``root / key``, keeping the kind: a ``Path`` for a local root, a URL string for a remote one."""
+    if is_url(root):
+        return f"{root.rstrip('/')}/{key}" if key else root
+    return Path(root) / key
+
+
+def parent(location: Location) -> Location:
+    if is_url(location):
+        head, _, _ = location.rstrip("/").rpartition("/")
+        return head
+    return Path(location).parent
+
+
+def name(location: Location) -> str:
+    return location.rstrip("/").rpartition("/")[2] if is_url(location) else Path(location).name
+
+
+@lru_cache(maxsize=16)
+def _filesystem(protocol: str):
+    import fsspec
+
+    try:
+        return fsspec.filesystem(protocol, **_options)
+    except ImportError as error:
+        reason = f"no file system for {protocol}:// ({error}); pip install 'nsegaug[cloud]'"
+        raise StorageError(f"{protocol}://", reason) from error
+    except ValueError as error:
+        raise StorageError(f"{protocol}://", f"unknown kind of URL ({error})") from error
+
+
+def filesystem(url: str):
+    """The fsspec file system of ``url`` (one per protocol and process), and the path inside it."""
+    protocol, _, path = url.partition("://")
+    fs = _filesystem(protocol)
+    return fs, fs._strip_protocol(url)
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether retrying may help: throttling, time-outs, dropped connections, a server's 5xx."""
+    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    text = f"{type(error).__name__} {error}".lower()
+    markers = ("slowdown", "throttl", "timeout", "timed out", "connection", "temporar", "503", "500", "reset")
+    return isinstance(error, (ConnectionError, TimeoutError)) or any(marker in text for marker in markers)
+
+
+def with_retries(action: Callable, location: Location, doing: str):
+    """``action()``, retried with exponential backoff on a transient fault; a permanent one is a StorageError."""
+    wait = FIRST_WAIT_S
+    for attempt in range(RETRIES + 1):
+        try:
+            return action()
+        except StorageError:
+            raise
+        except Exception as error:  # noqa: BLE001 - each store raises its own kinds; all become one line
+            if attempt < RETRIES and _transient(error):
+                time.sleep(wait)
+                wait *= 2
+                continue
+            raise _storage_error(error, location, doing) from error
+    raise AssertionError("unreachable")
+
+
+def _storage_error(error: BaseException, location: Location, doing: str) -> StorageError:
+    if isinstance(error, OSError) and not is_url(location):
+        return StorageError.from_os_error(error, location, doing)
+    reason = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, FileNotFoundError) and "bucket" not in reason.lower():
+        reason = "not found"
+    elif isinstance(error, PermissionError):
+        reason = f"access denied ({reason})" if "denied" not in reason.lower() else reason
+    return StorageError(location, f"{doing}: {reason}" if doing else reason)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_bytes(location: Location) -> bytes:
+    """The bytes of a file or object (a missing one is a :class:`FileNotFoundError`, others a StorageError)."""
+    if not is_url(location):
+        return Path(location).read_bytes()
+    fs, path = filesystem(location)
+    try:
+        return with_retries(lambda: fs.cat_file(path), location, "cannot read")
+    except StorageError as error:
+        if error.reason.endswith("not found"):
+            raise FileNotFoundError(2, "not found", str(location)) from error
+        raise
+
+
+def write_bytes(location: Location, data: bytes, durable: bool = True) -> None:
+    """Write a file or object whole or not at all: local, a temp file renamed into place; remote, one PUT."""
+    if not is_url(location):
+        from .io import write_bytes_atomic
+
+        write_bytes_atomic(location, data, durable)
+        return
+    fs, path = filesystem(location)
+    with_retries(lambda: fs.pipe_file(path, data), location, "cannot write")
+
+
+def remove(location: Location) -> None:
+    if not is_url(location):
+        Path(location).unlink(missing_ok=True)
+        return
+    fs, path = filesystem(location)
+
+    def delete():
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    with_retries(delete, location, "cannot remove")
+
+
+def exists(location: Location) -> bool:
+    if not is_url(location):
+        return Path(location).exists()
+    fs, path = filesystem(location)
+    return bool(with_retries(lambda: fs.exists(path), location, "cannot look up"))
+
+
+def is_file(location: Location) -> bool:
+    if not is_url(location):
+        return Path(location).is_file()
+    fs, path = filesystem(location)
+    return bool(with_retries(lambda: fs.isfile(path), location, "cannot look up"))
+
+
+def is_dir(location: Location) -> bool:
+    """Whether a folder is there; for a bucket prefix, whether the bucket is (a prefix exists once written to)."""
+    if not is_url(location):
+        return Path(location).is_dir()
+    fs, path = filesystem(location)
+    bucket = path.split("/", 1)[0]
+    return bool(
+        with_retries(lambda: fs.isdir(path) or (path != bucket and fs.exists(bucket)), location, "cannot look up")
+    )
+
+
+def sha256(location: Location) -> str:
+    digest = hashlib.sha256()
+    if not is_url(location):
+        with open(location, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    digest.update(read_bytes(location))
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def walk(root: Location) -> Iterator[str]:
+    """Every file under ``root`` (relative keys, POSIX form), hidden ones too; streamed.
+
+    Local: sorted, links not followed (for the output folder). Remote: the
+    store's order (S3: byte order of the keys), page by page.
+    """
+    if not is_url(root):
+        for folder, folders, files in os.walk(root):
+            folders.sort()
+            relative = Path(folder).relative_to(root)
+            for file_name in sorted(files):
+                yield (relative / file_name).as_posix()
+        return
+    fs, path = filesystem(root)
+    prefix = path.rstrip("/") + "/"
+    for key in _remote_keys(fs, prefix, root):
+        yield key[len(prefix) :]
+
+
+def _remote_keys(fs, prefix: str, root: Location) -> Iterator[str]:
+    """Full keys of every object under ``prefix``: S3 page by page; other stores folder by folder."""
+    if type(fs).__name__ == "S3FileSystem":
+        yield from _s3_keys(fs, prefix, root)
+        return
+    try:
+        walked = fs.walk(prefix.rstrip("/"), detail=False)
+        for folder, folders, files in walked:
+            folders.sort()
+            for file_name in sorted(files):
+                yield posixpath.join(folder, file_name)
+    except FileNotFoundError:
+        return
+
+
+def _s3_keys(fs, prefix: str, root: Location) -> Iterator[str]:
+    from fsspec.asyn import sync
+
+    bucket, _, key_prefix = prefix.partition("/")
+    token = None
+    while True:
+        arguments = {"Bucket": bucket, "Prefix": key_prefix, "MaxKeys": 1000}
+        if token:
+            arguments["ContinuationToken"] = token
+        page = with_retries(lambda a=arguments: sync(fs.loop, fs._call_s3, "list_objects_v2", **a), root, "cannot list")
+        for item in page.get("Contents", []):
+            yield f"{bucket}/{item['Key']}"
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated"):
+            return
+
+
+def shown(location: Location) -> str:
+    """A location as messages show it (one line)."""
+    return shown_path(str(location))
