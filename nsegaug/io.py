@@ -179,8 +179,18 @@ def read_label(
     """Read a label map with Pillow; any unusable file is a :class:`LabelFormatError`.
 
     ``data``: the file's bytes when the caller already has them (``path`` then only names the file).
+    ``path`` may be an fsspec URL (see :mod:`nsegaug.storage`).
     """
-    path = Path(path)
+    from .storage import is_url, read_bytes
+
+    if is_url(path):
+        if data is None:
+            try:
+                data = read_bytes(path)
+            except FileNotFoundError as error:
+                raise LabelFormatError(path, "file not found") from error
+    else:
+        path = Path(path)
     try:
         with Image.open(io.BytesIO(data) if data is not None else path) as image:
             if image.format not in _SAVE_FORMATS:
@@ -305,6 +315,13 @@ def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = Tru
     """
     with atomic_writer(path, durable) as stream:
         stream.write(data)
+
+
+def open_image(location: os.PathLike | str) -> Image.Image:
+    """Pillow's ``Image.open`` of a file or an fsspec URL."""
+    from .storage import is_url, read_bytes
+
+    return Image.open(io.BytesIO(read_bytes(location))) if is_url(location) else Image.open(location)
 
 
 def sha256_bytes(data: bytes) -> str:

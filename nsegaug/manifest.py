@@ -223,17 +223,22 @@ class RunMeta:
 class Manifest:
     """A manifest opened for reading: its path, its checked metadata (None where there is none) and its rows."""
 
-    path: Path
+    path: Path | str  # a local path or a URL: what messages name
     meta: RunMeta | None
+    local: Path | None = None  # where the rows are read from: the file itself, or a local copy of a remote one
+
+    def __post_init__(self) -> None:
+        if self.local is None:
+            self.local = Path(self.path)
 
     @property
-    def meta_path(self) -> Path:
-        return self.path.parent / META_NAME
+    def meta_path(self) -> Path | str:
+        return storage.join(self.root, META_NAME)
 
     @property
-    def root(self) -> Path:
+    def root(self) -> Path | str:
         """The folder that row outputs are relative to."""
-        return self.path.parent
+        return storage.parent(self.path)
 
     @property
     def parameters(self) -> dict:
@@ -249,7 +254,7 @@ class Manifest:
             tolerate_torn_tail = self.meta is not None and not self.meta.complete
         copies = self.parameters.get("copies")
         pairs = _pair_set(self.parameters)
-        for number, row in iter_numbered_rows(self.path, tolerate_torn_tail, self.row_type):
+        for number, row in iter_numbered_rows(self.local, tolerate_torn_tail, self.row_type, shown=self.path):
             if self.row_type is not CopyRow:
                 yield number, row
                 continue
@@ -286,10 +291,12 @@ class Manifest:
         recorded = self.parameters.get(name)
         if not recorded:
             return None
-        relative = Path(os.path.normpath(self.root.resolve() / recorded))
+        if storage.is_url(recorded) or storage.is_url(self.root):
+            return storage.as_location(recorded)
+        relative = Path(os.path.normpath(Path(self.root).resolve() / recorded))
         absolute = self.meta.locations.get(name) if self.meta is not None else None
-        if not relative.exists() and absolute and Path(absolute).exists():
-            return Path(absolute)
+        if not relative.exists() and absolute and storage.exists(storage.as_location(absolute)):
+            return storage.as_location(absolute)
         return relative
 
     def require_kind(self, kind: str) -> None:
@@ -304,8 +311,10 @@ def _pair_set(parameters: Mapping) -> set[tuple[float, float]] | None:
     return {(float(alpha), float(sigma)) for alpha, sigma in parameters["alpha_sigma"]}
 
 
-def manifest_path(path: os.PathLike | str) -> Path:
-    """The manifest itself, given it or the output folder holding it."""
+def manifest_path(path: os.PathLike | str) -> Path | str:
+    """The manifest itself, given it or the output folder holding it (a local path or a URL)."""
+    if storage.is_url(path):
+        return path if str(path).endswith(".jsonl") else storage.join(path, MANIFEST_NAME)
     path = Path(path)
     return path / MANIFEST_NAME if path.is_dir() else path
 
@@ -317,11 +326,11 @@ def open_manifest(path: os.PathLike | str, require_meta: bool = True) -> Manifes
     (rows only, as a user may have copied it). Raises :class:`ManifestError`.
     """
     path = manifest_path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    meta_path = path.parent / META_NAME
-    meta = read_meta(meta_path) if require_meta or meta_path.exists() else None
-    return Manifest(path, meta)
+    if not storage.is_file(path):
+        raise ManifestError(f"{storage.shown(path)}: manifest not found")
+    meta_path = storage.join(storage.parent(path), META_NAME)
+    meta = read_meta(meta_path) if require_meta or storage.exists(meta_path) else None
+    return Manifest(path, meta, storage.local_copy(path) if storage.is_url(path) else None)
 
 
 def iter_rows(path: Path, tolerate_torn_tail: bool = False, row_type: type = CopyRow) -> Iterator:
@@ -333,12 +342,16 @@ def iter_rows(path: Path, tolerate_torn_tail: bool = False, row_type: type = Cop
     return (row for _, row in iter_numbered_rows(path, tolerate_torn_tail, row_type))
 
 
-def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False, row_type: type = CopyRow) -> Iterator[tuple]:
-    """``(line number, row)`` of a manifest file, for messages that name the line; see :func:`iter_rows`."""
+def iter_numbered_rows(
+    path: Path, tolerate_torn_tail: bool = False, row_type: type = CopyRow, shown: Path | str | None = None
+) -> Iterator[tuple]:
+    """``(line number, row)`` of a manifest file, for messages that name the line (as ``shown``, where the
+    file is a local copy); see :func:`iter_rows`."""
+    shown = shown if shown is not None else path
     try:
         handle = open(path, encoding="utf-8")
     except OSError as error:
-        raise ManifestError(f"{path}: cannot read manifest ({error.strerror})") from error
+        raise ManifestError(f"{shown}: cannot read manifest ({error.strerror})") from error
     with handle:
         try:
             for number, line in enumerate(handle, start=1):
@@ -346,12 +359,12 @@ def iter_numbered_rows(path: Path, tolerate_torn_tail: bool = False, row_type: t
                     continue
                 # Only the file's last line can lack its newline: a run killed mid-append.
                 torn = tolerate_torn_tail and not line.endswith("\n")
-                row = _parse_line(path, number, line, torn, row_type)
+                row = _parse_line(shown, number, line, torn, row_type)
                 if row is None:
                     return
                 yield number, row
         except UnicodeDecodeError as error:
-            raise ManifestError(f"{path}: not a text file ({error.reason})") from error
+            raise ManifestError(f"{shown}: not a text file ({error.reason})") from error
 
 
 def iter_mask_groups(path: Path, row_type: type = CopyRow) -> Iterator[tuple[str, dict[int, object]]]:

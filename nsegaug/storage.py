@@ -41,14 +41,17 @@ Location = Path | str
 RETRIES = 5
 FIRST_WAIT_S = 0.25
 _options: dict = {}
+_cache: Path | None = None
 
 
-def configure(storage_options: dict | None) -> None:
-    """Set the keyword arguments of this process's remote file systems (endpoint, credentials, ...)."""
-    global _options
+def configure(storage_options: dict | None, cache: os.PathLike | str | None = None) -> None:
+    """Set this process's remote file systems' keyword arguments (endpoint, credentials, ...) and, where
+    given, a local folder that keeps a copy of every object read (read again from there, not the store)."""
+    global _options, _cache
     if (storage_options or {}) != _options:
         _options = dict(storage_options or {})
         _filesystem.cache_clear()
+    _cache = Path(cache) if cache is not None else None
 
 
 def is_url(location: Location) -> bool:
@@ -145,13 +148,37 @@ def read_bytes(location: Location) -> bytes:
     """The bytes of a file or object (a missing one is a :class:`FileNotFoundError`, others a StorageError)."""
     if not is_url(location):
         return Path(location).read_bytes()
+    if _cache is not None:
+        kept = _cache / hashlib.sha256(location.encode("utf-8")).hexdigest()
+        if kept.is_file():
+            return kept.read_bytes()
     fs, path = filesystem(location)
     try:
-        return with_retries(lambda: fs.cat_file(path), location, "cannot read")
+        data = with_retries(lambda: fs.cat_file(path), location, "cannot read")
+        if _cache is not None:
+            from .io import write_bytes_atomic
+
+            write_bytes_atomic(kept, data, durable=False)
+        return data
     except StorageError as error:
         if error.reason.endswith("not found"):
             raise FileNotFoundError(2, "not found", str(location)) from error
         raise
+
+
+def local_copy(location: Location) -> Path:
+    """A local file with the bytes of ``location`` (the file itself where it is local), for readers of files."""
+    if not is_url(location):
+        return Path(location)
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="nsegaug-"))
+    atexit.register(shutil.rmtree, folder, True)
+    copy = folder / name(location)
+    copy.write_bytes(read_bytes(location))
+    return copy
 
 
 def write_bytes(location: Location, data: bytes, durable: bool = True) -> None:

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 
 from . import reporting
-from .options import jobs_option, quiet_option, seed_option, walk_options
+from .options import Location, jobs_option, quiet_option, seed_option, storage_options_option, walk_options
 
 _JOB_OPTIONS = [
     click.option(
         "--labels",
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        type=Location(exists=True, file_okay=False),
         required=True,
-        help="Folder of label maps, walked recursively.",
+        help="Folder (or s3://... prefix) of label maps, walked recursively.",
     ),
-    click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder."),
+    click.option("--out", type=Location(file_okay=False), required=True, help="Output folder (or s3://... prefix)."),
     click.option(
         "--images",
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        type=Location(exists=True, file_okay=False),
         default=None,
-        help="Image folder, paired by relative path and stem; recorded in the manifest, never touched.",
+        help="Image folder (or prefix), paired by relative path and stem; recorded in the manifest, never touched.",
     ),
     seed_option,
     jobs_option,
@@ -55,6 +54,7 @@ _JOB_OPTIONS = [
     click.option(
         "--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786 (with --backend dask)."
     ),
+    storage_options_option,
     quiet_option,
 ]
 

@@ -38,6 +38,47 @@ def _number(text: str) -> float:
     return int(value) if value.is_integer() else value
 
 
+class Location(click.ParamType):
+    """A local path (checked as ``click.Path`` checks it) or an fsspec URL such as ``s3://bucket/prefix``
+    (checked when it is used: a store is not reached while parsing options)."""
+
+    name = "PATH|URL"
+
+    def __init__(self, exists: bool = False, file_okay: bool = True, dir_okay: bool = True) -> None:
+        self.local = click.Path(exists=exists, file_okay=file_okay, dir_okay=dir_okay, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and "://" in value:
+            return value
+        return self.local.convert(value, param, ctx)
+
+
+class JsonObject(click.ParamType):
+    name = "JSON"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, dict):
+            return value
+        import json
+
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            self.fail(f"not JSON ({error.msg})", param, ctx)
+        if not isinstance(parsed, dict):
+            self.fail("a JSON object is expected, e.g. '{\"anon\": true}'", param, ctx)
+        return parsed
+
+
+storage_options_option = click.option(
+    "--storage-options",
+    type=JsonObject(),
+    default=None,
+    help='fsspec options of s3:// (gs://, az://, ...) locations as JSON, e.g. \'{"client_kwargs": '
+    '{"endpoint_url": "http://minio:9000"}}\'; credentials come from the environment otherwise. Never recorded.',
+)
+
+
 def format_alpha_sigma(pairs) -> str:
     return ",".join(f"{alpha:g}:{sigma:g}" for alpha, sigma in pairs)
 
@@ -120,7 +161,7 @@ label_suffix_option = click.option(
 image_suffix_option = click.option("--image-suffix", default="", help="Suffix of image stems, e.g. _leftImg8bit.")
 palette_option = click.option(
     "--palette",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=Location(exists=True, dir_okay=False),
     default=None,
     help="JSON/CSV of colour -> class index, for colour-coded RGB label maps.",
 )

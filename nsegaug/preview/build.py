@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import storage
 from ..errors import ManifestError, UsageError
 from ..params import DEFAULT_PARAMS, DeformParams
 from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, DEFAULT_OPACITY, DEFAULT_TILE_SIZE
@@ -47,7 +48,7 @@ class PreviewRequest:
             raise UsageError("a preview needs a manifest (the copies of a generate run) or a label map or folder")
         if self.manifest is None and self.pick != "random":
             raise UsageError(f"pick {self.pick!r} ranks the copies of a manifest: give a manifest")
-        if self.manifest is not None and self.labels is not None and not Path(self.labels).is_dir():
+        if self.manifest is not None and self.labels is not None and not storage.is_dir(self.labels):
             raise UsageError("with a manifest, the labels are the folder holding the manifest's sources")
 
     @property

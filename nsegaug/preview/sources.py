@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import storage
 from ..dataset import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
-from ..io import ColourPalette, LabelImage, load_colour_palette, read_label, sha256_file
+from ..io import ColourPalette, LabelImage, load_colour_palette, read_label, sha256_bytes
 from ..manifest import CopyRow, NoiseRow
 from ..params import DEFAULT_PARAMS, DeformParams
 from .colours import ColourMap
@@ -50,7 +52,7 @@ def pick_labels(
 def read_photo(path: Path, shape: tuple[int, int], warn: Warn) -> np.ndarray | None:
     """The photo as (h, w, 3) uint8 at the mask's size; None (with a warning) if unreadable."""
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(storage.read_bytes(path))) as image:
             photo = image.convert("RGB")
     except (OSError, ValueError) as error:
         warn(f"warning: {path}: unreadable image ({error}); showing labels only")
@@ -139,7 +141,7 @@ def manifest_views(
     labels_root = manifest.folder("labels", labels_root)
     if labels_root is None:
         raise UsageError(f"{index.meta_path}: not found, so the source folder is unknown; name the label folder")
-    if not labels_root.is_dir():
+    if not storage.is_dir(labels_root):
         raise UsageError(f"{labels_root}: label folder of {index.path} not found; name where the labels are now")
     images_root = manifest.folder("images", images_root)
     palette = manifest.folder("palette", palette)
@@ -166,12 +168,12 @@ class _ManifestSource:
 
     def view(self, label: str, rows: list[tuple[int, CopyRow]], copies: int | None) -> MaskView:
         entry = self.index.labels[label]
-        source = self.labels_root / label
+        source = storage.join(self.labels_root, label)
         label_image = self.read(entry.line, source, entry.sha256_label)
         segment = label_image.indices
         views_of_copies = []
         for number, row in sorted((pair for pair in rows if pair[1].copy > 0), key=lambda pair: pair[1].copy)[:copies]:
-            output = self.index.root / row.output
+            output = storage.join(self.index.root, row.output)
             copy_segment = self.read(number, output, row.sha256_output).indices
             if copy_segment.shape != segment.shape:
                 raise ManifestError(f"{self.index.path}:{number}: {output}: size differs from its source {source}")
@@ -186,11 +188,13 @@ class _ManifestSource:
     def read(self, number: int, path: Path, sha256: str) -> LabelImage:
         """A file the manifest lists, after checking it is there and (with ``verify``) unchanged."""
         where = f"{self.index.path}:{number}"
-        if not path.is_file():
-            raise ManifestError(f"{where}: {path}: file not found")
-        if self.verify and sha256_file(path) != sha256:
+        try:
+            data = storage.read_bytes(path)
+        except FileNotFoundError as error:
+            raise ManifestError(f"{where}: {path}: file not found") from error
+        if self.verify and sha256_bytes(data) != sha256:
             raise ManifestError(f"{where}: {path}: checksum differs from the manifest (changed since generate)")
-        return read_label(path, self.colour_palette)
+        return read_label(path, self.colour_palette, data=data)
 
     def photo(self, number: int, label: str, image_name: str | None, shape) -> tuple[np.ndarray | None, str | None]:
         if self.images_root is None:
@@ -198,8 +202,8 @@ class _ManifestSource:
         if image_name is None:
             self.warn(f"warning: {self.index.path}:{number}: {label} has no paired image; showing labels only")
             return None, "no image"
-        image_path = self.images_root / image_name
-        if not image_path.is_file():
+        image_path = storage.join(self.images_root, image_name)
+        if not storage.is_file(image_path):
             self.warn(f"warning: {self.index.path}:{number}: {image_path}: image not found; showing labels only")
             return None, "image missing"
         photo = read_photo(image_path, shape, self.warn)

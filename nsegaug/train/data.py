@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from .. import storage
 from ..io import ColourPalette, read_label
 from ..torch import component_boxes
 from .config import MEAN, STD, TrainError
@@ -121,8 +122,11 @@ def normalize(image: torch.Tensor, mean: Sequence[float] = MEAN, std: Sequence[f
 
 
 def read_image(path: os.PathLike | str) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """An image file (or fsspec URL) as (H, W, 3) uint8 RGB."""
+    if storage.is_url(path):
+        image = cv2.imdecode(np.frombuffer(storage.read_bytes(path), np.uint8), cv2.IMREAD_COLOR)
+    else:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise TrainError(f"{path}: cannot read image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from .. import storage
 from ..dataset import find_image, iter_label_files
-from ..io import ColourPalette, LabelFormatError, load_colour_palette, read_label
+from ..io import ColourPalette, LabelFormatError, load_colour_palette, open_image, read_label
 from ..manifest import CopyRow, open_manifest
 from ..seeding import key_words
 from .config import TrainError
@@ -81,13 +81,14 @@ def load_manifest(manifest: Path, labels: Path | None = None, images: Path | Non
         copies = grouped[key]
         ordered = [copies[index] for index in sorted(copies)]
         labels = tuple(
-            labels_root / row.label if row.output is None else manifest.parent / row.output for row in ordered
+            storage.join(labels_root, row.label) if row.output is None else storage.join(opened.root, row.output)
+            for row in ordered
         )
         image = ordered[0].image
         samples.append(
             ImageSample(
                 key=key,
-                image=images_root / image if image is not None else None,
+                image=storage.join(images_root, image) if image is not None else None,
                 labels=labels,
                 deformed=tuple(bool(row.deformed) for row in ordered),
             )
@@ -95,7 +96,10 @@ def load_manifest(manifest: Path, labels: Path | None = None, images: Path | Non
     palette_path = opened.folder("palette")
     palette = load_colour_palette(palette_path) if palette_path else None
     # The palette as a path that holds wherever the run goes next (a checkpoint records it for evaluate).
-    parameters = {**parameters, "palette": str(palette_path.resolve()) if palette_path else None}
+    shown = (
+        palette_path if storage.is_url(palette_path) else str(Path(palette_path).resolve()) if palette_path else None
+    )
+    parameters = {**parameters, "palette": shown}
     return ManifestData(
         samples, float(parameters.get("prob", 1.0)), parameters.get("ignore_index"), palette, parameters
     )
@@ -129,17 +133,17 @@ def folder_samples(
 
     Returns the samples and one problem line per label without an image.
     """
-    labels, images = Path(labels), Path(images)
+    labels, images = storage.as_location(labels), storage.as_location(images)
     for folder, what in ((labels, "label"), (images, "image")):
-        if not folder.is_dir():
+        if not storage.is_dir(folder):
             raise TrainError(f"{folder}: {what} folder not found")
     samples, problems = [], []
     for key in iter_label_files(labels, pattern):
         image = find_image(images, key, label_suffix, image_suffix)
         if image is None:
-            problems.append(f"{labels / key}: no image with the same name in {images}")
+            problems.append(f"{storage.join(labels, key)}: no image with the same name in {images}")
             continue
-        samples.append(ImageSample(key, images / image, (labels / key,), (False,)))
+        samples.append(ImageSample(key, storage.join(images, image), (storage.join(labels, key),), (False,)))
     if not samples and not problems:
         raise TrainError(f"{labels}: no label files found")
     return samples, problems
@@ -169,7 +173,7 @@ def _sample_problems(
     if sample.image is None:
         return []  # reported by manifest_problems
     try:
-        with Image.open(sample.image) as image:
+        with open_image(sample.image) as image:
             width, height = image.size
     except FileNotFoundError:
         return [f"{sample.image}: image file not found"]
@@ -183,7 +187,7 @@ def _sample_problems(
                 label_height, label_width = values.shape
                 problems += _value_problems(path, values, num_classes, ignore_index)
             else:
-                with Image.open(path) as label:
+                with open_image(path) as label:
                     label_width, label_height = label.size
         except FileNotFoundError:
             problems.append(f"{path}: label file not found")
