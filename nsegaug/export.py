@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import storage
 from .dataset import strip_suffix
 from .errors import ManifestError, UsageError
 from .manifest import open_manifest
@@ -63,12 +64,14 @@ def manifest_pairs(
             raise ManifestError(f"{opened.path}:{number}: {row.label} has no paired image")
         if (copies == "original" and row.copy) or (copies == "deformed" and not row.deformed):
             continue
-        label = labels_root / row.label if row.output is None else opened.root / row.output
-        yield Pair(images_root / row.image, label, row.label, row.copy, row.deformed)
+        label = storage.join(labels_root, row.label) if row.output is None else storage.join(opened.root, row.output)
+        yield Pair(storage.join(images_root, row.image), label, row.label, row.copy, row.deformed)
 
 
 def shown(path: Path, relative_to: Path | None) -> str:
-    """A path as the list writes it: absolute, or relative to ``relative_to`` (POSIX separators)."""
+    """A path as the list writes it: absolute, or relative to ``relative_to`` (POSIX separators); a URL as it is."""
+    if storage.is_url(path):
+        return str(path)
     if relative_to is None:
         return str(Path(os.path.abspath(path)))
     return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(relative_to))).as_posix()
@@ -183,9 +186,9 @@ def mmseg_split(
 
 def _split_path(path: Path, name: str) -> tuple[Path, str]:
     """``path`` as (folder, suffix) around ``name``: ``folder/name + suffix``, or a :class:`UsageError`."""
-    text = Path(os.path.abspath(path)).as_posix()
+    text = str(path) if storage.is_url(path) else Path(os.path.abspath(path)).as_posix()
     at = text.rfind("/" + name)
     suffix = text[at + 1 + len(name) :] if at >= 0 else "/"
     if at < 0 or "/" in suffix:
         raise UsageError(f"{path}: not named after {name}: mmseg's lists cannot name it; export csv or jsonl")
-    return Path(text[:at]), suffix
+    return storage.as_location(text[:at]), suffix

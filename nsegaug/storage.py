@@ -54,6 +54,11 @@ def configure(storage_options: dict | None, cache: os.PathLike | str | None = No
     _cache = Path(cache) if cache is not None else None
 
 
+def settings() -> tuple[dict, Path | None]:
+    """This process's :func:`configure` arguments, for a process it starts (a DataLoader worker)."""
+    return dict(_options), _cache
+
+
 def is_url(location: Location) -> bool:
     return isinstance(location, str) and "://" in location
 

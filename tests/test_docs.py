@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from nsegaug.cli import main
+from nsegaug.cli.options import Location
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", ROOT / "examples" / "quickstart.sh", ROOT / "examples" / "mmseg" / "README.md"]
@@ -86,7 +87,7 @@ def check_parses(arguments: list[str]) -> None:
             assert position < len(arguments), f"{name} needs a value"
             value = arguments[position]
             position += 1
-            if not isinstance(param.type, click.Path) and not value.startswith("$"):
+            if not isinstance(param.type, (click.Path, Location)) and not value.startswith("$"):
                 param.type.convert(value, param, None)
     if "--help" not in arguments and "--version" not in arguments:
         missing = [p.name for p in command.params if p.required and p.name not in given]

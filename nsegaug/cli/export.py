@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import Command
+from .options import Location, storage_options_option
 
 FORMATS = ("csv", "jsonl", "mmseg")
 COPIES = ("all", "deformed", "original")
@@ -21,7 +22,7 @@ EXAMPLES = """Examples:
 @click.command(cls=Command, epilog=EXAMPLES)
 @click.option(
     "--manifest",
-    type=click.Path(exists=True, path_type=Path),
+    type=Location(exists=True),
     required=True,
     help="manifest.jsonl of a generate --images run, or its folder.",
 )
@@ -48,13 +49,13 @@ EXAMPLES = """Examples:
 )
 @click.option(
     "--labels",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=Location(exists=True, file_okay=False),
     default=None,
     help="Where the manifest's labels are now, if they moved.",
 )
 @click.option(
     "--images",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=Location(exists=True, file_okay=False),
     default=None,
     help="Where its images are now, if they moved.",
 )
@@ -64,11 +65,14 @@ EXAMPLES = """Examples:
     default=None,
     help="The list to write  [default: stdout; required for mmseg]",
 )
-def export(manifest, form, copies, relative_to, labels, images, out) -> None:
+@storage_options_option
+def export(manifest, form, copies, relative_to, labels, images, out, storage_options) -> None:
     """Write a manifest's (image, label) pairs, so that nobody has to glob the output folder."""
+    from .. import storage
     from ..export import manifest_pairs, mmseg_split, pairs_csv, pairs_jsonl
     from ..io import write_bytes_atomic
 
+    storage.configure(storage_options)
     if form == "mmseg":
         if out is None:
             raise click.UsageError("--format mmseg writes a split list: give --out FILE")

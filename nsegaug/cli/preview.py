@@ -10,7 +10,7 @@ from click.core import ParameterSource
 from ..params import field_names, split_options
 from ..preview.defaults import DEFAULT_OPACITY, DEFAULT_TILE_SIZE, PICKS
 from . import Command
-from .options import deform_options, prob_option, seed_option, walk_options
+from .options import Location, deform_options, prob_option, seed_option, storage_options_option, walk_options
 
 EXAMPLES = """Examples:
 
@@ -43,19 +43,19 @@ class CropType(click.ParamType):
 @click.command(cls=Command, epilog=EXAMPLES)
 @click.option(
     "--manifest",
-    type=click.Path(exists=True, path_type=Path),
+    type=Location(exists=True),
     default=None,
     help="manifest.jsonl of a generate run, or its folder: show the copies it wrote.",
 )
 @click.option(
     "--labels",
-    type=click.Path(exists=True, path_type=Path),
+    type=Location(exists=True),
     default=None,
     help="Label map or folder: make copies here, write nothing else. With --manifest: where its sources are now.",
 )
 @click.option(
     "--images",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=Location(exists=True, file_okay=False),
     default=None,
     help="Image folder, paired as generate pairs; with --manifest: where its images are now.",
 )
@@ -106,7 +106,8 @@ class CropType(click.ParamType):
 )
 @click.option("--stats", is_flag=True, help="Print per-(alpha, sigma) statistics of the manifest.")
 @click.option("--json", "as_json", is_flag=True, help="The statistics as JSON (implies --stats).")
-def preview(out, stats, as_json, **options):
+@storage_options_option
+def preview(out, stats, as_json, storage_options, **options):
     """Draw source masks next to their deformed copies, to choose parameters by eye.
 
     Each row: the photo with the labels over it, the original, each copy, and
@@ -117,8 +118,10 @@ def preview(out, stats, as_json, **options):
     exactly what generate would write with the same --seed and parameters.
     """
     from .. import preview as sheets
+    from .. import storage
     from ..io import write_bytes_atomic
 
+    storage.configure(storage_options)
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     _check_usage(options, stats or as_json, given)

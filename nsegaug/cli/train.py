@@ -21,7 +21,7 @@ from ..train.config import (
     resumed_config,
 )
 from . import Command, reporting
-from .options import available_cores, deform_options, quiet_option, seed_option
+from .options import Location, available_cores, deform_options, quiet_option, seed_option, storage_options_option
 
 EXAMPLE = (
     "nsegaug train --manifest out/train/manifest.jsonl --val-labels examples/data/val/labels "
@@ -35,8 +35,8 @@ EPILOG = (
 REQUIRED = ("manifest", "val_labels", "val_images", "num_classes")
 # Settings of the deformation itself: --online only (offline, generate applied its own).
 ONLINE_ONLY = ("alpha_sigma", "area_thresh")
-existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
-existing_folder = click.Path(exists=True, file_okay=False, path_type=Path)
+existing_file = Location(exists=True, dir_okay=False)
+existing_folder = Location(exists=True, file_okay=False)
 device_option = click.option(
     "--device",
     type=click.Choice(DEVICES),
@@ -156,10 +156,17 @@ workers_option = click.option(
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True, help="Run folder."
 )
+@storage_options_option
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With data in object storage: keep a copy of every object read here, so later epochs read the disk.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--overwrite", is_flag=True, help="Start again in an existing --out (removes only nsegaug's run files).")
 @quiet_option
-def train(resume, overwrite, quiet, **options) -> None:
+def train(resume, overwrite, quiet, storage_options, cache, **options) -> None:
     """Train a segmentation model on a generated dataset and evaluate it.
 
     Each epoch, every image is trained with its original label, or with
@@ -180,6 +187,8 @@ def train(resume, overwrite, quiet, **options) -> None:
             config,
             resume=resume,
             overwrite=overwrite,
+            storage_options=storage_options,
+            cache=cache,
             **reporting(quiet),
         )
     except TrainError as error:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import TrainError, UsageError
 from ..params import DEFAULT_ALPHA_SIGMA, DEFAULT_AREA_THRESH, PAPER_PROB, DeformParams
+from ..storage import as_location
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
@@ -35,12 +36,12 @@ CONFIG_NAME = "config.json"
 class TrainConfig:
     """Everything a training run needs; ``to_dict``/``from_dict`` round-trip through JSON."""
 
-    manifest: Path
-    val_labels: Path
-    val_images: Path
+    manifest: Path | str
+    val_labels: Path | str
+    val_images: Path | str
     num_classes: int
-    labels: Path | None = None  # where the manifest's labels are now, when they moved; None: as it records
-    images: Path | None = None  # likewise its images
+    labels: Path | str | None = None  # where the manifest's labels are now, when they moved; None: as it records
+    images: Path | str | None = None  # likewise its images
     out: Path = Path("runs/train")
     ignore_index: int = 255
     prob: float | None = None  # None: the manifest's --prob, or DEFAULT_ONLINE_PROB with online
@@ -75,11 +76,14 @@ class TrainConfig:
     std: tuple[float, float, float] = field(default=STD)
 
     def __post_init__(self) -> None:
-        for name in ("manifest", "val_labels", "val_images", "out"):
-            object.__setattr__(self, name, Path(getattr(self, name)))
-        for name in ("init_weights", "labels", "images"):  # optional paths
+        # The data may be in object storage (fsspec URLs); the run folder and initial weights are local.
+        for name in ("manifest", "val_labels", "val_images"):
+            object.__setattr__(self, name, as_location(getattr(self, name)))
+        object.__setattr__(self, "out", Path(self.out))
+        for name in ("init_weights", "labels", "images"):  # optional
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, Path(getattr(self, name)))
+                value = getattr(self, name)
+                object.__setattr__(self, name, Path(value) if name == "init_weights" else as_location(value))
         for name in ("crop", "scale_range", "mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.epochs is not None and self.iters is not None:

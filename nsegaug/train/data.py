@@ -175,6 +175,8 @@ class SegmentationDataset(Dataset):
         self.normalize, self.mean, self.std, self.colour_palette = normalize, tuple(mean), tuple(std), colour_palette
         self.area_thresh = area_thresh
         self.epoch = 0
+        # How this process reaches remote files; a DataLoader worker is another process and sets it again.
+        self.storage = storage.settings()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -188,6 +190,7 @@ class SegmentationDataset(Dataset):
         return choose_label(coin, pick, sample.deformed_copies, self.prob, self.baseline)
 
     def __getitem__(self, item) -> tuple[torch.Tensor, ...]:
+        storage.configure(*self.storage)
         epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
         sample = self.samples[index]
         image = read_image(sample.image)

@@ -23,9 +23,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
+from .. import storage
 from ..torch import deform_batch
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -77,15 +79,21 @@ def train(
     log: Callable[[str], None] = say_on_stderr,
     command_line: list[str] | None = None,
     stop_after: int | None = None,
+    storage_options: dict | None = None,
+    cache: Path | None = None,
 ) -> dict:
     """Train on ``config.manifest``, evaluate on the validation folders, write the run folder ``config.out``.
 
     Returns the final metrics (what ``metrics.json`` holds). ``stop_after``
     ends this call after that many steps with ``last.pt`` saved, as a
     preempted job would, so that ``resume=True`` can go on from there.
+    The manifest and the data may be in object storage (fsspec URLs):
+    ``storage_options`` reach them (never recorded), and ``cache`` keeps a
+    local copy of every object read, so later epochs read the disk.
     Raises :class:`TrainError`, on every rank, before training when the run
     folder or the data cannot be used.
     """
+    storage.configure(storage_options, cache)
     processes = launched_processes()
     device = pick_device(config.device, processes)
     start_processes(device, processes)
