@@ -101,11 +101,25 @@ def _silence_stdout() -> None:
         pass
 
 
+# Options whose values may hold credentials: recorded as HIDDEN, never as given.
+SECRET_OPTIONS = ("--storage-options",)
+HIDDEN = "<hidden>"
+
+
 def command_line(ctx: click.Context) -> list[str]:
-    """``["nsegaug", *arguments]`` as typed, also under click's test runner (where sys.argv is pytest's)."""
+    """``["nsegaug", *arguments]`` as typed (secrets hidden), also under click's test runner."""
     root = ctx.find_root()
     arguments = root.obj.get("argv", sys.argv[1:]) if isinstance(root.obj, dict) else sys.argv[1:]
-    return ["nsegaug", *arguments]
+    shown, hide_next = [], False
+    for argument in arguments:
+        if hide_next:
+            shown.append(HIDDEN)
+        elif argument.split("=", 1)[0] in SECRET_OPTIONS and "=" in argument:
+            shown.append(f"{argument.split('=', 1)[0]}={HIDDEN}")
+        else:
+            shown.append(argument)
+        hide_next = not hide_next and argument in SECRET_OPTIONS
+    return ["nsegaug", *shown]
 
 
 def reporting(quiet: bool) -> dict:
