@@ -13,6 +13,13 @@ pool pays for starting its workers, as the command line does on every run.
     python benchmarks/bench_generate.py              # 200 masks of 1024x2048, writes benchmarks/results/generate.json
     python benchmarks/bench_generate.py --quick      # 24 masks of 512x1024
     python benchmarks/bench_generate.py --data /tmp/bench-labels --repeats 3
+    python benchmarks/bench_generate.py --quick --store s3   # local disk against a bucket, in the same run
+
+``--store s3`` starts an S3-compatible server (moto's, from the test extra) on
+127.0.0.1, puts the label maps in a bucket, and times the same job local to
+local and bucket to bucket at the largest jobs value, interleaved: the ratio
+is nsegaug's overhead for object storage (a PUT per copy, listing, the
+manifest's parts), not a network's, as the server is on loopback.
 """
 
 from __future__ import annotations
@@ -103,6 +110,86 @@ def run_generate(labels: Path, out: Path, copies: int, jobs: int, seed: int) -> 
     return seconds, summary
 
 
+def start_s3() -> tuple[object, dict]:
+    """moto's S3 server on a free loopback port, and the storage options that reach it."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b"
+    )
+    client.create_bucket(Bucket="bench")
+    return server, {"key": "b", "secret": "b", "client_kwargs": {"endpoint_url": url}}
+
+
+def compare_stores(labels: Path, work: Path, copies: int, jobs: int, repeats: int, seed: int) -> dict:
+    """The same job local to local and bucket to bucket, interleaved; masks/s of each and their ratio."""
+    from nsegaug import storage
+
+    server, options = start_s3()
+    try:
+        storage.configure(options)
+        for path in sorted(labels.iterdir()):
+            storage.write_bytes(f"s3://bench/labels/{path.name}", path.read_bytes())
+        times = {"local": [], "s3": []}
+        masks = 0
+        same = True
+        for repeat in range(repeats):
+            local = work / f"store-local-{repeat}"
+            places = {"local": (labels, local), "s3": ("s3://bench/labels", f"s3://bench/out-{repeat}")}
+            for name, (source, out) in places.items():
+                config = GenerateConfig(
+                    labels=source, out=out, copies=copies, jobs=jobs, seed=seed, storage_options=options
+                )
+                start = time.perf_counter()
+                summary = generate_dataset(config, log=lambda message: None)
+                times[name].append(time.perf_counter() - start)
+                masks = summary.masks
+                print(f"  store run {repeat + 1}/{repeats} {name}: {times[name][-1]:.2f}s", flush=True)
+            remote = {
+                key: storage.read_bytes(f"s3://bench/out-{repeat}/{key}")
+                for key in storage.walk(f"s3://bench/out-{repeat}")
+            }
+            same &= {k: v for k, v in remote.items() if k != META_NAME} == {
+                path.name: path.read_bytes() for path in local.iterdir() if path.name != META_NAME
+            }
+            shutil.rmtree(local)
+    finally:
+        storage.configure(None)
+        server.terminate()
+    best = {name: min(values) for name, values in times.items()}
+    rates = {name: masks / seconds for name, seconds in best.items()}
+    print(
+        f"\nstore comparison, jobs={jobs}: local {rates['local']:.2f} masks/s, s3 (loopback) "
+        f"{rates['s3']:.2f} masks/s: {rates['local'] / rates['s3']:.2f}x the time on s3; "
+        f"outputs byte-identical: {'yes' if same else 'NO'}"
+    )
+    return {
+        "jobs": jobs,
+        "seconds": times,
+        "masks_per_s": rates,
+        "overhead": rates["local"] / rates["s3"],
+        "identical": same,
+    }
+
+
 def parse_jobs(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
@@ -130,6 +217,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="24 masks of 512x1024")
     parser.add_argument("--data", type=Path, default=None, help="label folder to reuse (created if missing)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "generate.json")
+    parser.add_argument("--store", choices=["s3"], default=None, help="also time bucket to bucket (moto on loopback)")
     args = parser.parse_args()
     masks = args.masks if args.masks is not None else (24 if args.quick else 200)
     height = args.height if args.height is not None else (512 if args.quick else 1024)
@@ -169,6 +257,9 @@ def main() -> None:
                 digests.setdefault(jobs, digest)
                 identical &= digest == digests[jobs_values[0]]
                 shutil.rmtree(out)
+        stores = None
+        if args.store:
+            stores = compare_stores(labels, work, args.copies, max(jobs_values), args.repeats, args.seed)
 
     rows = []
     base = min(times[1])
@@ -246,6 +337,7 @@ def main() -> None:
         "output_files": files,
         "target_speedup_jobs2": TARGET_SPEEDUP_JOBS2,
         "target_met": target_met,
+        "stores": stores,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

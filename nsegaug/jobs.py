@@ -231,6 +231,11 @@ class JobSummary:
     def masks_per_second(self) -> float:
         return self.masks / self.elapsed if self.elapsed > 0 else 0.0
 
+    @property
+    def copies_written(self) -> int:
+        """The name ``generate`` gives the outputs written."""
+        return self.outputs_written
+
     def line(self) -> str:
         return (
             f"masks: {self.masks}, {self.outputs_name}: {self.outputs_written}, skipped: {self.skipped}, "
