@@ -1,8 +1,9 @@
 """Write the sample data set: synthetic street scenes as palette PNG label maps and the JPEG photos they label.
 
 The default is the committed example data (Cityscapes' 19 classes, 1-2 px ignore bands). The robustness
-study's variant (``--categories --ignore-band 0``) labels the same kind of scenes with Cityscapes' 7
-categories and exact outlines, so that a small model learns every class and what remains is boundary error.
+study's variant (``--categories 6 --ignore-band 0``) labels the same kind of scenes with Cityscapes'
+categories (``7``; ``6`` with "object" merged into "construction") and exact outlines, so that a small model
+learns every class and what remains is boundary error.
 """
 
 from __future__ import annotations
@@ -101,23 +102,44 @@ TEXTURE = np.array(
     ],
     dtype=np.float32,
 )
-# Cityscapes' categories (its labels.py, without "void"), as label ids 0..6, and the train ids in each.
-CATEGORY_NAMES = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
-CATEGORY_MEMBERS = (
-    (ROAD, SIDEWALK),
-    (BUILDING, WALL, FENCE),
-    (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN),
-    (VEGETATION, TERRAIN),
-    (SKY,),
-    (PERSON, RIDER),
-    (CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE),
-)
-CATEGORY_OF = np.full(256, IGNORE, dtype=np.uint8)  # train id (or 255) -> category id (or 255)
-for _category, _members in enumerate(CATEGORY_MEMBERS):
-    CATEGORY_OF[list(_members)] = _category
-# Each category drawn in the colour of its most common class; object, human and vehicle are the things.
-CATEGORY_COLOURS = CITYSCAPES[[ROAD, BUILDING, TRAFFIC_SIGN, VEGETATION, SKY, PERSON, CAR]]
-CATEGORY_THINGS = (2, 5, 6)
+
+
+@dataclass(frozen=True)
+class Categories:
+    """Groups of Cityscapes train ids labelled as one class each (ids 0..k-1 in order), and how they are drawn."""
+
+    names: tuple[str, ...]
+    members: tuple[tuple[int, ...], ...]  # the train ids of each category
+    colours: np.ndarray  # (k, 3) uint8 palette colours
+    things: tuple[int, ...]  # the categories that get ignore bands
+
+    def lookup(self) -> np.ndarray:
+        """A 256-entry table: train id (or 255) -> category id (or 255)."""
+        table = np.full(256, IGNORE, dtype=np.uint8)
+        for category, members in enumerate(self.members):
+            table[list(members)] = category
+        return table
+
+
+FLAT, CONSTRUCTION, OBJECT = (ROAD, SIDEWALK), (BUILDING, WALL, FENCE), (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN)
+NATURE, HUMAN, VEHICLE = (VEGETATION, TERRAIN), (PERSON, RIDER), (CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE)
+CATEGORIES = {
+    # Cityscapes' categories (its labels.py, without "void"); each drawn in the colour of its most common class.
+    7: Categories(
+        ("flat", "construction", "object", "nature", "sky", "human", "vehicle"),
+        (FLAT, CONSTRUCTION, OBJECT, NATURE, (SKY,), HUMAN, VEHICLE),
+        CITYSCAPES[[ROAD, BUILDING, TRAFFIC_SIGN, VEGETATION, SKY, PERSON, CAR]],
+        (2, 5, 6),
+    ),
+    # "object" merged into "construction" (static man-made structures): at 128x256 poles are 1 px wide,
+    # and a small model learns them only long after every other class.
+    6: Categories(
+        ("flat", "construction", "nature", "sky", "human", "vehicle"),
+        (FLAT, CONSTRUCTION + OBJECT, NATURE, (SKY,), HUMAN, VEHICLE),
+        CITYSCAPES[[ROAD, BUILDING, VEGETATION, SKY, PERSON, CAR]],
+        (4, 5),
+    ),
+}
 TEXTURE_CELLS = (4, 16, 64)  # rows of the random grids the three texture scales are upsampled from
 N_SHADES = 64  # things get one of this many brightness shades, by connected component, so cars differ
 
@@ -236,29 +258,48 @@ def label_image(labels: np.ndarray, colours: np.ndarray = CITYSCAPES) -> Image.I
 
 @dataclass(frozen=True)
 class Variant:
-    """What the label maps hold: 19 train ids or 7 categories; ignore bands drawn per image or of one width.
+    """What the label maps hold: 19 train ids or 7 or 6 categories; ignore bands drawn per image or of one width.
 
     ``ignore_band`` None draws 1 or 2 px per image (the committed example data);
     0 leaves every outline exact. ``objects`` None scales the number of things
     with the map's area (:func:`objects_for`); a number keeps the scene the
     same at any size (the same seed then draws the same scene, only finer).
+    ``thicken_objects`` > 0 draws poles, traffic lights and signs that many
+    pixels wider on every side (over stuff, never over other things), in the
+    labels and the photo alike: on small maps a pole is otherwise 1 px wide.
     """
 
-    categories: bool = False
+    categories: int | None = None  # a key of CATEGORIES; None: Cityscapes' 19 train ids
     ignore_band: int | None = None
     objects: int | None = None
+    thicken_objects: int = 0
 
     @property
     def colours(self) -> np.ndarray:
-        return CATEGORY_COLOURS if self.categories else CITYSCAPES
+        return CATEGORIES[self.categories].colours if self.categories else CITYSCAPES
 
     @property
     def names(self) -> tuple[str, ...]:
-        return CATEGORY_NAMES if self.categories else CITYSCAPES_NAMES
+        return CATEGORIES[self.categories].names if self.categories else CITYSCAPES_NAMES
 
     @property
     def things(self) -> tuple[int, ...]:
-        return CATEGORY_THINGS if self.categories else THING_CLASSES
+        return CATEGORIES[self.categories].things if self.categories else THING_CLASSES
+
+
+def thicken(
+    segment: np.ndarray, pixels: int, classes: tuple[int, ...] = (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN)
+) -> np.ndarray:
+    """``segment`` with each of ``classes`` grown by ``pixels`` (chessboard distance) over stuff, not over things."""
+    if pixels <= 0:
+        return segment
+    out = segment.copy()
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
+    stuff = ~np.isin(segment, THING_CLASSES)
+    for cls in classes:
+        grown = cv2.dilate((segment == cls).view(np.uint8), kernel).astype(bool)
+        out[grown & stuff] = cls
+    return out
 
 
 def make_sample(
@@ -267,10 +308,10 @@ def make_sample(
     """The label map (with ignore bands unless the variant has none) and photo of sample ``index`` of ``split``."""
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     objects = objects_for(height, width) if variant.objects is None else variant.objects
-    full = city_scene(height, width, objects, seed=int(rng.integers(2**63)))
+    full = thicken(city_scene(height, width, objects, seed=int(rng.integers(2**63))), variant.thicken_objects)
     drawn_band = int(rng.integers(1, 3))  # drawn whatever the variant, so the photo's draws stay the same
     band = drawn_band if variant.ignore_band is None else variant.ignore_band
-    labels = CATEGORY_OF[full] if variant.categories else full
+    labels = CATEGORIES[variant.categories].lookup()[full] if variant.categories else full
     labels = ignore_borders(labels, band, variant.things)
     # The photo is drawn from the 19 classes without ignore bands: the band marks doubt, not a thing in the
     # scene, and road and sidewalk look different even when both are labelled "flat".
@@ -413,22 +454,25 @@ def _label_text(variant: Variant) -> str:
             f"  (0..18); {band}\n"
             "  (poles, traffic lights and signs, persons, riders and vehicles)."
         )
+    categories = CATEGORIES[variant.categories]
     members = "; ".join(
-        f"{index} {name} ({', '.join(CITYSCAPES_NAMES[cls] for cls in CATEGORY_MEMBERS[index])})"
-        for index, name in enumerate(CATEGORY_NAMES)
+        f"{index} {name} ({', '.join(CITYSCAPES_NAMES[cls] for cls in categories.members[index])})"
+        for index, name in enumerate(categories.names)
     )
+    things = ", ".join(categories.names[index] for index in categories.things)
     return (
         '- **Label maps**: 8-bit palette PNGs (mode "P"), one Cityscapes **category** per pixel,\n'
-        f"  **7 classes**: {members}; colours in the table below; {band}"
-        + (" (object, human and vehicle)." if variant.ignore_band else ".")
+        f"  **{len(categories.names)} classes**: {members}; colours in the table below; {band}"
+        + (f" ({things})." if variant.ignore_band else ".")
     )
 
 
 def _variant_args(variant: Variant) -> str:
     """The command-line options that make ``variant`` (empty for the default)."""
-    args = " --categories" if variant.categories else ""
+    args = f" --categories {variant.categories}" if variant.categories else ""
     args += f" --ignore-band {variant.ignore_band}" if variant.ignore_band is not None else ""
-    return args + (f" --objects {variant.objects}" if variant.objects is not None else "")
+    args += f" --objects {variant.objects}" if variant.objects is not None else ""
+    return args + (f" --thicken-objects {variant.thicken_objects}" if variant.thicken_objects else "")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -441,13 +485,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--categories", action="store_true", help="label Cityscapes' 7 categories (0..6) instead of its 19 classes"
+        "--categories",
+        type=int,
+        choices=sorted(CATEGORIES),
+        default=None,
+        help="label Cityscapes' 7 categories, or 6 with object merged into construction, instead of its 19 classes",
     )
     parser.add_argument(
         "--ignore-band", type=int, default=None, help="ignore band width in px, 0: none (default: 1 or 2 per image)"
     )
     parser.add_argument(
         "--objects", type=int, default=None, help="things per scene (default: as dense as 45 at 256x512)"
+    )
+    parser.add_argument(
+        "--thicken-objects", type=int, default=0, help="draw poles, traffic lights and signs N px wider on each side"
     )
     args = parser.parse_args(argv)
     if args.train < 0 or args.val < 0:
@@ -456,15 +507,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--height and --width must be at least 16 pixels")
     if args.seed < 0:
         parser.error("--seed must be >= 0 (NumPy seeds are non-negative)")
-    if (args.ignore_band is not None and args.ignore_band < 0) or (args.objects is not None and args.objects < 0):
-        parser.error("--ignore-band and --objects must be >= 0")
+    counts = (args.ignore_band, args.objects, args.thicken_objects)
+    if any(count is not None and count < 0 for count in counts):
+        parser.error("--ignore-band, --objects and --thicken-objects must be >= 0")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the sample data and print where it went."""
     args = parse_args(argv)
-    variant = Variant(args.categories, args.ignore_band, args.objects)
+    variant = Variant(args.categories, args.ignore_band, args.objects, args.thicken_objects)
     make_sample_data(args.out, args.train, args.val, args.height, args.width, args.seed, variant)
     print(f"wrote {args.train} train and {args.val} val samples of {args.width}x{args.height} to {args.out}")
     return 0

@@ -119,7 +119,7 @@ def test_a_smaller_rerun_removes_the_samples_it_no_longer_writes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args", [["--height", "8"], ["--train", "-1"], ["--seed", "-3"], ["--ignore-band", "-1"], ["--objects", "-2"]]
+    "args", [["--height", "8"], ["--train", "-1"], ["--seed", "-3"], ["--ignore-band", "-1"], ["--categories", "5"]]
 )
 def test_bad_arguments_are_refused(args, tmp_path):
     with pytest.raises(SystemExit) as refused:
@@ -174,7 +174,8 @@ def test_city_scene_is_seeded_and_its_ignore_band_surrounds_things():
     assert ((banded != plain) <= (banded == 255)).all()
 
 
-STUDY_ARGS = ["--categories", "--ignore-band", "0", "--objects", "30", "--height", "64", "--width", "128"]
+STUDY_ARGS = ["--categories", "6", "--ignore-band", "0", "--objects", "30"]
+STUDY_ARGS += ["--height", "64", "--width", "128"]
 
 
 @pytest.fixture(scope="module")
@@ -184,29 +185,44 @@ def study(tmp_path_factory) -> Path:
     return out
 
 
-def test_study_variant_labels_the_seven_categories_without_ignore_bands(study):
+def test_study_variant_labels_the_six_categories_without_ignore_bands(study):
     values = set()
     for path in sorted(study.glob("*/labels/*.png")):
         with Image.open(path) as label:
             palette = np.frombuffer(bytes(label.getpalette()), dtype=np.uint8).reshape(-1, 3)
             values |= set(np.unique(np.array(label)).tolist())
-        np.testing.assert_array_equal(palette[:7], script.CATEGORY_COLOURS)
-    assert values <= set(range(7)) and len(values) >= 5  # no 255: every outline is exact
+        np.testing.assert_array_equal(palette[:6], script.CATEGORIES[6].colours)
+    assert values == set(range(6))  # every class, and no 255: every outline is exact
     readme = (study / "README.md").read_text()
-    assert "--categories --ignore-band 0 --objects 30" in readme and "7 classes" in readme
+    assert "--categories 6 --ignore-band 0 --objects 30" in readme and "6 classes" in readme
 
 
-def test_categories_are_cityscapes_groups_of_the_train_ids():
-    assert script.CATEGORY_NAMES == ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
-    assert sorted(cls for members in script.CATEGORY_MEMBERS for cls in members) == list(range(19))
-    assert script.CATEGORY_OF[255] == 255
+@pytest.mark.parametrize(("count", "names"), [(7, ("flat", "construction", "object")), (6, ("flat", "construction"))])
+def test_categories_are_cityscapes_groups_of_the_train_ids(count, names):
+    categories = script.CATEGORIES[count]
+    assert len(categories.names) == len(categories.members) == len(categories.colours) == count
+    assert categories.names[: len(names)] == names and categories.names[-3:] == ("sky", "human", "vehicle")
+    assert sorted(cls for members in categories.members for cls in members) == list(range(19))
+    lookup = categories.lookup()
+    assert lookup[255] == 255 and set(lookup[:19]) == set(range(count))
     # A study label is the 19-class scene mapped to its categories, outline for outline.
-    variant = script.Variant(categories=True, ignore_band=0)
+    variant = script.Variant(categories=count, ignore_band=0)
     labels, image = script.make_sample(3, "train", 5, 64, 128, variant)
     full = city_scene(64, 128, script.objects_for(64, 128), seed=int(np.random.default_rng([3, 0, 5]).integers(2**63)))
-    np.testing.assert_array_equal(labels, script.CATEGORY_OF[full])
+    np.testing.assert_array_equal(labels, lookup[full])
     # The photo is the default variant's: only the labels differ.
     np.testing.assert_array_equal(image, script.make_sample(3, "train", 5, 64, 128)[1])
+
+
+def test_thickened_objects_grow_over_stuff_only():
+    scene = city_scene(64, 128, 30, seed=(0, 1, 2))
+    thick = script.thicken(scene, 1)
+    objects = np.isin(scene, (5, 6, 7))
+    assert np.isin(thick, (5, 6, 7)).sum() > 2 * objects.sum()  # 1 px poles become 3 px wide
+    assert (thick[objects] == scene[objects]).all()
+    other_things = np.isin(scene, THING_CLASSES) & ~objects
+    assert (thick[other_things] == scene[other_things]).all()  # never over a person or a car
+    np.testing.assert_array_equal(script.thicken(scene, 0), scene)
 
 
 def test_study_variant_is_deterministic_and_the_same_scene_at_any_size(tmp_path):
@@ -215,7 +231,7 @@ def test_study_variant_is_deterministic_and_the_same_scene_at_any_size(tmp_path)
     script.main(["--train", "2", "--val", "1", *STUDY_ARGS, "--out", str(second)])
     assert _files(first) == _files(second)
     # With --objects fixed, twice the size draws the same scene, finer: nearest downsampling agrees almost everywhere.
-    variant = script.Variant(categories=True, ignore_band=0, objects=30)
+    variant = script.Variant(categories=6, ignore_band=0, objects=30)
     small = script.make_sample(0, "val", 0, 64, 128, variant)[0]
     large = script.make_sample(0, "val", 0, 256, 512, variant)[0]
     other = script.make_sample(0, "val", 1, 64, 128, variant)[0]
