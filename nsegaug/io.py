@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -192,7 +193,12 @@ def read_label(
     else:
         path = Path(path)
     try:
-        with Image.open(io.BytesIO(data) if data is not None else path) as image:
+        # Pillow refuses maps above twice MAX_IMAGE_PIXELS and only warns (a multi-line warning) above it:
+        # here the limit is the limit.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data) if data is not None else path)
+        with image:
             if image.format not in _SAVE_FORMATS:
                 lossy = " (lossy compression changes labels)" if image.format == "JPEG" else ""
                 raise LabelFormatError(path, f"{image.format} is not a label format{lossy}; use PNG, TIFF or BMP")
@@ -202,7 +208,7 @@ def read_label(
             return _label_image(path, image, colour_palette)
     except UnidentifiedImageError as error:
         raise LabelFormatError(path, "not an image file") from error
-    except Image.DecompressionBombError as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise LabelFormatError(
             path, f"{error}; tile the map, or raise the largest map size (max_pixels) if the file is trusted"
         ) from error

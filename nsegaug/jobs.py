@@ -427,7 +427,10 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
     if foreign:
         shown = ", ".join(shown_path(name) for name in foreign[:SHOWN_FILES])
         more = f" and {len(foreign) - SHOWN_FILES} more" if len(foreign) > SHOWN_FILES else ""
-        raise OutputInUse(f"{storage.shown(out)} holds files no nsegaug {job.kind} run wrote: {shown}{more}")
+        raise UsageError(
+            f"{storage.shown(out)} holds files no nsegaug {job.kind} run wrote: {shown}{more}; "
+            "move them away, or choose another output folder"
+        )
     remove_temporary_files(out)
     if overwrite:
         ours = {name for name in storage.walk(out) if not _is_record(name)}
@@ -728,13 +731,18 @@ def _write_output(out: Location, output: Output) -> None:
 
     target = Path(out) / output.name
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    # A link inside the output folder (planted, or left by a tool) must not send outputs elsewhere.
-    if not is_inside(folder, out):
-        raise StorageError(target, f"resolves outside the output folder {shown_path(Path(out).resolve())}")
-    # Not flushed to disk one by one: an OS crash can only leave a damaged
-    # copy, and resume checks every output's checksum.
-    write_bytes_atomic(target, output.data, durable=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # A link inside the output folder (planted, or left by a tool) must not send outputs elsewhere.
+        if not is_inside(folder, out):
+            raise StorageError(target, f"resolves outside the output folder {shown_path(Path(out).resolve())}")
+        # Not flushed to disk one by one: an OS crash can only leave a damaged
+        # copy, and resume checks every output's checksum.
+        write_bytes_atomic(target, output.data, durable=False)
+    except StorageError:
+        raise
+    except OSError as error:  # a full disk or a refused write: the line names the output, not the source
+        raise StorageError.from_os_error(error, target, "cannot write") from error
 
 
 def _one_line(source: Path, error: BaseException) -> str:
@@ -755,16 +763,27 @@ def _one_line(source: Path, error: BaseException) -> str:
     return f"{shown_path(source)}: {reason}"
 
 
-@lru_cache(maxsize=1)
 def _worker_setup(max_pixels: int | None) -> None:
-    """Once per process: one OpenCV thread, Pillow's size guard, and a watch on the parent."""
-    import cv2
+    """Per task: Pillow's size guard (a worker may serve several runs); once per process: one OpenCV thread,
+    and a watch on the parent."""
+    global _PILLOW_MAX_PIXELS
     from PIL import Image
+
+    if _PILLOW_MAX_PIXELS is None:  # Pillow's own limit, kept before any run changes it
+        _PILLOW_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels if max_pixels is not None else _PILLOW_MAX_PIXELS
+    _process_setup()
+
+
+_PILLOW_MAX_PIXELS: int | None = None
+
+
+@lru_cache(maxsize=1)
+def _process_setup() -> None:
+    import cv2
 
     # Parallelism comes from the worker processes; OpenCV's own threads would only fight them for the cores.
     cv2.setNumThreads(1)
-    if max_pixels is not None:
-        Image.MAX_IMAGE_PIXELS = max_pixels
     if os.getpid() != _parent_pid():
         _watch_parent()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+from . import storage
 from .dataset import LABEL_EXTENSIONS, Sample
 from .jobs import JobConfig, JobSummary, MaskJob, Output, run_job
 from .manifest import NoiseRow
@@ -57,7 +58,10 @@ class NoiseJob(MaskJob):
         labels = parameters.get("labels")
         if not labels or PurePosixPath(name).suffix.lower() not in LABEL_EXTENSIONS:
             return False
-        return (self.config.out / labels / name).is_file()
+        # Recorded relative to the output folder where both are local, else absolute (a path or a URL).
+        relative = not storage.is_url(labels) and not storage.is_url(self.config.out) and not Path(labels).is_absolute()
+        root = storage.join(self.config.out, labels) if relative else storage.as_location(labels)
+        return storage.is_file(storage.join(root, name))
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
         import numpy as np

@@ -106,6 +106,21 @@ def test_a_run_into_memory_writes_parts_then_one_sorted_manifest_and_resumes(tmp
     assert storage.read_bytes(f"{remote}/{MANIFEST_NAME}") == (local / MANIFEST_NAME).read_bytes()
 
 
+def test_noise_into_memory_resumes_and_cleans_up_after_itself(tmp_path):
+    from nsegaug.noise import NoiseConfig, add_noise
+
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for index in range(3):
+        shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", labels)
+    out = "memory://noise/out"
+    add_noise(NoiseConfig(labels=labels, out=out), log=lambda message: None)
+    listed = sorted(storage.walk(out))
+    storage.write_bytes(f"{out}/scene_0001.png", b"left by a killed run")  # an unlisted, damaged output
+    summary = add_noise(NoiseConfig(labels=labels, out=out), resume=True, log=lambda message: None)
+    assert (summary.masks, summary.skipped) == (1, 2) and sorted(storage.walk(out)) == listed
+
+
 # --- a real S3 server ---------------------------------------------------------------------------------------------
 
 

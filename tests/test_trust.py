@@ -151,7 +151,7 @@ def test_train_uses_the_papers_p_by_default_and_says_so(tmp_path):
     assert generate("--labels", labels, "--images", images, "--copies", 2, "--out", tmp_path / "gen").exit_code == 0
     result = train(tmp_path / "gen" / MANIFEST_NAME, tmp_path / "run")
     assert result.exit_code == 0, result.output
-    assert "deformed label with p=0.5 (the paper's; --prob to change)" in result.output
+    assert "deformed label with p=0.5, the paper's: --prob to change it" in result.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["prob"] == 0.5
 
 
@@ -206,7 +206,9 @@ def test_a_full_disk_is_one_line_status_failed_and_resume_finishes_once_there_is
     out = small / "out"
     result = generate("--labels", labels, "--copies", 8, "--out", out, "--jobs", 2)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "No space left on device" in result.stderr
+    full = [line for line in result.stderr.splitlines() if "No space left on device" in line]
+    # A mask that could not be written names the file it could not write, not its source.
+    assert full and all(line.startswith(f"error: {out}/") or line.startswith(f"Error: {out}/") for line in full)
     assert status(out) == "failed" and files(out) == listed(out)
     subprocess.run(["mount", "-o", "remount,size=20m", small], check=True)
     resumed = generate("--labels", labels, "--copies", 8, "--out", out, "--resume")
@@ -436,6 +438,12 @@ def test_max_pixels_lets_the_user_set_pillows_size_guard(labels, tmp_path):
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 8 and all("decompression bomb" in line and "max_pixels" in line for line in errors)
     assert generate("--labels", labels, "--copies", 1, "--out", tmp_path / "b", "--max-pixels", 10**6).exit_code == 0
+    # The limit is the limit (Pillow alone would only warn up to twice it): a 512x256 map is 131072 pixels.
+    assert generate("--labels", labels, "--copies", 1, "--out", tmp_path / "c", "--max-pixels", 131072).exit_code == 0
+    over = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "d", "--max-pixels", 131071)
+    assert over.exit_code == 1 and over.stderr.count("error: ") == 8 and "Warning" not in over.stderr
+    # The same worker processes serve the next run of this process: Pillow's own limit is theirs again.
+    assert generate("--labels", labels, "--copies", 1, "--out", tmp_path / "e", "--jobs", 2).exit_code == 0
 
 
 def test_resume_counts_the_time_its_checks_take(labels, tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ import click
 
 from ..train import require_torch
 from . import Command
-from .train import device_option, existing_file, existing_folder, workers_option
+from .options import storage_options_option
+from .train import device_option, existing_folder, local_file, workers_option
 
 EXAMPLE = (
     "nsegaug evaluate --checkpoint runs/nsp/best.pt --labels examples/data/val/labels --images examples/data/val/images"
@@ -17,7 +18,7 @@ EXAMPLE = (
 
 
 @click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
-@click.option("--checkpoint", type=existing_file, required=True, help="best.pt or last.pt of a training run.")
+@click.option("--checkpoint", type=local_file, required=True, help="best.pt or last.pt of a training run.")
 @click.option("--labels", type=existing_folder, required=True, help="Label folder.")
 @click.option("--images", type=existing_folder, required=True, help="Image folder, paired by name.")
 @device_option
@@ -37,15 +38,18 @@ EXAMPLE = (
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the metrics as JSON."
 )
-def evaluate(checkpoint, labels, images, device, workers, boundary_width, palette, out) -> None:
+@storage_options_option
+def evaluate(checkpoint, labels, images, device, workers, boundary_width, palette, out, storage_options) -> None:
     """Recompute mIoU, boundary IoU, band mIoU, per-class IoU and pixel accuracy of a saved model."""
     try:
         require_torch("nsegaug evaluate")
     except ImportError as error:
         raise click.ClickException(str(error)) from error
+    from .. import storage
     from ..io import write_bytes_atomic
     from ..train.loop import evaluate_checkpoint
 
+    storage.configure(storage_options)
     result = evaluate_checkpoint(
         checkpoint, labels, images, device=device, workers=workers, boundary_width=boundary_width, palette=palette
     )

@@ -14,8 +14,8 @@ COPIES = ("all", "deformed", "original")
 EXAMPLES = """Examples:
 
 \b
-  nsegaug export --manifest out/train --format csv --out out/train/pairs.csv
-  nsegaug export --manifest out/train --format mmseg --out out/train/split.txt --relative-to out
+  nsegaug export --manifest out/train --format csv --out out/train-pairs.csv
+  nsegaug export --manifest out/train --format mmseg --out out/train-split.txt --relative-to out
 """
 
 

@@ -37,6 +37,8 @@ REQUIRED = ("manifest", "val_labels", "val_images", "num_classes")
 ONLINE_ONLY = ("alpha_sigma", "area_thresh")
 existing_file = Location(exists=True, dir_okay=False)
 existing_folder = Location(exists=True, file_okay=False)
+# Checkpoints and initial weights are read with torch.load from this machine's disk.
+local_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 device_option = click.option(
     "--device",
     type=click.Choice(DEVICES),
@@ -106,7 +108,7 @@ workers_option = click.option(
 )
 @click.option(
     "--init-weights",
-    type=existing_file,
+    type=local_file,
     default=None,
     help="Start the model from this state dict (plain, or under 'state_dict'/'model'); not applied on --resume.",
 )

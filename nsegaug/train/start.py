@@ -255,7 +255,7 @@ def headline(plan: Plan, learner: Learner, state: TrainState) -> str:
     if config.online:
         labels_used = f"online: originals deformed on {plan.device.type} with p={plan.prob:g}"
     else:
-        chosen = "" if config.prob is not None else " (the paper's; --prob to change)"
+        chosen = "" if config.prob is not None else ", the paper's: --prob to change it"
         labels_used = "baseline: originals only" if config.baseline else f"deformed label with p={plan.prob:g}{chosen}"
     parameters = count_parameters(unwrap(learner.model))
     return (
