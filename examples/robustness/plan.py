@@ -46,8 +46,13 @@ class Settings:
     width_px: int = 256
     data_seed: int = 0
     num_classes: int = 6
-    # Noise: nsegaug noise on the training labels (the validation labels stay clean).
-    noise: tuple[str, ...] = ("--models", "boundary,simplify,jitter")
+    # Noise: nsegaug noise on the training labels (the validation labels stay clean); PILOT.md's S6: the
+    # three random models at 128x256 strengths, and an annotator's habit on humans and vehicles.
+    noise: tuple[str, ...] = (
+        "--models", "bias,boundary,simplify,jitter", "--max-radius", "2", "--max-epsilon", "1.5",
+        "--jitter-amplitude", "0.75", "--jitter-sigma", "8", "--bias-radius", "1", "--bias-wide", "0.5",
+        "--bias-classes", "4,5",
+    )  # fmt: skip
     noise_seed: int = 0
     # NSegment+: offline copies, the paper's pairs and threshold scaled to the map size.
     copies: int = 5
