@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -82,6 +84,32 @@ def ignore_borders(segment: np.ndarray, band: int, classes: tuple[int, ...] = TH
     return result
 
 
+@dataclass(frozen=True)
+class _Ground:
+    """The road scene's geometry: the horizon, the vanishing point, and where the ground bands meet the bottom."""
+
+    height: int
+    horizon: float
+    vanish_x: float
+    borders: np.ndarray  # terrain | sidewalk | road | sidewalk | terrain, left to right, on the bottom row
+    road_left: float
+    road_right: float
+    road_half: float
+    left_sidewalk: float
+    right_sidewalk: float
+    left_terrain: float
+    right_terrain: float
+
+    @property
+    def pixels_per_m(self) -> float:
+        """At depth 1 (the bottom row); it scales linearly with depth."""
+        return (self.road_right - self.road_left) / ROAD_WIDTH_M
+
+    def point(self, bottom: float, t: float) -> tuple[float, float]:
+        """The image point at depth ``t`` on the ray from the vanishing point through ``bottom`` on the bottom row."""
+        return self.vanish_x + (bottom - self.vanish_x) * t, self.horizon + (self.height - self.horizon) * t
+
+
 def city_scene(
     height: int,
     width: int,
@@ -101,6 +129,17 @@ def city_scene(
     """
     rng = np.random.default_rng(seed)
     segment = np.full((height, width), SKY, dtype=np.uint8)
+    ground, on_ground = _draw_ground(segment, rng)
+    _draw_facades(segment, rng, ~on_ground, ground.horizon, ground.vanish_x)
+    _draw_roadside(segment, rng, ground)
+    _draw_things(segment, rng, ground, n_objects)
+    return ignore_borders(segment, ignore_band) if ignore_band > 0 else segment
+
+
+def _draw_ground(segment: np.ndarray, rng: np.random.Generator) -> tuple[_Ground, np.ndarray]:
+    """The ground bands, converging on a vanishing point; returns the geometry the rest is placed by, and
+    where the ground is."""
+    height, width = segment.shape
     horizon = rng.uniform(0.38, 0.5) * height
     vanish_x = rng.uniform(0.35, 0.65) * width
     # Borders between ground bands where they cross the bottom row, left to right:
@@ -121,25 +160,28 @@ def city_scene(
         ]
     )
     band_classes = np.array([SKY, TERRAIN, SIDEWALK, ROAD, SIDEWALK, TERRAIN, SKY], dtype=np.uint8)
-
     rows = np.arange(height, dtype=np.float64)[:, None]
     cols = np.arange(width, dtype=np.float64)[None, :]
     depth = np.clip((rows - horizon) / (height - horizon), 1e-6, None)  # 0 at the horizon, 1 at the bottom row
     bottom_x = vanish_x + (cols - vanish_x) / depth  # where the ray through the vanishing point meets the bottom row
     band = np.digitize(bottom_x, borders)
-    ground = (rows > horizon) & (band > 0) & (band < len(borders))
-    segment[ground] = band_classes[band[ground]]
+    on_ground = (rows > horizon) & (band > 0) & (band < len(borders))
+    segment[on_ground] = band_classes[band[on_ground]]
+    geometry = _Ground(
+        height, horizon, vanish_x, borders, road_left, road_right, road_half,
+        left_sidewalk, right_sidewalk, left_terrain, right_terrain,
+    )  # fmt: skip
+    return geometry, on_ground
 
-    _draw_facades(segment, rng, ~ground, horizon, vanish_x)
-    pixels_per_m = (road_right - road_left) / ROAD_WIDTH_M  # at depth 1; scales linearly with depth
 
-    def ground_point(bottom: float, t: float) -> tuple[float, float]:
-        return vanish_x + (bottom - vanish_x) * t, horizon + (height - horizon) * t
-
-    if left_terrain > 0 and rng.random() < 0.6:
-        _draw_fence(segment, rng, ground_point, borders[1], pixels_per_m)
-    if right_terrain > 0 and rng.random() < 0.6:
-        _draw_fence(segment, rng, ground_point, borders[4], pixels_per_m)
+def _draw_roadside(segment: np.ndarray, rng: np.random.Generator, ground: _Ground) -> None:
+    """Fences along the terrain, sometimes, and one to four trees beyond the sidewalks."""
+    width = segment.shape[1]
+    borders = ground.borders
+    if ground.left_terrain > 0 and rng.random() < 0.6:
+        _draw_fence(segment, rng, ground.point, borders[1], ground.pixels_per_m)
+    if ground.right_terrain > 0 and rng.random() < 0.6:
+        _draw_fence(segment, rng, ground.point, borders[4], ground.pixels_per_m)
     for _ in range(int(rng.integers(1, 5))):
         side = rng.integers(0, 2)
         bottom = (
@@ -147,11 +189,14 @@ def city_scene(
             if side == 0
             else rng.uniform(borders[4], borders[5] + 0.2 * width)
         )
-        x, y = ground_point(bottom, rng.uniform(0.1, 0.7))
-        t = (y - horizon) / (height - horizon)
-        _draw_tree(segment, rng, x, y, pixels_per_m * t)
+        x, y = ground.point(bottom, rng.uniform(0.1, 0.7))
+        t = (y - ground.horizon) / (ground.height - ground.horizon)
+        _draw_tree(segment, rng, x, y, ground.pixels_per_m * t)
 
-    # Far things first, so near ones hide them, as in a photograph.
+
+def _draw_things(segment: np.ndarray, rng: np.random.Generator, ground: _Ground, n_objects: int) -> None:
+    """``n_objects`` things at random depths, far ones first, so near ones hide them as in a photograph."""
+    borders, road_left, road_right, road_half = ground.borders, ground.road_left, ground.road_right, ground.road_half
     depths = np.sort(rng.uniform(0.03, 0.7, size=n_objects) ** 1.3)
     for t in depths:
         kind = _THING_KINDS[int(rng.choice(len(_THING_KINDS), p=_THING_ODDS))]
@@ -160,9 +205,9 @@ def city_scene(
             lane = (borders[1], borders[2]) if on_left else (borders[3], borders[4])
             if kind == "pole":  # poles stand at the kerb
                 lane = (
-                    (borders[2] - 0.15 * left_sidewalk, borders[2])
+                    (borders[2] - 0.15 * ground.left_sidewalk, borders[2])
                     if on_left
-                    else (borders[3], borders[3] + 0.15 * right_sidewalk)
+                    else (borders[3], borders[3] + 0.15 * ground.right_sidewalk)
                 )
         elif kind in ("cyclist", "motorcyclist"):
             lane = (
@@ -172,10 +217,8 @@ def city_scene(
             )
         else:
             lane = (road_left + 0.1 * road_half, road_right - 0.1 * road_half)
-        x, y = ground_point(rng.uniform(*lane), t)
-        _draw_thing(segment, rng, kind, x, y, pixels_per_m * t)
-
-    return ignore_borders(segment, ignore_band) if ignore_band > 0 else segment
+        x, y = ground.point(rng.uniform(*lane), t)
+        _draw_thing(segment, rng, kind, x, y, ground.pixels_per_m * t)
 
 
 def _draw_facades(
