@@ -264,15 +264,17 @@ class Variant:
     0 leaves every outline exact. ``objects`` None scales the number of things
     with the map's area (:func:`objects_for`); a number keeps the scene the
     same at any size (the same seed then draws the same scene, only finer).
-    ``thicken_objects`` > 0 draws poles, traffic lights and signs that many
-    pixels wider on every side (over stuff, never over other things), in the
-    labels and the photo alike: on small maps a pole is otherwise 1 px wide.
+    ``thicken`` > 0 draws the things of ``thicken_classes`` (train ids; by
+    default poles, traffic lights and signs) that many pixels wider on every
+    side (over stuff, never over other things), in the labels and the photo
+    alike: on small maps a pole is otherwise 1 px wide, a person 2-3 px.
     """
 
     categories: int | None = None  # a key of CATEGORIES; None: Cityscapes' 19 train ids
     ignore_band: int | None = None
     objects: int | None = None
-    thicken_objects: int = 0
+    thicken: int = 0
+    thicken_classes: tuple[int, ...] = OBJECT
 
     @property
     def colours(self) -> np.ndarray:
@@ -287,9 +289,7 @@ class Variant:
         return CATEGORIES[self.categories].things if self.categories else THING_CLASSES
 
 
-def thicken(
-    segment: np.ndarray, pixels: int, classes: tuple[int, ...] = (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN)
-) -> np.ndarray:
+def thicken(segment: np.ndarray, pixels: int, classes: tuple[int, ...] = OBJECT) -> np.ndarray:
     """``segment`` with each of ``classes`` grown by ``pixels`` (chessboard distance) over stuff, not over things."""
     if pixels <= 0:
         return segment
@@ -308,7 +308,8 @@ def make_sample(
     """The label map (with ignore bands unless the variant has none) and photo of sample ``index`` of ``split``."""
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     objects = objects_for(height, width) if variant.objects is None else variant.objects
-    full = thicken(city_scene(height, width, objects, seed=int(rng.integers(2**63))), variant.thicken_objects)
+    scene = city_scene(height, width, objects, seed=int(rng.integers(2**63)))
+    full = thicken(scene, variant.thicken, variant.thicken_classes)
     drawn_band = int(rng.integers(1, 3))  # drawn whatever the variant, so the photo's draws stay the same
     band = drawn_band if variant.ignore_band is None else variant.ignore_band
     labels = CATEGORIES[variant.categories].lookup()[full] if variant.categories else full
@@ -472,7 +473,10 @@ def _variant_args(variant: Variant) -> str:
     args = f" --categories {variant.categories}" if variant.categories else ""
     args += f" --ignore-band {variant.ignore_band}" if variant.ignore_band is not None else ""
     args += f" --objects {variant.objects}" if variant.objects is not None else ""
-    return args + (f" --thicken-objects {variant.thicken_objects}" if variant.thicken_objects else "")
+    args += f" --thicken {variant.thicken}" if variant.thicken else ""
+    if variant.thicken and variant.thicken_classes != OBJECT:
+        args += f" --thicken-classes {','.join(str(cls) for cls in variant.thicken_classes)}"
+    return args
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -497,8 +501,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--objects", type=int, default=None, help="things per scene (default: as dense as 45 at 256x512)"
     )
+    parser.add_argument("--thicken", type=int, default=0, help="draw the --thicken-classes N px wider on each side")
     parser.add_argument(
-        "--thicken-objects", type=int, default=0, help="draw poles, traffic lights and signs N px wider on each side"
+        "--thicken-classes",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        default=OBJECT,
+        help="Cityscapes train ids to thicken, comma-separated (default: 5,6,7: pole, traffic light and sign)",
     )
     args = parser.parse_args(argv)
     if args.train < 0 or args.val < 0:
@@ -507,16 +515,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--height and --width must be at least 16 pixels")
     if args.seed < 0:
         parser.error("--seed must be >= 0 (NumPy seeds are non-negative)")
-    counts = (args.ignore_band, args.objects, args.thicken_objects)
+    counts = (args.ignore_band, args.objects, args.thicken)
     if any(count is not None and count < 0 for count in counts):
-        parser.error("--ignore-band, --objects and --thicken-objects must be >= 0")
+        parser.error("--ignore-band, --objects and --thicken must be >= 0")
+    if not set(args.thicken_classes) <= set(range(19)):
+        parser.error("--thicken-classes are Cityscapes train ids, 0..18")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the sample data and print where it went."""
     args = parse_args(argv)
-    variant = Variant(args.categories, args.ignore_band, args.objects, args.thicken_objects)
+    variant = Variant(args.categories, args.ignore_band, args.objects, args.thicken, args.thicken_classes)
     make_sample_data(args.out, args.train, args.val, args.height, args.width, args.seed, variant)
     print(f"wrote {args.train} train and {args.val} val samples of {args.width}x{args.height} to {args.out}")
     return 0

@@ -223,6 +223,9 @@ def test_thickened_objects_grow_over_stuff_only():
     other_things = np.isin(scene, THING_CLASSES) & ~objects
     assert (thick[other_things] == scene[other_things]).all()  # never over a person or a car
     np.testing.assert_array_equal(script.thicken(scene, 0), scene)
+    people = script.thicken(scene, 1, (11, 12))  # persons and riders
+    assert np.isin(people, (11, 12)).sum() > np.isin(scene, (11, 12)).sum()
+    assert (people[objects] == scene[objects]).all()
 
 
 def test_study_variant_is_deterministic_and_the_same_scene_at_any_size(tmp_path):

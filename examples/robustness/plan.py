@@ -39,7 +39,18 @@ class Settings:
     """Everything that decides the study's result, plus how it runs (jobs, threads, workers)."""
 
     # Data: examples/make_sample_data.py, made in the work folder (a digest of the labels is checked).
-    data: tuple[str, ...] = ("--categories", "6", "--ignore-band", "0", "--objects", "30")
+    data: tuple[str, ...] = (
+        "--categories",
+        "6",
+        "--ignore-band",
+        "0",
+        "--objects",
+        "30",
+        "--thicken",
+        "1",
+        "--thicken-classes",
+        "11,12",
+    )
     train_images: int = 300
     val_images: int = 60
     height: int = 128
