@@ -489,7 +489,7 @@ def _previous_run(out: Location, overwrite: bool, log: Log) -> RunMeta | None:
     except ManifestError as error:
         if not overwrite:
             raise
-        log(f"warning: {error}; --overwrite removes only the files its manifest lists")
+        log(f"warning: {error}; starting again removes only the files its manifest lists")
         return None
 
 
@@ -522,7 +522,7 @@ def _listed_outputs(rows: Path | None, row_type: type, overwrite: bool = False, 
         if not overwrite:
             raise
         if log is not None:
-            log(f"warning: {error}; --overwrite removes the files an nsegaug run may have written")
+            log(f"warning: {error}; starting again removes the files its record says the run may have written")
         return set()
 
 
@@ -922,11 +922,11 @@ def _check_dask(scheduler: str | None) -> None:
     address = scheduler.split("://", 1)[-1]
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise UsageError(f"--scheduler {scheduler}: not an address like tcp://host:8786")
+        raise UsageError(f"dask scheduler {scheduler}: not an address like tcp://host:8786")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT_S).close()
     except OSError as error:
-        raise UsageError(f"--scheduler {scheduler}: cannot connect ({error.strerror or error})") from error
+        raise UsageError(f"dask scheduler {scheduler}: cannot connect ({error.strerror or error})") from error
 
 
 # How long --scheduler has to answer before a run is refused.

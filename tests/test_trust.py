@@ -562,7 +562,7 @@ def test_dask_with_a_scheduler_nobody_answers_at_is_refused_before_anything_is_w
     pytest.importorskip("distributed")
     out = tmp_path / "out"
     result = generate("--labels", labels, "--out", out, "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1")
-    assert result.exit_code == 2 and "--scheduler tcp://127.0.0.1:1: cannot connect" in result.stderr
+    assert result.exit_code == 2 and "dask scheduler tcp://127.0.0.1:1: cannot connect" in result.stderr
     assert not out.exists() or not any(out.iterdir())
 
 
