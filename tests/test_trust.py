@@ -606,3 +606,17 @@ def test_best_pt_is_saved_before_last_pt(tmp_path, monkeypatch):
     log.checkpoint(dict, best=True)
     log.checkpoint(dict)
     assert saved == ["best.pt", "last.pt", "last.pt"]
+
+
+@needs_torch
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_copy_damaged_after_generate_stops_training_with_one_line(tmp_path, workers):
+    labels, images = _dataset(tmp_path / "data")
+    out = tmp_path / "gen"
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    damaged = out / "scene_0002_nsp1.png"
+    damaged.write_bytes(damaged.read_bytes()[:200])  # the header survives: the start-up check passes it
+    arguments = ["--prob", "1", "--batch-size", "4", "--workers", workers]
+    result = train(out / MANIFEST_NAME, tmp_path / "run", *arguments)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr.startswith(f"Error: {damaged}: ") and result.stderr.count("\n") == 1, result.stderr
