@@ -148,7 +148,9 @@ def resolved_parameters(parameters: Mapping, out: Location) -> dict:
     resolved = dict(parameters)
     for name in FOLDER_PARAMETERS:
         value = resolved.get(name)
-        if value and not is_url(value) and not is_url(out):
+        if value and is_url(value):  # as a run records it now: s3://b/x/ and s3://b/x are one folder
+            resolved[name] = str(storage.as_location(value))
+        elif value and not is_url(out):
             resolved[name] = str((Path(out) / value).resolve())
     return resolved
 

@@ -316,7 +316,7 @@ class Manifest:
             status = repr(self.meta.status) if self.meta is not None else f"unknown: no {META_NAME}"
             raise ManifestError(
                 f"{self.path}: {self.kind} did not finish (status {status}); "
-                f"finish it with nsegaug {self.kind} ... --out {storage.shown(self.root)} --resume"
+                f"resume that run into {storage.shown(self.root)} first"
             )
 
     def label_location(self, row: CopyRow, labels_root: Location) -> Location:

@@ -119,8 +119,9 @@ def _transient(error: BaseException, location: Location = "") -> bool:
         return False
     # The location is left out: a key named "500.png" is not a server error.
     text = f"{type(error).__name__} {error}"
-    for shown_location in {str(location), str(location).partition("://")[2]} - {""}:
-        text = text.replace(shown_location, " ")
+    for shown_location in {str(location), str(location).partition("://")[2]}:
+        if len(shown_location) > 3:  # a bucket "b" would take every b out of the message
+            text = text.replace(shown_location, " ")
     text = text.lower()
     markers = ("slowdown", "throttl", "timeout", "timed out", "connection", "temporar", "503", "500", "reset")
     return isinstance(error, (ConnectionError, TimeoutError)) or any(marker in text for marker in markers)

@@ -89,7 +89,8 @@ def agree(processes: Processes, action: Callable[[], None]) -> None:
             action()
         except Exception as error:  # noqa: BLE001 - any failure must reach the other ranks, then rank 0 re-raises it
             failure = error
-    message = str(failure) if failure is not None else None
+    # An error without text (a bare AssertionError) still stops the others: they raise on a non-empty message.
+    message = (str(failure) or type(failure).__name__) if failure is not None else None
     if processes.distributed:
         box = [message]
         torch_dist.broadcast_object_list(box, src=0)
