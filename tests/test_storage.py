@@ -223,7 +223,17 @@ def test_a_misspelt_image_prefix_in_a_bucket_is_refused_before_anything_is_writt
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main,
-        ["generate", "--labels", "memory://typo/labels", "--images", "memory://typo/imagse", "--out", str(out)],
+        [
+            "generate",
+            "--labels",
+            "memory://typo/labels",
+            "--images",
+            "memory://typo/imagse",
+            "-k",
+            "1",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 2 and "memory://typo/imagse: image folder not found" in result.output
     assert not out.exists() or not any(out.iterdir())
