@@ -56,6 +56,7 @@ def manifest_pairs(
         raise UsageError(f"copies must be one of {', '.join(COPIES)}, got {copies!r}")
     opened = open_manifest(manifest)
     opened.require_kind("generate")
+    opened.require_complete()
     labels_root, images_root = opened.folder("labels", labels), opened.folder("images", images)
     if images_root is None:
         raise ManifestError(f"{opened.path}: made without images, so it pairs no label with an image")
@@ -64,7 +65,7 @@ def manifest_pairs(
             raise ManifestError(f"{opened.path}:{number}: {row.label} has no paired image")
         if (copies == "original" and row.copy) or (copies == "deformed" and not row.deformed):
             continue
-        label = storage.join(labels_root, row.label) if row.output is None else storage.join(opened.root, row.output)
+        label = opened.label_location(row, labels_root)
         yield Pair(storage.join(images_root, row.image), label, row.label, row.copy, row.deformed)
 
 

@@ -11,9 +11,10 @@ from pathlib import Path, PurePosixPath
 from .dataset import DEFAULT_NAME_TEMPLATE, LABEL_EXTENSIONS, Sample, check_name_template, output_pattern
 from .dataset import output_name as make_output_name
 from .errors import LabelFormatError, UsageError
-from .jobs import JobConfig, JobSummary, MaskJob, Output, plan, run_job
+from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .manifest import CopyRow
 from .params import DEFAULT_PARAMS, DeformParams, check_prob
+from .storage import Location
 
 # A copy identical to its source is expected now and then (the paper's alpha = 1 pairs move nothing on most
 # maps: a fifth of its pairs); past this share something is wrong, most often the threshold for the map size.
@@ -58,9 +59,6 @@ class GenerateConfig(JobConfig):
         }
 
 
-GenerateSummary = JobSummary
-
-
 class GenerateJob(MaskJob):
     """K deformed copies of each mask, copy 0 being the source itself (listed, not written)."""
 
@@ -79,7 +77,8 @@ class GenerateJob(MaskJob):
     def outputs(self, label: str) -> list[str]:
         return [make_output_name(label, k, self.config.name_template) for k in range(1, self.config.copies + 1)]
 
-    def could_write(self, name: str, parameters: Mapping) -> bool:
+    @classmethod
+    def could_write(cls, name: str, parameters: Mapping, out: Location) -> bool:
         template, copies = parameters.get("name_template"), parameters.get("copies")
         if not template or not copies:
             return False
@@ -88,10 +87,10 @@ class GenerateJob(MaskJob):
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
         from .copies import deformed_copies
-        from .io import encode_label, read_label, sha256_bytes
+        from .io import cached_colour_palette, encode_label, read_label, sha256_bytes
 
         config = self.config
-        label_image = read_label(source, _colour_palette(config.palette), data=data)
+        label_image = read_label(source, cached_colour_palette(config.palette), data=data)
         segment = label_image.indices
         _check_ignore_index(source, segment, config.params.ignore_index)
         height, width = segment.shape
@@ -183,13 +182,6 @@ def _pattern(template: str):
     return output_pattern(template)
 
 
-@lru_cache(maxsize=4)
-def _colour_palette(path: Path | None):
-    from .io import load_colour_palette
-
-    return load_colour_palette(path) if path is not None else None
-
-
 def generate_dataset(
     config: GenerateConfig,
     *,
@@ -206,8 +198,6 @@ def generate_dataset(
     masks are counted in it (and stop the run with ``on_error="fail"``).
     See :func:`nsegaug.jobs.run_job` for what it raises.
     """
-    if config.palette is not None:
-        _colour_palette(config.palette)  # a bad colour table is refused before anything is written
     job = GenerateJob(config)
     return run_job(job, resume=resume, overwrite=overwrite, progress=progress, command_line=command_line, log=log)
 
@@ -216,4 +206,4 @@ def planned_outputs(config: GenerateConfig) -> Iterator[tuple[Sample, list[str]]
     """What a run would write: each sample with its output paths. Writes nothing."""
     job = GenerateJob(config)
     for sample in plan(config):
-        yield sample, job.outputs(sample.label)
+        yield paired(config, sample), job.outputs(sample.label)

@@ -14,10 +14,12 @@ import io
 import json
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -105,6 +107,12 @@ def parse_colour(text: str | list | tuple) -> tuple[int, int, int]:
     if len(values) != 3 or not all(0 <= v <= 255 for v in values):
         raise ValueError(f"not a colour: {text!r} (use #rrggbb or r,g,b with 0..255)")
     return values
+
+
+@lru_cache(maxsize=4)
+def cached_colour_palette(path: os.PathLike | str | None) -> ColourPalette | None:
+    """The palette at ``path`` (None: no palette), read once per process: a worker needs it for every mask."""
+    return load_colour_palette(path) if path is not None else None
 
 
 def load_colour_palette(path: os.PathLike | str) -> ColourPalette:
@@ -293,13 +301,14 @@ def _with_palette(image: Image.Image, like: LabelImage) -> Image.Image:
 def atomic_writer(path: os.PathLike | str, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary stream whose content replaces ``path`` only when the block ends without error.
 
-    The bytes go to ``.<name>.<pid>.tmp`` in the same folder (same file system,
+    The bytes go to ``.<name>.<pid>-<thread>.tmp`` in the same folder (same file system,
     so the rename is atomic), are flushed to disk, then renamed into place:
     ``path`` is always either absent, old or complete.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # The thread too: threads of one process may write the same file (a cache filled by a thread pool).
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         with open(temporary, "wb") as stream:
             yield stream

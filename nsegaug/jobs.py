@@ -33,7 +33,7 @@ from typing import ClassVar
 
 from . import storage
 from .dataset import LABEL_EXTENSIONS, Sample, find_image, is_inside, iter_label_files
-from .errors import ManifestError, OutputInUse, StorageError, UsageError, shown_path
+from .errors import ManifestError, NsegaugError, OutputInUse, StorageError, UsageError, shown_path
 from .manifest import (
     MANIFEST_NAME,
     META_NAME,
@@ -148,7 +148,9 @@ def resolved_parameters(parameters: Mapping, out: Location) -> dict:
     resolved = dict(parameters)
     for name in FOLDER_PARAMETERS:
         value = resolved.get(name)
-        if value and not is_url(value) and not is_url(out):
+        if value and is_url(value):  # as a run records it now: s3://b/x/ and s3://b/x are one folder
+            resolved[name] = str(storage.as_location(value))
+        elif value and not is_url(out):
             resolved[name] = str((Path(out) / value).resolve())
     return resolved
 
@@ -194,8 +196,10 @@ class MaskJob:
         """The files the job writes for ``label``, relative to the output folder."""
         raise NotImplementedError
 
-    def could_write(self, name: str, parameters: Mapping) -> bool:
-        """Whether a run with ``parameters`` (this job's kind) may have written the file ``name``."""
+    @classmethod
+    def could_write(cls, name: str, parameters: Mapping, out: Location) -> bool:
+        """Whether a run of this kind with ``parameters``, into ``out``, may have written the file ``name``
+        (a class method: an ``--overwrite`` judges the files of an earlier run of another kind)."""
         raise NotImplementedError
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
@@ -252,6 +256,13 @@ def plan(config: JobConfig, log: Log = lambda message: None) -> Iterator[Sample]
         yield Sample(label, None)
 
 
+def paired(config: JobConfig, sample: Sample) -> Sample:
+    """``sample`` with its image from ``config.images`` (None where there is none, or no image folder)."""
+    if config.images is None:
+        return sample
+    return Sample(sample.label, find_image(config.images, sample.label, config.label_suffix, config.image_suffix))
+
+
 def count_masks(config: JobConfig) -> int | None:
     """How many label files the job has (None for a remote folder: not listed twice); none is a UsageError."""
     if is_url(config.labels):
@@ -271,6 +282,9 @@ def check_request(job: MaskJob, resume: bool, overwrite: bool) -> None:
         raise UsageError(f"{storage.shown(config.labels)}: label folder not found")
     if config.images is not None and not storage.is_dir(config.images):
         raise UsageError(f"{storage.shown(config.images)}: image folder not found")
+    if config.images is not None and is_url(config.images) and next(storage.walk(config.images), None) is None:
+        # Any prefix of an existing bucket "exists": a typo would leave every mask without its image.
+        raise UsageError(f"{storage.shown(config.images)}: image folder not found (no object under this prefix)")
     if not is_url(config.out) and Path(config.out).exists() and not Path(config.out).is_dir():
         raise UsageError(f"{storage.shown(config.out)}: not a folder")
     for source in (config.labels, config.images):
@@ -278,6 +292,12 @@ def check_request(job: MaskJob, resume: bool, overwrite: bool) -> None:
             raise UsageError(f"output folder {config.out} is inside {source}: outputs must not go among sources")
         if source is not None and is_inside(source, config.out):
             raise UsageError(f"{source} is inside the output folder {config.out}: sources must not lie among outputs")
+    if config.backend == "dask":
+        _check_dask(config.scheduler)
+    if config.palette is not None:
+        from .io import cached_colour_palette
+
+        cached_colour_palette(config.palette)  # a bad colour table is refused before anything is written
     if resume and overwrite:
         raise UsageError("resume and overwrite exclude each other")
     if not (resume or overwrite) and next(storage.walk(config.out), None) is not None:
@@ -408,9 +428,10 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
     """Make the output folder ready for this run: the labels an earlier run finished (on resume), and the log.
 
     Files an earlier run wrote (those its manifest lists, and those it may
-    have written before being stopped) are removed with ``overwrite``; a
-    file no nsegaug run of this kind could have written stops the run
-    (:class:`OutputInUse` naming it): the folder may hold someone's data.
+    have written before being stopped) are removed with ``overwrite``, also
+    when that run was of another kind or its records are damaged; a file no
+    earlier nsegaug run could have written stops the run (:class:`UsageError`
+    naming it): the folder may hold someone's data.
     """
     out = job.config.out
     if not is_url(out):
@@ -418,17 +439,16 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
             Path(out).mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StorageError.from_os_error(error, out, "cannot create the output folder") from error
-    meta = join(out, META_NAME)
-    previous = read_meta(meta).parameters if storage.exists(meta) else {}
+    previous = _previous_run(out, overwrite, log)
     manifest_log = ManifestLog(out, job.row_type)
     rows = manifest_log.rows_file() if (resume or overwrite) else None
-    listed = _listed_outputs(rows, job)
-    foreign = [name for name in storage.walk(out) if not _is_ours(job, name, listed, previous)]
+    listed = _listed_outputs(rows, job_class(previous.kind).row_type if previous else job.row_type, overwrite, log)
+    foreign = [name for name in storage.walk(out) if not _is_ours(name, listed, previous, out)]
     if foreign:
         shown = ", ".join(shown_path(name) for name in foreign[:SHOWN_FILES])
         more = f" and {len(foreign) - SHOWN_FILES} more" if len(foreign) > SHOWN_FILES else ""
         raise UsageError(
-            f"{storage.shown(out)} holds files no nsegaug {job.kind} run wrote: {shown}{more}; "
+            f"{storage.shown(out)} holds files no nsegaug run wrote: {shown}{more}; "
             "move them away, or choose another output folder"
         )
     remove_temporary_files(out)
@@ -436,7 +456,7 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
         ours = {name for name in storage.walk(out) if not _is_record(name)}
         _remove(out, sorted(listed | ours))
         manifest_log.discard()
-        storage.remove(meta)
+        storage.remove(join(out, META_NAME))
     done = completed_labels(job, rows, log) if resume and rows is not None else set()
     if done:
         # Keep only verified rows: a line torn by a killed run must not end up
@@ -447,15 +467,46 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
     return done, manifest_log
 
 
+def job_class(kind: str) -> type[MaskJob]:
+    """The job of a recorded ``kind`` (imported here: those modules import this one)."""
+    from .generate import GenerateJob
+    from .noise import NoiseJob
+
+    kinds = {GenerateJob.kind: GenerateJob, NoiseJob.kind: NoiseJob}
+    if kind not in kinds:
+        raise ManifestError(f"unknown kind of run {kind!r}; this nsegaug knows {', '.join(sorted(kinds))}")
+    return kinds[kind]
+
+
+def _previous_run(out: Location, overwrite: bool, log: Log) -> RunMeta | None:
+    """The record of the run that wrote ``out`` (None: none). With ``overwrite`` a damaged record is only
+    warned about: starting again is the way out of it, so it must not be refused for it."""
+    meta = join(out, META_NAME)
+    if not storage.exists(meta):
+        return None
+    try:
+        previous = read_meta(meta)
+        job_class(previous.kind)
+        return previous
+    except ManifestError as error:
+        if not overwrite:
+            raise
+        log(f"warning: {error}; starting again removes only the files its manifest lists")
+        return None
+
+
 def _is_record(name: str) -> bool:
     """The manifest, its metadata, and a remote manifest's parts."""
     return name in (MANIFEST_NAME, META_NAME) or name.startswith(PARTS + "/")
 
 
-def _is_ours(job: MaskJob, name: str, listed: set[str], previous: Mapping) -> bool:
+def _is_ours(name: str, listed: set[str], previous: RunMeta | None, out: Location) -> bool:
+    """Whether ``name`` in ``out`` belongs to nsegaug: a record, a temporary file, a file the manifest lists,
+    or one the recorded run may have written before it was stopped. Without a record nothing else is: a run
+    records itself before it writes a file, so the folder is someone's (a copy of their labels)."""
     if _is_record(name) or name in listed or _is_temporary(name):
         return True
-    return job.could_write(name, job.parameters()) or (bool(previous) and job.could_write(name, previous))
+    return previous is not None and job_class(previous.kind).could_write(name, previous.parameters, out)
 
 
 def _is_temporary(name: str) -> bool:
@@ -463,10 +514,18 @@ def _is_temporary(name: str) -> bool:
     return base.startswith(".") and base.endswith(".tmp")
 
 
-def _listed_outputs(rows: Path | None, job: MaskJob) -> set[str]:
+def _listed_outputs(rows: Path | None, row_type: type, overwrite: bool = False, log: Log | None = None) -> set[str]:
+    """The outputs ``rows`` lists; with ``overwrite``, a damaged manifest lists nothing (warned about)."""
     if rows is None or not rows.exists():
         return set()
-    return {row.output for _, group in iter_mask_groups(rows, job.row_type) for row in group.values() if row.output}
+    try:
+        return {row.output for _, group in iter_mask_groups(rows, row_type) for row in group.values() if row.output}
+    except ManifestError as error:
+        if not overwrite:
+            raise
+        if log is not None:
+            log(f"warning: {error}; starting again removes the files its record says the run may have written")
+        return set()
 
 
 def _remove(out: Location, names) -> None:
@@ -544,9 +603,29 @@ def run_job(
     total = count_masks(job.config)
     done, manifest_log = prepare_output(job, resume, overwrite, log)
     try:
-        return _run(job, done, manifest_log, total, progress, command_line, log, started)
+        with _caller_settings_kept():
+            return _run(job, done, manifest_log, total, progress, command_line, log, started)
     finally:
         manifest_log.close()
+
+
+@contextmanager
+def _caller_settings_kept():
+    """Pillow's size guard and OpenCV's thread count as the caller had them: with ``jobs=1`` the masks are
+    processed in this process, whose settings belong to the caller (a notebook, a training script)."""
+    from PIL import Image
+
+    pixels = Image.MAX_IMAGE_PIXELS
+    threads = sys.modules["cv2"].getNumThreads() if "cv2" in sys.modules else -1  # -1: OpenCV's default
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = pixels
+        if _process_setup.cache_info().currsize and os.getpid() == _parent_pid():
+            import cv2
+
+            cv2.setNumThreads(threads)
+            _process_setup.cache_clear()
 
 
 def _run(job, done, manifest_log, total, progress, command_line, log, started) -> JobSummary:
@@ -564,8 +643,11 @@ def _run(job, done, manifest_log, total, progress, command_line, log, started) -
     try:
         samples = (sample for sample in plan(job.config, log) if sample.label not in done)
         meta.status = run_masks(job, samples, manifest_log, summary, total, progress, log)
-    except StorageError as error:
+    except NsegaugError as error:  # the store failed, a scheduler went away: one line, the run failed
         meta.status, fault = "failed", error
+    except Exception:
+        meta.status = "failed"  # whatever it was, it was not an interruption
+        raise
     finally:
         summary.elapsed = time.perf_counter() - started
         fault = finish_run(job, manifest_log, meta, summary, total, log) or fault
@@ -658,10 +740,10 @@ def _sweep(job: MaskJob, rows: Path | None) -> None:
     were never appended (a failure, an interruption, a stop after the first error)."""
     out = job.config.out
     remove_temporary_files(out)
-    listed = _listed_outputs(rows, job)
+    listed = _listed_outputs(rows, job.row_type)
     parameters = job.parameters()
     stale = [name for name in storage.walk(out) if not _is_record(name) and name not in listed]
-    _remove(out, [name for name in stale if job.could_write(name, parameters)])
+    _remove(out, [name for name in stale if job.could_write(name, parameters, out)])
 
 
 def _record(meta: RunMeta, summary: JobSummary, total: int | None) -> None:
@@ -709,9 +791,8 @@ def process_mask(job: MaskJob, sample: Sample) -> MaskOutcome:
     warnings_of_mask: list[str] = []
     try:
         if config.images is not None:
-            image = find_image(config.images, sample.label, config.label_suffix, config.image_suffix)
-            sample = Sample(sample.label, image)
-            if image is None:
+            sample = paired(config, sample)
+            if sample.image is None:
                 warnings_of_mask.append(f"{storage.shown(source)}: no image found in {storage.shown(config.images)}")
         rows, outputs = job.make(sample, source, storage.read_bytes(source))
         for output in outputs:
@@ -829,6 +910,29 @@ def _quiet_cancellation():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*tasks which were still being processed", category=UserWarning)
         yield
+
+
+def _check_dask(scheduler: str | None) -> None:
+    """Refuse a dask run that cannot start before anything is written: no dask, or a scheduler nobody answers at."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("distributed") is None:
+        raise UsageError("the dask backend needs the dask extra: pip install 'nsegaug[dask]'")
+    if not scheduler:
+        return
+    address = scheduler.split("://", 1)[-1]
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"dask scheduler {scheduler}: not an address like tcp://host:8786")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT_S).close()
+    except OSError as error:
+        raise UsageError(f"dask scheduler {scheduler}: cannot connect ({error.strerror or error})") from error
+
+
+# How long --scheduler has to answer before a run is refused.
+SCHEDULER_TIMEOUT_S = 10.0
 
 
 @contextmanager

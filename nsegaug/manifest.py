@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import posixpath
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from . import storage
 from ._version import __version__
 from .errors import ManifestError
 from .io import atomic_writer
+from .storage import Location
 
 MANIFEST_NAME = "manifest.jsonl"
 META_NAME = "manifest.meta.json"
@@ -287,12 +289,16 @@ class Manifest:
         where it was when the run wrote it (found when only the output moved). Schema 1 recorded absolute paths.
         Where neither exists, the relative place, for the message that says so."""
         if override is not None:
-            return Path(override)
+            return storage.as_location(override)
         recorded = self.parameters.get(name)
         if not recorded:
             return None
-        if storage.is_url(recorded) or storage.is_url(self.root):
-            return storage.as_location(recorded)
+        if storage.is_url(recorded) or os.path.isabs(recorded):
+            if storage.is_url(self.root) or storage.is_url(recorded):
+                return storage.as_location(recorded)
+        elif storage.is_url(self.root):  # a tree made on a disk, then copied into a bucket as a whole
+            protocol, _, path = self.root.partition("://")
+            return f"{protocol}://{posixpath.normpath(posixpath.join(path, recorded))}"
         relative = Path(os.path.normpath(Path(self.root).resolve() / recorded))
         absolute = self.meta.locations.get(name) if self.meta is not None else None
         if not relative.exists() and absolute and storage.exists(storage.as_location(absolute)):
@@ -303,6 +309,19 @@ class Manifest:
         """A :class:`ManifestError` unless the manifest was written by a run of ``kind``."""
         if self.kind != kind:
             raise ManifestError(f"{self.path}: the manifest of a {self.kind} run, where one of {kind} is needed")
+
+    def require_complete(self) -> None:
+        """A :class:`ManifestError` unless the run finished: an interrupted run lists only part of its data."""
+        if self.meta is None or not self.meta.complete:
+            status = repr(self.meta.status) if self.meta is not None else f"unknown: no {META_NAME}"
+            raise ManifestError(
+                f"{self.path}: {self.kind} did not finish (status {status}); "
+                f"resume that run into {storage.shown(self.root)} first"
+            )
+
+    def label_location(self, row: CopyRow, labels_root: Location) -> Location:
+        """Where a row's label is: the source (copy 0) under ``labels_root``, a copy under the manifest's folder."""
+        return storage.join(labels_root, row.label) if row.output is None else storage.join(self.root, row.output)
 
 
 def _pair_set(parameters: Mapping) -> set[tuple[float, float]] | None:
@@ -455,7 +474,9 @@ def sort_manifest(path: Path, row_type: type = CopyRow, keep: Container[str] | N
             for key in sorted(index):
                 start, length = index[key]
                 source.seek(start)
-                target.write(source.read(length))
+                # A last row whole but without its newline (a write cut short after the closing brace)
+                # must not be glued to the row sorted after it.
+                target.write(source.read(length).rstrip(b"\n") + b"\n")
 
 
 def write_meta(path: Path | str, meta: RunMeta) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -63,7 +62,7 @@ def manifest_samples(manifest: str | os.PathLike) -> list[ImageSample]:
     trained on (unfinished, made without ``--images``, rows without an image or
     with copies missing) is a ``ValueError`` that says why.
     """
-    data = load_manifest(Path(manifest))
+    data = load_manifest(manifest)
     problems = manifest_problems(data)
     if problems:
         raise ValueError(problems_message(problems, str(manifest)))

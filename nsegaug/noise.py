@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from . import storage
@@ -22,6 +21,7 @@ from .dataset import LABEL_EXTENSIONS, Sample
 from .jobs import JobConfig, JobSummary, MaskJob, Output, run_job
 from .manifest import NoiseRow
 from .params import DEFAULT_NOISE, NoiseParams
+from .storage import Location
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,24 +53,25 @@ class NoiseJob(MaskJob):
     def outputs(self, label: str) -> list[str]:
         return [label]
 
-    def could_write(self, name: str, parameters: Mapping) -> bool:
+    @classmethod
+    def could_write(cls, name: str, parameters: Mapping, out: Location) -> bool:
         # A noise run mirrors its label folder: a file is its output where the folder has a label of that name.
         labels = parameters.get("labels")
         if not labels or PurePosixPath(name).suffix.lower() not in LABEL_EXTENSIONS:
             return False
         # Recorded relative to the output folder where both are local, else absolute (a path or a URL).
-        relative = not storage.is_url(labels) and not storage.is_url(self.config.out) and not Path(labels).is_absolute()
-        root = storage.join(self.config.out, labels) if relative else storage.as_location(labels)
+        relative = not storage.is_url(labels) and not storage.is_url(out) and not Path(labels).is_absolute()
+        root = storage.join(out, labels) if relative else storage.as_location(labels)
         return storage.is_file(storage.join(root, name))
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
         import numpy as np
 
-        from .io import encode_label, read_label, sha256_bytes
+        from .io import cached_colour_palette, encode_label, read_label, sha256_bytes
         from .noise_models import annotation_noise
 
         config = self.config
-        label_image = read_label(source, _colour_palette(config.palette), data=data)
+        label_image = read_label(source, cached_colour_palette(config.palette), data=data)
         clean = label_image.indices
         noisy = annotation_noise(clean, config.seed, sample.label, config.params)
         encoded = encode_label(label_image, noisy)
@@ -104,13 +105,6 @@ class NoiseJob(MaskJob):
         return counts, []
 
 
-@lru_cache(maxsize=4)
-def _colour_palette(path: Path | None):
-    from .io import load_colour_palette
-
-    return load_colour_palette(path) if path is not None else None
-
-
 def add_noise(
     config: NoiseConfig,
     *,
@@ -126,7 +120,5 @@ def add_noise(
     for any ``jobs`` and after an interruption followed by ``resume=True``.
     See :func:`nsegaug.jobs.run_job` for what it raises.
     """
-    if config.palette is not None:
-        _colour_palette(config.palette)  # a bad colour table is refused before anything is written
     job = NoiseJob(config)
     return run_job(job, resume=resume, overwrite=overwrite, progress=progress, command_line=command_line, log=log)

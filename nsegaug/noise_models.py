@@ -1,6 +1,6 @@
 """Seeded models of boundary-level annotation error, for making noisy training labels from clean ones.
 
-Three models, each a pure function of a label map and a NumPy ``Generator``:
+Four models, each a pure function of a label map and a NumPy ``Generator``:
 
 1. :func:`boundary_noise`: every object (an 8-connected component of one
    class) is redrawn a little too large or too small: dilated or eroded by its
@@ -165,7 +165,8 @@ def redraw_object(
     protected: np.ndarray,
     drawn_later: np.ndarray,
 ) -> np.ndarray:
-    """``segment`` with one object's outline ``old`` replaced by ``new`` (both masks of the window ``view``).
+    """``segment`` with one object's outline ``old`` replaced by ``new`` (both masks of the window ``view``),
+    changed in place (the models' working copy: a copy per object would cost objects x map size) and returned.
 
     Pixels gained take the object's class. A pixel given up takes the label of
     the nearest pixel outside ``old`` (in the window): the region the
@@ -173,8 +174,7 @@ def redraw_object(
     drawn later (``drawn_later``, a mask of the window), whose own outline will
     decide the boundary there, so the pixel stays. Protected pixels never change.
     """
-    out = segment.copy()
-    area = out[view]
+    area = segment[view]
     unprotected = ~protected[view]
     gained = new & ~old & unprotected
     lost = old & ~new & unprotected
@@ -183,10 +183,10 @@ def redraw_object(
         lost &= ~drawn_later[rows, cols]
         area[lost] = area[rows[lost], cols[lost]]
     area[gained] = value
-    return out
+    return segment
 
 
-# --- the three models ----------------------------------------------------------------------------------------------
+# --- the four models ----------------------------------------------------------------------------------------------
 
 
 def boundary_noise(

@@ -285,6 +285,11 @@ class NoiseParams:
         for name, value in sizes.items():
             if not (_is_number(value) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"{name} must be a finite number of pixels >= 0, got {value!r}")
+        for name in ("max_radius", "bias_radius"):  # structuring elements: whole pixels
+            value = getattr(self, name)
+            if value != int(value):
+                raise UsageError(f"{name} must be a whole number of pixels, got {value!r}")
+            object.__setattr__(self, name, int(value))
         if not (_is_number(self.jitter_sigma) and 0 < self.jitter_sigma <= MAX_SIGMA):
             raise UsageError(f"jitter_sigma must be in (0, {MAX_SIGMA:g}] px, got {self.jitter_sigma!r}")
         if not (_is_number(self.bias_wide) and 0 <= self.bias_wide <= 1):

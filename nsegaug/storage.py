@@ -64,8 +64,12 @@ def is_url(location: Location) -> bool:
 
 
 def as_location(text: str | os.PathLike) -> Location:
-    """A command-line or recorded location: a URL as it is, anything else a local ``Path``."""
-    return text if is_url(text) else Path(text)
+    """A command-line or recorded location: a URL without a trailing slash (``s3://b/x/`` is ``s3://b/x``, so a
+    resume compares equal), anything else a local ``Path``. ``file://`` is local: atomic writes, link checks and
+    temporary-file clean-up are the local disk's, which fsspec's local file system would not give."""
+    if isinstance(text, str) and text.startswith("file://"):
+        return Path(text[len("file://") :])
+    return text.rstrip("/") if is_url(text) else Path(text)
 
 
 def join(root: Location, key: str) -> Location:
@@ -88,9 +92,9 @@ def name(location: Location) -> str:
 
 @lru_cache(maxsize=16)
 def _filesystem(protocol: str):
-    import fsspec
-
     try:
+        import fsspec
+
         return fsspec.filesystem(protocol, **_options)
     except ImportError as error:
         reason = f"no file system for {protocol}:// ({error}); pip install 'nsegaug[cloud]'"
@@ -109,11 +113,16 @@ def filesystem(url: str):
 # --------------------------------------------------------------------------- faults
 
 
-def _transient(error: BaseException) -> bool:
+def _transient(error: BaseException, location: Location = "") -> bool:
     """Whether retrying may help: throttling, time-outs, dropped connections, a server's 5xx."""
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
         return False
-    text = f"{type(error).__name__} {error}".lower()
+    # The location is left out: a key named "500.png" is not a server error.
+    text = f"{type(error).__name__} {error}"
+    for shown_location in {str(location), str(location).partition("://")[2]}:
+        if len(shown_location) > 3:  # a bucket "b" would take every b out of the message
+            text = text.replace(shown_location, " ")
+    text = text.lower()
     markers = ("slowdown", "throttl", "timeout", "timed out", "connection", "temporar", "503", "500", "reset")
     return isinstance(error, (ConnectionError, TimeoutError)) or any(marker in text for marker in markers)
 
@@ -127,7 +136,7 @@ def with_retries(action: Callable, location: Location, doing: str):
         except StorageError:
             raise
         except Exception as error:  # noqa: BLE001 - each store raises its own kinds; all become one line
-            if attempt < RETRIES and _transient(error):
+            if attempt < RETRIES and _transient(error, location):
                 time.sleep(wait)
                 wait *= 2
                 continue
@@ -163,7 +172,10 @@ def read_bytes(location: Location) -> bytes:
         if _cache is not None:
             from .io import write_bytes_atomic
 
-            write_bytes_atomic(kept, data, durable=False)
+            try:
+                write_bytes_atomic(kept, data, durable=False)
+            except OSError:
+                pass  # the cache only saves reads: a full or read-only cache disk must not stop training
         return data
     except StorageError as error:
         if error.reason.endswith("not found"):
@@ -238,14 +250,9 @@ def is_dir(location: Location) -> bool:
 
 
 def sha256(location: Location) -> str:
-    digest = hashlib.sha256()
-    if not is_url(location):
-        with open(location, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
-    digest.update(read_bytes(location))
-    return digest.hexdigest()
+    from .io import sha256_bytes, sha256_file
+
+    return sha256_file(location) if not is_url(location) else sha256_bytes(read_bytes(location))
 
 
 # --------------------------------------------------------------------------- listing

@@ -259,7 +259,7 @@ def test_out_inside_the_sources_and_non_empty_out_are_refused(dataset, tmp_path)
     assert refused.exit_code == 2 and "--resume" in refused.stderr and "--overwrite" in refused.stderr
     # --overwrite replaces what nsegaug wrote, never someone's files: keep.txt is named, and kept.
     kept = invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
-    assert kept.exit_code == 2 and "holds files no nsegaug generate run wrote: keep.txt" in kept.stderr
+    assert kept.exit_code == 2 and "holds files no nsegaug run wrote: keep.txt" in kept.stderr
     assert "move them away" in kept.stderr and "pass --resume" not in kept.stderr
     assert (out / "keep.txt").read_text() == "mine" and sorted(out.iterdir()) == [out / "keep.txt"]
     (out / "keep.txt").unlink()

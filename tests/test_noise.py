@@ -177,6 +177,8 @@ def test_default_noise_is_the_three_random_models():
         {"bias_radius": -1},
         {"bias_wide": 1.5},
         {"ignore_index": 2**40},
+        {"bias_radius": 2.5},  # a disk has a whole radius: refused here, not as an error on every map
+        {"max_radius": 1.5},
     ],
 )
 def test_noise_params_are_checked(bad):

@@ -133,6 +133,14 @@ def test_the_study_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
     assert [entry["elapsed_s"] for entry in rerecord["commands"]][2:] == [
         entry["elapsed_s"] for entry in record["commands"]
     ][2:]
+    # A first invocation killed before it wrote results.json: the commands it finished keep their times,
+    # which their logs record.
+    assert all(entry["elapsed_s"] is not None for entry in record["commands"])
+    (out / "results.json").unlink()
+    third = subprocess.run(command, capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", **_environment()})
+    assert third.returncode == 0, third.stderr
+    times = [entry["elapsed_s"] for entry in json.loads((out / "results.json").read_text())["commands"]]
+    assert times == [entry["elapsed_s"] for entry in record["commands"]]
 
 
 def _environment() -> dict:

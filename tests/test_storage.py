@@ -121,6 +121,154 @@ def test_noise_into_memory_resumes_and_cleans_up_after_itself(tmp_path):
     assert (summary.masks, summary.skipped) == (1, 2) and sorted(storage.walk(out)) == listed
 
 
+def test_file_urls_are_local_paths_and_trailing_slashes_do_not_matter(tmp_path):
+    assert storage.as_location(f"file://{tmp_path}/x") == tmp_path / "x"
+    assert storage.as_location("s3://b/p/") == "s3://b/p"
+
+
+def test_a_key_that_looks_like_a_status_code_is_not_retried(monkeypatch):
+    monkeypatch.setattr(storage, "FIRST_WAIT_S", 0.001)
+    attempts = []
+
+    def missing_key():
+        attempts.append(1)
+        raise OSError("NoSuchKey: b/masks/500.png")
+
+    with pytest.raises(storage.StorageError):
+        storage.with_retries(missing_key, "s3://b/masks/500.png", "cannot read")
+    assert len(attempts) == 1
+
+
+def test_a_url_without_fsspec_is_one_line_naming_the_extra(monkeypatch):
+    storage._filesystem.cache_clear()
+    monkeypatch.setitem(sys.modules, "fsspec", None)  # import fsspec now fails, as without the extra
+    try:
+        with pytest.raises(storage.StorageError, match=r"pip install 'nsegaug\[cloud\]'"):
+            storage.filesystem("s3://bucket/key")
+    finally:
+        storage._filesystem.cache_clear()
+
+
+def copy_tree_into(local: Path, url: str) -> None:
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            storage.write_bytes(storage.join(url, path.relative_to(local).as_posix()), path.read_bytes())
+
+
+def test_a_tree_made_on_disk_then_copied_into_a_bucket_finds_its_data_there(tmp_path):
+    from nsegaug.export import manifest_pairs
+
+    tree = tmp_path / "tree"
+    (tree / "labels").mkdir(parents=True)
+    (tree / "images").mkdir()
+    for index in range(3):
+        shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", tree / "labels")
+        shutil.copy(SAMPLES / "train" / "images" / f"scene_{index:04d}.jpg", tree / "images")
+    generate_dataset(
+        GenerateConfig(labels=tree / "labels", images=tree / "images", out=tree / "aug", copies=1),
+        log=lambda message: None,
+    )
+    copy_tree_into(tree, "memory://moved/tree")
+    shutil.rmtree(tree)  # only the bucket has it now
+    pairs = list(manifest_pairs("memory://moved/tree/aug"))
+    assert len(pairs) == 6
+    for pair in pairs:
+        assert str(pair.image).startswith("memory://moved/tree/images/") and storage.is_file(pair.image)
+        assert str(pair.label).startswith("memory://moved/tree/") and storage.is_file(pair.label)
+
+
+def test_moved_data_given_as_urls_stays_urls(tmp_path):
+    from nsegaug.export import manifest_pairs
+
+    labels, images, out = tmp_path / "labels", tmp_path / "images", tmp_path / "aug"
+    labels.mkdir()
+    images.mkdir()
+    shutil.copy(SAMPLES / "train" / "labels" / "scene_0000.png", labels)
+    shutil.copy(SAMPLES / "train" / "images" / "scene_0000.jpg", images)
+    generate_dataset(GenerateConfig(labels=labels, images=images, out=out, copies=1), log=lambda message: None)
+    copy_tree_into(labels, "memory://data/labels")
+    copy_tree_into(images, "memory://data/images")
+    pairs = list(manifest_pairs(out, labels="memory://data/labels/", images="memory://data/images"))
+    assert [str(pair.image) for pair in pairs] == ["memory://data/images/scene_0000.jpg"] * 2
+    assert str(pairs[0].label) == "memory://data/labels/scene_0000.png"
+
+
+def test_preview_reads_a_label_folder_in_a_bucket(tmp_path):
+    copy_tree_into(SAMPLES / "train" / "labels", "memory://preview/labels")
+    copy_tree_into(SAMPLES / "train" / "images", "memory://preview/images")
+    out = tmp_path / "preview.png"
+    result = CliRunner().invoke(
+        main,
+        [
+            "preview",
+            "--labels",
+            "memory://preview/labels",
+            "--images",
+            "memory://preview/images",
+            "--n",
+            "2",
+            "--copies",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0 and "no image" not in result.output
+
+
+def test_a_misspelt_image_prefix_in_a_bucket_is_refused_before_anything_is_written(tmp_path):
+    copy_tree_into(SAMPLES / "train" / "labels", "memory://typo/labels")
+    copy_tree_into(SAMPLES / "train" / "images", "memory://typo/images")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--labels",
+            "memory://typo/labels",
+            "--images",
+            "memory://typo/imagse",
+            "-k",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2 and "memory://typo/imagse: image folder not found" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_dry_run_into_a_bucket_lists_pairs_and_object_names(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    shutil.copy(SAMPLES / "train" / "labels" / "scene_0000.png", labels)
+    shutil.copy(SAMPLES / "train" / "labels" / "scene_0001.png", labels)
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(SAMPLES / "train" / "images" / "scene_0000.jpg", images)
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--labels",
+            str(labels),
+            "--images",
+            str(images),
+            "--copies",
+            "1",
+            "--out",
+            "memory://dry/out",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "scene_0000.png  (image: scene_0000.jpg)" in result.output
+    assert f"scene_0001.png  (no image found in {images})" in result.output
+    assert "  -> memory://dry/out/scene_0000_nsp1.png" in result.output
+    assert not storage.exists("memory://dry/out/manifest.jsonl")
+
+
 # --- a real S3 server ---------------------------------------------------------------------------------------------
 
 

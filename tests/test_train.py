@@ -508,7 +508,7 @@ def test_an_existing_run_folder_is_not_overwritten_silently(manifest, val, tmp_p
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     refused = train_cli(manifest, val, out, "--iters", "1")
-    assert refused.exit_code == 1 and "--resume" in refused.output and "--overwrite" in refused.output
+    assert refused.exit_code == 2 and "--resume" in refused.output and "--overwrite" in refused.output
     nothing = train_cli(manifest, val, tmp_path / "empty", "--iters", "1", "--resume")
     assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
     overwritten = train_cli(manifest, val, out, "--iters", "1", "--overwrite")

@@ -464,3 +464,162 @@ def test_resume_counts_the_time_its_checks_take(labels, tmp_path, monkeypatch):
     # 8 sources and 16 copies checked, 0.05 s each at least (the summary shows tenths of a second).
     assert json.loads((out / META_NAME).read_text())["elapsed_s"] >= 8 * 3 * 0.05
     assert elapsed >= 8 * 3 * 0.05 - 0.05
+
+
+# --- 6. found in review: another command's run, damaged records, writes nobody wrapped -----------------------------
+
+
+def noise(*args):
+    return CliRunner().invoke(main, ["noise", *map(str, args)], catch_exceptions=False)
+
+
+def test_overwrite_replaces_a_run_of_the_other_command(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
+    replaced = noise("--labels", labels, "--out", out, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert files(out) == listed(out) and not [name for name in files(out) if "_nsp" in name]
+    assert json.loads((out / META_NAME).read_text())["kind"] == "noise"
+    back = generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
+    assert back.exit_code == 0, back.output
+    assert files(out) == listed(out) and len(files(out)) == 8 + 2  # 8 copies, the manifest and its record
+
+
+def test_overwrite_starts_again_over_a_damaged_manifest_with_a_warning(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
+    (out / MANIFEST_NAME).write_text("{garbage\n" + (out / MANIFEST_NAME).read_text())
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
+    assert result.exit_code == 0 and "warning:" in result.stderr and "not a JSON object" in result.stderr
+    assert files(out) == listed(out) and not [name for name in files(out) if "_nsp2" in name]
+    (out / META_NAME).write_text("not json")
+    again = generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
+    assert again.exit_code == 0 and f"{out / META_NAME}: not JSON" in again.stderr
+    assert files(out) == listed(out)
+
+
+def test_a_folder_without_nsegaugs_record_is_never_taken_for_a_run(labels, tmp_path):
+    # A copy of the user's labels, given as --out: every name matches a label, but no run wrote it.
+    out = tmp_path / "my-copy"
+    shutil.copytree(labels, out)
+    before = tree(out)
+    result = noise("--labels", labels, "--out", out, "--overwrite")
+    assert result.exit_code == 2 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
+    assert tree(out) == before
+
+
+def test_a_last_row_without_its_newline_is_not_glued_to_the_next(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
+    clean = (out / MANIFEST_NAME).read_bytes()
+    lines = clean.splitlines(keepends=True)
+    # The first mask's rows moved to the end, the very last newline lost (a write cut short).
+    (out / MANIFEST_NAME).write_bytes(b"".join(lines[2:] + lines[:2]).rstrip(b"\n"))
+    meta = json.loads((out / META_NAME).read_text())
+    (out / META_NAME).write_text(json.dumps({**meta, "status": "interrupted"}))
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert (out / MANIFEST_NAME).read_bytes() == clean
+
+
+def test_an_unfinished_run_is_not_exported(tmp_path):
+    labels, images = _dataset(tmp_path / "data")
+    out = tmp_path / "gen"
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    meta = json.loads((out / META_NAME).read_text())
+    (out / META_NAME).write_text(json.dumps({**meta, "status": "interrupted"}))
+    result = CliRunner().invoke(main, ["export", "--manifest", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"generate did not finish (status 'interrupted'); resume that run into {out} first" in result.stderr
+
+
+def test_export_relative_to_a_folder_the_list_is_not_in(tmp_path):
+    labels, images = _dataset(tmp_path / "data")
+    out = tmp_path / "gen"
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    split = tmp_path / "lists" / "train.txt"
+    split.parent.mkdir()
+    result = CliRunner().invoke(
+        main, ["export", "--manifest", str(out), "--format", "mmseg", "--out", str(split), "--relative-to", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ann_file='../lists/train.txt'" in result.stdout and split.read_text().count("\n") == 4
+
+
+def test_a_write_under_a_file_is_one_line_not_a_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = CliRunner().invoke(
+        main, ["preview", "--labels", str(SAMPLES / "train" / "labels"), "--n", "1", "--out", str(blocker / "p.png")]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: {blocker}") and result.stderr.count("\n") == 1
+
+
+def test_dask_with_a_scheduler_nobody_answers_at_is_refused_before_anything_is_written(labels, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    arguments = ["--labels", labels, "-k", 1, "--out", out, "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1"]
+    result = generate(*arguments)
+    assert result.exit_code == 2 and "dask scheduler tcp://127.0.0.1:1: cannot connect" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_python_caller_keeps_its_pillow_and_opencv_settings_after_an_in_process_run(labels, tmp_path):
+    import cv2
+
+    from nsegaug.generate import GenerateConfig, generate_dataset
+
+    threads, pixels = cv2.getNumThreads(), Image.MAX_IMAGE_PIXELS
+    try:
+        cv2.setNumThreads(2)
+        Image.MAX_IMAGE_PIXELS = 12345678
+        generate_dataset(GenerateConfig(labels=labels, out=tmp_path / "out", copies=1, jobs=1, max_pixels=10**7))
+        assert (cv2.getNumThreads(), Image.MAX_IMAGE_PIXELS) == (2, 12345678)
+    finally:
+        cv2.setNumThreads(threads)
+        Image.MAX_IMAGE_PIXELS = pixels
+
+
+@needs_torch
+def test_a_used_run_folder_is_refused_as_generate_refuses_a_used_out(tmp_path):
+    labels, images = _dataset(tmp_path / "data")
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", tmp_path / "gen").exit_code == 0
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    (run / ".last.pt.123-456.tmp").write_bytes(b"half a checkpoint")
+    refused = train(tmp_path / "gen", run)  # the manifest's folder is enough
+    assert refused.exit_code == 2 and "is not empty; pass --resume" in refused.stderr
+    assert train(tmp_path / "gen", run, "--overwrite").exit_code == 0
+    assert not list(run.glob(".*.tmp")) and (run / "notes.txt").read_text() == "mine"
+
+
+@needs_torch
+def test_best_pt_is_saved_before_last_pt(tmp_path, monkeypatch):
+    from nsegaug.train import runlog
+
+    saved = []
+    monkeypatch.setattr(runlog, "save_checkpoint", lambda path, state: saved.append(path.name))
+    log = runlog.RunLog(tmp_path, print, main=True)
+    log.checkpoint(dict, best=True)
+    log.checkpoint(dict)
+    assert saved == ["best.pt", "last.pt", "last.pt"]
+
+
+@needs_torch
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_copy_damaged_after_generate_stops_training_with_one_line(tmp_path, workers):
+    labels, images = _dataset(tmp_path / "data")
+    out = tmp_path / "gen"
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    damaged = out / "scene_0002_nsp1.png"
+    data = damaged.read_bytes()
+    # Cut inside the pixel data: the header and palette survive, so the start-up check (sizes) passes it.
+    damaged.write_bytes(data[: data.index(b"IDAT") + 64])
+    arguments = ["--prob", "1", "--batch-size", "4", "--workers", workers]
+    result = train(out / MANIFEST_NAME, tmp_path / "run", *arguments)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {damaged}: "), result.stderr
+    assert result.stderr.splitlines()[-1] == errors[0]  # the last word, after the headline

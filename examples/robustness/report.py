@@ -221,7 +221,7 @@ def draw_curves(runs: Sequence[dict]) -> Image.Image:
                 ]
                 if len(points) > 1:
                     draw.line(points, fill=colour, width=thickness)
-        draw.text((right - 90, bottom + 6), f"epoch 0..{epochs:g}", fill=(0, 0, 0), font=font)
+        draw.text((right - 90, bottom + 6), f"epochs 0 to {epochs:g}", fill=(0, 0, 0), font=font)
     draw.text(
         (8, image.height - 14), "thick: mIoU, thin: boundary IoU; a colour per seed", fill=(90, 90, 90), font=font
     )

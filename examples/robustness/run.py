@@ -73,6 +73,8 @@ from nsegaug.palettes import colour_table  # noqa: E402
 
 MAKE_DATA = Path(__file__).resolve().parents[1] / "make_sample_data.py"
 OUTPUTS = ("results.json", "results.md", "results.png", "curves.png", "noise.png")
+# The line a command's log ends with when it finished: its wall time in this invocation.
+ELAPSED = "# study: elapsed_s "
 
 
 class StudyError(click.ClickException):
@@ -94,7 +96,25 @@ def run_command(command: Command, log: Path, extra: tuple[str, ...] = ()) -> flo
     if result.returncode != 0:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-8:]
         raise StudyError(f"{command.name} failed (exit {result.returncode}); see {log}:\n  " + "\n  ".join(tail))
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    with open(log, "a", encoding="utf-8") as handle:  # kept with the command: a later invocation sums the parts
+        handle.write(f"\n{ELAPSED}{seconds:.1f}\n")
+    return seconds
+
+
+def logged_seconds(log: Path) -> float | None:
+    """The wall time ``log`` records for its command, summed over the invocations that ran it (a command
+    resumed after an interruption ran in parts; the part an interruption cut short is not counted)."""
+    if not log.exists():
+        return None
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    parts = []
+    for line in (line for line in lines if line.startswith(ELAPSED)):
+        try:
+            parts.append(float(line[len(ELAPSED) :]))
+        except ValueError:  # a line cut short by a kill: that part is not counted
+            pass
+    return round(sum(parts), 1) if parts else None
 
 
 def finished(out: Path) -> bool:
@@ -150,10 +170,10 @@ def labels_digest(folder: Path) -> str:
 
 def make_data(folders: Folders, settings: Settings, say) -> dict:
     command = data_command(PYTHON, folders, settings, MAKE_DATA)
-    seconds = None
     if not (folders.val_labels.is_dir() and any(folders.val_labels.iterdir())):
         shutil.rmtree(folders.data, ignore_errors=True)
-        seconds = run_command(command, folders.log(command.name))
+        folders.log(command.name).unlink(missing_ok=True)  # made again from scratch: its time starts again
+        run_command(command, folders.log(command.name))
     train = len(list(iter_label_files(folders.labels("clean"))))
     val = len(list(iter_label_files(folders.val_labels)))
     if (train, val) != (settings.train_images, settings.val_images):
@@ -162,7 +182,6 @@ def make_data(folders: Folders, settings: Settings, say) -> dict:
     say(f"data: {train} training and {val} validation maps in {shown(folders.data)}")
     return {
         "command": command.shell(),
-        "elapsed_s": seconds,
         "train_images": train,
         "val_images": val,
         "train_labels_sha256": labels_digest(folders.labels("clean")),
@@ -173,14 +192,13 @@ def make_data(folders: Folders, settings: Settings, say) -> dict:
 def make_noise(folders: Folders, settings: Settings, say) -> dict:
     command = noise_command(PYTHON, folders, settings)
     out = folders.labels("noisy")
-    seconds = run_job_command(command, out, folders)
+    run_job_command(command, out, folders)
     rows = list(iter_rows(out / MANIFEST_NAME, row_type=NoiseRow))
     changed = [row.changed_fraction for row in rows]
     meta = json.loads((out / META_NAME).read_text(encoding="utf-8"))
     say(f"noise: {len(rows)} maps, {100 * float(np.mean(changed)):.2f}% of pixels changed on average")
     return {
         "command": command.shell(),
-        "elapsed_s": seconds,
         "parameters": {key: meta["parameters"][key] for key in meta["parameters"] if key not in ("labels", "images")},
         "changed_fraction_mean": float(np.mean(changed)),
         "changed_fraction_min": float(np.min(changed)),
@@ -366,18 +384,20 @@ def main(preset, quick, out, work, overwrite, seeds, jobs) -> None:
     noise = make_noise(folders, settings, say)
     generates, trains = all_commands(PYTHON, folders, settings)
     tasks = [(c.name, lambda c=c: run_job_command(c, folders.copies(c.condition, c.seed), folders)) for c in generates]
-    times = run_all(tasks, settings.jobs, say)
+    run_all(tasks, settings.jobs, say)
     tasks = [
         (c.name, lambda c=c: run_train_command(c, folders.run(c.condition, c.method, c.seed), folders)) for c in trains
     ]
-    times |= run_all(tasks, settings.jobs, say)
+    run_all(tasks, settings.jobs, say)
 
     runs = [run_result(command, folders.run(command.condition, command.method, command.seed)) for command in trains]
     summaries = {metric: summarize_runs(runs, metric) for metric in METRICS}
     table = markdown_table(summaries)
-    commands = [{"name": "data", "shell": data["command"], "elapsed_s": data["elapsed_s"]}]
-    commands.append({"name": "noise", "shell": noise["command"], "elapsed_s": noise["elapsed_s"]})
-    commands += [{"name": c.name, "shell": c.shell(), "elapsed_s": times[c.name]} for c in generates + trains]
+    shells = [("data", data["command"]), ("noise", noise["command"])]
+    shells += [(c.name, c.shell()) for c in generates + trains]
+    commands = [
+        {"name": name, "shell": shell, "elapsed_s": logged_seconds(folders.log(name))} for name, shell in shells
+    ]
     record = {
         "study": "baseline vs NSegment+ on clean and noisy training labels; metrics on clean validation labels",
         "preregistration": "examples/robustness/PREREGISTRATION.md",

@@ -21,7 +21,7 @@ import threading
 import click
 
 from .._version import __version__
-from ..errors import NsegaugError, OutputInUse, UsageError
+from ..errors import NsegaugError, OutputInUse, StorageError, UsageError
 
 # name -> module under nsegaug.cli; each module defines a click command of the same name.
 COMMANDS = {
@@ -62,6 +62,10 @@ class Command(click.Command):
             # Whoever read our output stopped reading (``| head``); the work itself is done.
             _silence_stdout()
             ctx.exit(0)
+        except OSError as error:
+            # A write no command wraps itself (a full disk under --out, a folder without permission): still
+            # one line naming the file, not a traceback.
+            raise click.ClickException(str(StorageError.from_os_error(error))) from error
 
 
 class _Group(click.Group):

@@ -69,7 +69,7 @@ EXAMPLES = """Examples:
 def export(manifest, form, copies, relative_to, labels, images, out, storage_options) -> None:
     """Write a manifest's (image, label) pairs, so that nobody has to glob the output folder."""
     from .. import storage
-    from ..export import manifest_pairs, mmseg_split, pairs_csv, pairs_jsonl
+    from ..export import manifest_pairs, mmseg_split, pairs_csv, pairs_jsonl, shown
     from ..io import write_bytes_atomic
 
     storage.configure(storage_options)
@@ -78,9 +78,7 @@ def export(manifest, form, copies, relative_to, labels, images, out, storage_opt
             raise click.UsageError("--format mmseg writes a split list: give --out FILE")
         split = mmseg_split(manifest, copies, labels, images)
         write_bytes_atomic(out, split.split_text().encode("utf-8"))
-        ann_file = (
-            str(out) if relative_to is None else Path(out).resolve().relative_to(relative_to.resolve()).as_posix()
-        )
+        ann_file = str(out) if relative_to is None else shown(out, relative_to)
         click.echo(split.config(ann_file, relative_to=relative_to), nl=False)
         click.echo(f"wrote {out}: {len(split.names)} names, {len(split.datasets)} label set(s)", err=True)
         return

@@ -33,12 +33,14 @@ def generate(dry_run, quiet, resume, overwrite, **options) -> None:
     lists every output (the original as copy 0) and OUT/manifest.meta.json the
     parameters. Outputs are byte-identical for any --jobs and on rerun.
     """
+    from .. import storage
     from ..generate import GenerateConfig, generate_dataset
     from ..jobs import count_masks
 
     params, rest = split_options(options)
     config = GenerateConfig(params=params, **rest)
     if dry_run:
+        storage.configure(config.storage_options)
         count_masks(config)
         _print_dry_run(config)
         return
@@ -46,6 +48,7 @@ def generate(dry_run, quiet, resume, overwrite, **options) -> None:
 
 
 def _print_dry_run(config) -> None:
+    from .. import storage
     from ..generate import planned_outputs
 
     params = config.params
@@ -57,7 +60,12 @@ def _print_dry_run(config) -> None:
     for sample, outputs in planned_outputs(config):
         count += 1
         image = f"  (image: {shown_path(sample.image)})" if sample.image else ""
+        image = f"  (no image found in {storage.shown(config.images)})" if unpaired(config, sample) else image
         click.echo(f"{shown_path(sample.label)}{image}")
         for output in outputs:
-            click.echo(f"  -> {shown_path(config.out / output)}")
-    click.echo(f"{count} masks, {count * config.copies} copies would be written to {config.out}")
+            click.echo(f"  -> {storage.shown(storage.join(config.out, output))}")
+    click.echo(f"{count} masks, {count * config.copies} copies would be written to {storage.shown(config.out)}")
+
+
+def unpaired(config, sample) -> bool:
+    return config.images is not None and sample.image is None

@@ -35,7 +35,6 @@ EPILOG = (
 REQUIRED = ("manifest", "val_labels", "val_images", "num_classes")
 # Settings of the deformation itself: --online only (offline, generate applied its own).
 ONLINE_ONLY = ("alpha_sigma", "area_thresh")
-existing_file = Location(exists=True, dir_okay=False)
 existing_folder = Location(exists=True, file_okay=False)
 # Checkpoints and initial weights are read with torch.load from this machine's disk.
 local_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -63,7 +62,11 @@ workers_option = click.option(
 
 
 @click.command(cls=Command, epilog=EPILOG)
-@click.option("--manifest", type=existing_file, help="manifest.jsonl written by nsegaug generate (with --images).")
+@click.option(
+    "--manifest",
+    type=Location(exists=True),
+    help="manifest.jsonl written by nsegaug generate (with --images), or its folder.",
+)
 @click.option(
     "--labels",
     type=existing_folder,

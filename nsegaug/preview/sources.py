@@ -13,7 +13,7 @@ from PIL import Image
 from .. import storage
 from ..dataset import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
-from ..io import ColourPalette, LabelImage, load_colour_palette, read_label, sha256_bytes
+from ..io import ColourPalette, LabelImage, cached_colour_palette, read_label, sha256_bytes
 from ..manifest import CopyRow, NoiseRow
 from ..params import DEFAULT_PARAMS, DeformParams
 from .colours import ColourMap
@@ -63,10 +63,6 @@ def read_photo(path: Path, shape: tuple[int, int], warn: Warn) -> np.ndarray | N
     return np.asarray(photo)
 
 
-def _colour_palette(path: Path | None) -> ColourPalette | None:
-    return load_colour_palette(path) if path is not None else None
-
-
 def label_views(
     labels: Path,
     *,
@@ -90,28 +86,31 @@ def label_views(
     gives the sources only (for :func:`grid_copies`). ``params``, ``seed`` and
     ``prob`` default to generate's defaults.
     """
-    labels = Path(labels)
-    if labels.is_file():
-        root, keys = labels.parent, [labels.name]
+    labels = storage.as_location(labels)
+    if storage.is_file(labels):
+        root, keys = storage.parent(labels), [storage.name(labels)]
     else:
         root = labels
         keys = list(iter_label_files(root, pattern))
         if not keys:
-            raise UsageError(f"{root}: no label files{f' matching {pattern!r}' if pattern else ''}")
+            raise UsageError(f"{storage.shown(root)}: no label files{f' matching {pattern!r}' if pattern else ''}")
         keys = pick_labels(keys, n, "random", seed)
-    colour_palette = _colour_palette(palette)
+    colour_palette = cached_colour_palette(palette)
     views = []
     for key in keys:
-        label_image = read_label(root / key, colour_palette)
+        source = storage.join(root, key)
+        label_image = read_label(source, colour_palette)
         segment = label_image.indices
         photo, note = None, None
         if images is not None:
             image_name = find_image(images, key, label_suffix, image_suffix)
             if image_name is None:
-                warn(f"warning: {root / key}: no image found in {images}; showing labels only")
+                warn(
+                    f"warning: {storage.shown(source)}: no image found in {storage.shown(images)}; showing labels only"
+                )
                 note = "no image"
             else:
-                photo = read_photo(images / image_name, segment.shape, warn)
+                photo = read_photo(storage.join(images, image_name), segment.shape, warn)
                 note = None if photo is not None else "image unreadable"
         made = generated_copies(segment, key, copies, params, seed, prob) if copies else ()
         colours = ColourMap.for_label(label_image, params.ignore_index)
@@ -145,7 +144,7 @@ def manifest_views(
         raise UsageError(f"{labels_root}: label folder of {index.path} not found; name where the labels are now")
     images_root = manifest.folder("images", images_root)
     palette = manifest.folder("palette", palette)
-    colour_palette = _colour_palette(palette)
+    colour_palette = cached_colour_palette(palette)
     wanted = set(labels)
     rows: dict[str, list[tuple[int, CopyRow]]] = {label: [] for label in labels}
     for number, row in manifest.numbered_rows():
@@ -192,6 +191,8 @@ class _ManifestSource:
             data = storage.read_bytes(path)
         except FileNotFoundError as error:
             raise ManifestError(f"{where}: {path}: file not found") from error
+        except OSError as error:
+            raise ManifestError(f"{where}: {path}: cannot read ({error.strerror or error})") from error
         if self.verify and sha256_bytes(data) != sha256:
             raise ManifestError(f"{where}: {path}: checksum differs from the manifest (changed since generate)")
         return read_label(path, self.colour_palette, data=data)

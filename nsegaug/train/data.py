@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .. import storage
+from ..errors import NsegaugError, StorageError
 from ..io import ColourPalette, read_label
 from ..torch import component_boxes
 from .config import MEAN, STD, TrainError
@@ -190,6 +191,14 @@ class SegmentationDataset(Dataset):
         return choose_label(coin, pick, sample.deformed_copies, self.prob, self.baseline)
 
     def __getitem__(self, item) -> tuple[torch.Tensor, ...]:
+        try:
+            return self._load(item)
+        except NsegaugError as error:  # a file that cannot be used: its one line, from any worker
+            raise SampleError(str(error)) from error
+        except OSError as error:
+            raise SampleError(str(StorageError.from_os_error(error))) from error
+
+    def _load(self, item) -> tuple[torch.Tensor, ...]:
         storage.configure(*self.storage)
         epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
         sample = self.samples[index]
@@ -213,6 +222,18 @@ class SegmentationDataset(Dataset):
             boxes = component_boxes(label, self.area_thresh, self.ignore_index)
             return tensor, torch.from_numpy(label.astype(np.int64, copy=False)), boxes
         return tensor, torch.from_numpy(label.astype(np.int64, copy=False))
+
+
+class SampleError(TrainError):
+    """A sample that cannot be loaded. Raised in a DataLoader worker, it reaches the main process rebuilt by
+    torch from one string, the worker's whole traceback; only that traceback's last line, the reason, is kept,
+    so the user still sees one line naming the file."""
+
+    def __init__(self, message: str) -> None:
+        if "Original Traceback" in message:
+            last = message.rstrip().splitlines()[-1]
+            message = last.partition(": ")[2] or last
+        super().__init__(message)
 
 
 class EpochBatchSampler(Sampler):

@@ -77,21 +77,26 @@ def stop_processes(processes: Processes) -> None:
 
 
 def agree(processes: Processes, action: Callable[[], None]) -> None:
-    """Run ``action`` on rank 0 only; if it refuses (TrainError), every rank raises the same error.
+    """Run ``action`` on rank 0 only; if it fails, every rank raises: rank 0 its own error (its exit code),
+    the others a TrainError with the same message.
 
-    Without this a refusal on rank 0 would leave the other ranks waiting for it
-    in their first collective call.
+    Without this a refusal or an I/O error on rank 0 would leave the other
+    ranks waiting for it in their first collective call.
     """
-    message = None
+    failure: BaseException | None = None
     if processes.main:
         try:
             action()
-        except TrainError as error:
-            message = str(error)
+        except Exception as error:  # noqa: BLE001 - any failure must reach the other ranks, then rank 0 re-raises it
+            failure = error
+    # An error without text (a bare AssertionError) still stops the others: they raise on a non-empty message.
+    message = (str(failure) or type(failure).__name__) if failure is not None else None
     if processes.distributed:
         box = [message]
         torch_dist.broadcast_object_list(box, src=0)
         message = box[0]
+    if failure is not None:
+        raise failure
     if message:
         raise TrainError(message)
 

@@ -10,6 +10,7 @@ logged after the last checkpoint).
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -17,9 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..errors import OutputInUse, UsageError
 from ..io import write_bytes_atomic
 from .checkpoint import save_checkpoint
-from .config import CONFIG_NAME, TrainError
+from .config import CONFIG_NAME
 from .curves import draw_curves
 
 LAST, BEST = "last.pt", "best.pt"
@@ -41,21 +43,26 @@ def loss_interval(total: int) -> int:
 
 
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to write into a run folder that is in use, unless told to resume or overwrite it."""
+    """Refuse to write into a run folder that is in use, unless told to resume or overwrite it (exit 2, as
+    generate's refusals)."""
     if resume and overwrite:
-        raise TrainError("--resume and --overwrite exclude each other")
+        raise UsageError("--resume and --overwrite exclude each other")
     if resume:
         if not (out / LAST).is_file():
-            raise TrainError(f"{out / LAST}: not found; nothing to resume (start a run without --resume)")
+            raise UsageError(f"{out / LAST}: not found; nothing to resume (start a run without --resume)")
     elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise TrainError(f"{out} exists and is not empty: pass --resume to continue that run, or --overwrite")
+        raise OutputInUse(f"{out} exists and is not empty")
     elif out.exists() and not out.is_dir():
-        raise TrainError(f"{out} is a file, not a run folder")
+        raise UsageError(f"{out} is a file, not a run folder")
 
 
 def clear_run_folder(out: Path) -> None:
+    """Remove an earlier run's files, and the temporary files of a save that was killed (model-sized)."""
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
+    for name in RUN_FILES:
+        for temporary in out.glob(f".{name}.*.tmp"):
+            temporary.unlink(missing_ok=True)
 
 
 def write_json(path: Path, value) -> None:
@@ -136,15 +143,18 @@ class RunLog:
         """Save ``contents()`` as last.pt, and as best.pt too when ``best``; built on rank 0 only."""
         if self.main:
             snapshot = contents()
-            save_checkpoint(self.out / LAST, snapshot)
+            # best.pt first: a run killed between the two saves must not leave a last.pt that records a best
+            # model best.pt does not hold (best.pt is only written again when the model improves again).
             if best:
                 save_checkpoint(self.out / BEST, snapshot)
+            save_checkpoint(self.out / LAST, snapshot)
 
     def curves(self, history: dict, total: int) -> None:
         if self.main:
-            draw_curves([(point["step"], point["loss"]) for point in history["loss"]], history["evals"], total).save(
-                self.out / CURVES
-            )
+            image = draw_curves([(point["step"], point["loss"]) for point in history["loss"]], history["evals"], total)
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            write_bytes_atomic(self.out / CURVES, buffer.getvalue())
 
     def final(self, result: dict) -> None:
         if self.main:

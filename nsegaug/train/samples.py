@@ -45,8 +45,6 @@ class ImageSample:
 @dataclass(frozen=True)
 class ManifestData:
     samples: list[ImageSample]
-    prob: float  # the --prob that generate recorded
-    ignore_index: int | None
     colour_palette: ColourPalette | None
     parameters: dict
 
@@ -62,12 +60,8 @@ def load_manifest(manifest: Path, labels: Path | None = None, images: Path | Non
     """
     opened = open_manifest(manifest)
     opened.require_kind("generate")
-    meta, parameters, manifest = opened.meta, opened.parameters, opened.path
-    if not meta.complete:
-        raise TrainError(
-            f"{manifest}: generate did not finish (status {meta.status!r}); "
-            f"finish it with nsegaug generate ... --out {manifest.parent} --resume"
-        )
+    opened.require_complete()
+    parameters, manifest = opened.parameters, opened.path
     if not parameters.get("images"):
         raise TrainError(f"{manifest}: made without --images, so no label has an image; rerun generate with --images")
     labels_root, images_root = opened.folder("labels", labels), opened.folder("images", images)
@@ -80,10 +74,7 @@ def load_manifest(manifest: Path, labels: Path | None = None, images: Path | Non
     for key in sorted(grouped):
         copies = grouped[key]
         ordered = [copies[index] for index in sorted(copies)]
-        labels = tuple(
-            storage.join(labels_root, row.label) if row.output is None else storage.join(opened.root, row.output)
-            for row in ordered
-        )
+        labels = tuple(opened.label_location(row, labels_root) for row in ordered)
         image = ordered[0].image
         samples.append(
             ImageSample(
@@ -100,9 +91,7 @@ def load_manifest(manifest: Path, labels: Path | None = None, images: Path | Non
         palette_path if storage.is_url(palette_path) else str(Path(palette_path).resolve()) if palette_path else None
     )
     parameters = {**parameters, "palette": shown}
-    return ManifestData(
-        samples, float(parameters.get("prob", 1.0)), parameters.get("ignore_index"), palette, parameters
-    )
+    return ManifestData(samples, palette, parameters)
 
 
 def manifest_problems(data: ManifestData, copies_needed: bool = True) -> list[str]:
@@ -200,7 +189,8 @@ def _sample_problems(
             continue
         if (label_height, label_width) != (height, width):
             problems.append(
-                f"{path}: label is {label_height}x{label_width}, its image {sample.image.name} is {height}x{width}"
+                f"{path}: label is {label_height}x{label_width}, "
+                f"its image {storage.name(sample.image)} is {height}x{width}"
             )
     return problems
 
