@@ -1,5 +1,5 @@
 """``python -m nsegaug`` runs the CLI (torchrun launches it this way)."""
 
-from .cli import main
+from ._entry import run
 
-main(prog_name="nsegaug")
+run(prog_name="nsegaug")

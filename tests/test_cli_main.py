@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,49 @@ def test_help_lists_the_group():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     assert "Usage: main" in result.output or "Usage: nsegaug" in result.output
+
+
+def test_the_group_lists_each_command_with_its_own_help_line():
+    from nsegaug.cli import COMMANDS
+
+    for name, line in COMMANDS.items():
+        assert main.get_command(None, name).get_short_help_str(limit=500) == line, name
+    listed = CliRunner().invoke(main, ["--help"]).output.split("Commands:\n", 1)[1].splitlines()
+    assert [row.split()[0] for row in listed] == sorted(COMMANDS)
+
+
+def test_the_group_help_imports_no_command_module():
+    code = "from nsegaug.cli import main\ntry:\n    main.main(['--help'])\nexcept SystemExit:\n    pass"
+    probe = f"import sys\n{code}\nprint(sorted(m for m in sys.modules if m.startswith('nsegaug.cli.')))"
+    output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert output.splitlines()[-1] == "[]"
+
+
+def _clicks_own(*arguments: str) -> str:
+    code = f"from nsegaug.cli import main\nmain({list(arguments)!r}, prog_name='nsegaug')"
+    environment = {**os.environ, "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment).stdout
+
+
+def test_the_fast_help_and_version_are_clicks_own_text():
+    from nsegaug._entry import HELP
+
+    assert HELP == _clicks_own("--help"), "the group's help changed: paste click's new text into nsegaug/_entry.py"
+    for arguments in (["--help"], ["-h"], ["--version"]):
+        fast = subprocess.run([sys.executable, "-m", "nsegaug", *arguments], capture_output=True, text=True)
+        assert fast.returncode == 0 and fast.stdout == _clicks_own(*arguments), arguments
+
+
+def test_the_fast_help_imports_no_click_and_a_narrow_terminal_gets_clicks_layout():
+    probe = "import sys, runpy\ntry:\n    runpy.run_module('nsegaug', run_name='__main__')\n"
+    probe += "except SystemExit:\n    pass\nprint('click' in sys.modules)"
+    for columns, loads_click in (("80", "False"), ("60", "True")):
+        environment = {**os.environ, "COLUMNS": columns}
+        result = subprocess.run(
+            [sys.executable, "-c", probe, "--help"], capture_output=True, text=True, env=environment, check=True
+        )
+        assert result.stdout.splitlines()[-1] == loads_click, columns
+        assert result.stdout.startswith("Usage: ")
 
 
 def test_python_dash_m_runs_the_cli():

@@ -23,14 +23,16 @@ import click
 from .._version import __version__
 from ..errors import NsegaugError, OutputInUse, StorageError, UsageError
 
-# name -> module under nsegaug.cli; each module defines a click command of the same name.
+# name -> its one-line help; each is a module under nsegaug.cli defining a click command of the same name.
+# The lines are the commands' own (a test keeps them equal): ``nsegaug --help`` lists the commands without
+# importing them, which would cost more than starting Python.
 COMMANDS = {
-    "evaluate": "evaluate",
-    "export": "export",
-    "generate": "generate",
-    "noise": "noise",
-    "preview": "preview",
-    "train": "train",
+    "evaluate": "Recompute mIoU, boundary IoU, band mIoU, per-class IoU and pixel accuracy of a saved model.",
+    "export": "Write a manifest's (image, label) pairs, so that nobody has to glob the output folder.",
+    "generate": "Write K deformed copies of every label map, with a manifest.",
+    "noise": "Write a noisy version of every label map: annotation error, seeded and reproducible.",
+    "preview": "Draw source masks next to their deformed copies, to choose parameters by eye.",
+    "train": "Train a segmentation model on a generated dataset and evaluate it.",
 }
 
 
@@ -77,8 +79,15 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+        module = importlib.import_module(f"{__name__}.{name}")
         return getattr(module, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's own layout, from the table instead of from every command module.
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, click.utils.make_default_short_help(COMMANDS[name], limit)) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, args=None, *positional, **extra):
         arguments = list(args) if args is not None else sys.argv[1:]
