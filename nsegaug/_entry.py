@@ -42,14 +42,24 @@ def run(args: list[str] | None = None, prog_name: str = "nsegaug") -> None:
     arguments = sys.argv[1:] if args is None else list(args)
     if prog_name == "nsegaug" and len(arguments) == 1:
         if arguments[0] in ("-h", "--help") and _columns() >= HELP_COLUMNS:
-            sys.stdout.write(HELP)
-            return
+            return _say(HELP)
         if arguments[0] == "--version":
-            sys.stdout.write(f"nsegaug, version {__version__}\n")
-            return
+            return _say(f"nsegaug, version {__version__}\n")
     from .cli import main
 
-    main(args=arguments, prog_name=prog_name)
+    main(args=args, prog_name=prog_name)
+
+
+def _say(text: str) -> None:
+    """Print as click would: nothing where there is no stdout, and a reader that stopped (``| head``) is fine."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; into the closed pipe that would be a second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _columns() -> int:

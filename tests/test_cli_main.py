@@ -51,9 +51,44 @@ def test_the_fast_help_and_version_are_clicks_own_text():
     from nsegaug._entry import HELP
 
     assert HELP == _clicks_own("--help"), "the group's help changed: paste click's new text into nsegaug/_entry.py"
+    environment = {**os.environ, "COLUMNS": "80"}
     for arguments in (["--help"], ["-h"], ["--version"]):
-        fast = subprocess.run([sys.executable, "-m", "nsegaug", *arguments], capture_output=True, text=True)
+        fast = subprocess.run(
+            [sys.executable, "-m", "nsegaug", *arguments], capture_output=True, text=True, env=environment
+        )
         assert fast.returncode == 0 and fast.stdout == _clicks_own(*arguments), arguments
+
+
+def test_the_groups_command_list_is_the_one_click_would_draw_from_the_modules():
+    import click
+
+    drawn = []
+    for format_commands in (click.Group.format_commands, type(main).format_commands):
+        formatter = click.HelpFormatter(width=78)
+        format_commands(main, click.Context(main), formatter)
+        drawn.append(formatter.getvalue())
+    assert drawn[0] == drawn[1] and "generate" in drawn[0]
+
+
+def test_the_fast_help_into_a_closed_pipe_is_quiet(monkeypatch, tmp_path):
+    from nsegaug import _entry
+
+    target = open(tmp_path / "stdout", "w")  # noqa: SIM115 - a real descriptor for the dup2 that follows
+
+    class Closed:  # a reader that stopped (``| head``): every write and flush is a BrokenPipeError
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return target.fileno()
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    monkeypatch.setenv("COLUMNS", "80")
+    _entry.run(["--help"])  # no error: the output was not wanted any more
+    target.close()
 
 
 def test_the_fast_help_imports_no_click_and_a_narrow_terminal_gets_clicks_layout():

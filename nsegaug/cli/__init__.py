@@ -1,9 +1,10 @@
 """The ``nsegaug`` command group, and the one place where errors become messages and exit codes.
 
-Each subcommand lives in its own module, imported only when it runs (or when
-``--help`` lists it): the modules import click and nsegaug's pure-Python
-parts only, and the heavy libraries (NumPy, OpenCV, torch) inside the command
-body, so ``nsegaug --help`` costs little more than starting Python.
+Each subcommand lives in its own module, imported only when it runs or shows
+its own ``--help`` (the group's help lists them from ``COMMANDS``): the
+modules import click and nsegaug's pure-Python parts only, and the heavy
+libraries (NumPy, OpenCV, torch) inside the command body. ``nsegaug --help``
+itself is answered by :mod:`nsegaug._entry`, without click.
 
 Exit codes: 0 done; 1 the work failed (a bad file, an I/O fault, a refused
 checkpoint); 2 a usage mistake or a run refused as asked; 130 Ctrl-C; 143
