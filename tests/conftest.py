@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -10,6 +11,12 @@ import pytest
 
 # The oracle lives next to the tests, not in the package.
 sys.path.insert(0, str(Path(__file__).parent))
+
+# A test run started in the background (nohup, or `&` in a script without job control) inherits Ctrl-C as
+# "ignored", passes that on to every process it starts, and Python then keeps ignoring it: the tests that
+# interrupt a real run with SIGINT would see it finish. The processes the tests start get a terminal's Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from nsegaug.synthetic import street_scene  # noqa: E402
 
