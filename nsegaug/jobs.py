@@ -329,9 +329,10 @@ class ManifestLog:
     In a local folder the rows are appended to ``manifest.jsonl`` and
     flushed to disk mask by mask. An object store has no append: the rows go
     to numbered part objects (``manifest.parts/<run>-<n>.jsonl``), each PUT
-    once all its masks' objects are written, at most ``PART_MASKS`` masks or
-    ``PART_SECONDS`` apart, so a killed run loses at most the rows of its
-    last part (those masks are redone on resume, to the same bytes). At the
+    once all its masks' objects are written: the first after the first mask
+    (a run shows it is recording from the start), then at most ``PART_MASKS``
+    masks or ``PART_SECONDS`` apart, so a killed run loses at most the rows of
+    its last part (those masks are redone on resume, to the same bytes). At the
     end the manifest and the parts, in order, are merged into one sorted
     ``manifest.jsonl`` and the parts removed.
     """
@@ -380,7 +381,8 @@ class ManifestLog:
             return
         self.pending += rows
         self.pending_masks += 1
-        if self.pending_masks >= PART_MASKS or time.monotonic() - self.last_flush >= PART_SECONDS:
+        first = self.parts_written == 0
+        if first or self.pending_masks >= PART_MASKS or time.monotonic() - self.last_flush >= PART_SECONDS:
             self.flush()
 
     def flush(self) -> None:

@@ -41,6 +41,9 @@ def files(out: Path) -> set[str]:
 
 
 def listed(out: Path) -> set[str]:
+    """What the run's record lists; a run that finished no mask (a disk full from the start) has no manifest."""
+    if not (out / MANIFEST_NAME).exists():
+        return {META_NAME}
     rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
     return {row["output"] for row in rows if row["output"]} | {MANIFEST_NAME, META_NAME}
 
