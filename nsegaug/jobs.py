@@ -363,12 +363,9 @@ class ManifestLog:
         folder = join(self.out, PARTS)
         return [join(folder, key) for key in sorted(storage.walk(folder))] if storage.exists(folder) else []
 
-    def keep(self, labels: set[str]) -> None:
-        """Keep only the rows of ``labels`` (verified by resume), sorted, as the manifest."""
-        rows = self.rows_file()
-        if rows is None or not labels:
-            self.discard()
-            return
+    def keep(self, labels: set[str], rows: Path) -> None:
+        """Keep only the rows of ``labels`` (verified by resume) of ``rows`` (:meth:`rows_file`), sorted, as
+        the manifest."""
         sort_manifest(rows, self.row_type, keep=labels)
         self._publish(rows)
 
@@ -445,7 +442,8 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
     manifest_log = ManifestLog(out, job.row_type)
     rows = manifest_log.rows_file() if (resume or overwrite) else None
     listed = _listed_outputs(rows, job_class(previous.kind).row_type if previous else job.row_type, overwrite, log)
-    foreign = [name for name in storage.walk(out) if not _is_ours(name, listed, previous, out)]
+    names = list(storage.walk(out))  # listed once: on a bucket a listing is a request per thousand keys
+    foreign = [name for name in names if not _is_ours(name, listed, previous, out)]
     if foreign:
         shown = ", ".join(shown_path(name) for name in foreign[:SHOWN_FILES])
         more = f" and {len(foreign) - SHOWN_FILES} more" if len(foreign) > SHOWN_FILES else ""
@@ -454,16 +452,15 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
             "move them away, or choose another output folder"
         )
     remove_temporary_files(out)
-    if overwrite:
-        ours = {name for name in storage.walk(out) if not _is_record(name)}
+    if overwrite:  # the manifest goes below with every run that resumes nothing
+        ours = {name for name in names if not _is_record(name) and not _is_temporary(name)}
         _remove(out, sorted(listed | ours))
-        manifest_log.discard()
         storage.remove(join(out, META_NAME))
     done = completed_labels(job, rows, log) if resume and rows is not None else set()
     if done:
         # Keep only verified rows: a line torn by a killed run must not end up
         # in the middle of the file once new rows are appended after it.
-        manifest_log.keep(done)
+        manifest_log.keep(done, rows)
     else:
         manifest_log.discard()
     return done, manifest_log
