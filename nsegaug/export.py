@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from . import storage
 from .dataset import strip_suffix
 from .errors import ManifestError, UsageError
-from .manifest import open_manifest
+from .manifest import Manifest, open_manifest
 
 FORMATS = ("csv", "jsonl", "mmseg")
 COPIES = ("all", "deformed", "original")
@@ -52,9 +52,14 @@ def manifest_pairs(
     ``copies``: ``all`` (sources and copies), ``deformed`` (copies the method
     deformed) or ``original`` (sources only).
     """
+    yield from _pairs(open_manifest(manifest), copies, labels, images)
+
+
+def _pairs(
+    opened: Manifest, copies: str, labels: os.PathLike | str | None, images: os.PathLike | str | None
+) -> Iterator[Pair]:
     if copies not in COPIES:
         raise UsageError(f"copies must be one of {', '.join(COPIES)}, got {copies!r}")
-    opened = open_manifest(manifest)
     opened.require_kind("generate")
     opened.require_complete()
     labels_root, images_root = opened.folder("labels", labels), opened.folder("images", images)
@@ -144,12 +149,13 @@ def mmseg_split(
     template gives; a manifest that does not is a :class:`UsageError` that
     says why (use the csv or jsonl lists, or nsegaug.mmseg's dataset).
     """
-    label_suffix = open_manifest(manifest).parameters.get("label_suffix") or ""
+    opened = open_manifest(manifest)  # once: a manifest in a bucket is downloaded to be read
+    label_suffix = opened.parameters.get("label_suffix") or ""
     names: list[str] = []
     images_at: set[tuple[Path, str]] = set()
     sets: dict[int, tuple[Path, str]] = {}
     members: dict[int, int] = {}
-    for pair in manifest_pairs(manifest, copies, labels, images):
+    for pair in _pairs(opened, copies, labels, images):
         members[pair.copy] = members.get(pair.copy, 0) + 1
         key = PurePosixPath(pair.key)
         name = (key.parent / strip_suffix(key.stem, label_suffix)).as_posix()
