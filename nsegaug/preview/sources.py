@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from PIL import Image
 from .. import storage
 from ..dataset import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
-from ..io import ColourPalette, LabelImage, cached_colour_palette, read_label, sha256_bytes
+from ..io import ColourPalette, LabelImage, cached_colour_palette, open_image, read_label, sha256_bytes
 from ..manifest import CopyRow, NoiseRow
 from ..params import DEFAULT_PARAMS, DeformParams
 from .colours import ColourMap
@@ -52,7 +51,7 @@ def pick_labels(
 def read_photo(path: Path, shape: tuple[int, int], warn: Warn) -> np.ndarray | None:
     """The photo as (h, w, 3) uint8 at the mask's size; None (with a warning) if unreadable."""
     try:
-        with Image.open(io.BytesIO(storage.read_bytes(path))) as image:
+        with open_image(path) as image:
             photo = image.convert("RGB")
     except (OSError, ValueError) as error:
         warn(f"warning: {path}: unreadable image ({error}); showing labels only")

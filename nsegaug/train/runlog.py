@@ -60,7 +60,6 @@ def clear_run_folder(out: Path) -> None:
     """Remove an earlier run's files, and the temporary files of a save that was killed (model-sized)."""
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    for name in RUN_FILES:
         for temporary in out.glob(f".{name}.*.tmp"):
             temporary.unlink(missing_ok=True)
 
