@@ -100,11 +100,6 @@ class Settings:
         values.update(alpha_sigma=self.alpha_sigma, area_thresh=self.area_thresh)
         return values
 
-    @classmethod
-    def from_dict(cls, values: dict) -> Settings:
-        known = {field.name: field for field in dataclasses.fields(cls)}
-        return cls(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items() if name in known})
-
 
 PRESETS = {
     # The pre-registered CPU study (2 cores, at most 2 hours): see PREREGISTRATION.md and PILOT.md.

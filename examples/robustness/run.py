@@ -19,6 +19,7 @@ parts. See README.md and PREREGISTRATION.md here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -68,6 +69,7 @@ from nsegaug.manifest import (  # noqa: E402
     META_NAME,
     NoiseRow,  # noqa: E402
     iter_rows,
+    read_meta,
 )
 from nsegaug.palettes import colour_table  # noqa: E402
 
@@ -120,7 +122,7 @@ def logged_seconds(log: Path) -> float | None:
 def finished(out: Path) -> bool:
     """Whether a generate or noise output folder holds a complete run."""
     meta = out / META_NAME
-    return meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("status") == "complete"
+    return meta.exists() and read_meta(meta).complete
 
 
 def run_job_command(command: Command, out: Path, folders: Folders) -> float | None:
@@ -195,11 +197,11 @@ def make_noise(folders: Folders, settings: Settings, say) -> dict:
     run_job_command(command, out, folders)
     rows = list(iter_rows(out / MANIFEST_NAME, row_type=NoiseRow))
     changed = [row.changed_fraction for row in rows]
-    meta = json.loads((out / META_NAME).read_text(encoding="utf-8"))
+    parameters = read_meta(out / META_NAME).parameters
     say(f"noise: {len(rows)} maps, {100 * float(np.mean(changed)):.2f}% of pixels changed on average")
     return {
         "command": command.shell(),
-        "parameters": {key: meta["parameters"][key] for key in meta["parameters"] if key not in ("labels", "images")},
+        "parameters": {key: value for key, value in parameters.items() if key not in ("labels", "images")},
         "changed_fraction_mean": float(np.mean(changed)),
         "changed_fraction_min": float(np.min(changed)),
         "changed_fraction_max": float(np.max(changed)),
@@ -369,8 +371,8 @@ def main(preset, quick, out, work, overwrite, seeds, jobs) -> None:
     preset = "quick" if quick else preset
     settings = PRESETS[preset]
     if seeds is not None or jobs is not None:
-        settings = Settings.from_dict(
-            {**settings.to_dict(), **({"seeds": seeds} if seeds else {}), **({"jobs": jobs} if jobs else {})}
+        settings = dataclasses.replace(
+            settings, **({"seeds": seeds} if seeds else {}), **({"jobs": jobs} if jobs else {})
         )
     work = work if work is not None else out / "work"
     if overwrite:
