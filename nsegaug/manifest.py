@@ -442,11 +442,18 @@ def append_rows(path: Path, rows: Iterable) -> None:
     Called only once the rows' files are in place, so a row never names a
     file that is not there.
     """
-    text = "".join(row.to_json() + "\n" for row in rows)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    data = memoryview("".join(row.to_json() + "\n" for row in rows).encode("utf-8"))
+    with open(path, "ab", buffering=0) as handle:  # unbuffered: nothing left to flush after a failure
+        size = handle.tell()
+        try:
+            while data:  # a write may take only part of the bytes (a disk filling up) before one fails
+                data = data[handle.write(data) :]
+            os.fsync(handle.fileno())
+        except OSError:
+            # A disk that filled up mid-write keeps part of the rows: cut them off (truncating needs no
+            # space), so the manifest ends with its last whole row and the mask is not listed.
+            os.ftruncate(handle.fileno(), size)
+            raise
 
 
 def sort_manifest(path: Path, row_type: type = CopyRow, keep: Container[str] | None = None) -> None:

@@ -8,6 +8,7 @@ where it does not, so that every case runs everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import importlib.util
 import json
@@ -217,6 +218,33 @@ def test_a_full_disk_is_one_line_status_failed_and_resume_finishes_once_there_is
     resumed = generate("--labels", labels, "--copies", 8, "--out", out, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert tree(out) == tree(clean) and status(out) == "complete"
+
+
+@needs_root
+def test_rows_cut_by_a_full_disk_are_taken_back_so_the_manifest_ends_with_a_whole_row(tmp_path, mount):
+    from nsegaug.manifest import CopyRow, append_rows, iter_rows
+
+    small = mount("rows", "64k")
+    manifest = small / MANIFEST_NAME
+    row = CopyRow(
+        label="scene_0000.png", image=None, output=None, copy=0, deformed=False, alpha=None, sigma=None,
+        changed_fraction=0.0, suppressed_fraction=0.0, mean_displacement=0.0, max_displacement=0.0,
+        height=4, width=4, sha256_label="0" * 64, sha256_output="0" * 64,
+    )  # fmt: skip
+    append_rows(manifest, [row])
+    before = manifest.read_bytes()
+    filler = small / "filler"
+    with open(filler, "wb", buffering=0) as handle:  # the rest of the disk, to the last page
+        with pytest.raises(OSError):
+            while True:
+                handle.write(b"\0" * 4096)
+    # The manifest's own page has room for a few rows, not for these 100: the write stops part-way.
+    rows = [dataclasses.replace(row, label=f"scene_{index:04d}.png") for index in range(100)]
+    with pytest.raises(OSError) as raised:
+        append_rows(manifest, rows)
+    assert raised.value.errno == errno.ENOSPC
+    assert manifest.read_bytes() == before  # not a torn row
+    assert [read.label for read in iter_rows(manifest)] == ["scene_0000.png"]
 
 
 def test_an_injected_full_disk_on_the_manifest_is_one_line_and_resume_finishes(labels, tmp_path, monkeypatch):
