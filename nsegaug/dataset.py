@@ -28,7 +28,10 @@ class Sample:
 
 
 def iter_label_files(
-    root: Path | str, pattern: str | None = None, warn: Callable[[str], None] = lambda message: None
+    root: Path | str,
+    pattern: str | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+    exclude: Path | str | None = None,
 ) -> Iterator[str]:
     """Relative POSIX paths of label files under ``root``, in sorted order.
 
@@ -38,7 +41,9 @@ def iter_label_files(
     ``*_labelTrainIds.png``); without it, every file with a label extension.
     The walk is a generator, so a 100k-file dataset is never held in memory.
     A link that points nowhere is skipped with a ``warn`` line (a moved
-    dataset, an unmounted disk: a file the user expects in the run).
+    dataset, an unmounted disk: a file the user expects in the run), and so
+    is a link into ``exclude`` (a job's output folder: its outputs are not
+    sources, and a resume would deform its own copies).
     """
     if storage.is_url(root):  # a bucket: its keys, streamed, hidden ones and other types left out
         for key in storage.walk(root):
@@ -47,6 +52,7 @@ def iter_label_files(
                 yield key
         return
     seen: set[tuple[int, int]] = set()
+    excluded = None if exclude is None or storage.is_url(exclude) else Path(exclude)
 
     def walk(folder: Path, prefix: PurePosixPath) -> Iterator[str]:
         stat = folder.stat()
@@ -57,6 +63,9 @@ def iter_label_files(
             children = sorted(entries, key=lambda entry: entry.name)
         for entry in children:
             if entry.name.startswith("."):
+                continue
+            if excluded is not None and entry.is_symlink() and is_inside(entry.path, excluded):
+                warn(f"warning: {shown_path(entry.path)}: a link into the output folder {excluded}; skipped")
                 continue
             if entry.is_dir(follow_symlinks=True):
                 yield from walk(Path(entry.path), prefix / entry.name)

@@ -28,10 +28,10 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from . import storage
+from . import lock, storage
 from .dataset import LABEL_EXTENSIONS, Sample, find_image, is_inside, iter_label_files
 from .errors import ManifestError, NsegaugError, OutputInUse, StorageError, UsageError, shown_path
 from .manifest import (
@@ -45,6 +45,7 @@ from .manifest import (
     sort_manifest,
     write_meta,
 )
+from .lock import LOCK_NAME
 from .storage import Location, is_url, join
 
 BACKENDS = ("loky", "dask")
@@ -252,7 +253,7 @@ class JobSummary:
 
 def plan(config: JobConfig, log: Log = lambda message: None) -> Iterator[Sample]:
     """The samples of the job, streamed from the label folder (images are paired by the workers)."""
-    for label in iter_label_files(config.labels, config.pattern, warn=log):
+    for label in iter_label_files(config.labels, config.pattern, warn=log, exclude=config.out):
         yield Sample(label, None)
 
 
@@ -268,7 +269,7 @@ def count_masks(config: JobConfig) -> int | None:
     if is_url(config.labels):
         total = None if next(iter_label_files(config.labels, config.pattern), None) is not None else 0
     else:
-        total = sum(1 for _ in iter_label_files(config.labels, config.pattern))
+        total = sum(1 for _ in iter_label_files(config.labels, config.pattern, exclude=config.out))
     if total == 0:
         what = f"matching {config.pattern!r}" if config.pattern else f"with a label extension {LABEL_EXTENSIONS}"
         raise UsageError(f"{storage.shown(config.labels)}: no files {what}")
@@ -300,10 +301,23 @@ def check_request(job: MaskJob, resume: bool, overwrite: bool) -> None:
         cached_colour_palette(config.palette)  # a bad colour table is refused before anything is written
     if resume and overwrite:
         raise UsageError("resume and overwrite exclude each other")
-    if not (resume or overwrite) and next(storage.walk(config.out), None) is not None:
+
+
+def check_folder(job: MaskJob, resume: bool, overwrite: bool) -> None:
+    """Refuse a run that the output folder's state does not allow; called while the run holds the folder,
+    so that what it sees stays true (a run that started a moment earlier cannot fill it in between)."""
+    config = job.config
+    used = any(name != LOCK_NAME for name in storage.walk(config.out))
+    if not (resume or overwrite) and used:
         raise OutputInUse(f"{storage.shown(config.out)} is not empty")
     meta_path = join(config.out, META_NAME)
-    if resume and storage.exists(meta_path):
+    if resume and used and not storage.exists(meta_path):
+        # Without its record nothing says which parameters made the files there: they cannot be continued.
+        raise UsageError(
+            f"cannot resume: {storage.shown(meta_path)} is missing, so nothing records how the files in "
+            f"{storage.shown(config.out)} were made; start again (overwrite) or choose another output folder"
+        )
+    if resume and used:
         old = read_meta(meta_path)
         if old.kind != job.kind:
             raise UsageError(f"cannot resume: {meta_path} is the record of a {old.kind} run, not of {job.kind}")
@@ -395,6 +409,7 @@ class ManifestLog:
         self.flush()
         rows = self.rows_file()
         if rows is None:
+            storage.write_bytes(self.manifest, b"")  # a run that finished no mask lists nothing, and says so
             return None
         sort_manifest(rows, self.row_type)
         if self.remote:
@@ -433,15 +448,11 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
     naming it): the folder may hold someone's data.
     """
     out = job.config.out
-    if not is_url(out):
-        try:
-            Path(out).mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StorageError.from_os_error(error, out, "cannot create the output folder") from error
     previous = _previous_run(out, overwrite, log)
     manifest_log = ManifestLog(out, job.row_type)
     rows = manifest_log.rows_file() if (resume or overwrite) else None
-    listed = _listed_outputs(rows, job_class(previous.kind).row_type if previous else job.row_type, overwrite, log)
+    row_type = job_class(previous.kind).row_type if previous else job.row_type
+    listed = _listed_outputs(rows, row_type, out, overwrite, log)
     names = list(storage.walk(out))  # listed once: on a bucket a listing is a request per thousand keys
     foreign = [name for name in names if not _is_ours(name, listed, previous, out)]
     if foreign:
@@ -495,8 +506,8 @@ def _previous_run(out: Location, overwrite: bool, log: Log) -> RunMeta | None:
 
 
 def _is_record(name: str) -> bool:
-    """The manifest, its metadata, and a remote manifest's parts."""
-    return name in (MANIFEST_NAME, META_NAME) or name.startswith(PARTS + "/")
+    """The manifest, its metadata, a remote manifest's parts, and the folder's lock."""
+    return name in (MANIFEST_NAME, META_NAME, LOCK_NAME) or name.startswith(PARTS + "/")
 
 
 def _is_ours(name: str, listed: set[str], previous: RunMeta | None, out: Location) -> bool:
@@ -513,33 +524,66 @@ def _is_temporary(name: str) -> bool:
     return base.startswith(".") and base.endswith(".tmp")
 
 
-def _listed_outputs(rows: Path | None, row_type: type, overwrite: bool = False, log: Log | None = None) -> set[str]:
-    """The outputs ``rows`` lists; with ``overwrite``, a damaged manifest lists nothing (warned about)."""
+def _listed_outputs(
+    rows: Path | None, row_type: type, out: Location, overwrite: bool = False, log: Log | None = None
+) -> set[str]:
+    """The outputs ``rows`` lists; with ``overwrite``, a damaged manifest lists nothing and a row naming a file
+    outside ``out`` is left out (both warned about); without, either is a :class:`ManifestError`."""
     if rows is None or not rows.exists():
         return set()
+    listed, inside = set(), _InsideCheck(out)
     try:
-        return {row.output for _, group in iter_mask_groups(rows, row_type) for row in group.values() if row.output}
+        for label, group in iter_mask_groups(rows, row_type):
+            for key, row in group.items():
+                if row.output and not inside(row.output):
+                    raise ManifestError(
+                        f"{storage.shown(join(out, MANIFEST_NAME))}: the row of {shown_path(label)} ({key}) names "
+                        f"{shown_path(row.output)}, which is not inside the output folder; nothing outside it is "
+                        "touched"
+                    )
+                listed.update([row.output] if row.output else [])
     except ManifestError as error:
         if not overwrite:
             raise
         if log is not None:
             log(f"warning: {error}; starting again removes the files its record says the run may have written")
         return set()
+    return listed
+
+
+class _InsideCheck:
+    """Whether a recorded output name stays inside ``out`` (as :func:`output_location` judges), each folder
+    resolved once: a manifest of a million rows costs a lookup per folder, not per row."""
+
+    def __init__(self, out: Location) -> None:
+        self.out, self.folders = out, {}
+
+    def __call__(self, name: str) -> bool:
+        if not _is_relative_name(name):
+            return False
+        folder = PurePosixPath(name).parent.as_posix()
+        if folder not in self.folders:
+            self.folders[folder] = is_url(self.out) or is_inside(Path(self.out) / folder, self.out)
+        return self.folders[folder]
 
 
 def _remove(out: Location, names) -> None:
-    for name in names:
+    """Remove ``names`` from ``out``; all are checked first, so a name leading outside removes nothing."""
+    for target in [output_location(out, name) for name in names]:
         try:
-            storage.remove(join(out, name))
+            storage.remove(target)
+        except StorageError:
+            raise
         except OSError as error:
-            raise StorageError.from_os_error(error, join(out, name), "cannot remove") from error
+            raise StorageError.from_os_error(error, target, "cannot remove") from error
 
 
 def remove_temporary_files(out: Location) -> None:
     """Temp files of a killed run (``.<name>.<pid>.tmp``): never outputs, safe to delete. (A store has none.)"""
-    if not is_url(out):
-        for path in Path(out).rglob(".*.tmp"):
-            path.unlink(missing_ok=True)
+    if not is_url(out):  # walked without following links: a link's target is not the folder's
+        for name in storage.walk(out):
+            if _is_temporary(name):
+                (Path(out) / name).unlink(missing_ok=True)
 
 
 def completed_labels(job: MaskJob, rows_file: Path, log: Log = lambda message: None) -> set[str]:
@@ -600,12 +644,25 @@ def run_job(
     storage.configure(job.config.storage_options)
     check_request(job, resume, overwrite)
     total = count_masks(job.config)
-    done, manifest_log = prepare_output(job, resume, overwrite, log)
+    make_output_folder(job.config.out)
+    with lock.hold(job.config.out, job.kind):
+        check_folder(job, resume, overwrite)
+        done, manifest_log = prepare_output(job, resume, overwrite, log)
+        try:
+            with _caller_settings_kept():
+                return _run(job, done, manifest_log, total, progress, command_line, log, started)
+        finally:
+            manifest_log.close()
+
+
+def make_output_folder(out: Location) -> None:
+    """Create a local output folder (a bucket prefix needs nothing)."""
+    if is_url(out):
+        return
     try:
-        with _caller_settings_kept():
-            return _run(job, done, manifest_log, total, progress, command_line, log, started)
-    finally:
-        manifest_log.close()
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError.from_os_error(error, out, "cannot create the output folder") from error
 
 
 @contextmanager
@@ -739,7 +796,7 @@ def _sweep(job: MaskJob, rows: Path | None) -> None:
     were never appended (a failure, an interruption, a stop after the first error)."""
     out = job.config.out
     remove_temporary_files(out)
-    listed = _listed_outputs(rows, job.row_type)
+    listed = _listed_outputs(rows, job.row_type, out)
     parameters = job.parameters()
     stale = [name for name in storage.walk(out) if not _is_record(name) and name not in listed]
     _remove(out, [name for name in stale if job.could_write(name, parameters, out)])
@@ -803,18 +860,34 @@ def process_mask(job: MaskJob, sample: Sample) -> MaskOutcome:
         return MaskOutcome(sample.label, [], _one_line(source, error), tuple(warnings_of_mask))
 
 
+def output_location(out: Location, name: str) -> Location:
+    """``out/name``, once ``name`` is known to stay inside ``out``: relative, without ``..``, and on a disk not
+    led elsewhere by a link among its folders (planted, or left by a tool). Every file the engine writes or
+    removes is reached through here, whatever a record or a link says; :class:`StorageError` otherwise."""
+    if not _is_relative_name(name):
+        raise StorageError(name, f"not a name inside the output folder {storage.shown(out)}")
+    target = join(out, name)
+    if not is_url(out) and not is_inside(Path(target).parent, out):
+        raise StorageError(target, f"resolves outside the output folder {shown_path(Path(out).resolve())}")
+    return target
+
+
+def _is_relative_name(name: str) -> bool:
+    path = PurePosixPath(name)
+    return bool(name) and not path.is_absolute() and ".." not in path.parts
+
+
 def _write_output(out: Location, output: Output) -> None:
+    target = output_location(out, output.name)  # before any folder is made: a link must not lead the mkdir out
     if is_url(out):
-        storage.write_bytes(join(out, output.name), output.data)
+        storage.write_bytes(target, output.data)
         return
     from .io import write_bytes_atomic
 
-    target = Path(out) / output.name
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        # A link inside the output folder (planted, or left by a tool) must not send outputs elsewhere.
-        if not is_inside(folder, out):
+        if not is_inside(folder, out):  # a link swapped in while the folders were made
             raise StorageError(target, f"resolves outside the output folder {shown_path(Path(out).resolve())}")
         # Not flushed to disk one by one: an OS crash can only leave a damaged
         # copy, and resume checks every output's checksum.

@@ -425,7 +425,7 @@ def test_a_missing_bucket_and_a_truncated_object_are_one_line(s3):
         "generate", "--labels", "s3://data/train/labels", "--copies", 1, "--out", "s3://no-bucket/x", *options
     )
     assert no_out.exit_code == 1 and "Traceback" not in no_out.output
-    assert no_out.stderr.strip().splitlines()[-1].startswith("Error: s3://no-bucket/x: cannot list: ")
+    assert no_out.stderr.strip().splitlines()[-1].startswith("Error: s3://no-bucket/x: cannot take the output folder: ")
     good = (SAMPLES / "train" / "labels" / "scene_0000.png").read_bytes()
     s3["fs"].pipe_file("data/broken/labels/a.png", good)
     s3["fs"].pipe_file("data/broken/labels/cut.png", good[: len(good) // 3])

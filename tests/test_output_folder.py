@@ -1,0 +1,239 @@
+"""The output folder is the only place a run touches, and one run holds it at a time.
+
+Every case is brought for real: edited records, real links in and around
+the folders, real concurrent processes, a real second run while the first
+is writing. Nothing outside ``--out`` may be created, changed or deleted,
+whatever the records or links in it say.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nsegaug.cli import main
+from nsegaug.lock import LOCK_NAME
+from nsegaug.manifest import MANIFEST_NAME, META_NAME
+
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+
+
+def generate(*args):
+    return CliRunner().invoke(main, ["generate", *map(str, args)], catch_exceptions=False)
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry under ``root`` (links as their target, folders as 'dir'), to compare before and after."""
+    found: dict[str, bytes | str] = {}
+    for folder, folders, names in os.walk(root):
+        for name in folders + names:
+            path = Path(folder) / name
+            key = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                found[key] = "link:" + os.readlink(path)
+            elif path.is_dir():
+                found[key] = "dir"
+            else:
+                found[key] = path.read_bytes()
+    return found
+
+
+def listed(out: Path) -> set[str]:
+    rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    return {row["output"] for row in rows if row["output"]} | {MANIFEST_NAME, META_NAME}
+
+
+def files(out: Path) -> set[str]:
+    return {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file() or path.is_symlink()}
+
+
+@pytest.fixture
+def labels(tmp_path) -> Path:
+    """Four example label maps, two of them in a subfolder ``day``."""
+    folder = tmp_path / "labels"
+    (folder / "day").mkdir(parents=True)
+    for index in range(4):
+        shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", folder / ("day" if index < 2 else ""))
+    return folder
+
+
+def edit_first_output(out: Path, new_output: str) -> None:
+    lines = (out / MANIFEST_NAME).read_text().splitlines()
+    for number, line in enumerate(lines):
+        row = json.loads(line)
+        if row["output"]:
+            row["output"] = new_output
+            lines[number] = json.dumps(row)
+            break
+    (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("pointing", ["relative", "absolute"])
+def test_overwrite_never_deletes_a_file_a_row_names_outside_the_output(labels, tmp_path, pointing):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
+    victim = labels / "scene_0003.png"
+    edit_first_output(out, "../labels/scene_0003.png" if pointing == "relative" else str(victim))
+    before = snapshot(labels)
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--overwrite")
+    assert result.exit_code == 0
+    assert snapshot(labels) == before
+    assert "the row of day/scene_0000.png (1) names" in result.stderr and "not inside the output folder" in result.stderr
+    assert files(out) == listed(out)
+
+
+def test_resume_refuses_a_row_naming_a_file_outside_the_output(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
+    edit_first_output(out, "../labels/scene_0003.png")
+    before = snapshot(tmp_path)
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"Error: {out / MANIFEST_NAME}: the row of day/scene_0000")
+    assert snapshot(tmp_path) == before  # nothing changed anywhere, the output folder included
+
+
+def test_overwrite_through_a_subfolder_replaced_by_a_link_deletes_nothing_outside(labels, tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
+    shutil.copytree(out / "day", elsewhere)  # someone's files, named as the outputs are
+    shutil.rmtree(out / "day")
+    (out / "day").symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--overwrite")
+    assert result.exit_code == 1  # the copies of day/ cannot be written there: their masks failed
+    assert snapshot(elsewhere) == before
+    assert f"{out / 'day' / 'scene_0000_nsp1.png'}: resolves outside the output folder" in result.stderr
+
+
+def test_a_link_in_the_output_to_a_folder_outside_creates_nothing_there(tmp_path):
+    labels, out, elsewhere = tmp_path / "labels", tmp_path / "out", tmp_path / "elsewhere"
+    (labels / "city" / "day").mkdir(parents=True)
+    shutil.copy(SAMPLES / "train" / "labels" / "scene_0000.png", labels / "city" / "day")
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "city").symlink_to(elsewhere)
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--overwrite")
+    assert result.exit_code == 1 and "resolves outside the output folder" in result.stderr
+    assert list(elsewhere.iterdir()) == []  # no nested day/ made in the link's target
+
+
+def test_a_link_among_the_labels_to_the_output_is_not_walked(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
+    (labels / "linked").symlink_to(out)
+    (labels / "one.png").symlink_to(out / "scene_0002_nsp1.png")
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume")
+    assert result.exit_code == 0
+    assert f"warning: {labels / 'linked'}: a link into the output folder {out}; skipped" in result.stderr
+    assert f"warning: {labels / 'one.png'}: a link into the output folder" in result.stderr
+    assert not [name for name in files(out) if "_nsp1_nsp1" in name]
+    assert "skipped: 4" in result.stderr
+
+
+def test_resume_without_the_runs_record_is_refused(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
+    (out / META_NAME).unlink()
+    before = snapshot(out)
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume", "--seed", 5)
+    assert result.exit_code == 2
+    assert f"cannot resume: {out / META_NAME} is missing" in result.stderr
+    assert snapshot(out) == before
+
+
+def test_a_run_in_which_every_mask_failed_has_a_manifest_and_resumes_once_the_files_are_mended(tmp_path):
+    labels, out = tmp_path / "labels", tmp_path / "out"
+    labels.mkdir()
+    for name in ("a.png", "b.png"):
+        (labels / name).write_bytes(b"not a png")
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 1
+    assert (out / MANIFEST_NAME).read_bytes() == b"" and files(out) == {MANIFEST_NAME, META_NAME}
+    for name in ("a.png", "b.png"):
+        shutil.copy(SAMPLES / "train" / "labels" / "scene_0000.png", labels / name)
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume").exit_code == 0
+    assert files(out) == listed(out) == {MANIFEST_NAME, META_NAME, "a_nsp1.png", "b_nsp1.png"}
+
+
+# --- one run per folder ------------------------------------------------------------------------------------------
+
+RACER = """
+import sys, time
+from pathlib import Path
+from nsegaug.generate import GenerateConfig, generate_dataset
+from nsegaug.errors import OutputInUse
+labels, out, seed, go = sys.argv[1:5]
+while not Path(go).exists():
+    time.sleep(0.001)
+try:
+    generate_dataset(GenerateConfig(labels=labels, out=out, seed=int(seed), copies=2), log=lambda m: None)
+except OutputInUse as error:
+    print(error)
+    sys.exit(3)
+"""
+
+
+def test_two_runs_started_at_the_same_moment_one_runs_and_the_other_is_refused(tmp_path):
+    labels = SAMPLES / "train" / "labels"
+    for attempt in range(4):
+        out, go = tmp_path / f"out{attempt}", tmp_path / f"go{attempt}"
+        racers = [
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, str(labels), str(out), str(seed), str(go)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for seed in (0, 1)
+        ]
+        time.sleep(1.0)  # both have imported nsegaug and wait
+        go.touch()
+        codes = [racer.wait(timeout=300) for racer in racers]
+        assert sorted(codes) == [0, 3], codes
+        winner = codes.index(0)
+        refusal = racers[1 - winner].stdout.read()
+        assert "is in use by generate run on host" in refusal or "is not empty" in refusal
+        meta = json.loads((out / META_NAME).read_text())
+        assert meta["parameters"]["seed"] == winner and meta["status"] == "complete"
+        # Every file is the winner's: a resume with its seed finds them all complete.
+        resumed = generate("--labels", labels, "--copies", 2, "--seed", winner, "--out", out, "-q", "--resume")
+        assert resumed.exit_code == 0 and "masks: 0," in resumed.stderr
+        assert files(out) == listed(out)
+
+
+def test_a_second_run_is_refused_while_the_first_writes_naming_the_holder(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(SAMPLES / "train" / "labels")]
+    first = subprocess.Popen([*command, "--copies", "12", "--jobs", "1", "-q", "--out", str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / MANIFEST_NAME).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for flag in ("--overwrite", "--resume"):
+            second = generate("--labels", SAMPLES / "train" / "labels", "--copies", 12, "--out", out, flag, "-q")
+            assert second.exit_code == 2
+            line = second.stderr.strip().splitlines()[-1]
+            assert line.startswith(f"Error: {out} is in use by generate run on host {socket.gethostname()}, ")
+            assert f"pid {first.pid}, started 20" in line
+        assert first.wait(timeout=300) == 0
+    finally:
+        first.kill()
+    assert json.loads((out / META_NAME).read_text())["counts"]["copies_written"] == 60 * 12
+    assert files(out) == listed(out)  # the lock is gone with the run that held it
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(labels, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": "then"}))
+    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
+    assert files(out) == listed(out)
