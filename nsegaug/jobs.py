@@ -34,6 +34,7 @@ from typing import ClassVar
 from . import lock, storage
 from .dataset import LABEL_EXTENSIONS, Sample, find_image, is_inside, iter_label_files
 from .errors import ManifestError, NsegaugError, OutputInUse, StorageError, UsageError, shown_path
+from .lock import LOCK_NAME
 from .manifest import (
     MANIFEST_NAME,
     META_NAME,
@@ -45,7 +46,6 @@ from .manifest import (
     sort_manifest,
     write_meta,
 )
-from .lock import LOCK_NAME
 from .storage import Location, is_url, join
 
 BACKENDS = ("loky", "dask")

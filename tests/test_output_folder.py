@@ -87,7 +87,8 @@ def test_overwrite_never_deletes_a_file_a_row_names_outside_the_output(labels, t
     result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--overwrite")
     assert result.exit_code == 0
     assert snapshot(labels) == before
-    assert "the row of day/scene_0000.png (1) names" in result.stderr and "not inside the output folder" in result.stderr
+    assert "the row of day/scene_0000.png (1) names" in result.stderr
+    assert "not inside the output folder" in result.stderr
     assert files(out) == listed(out)
 
 
