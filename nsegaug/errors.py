@@ -26,6 +26,10 @@ class OutputInUse(UsageError):
     """An output folder that holds an earlier run's files: resume that run, or overwrite it."""
 
 
+class FolderHeld(UsageError):
+    """An output folder that another run holds now; ``str()`` names the holder (host, pid, start)."""
+
+
 class LabelFormatError(NsegaugError, ValueError):
     """A file that is not a usable label map; ``str()`` names the file and the reason."""
 

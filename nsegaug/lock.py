@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import storage
-from .errors import OutputInUse, StorageError
+from .errors import FolderHeld, StorageError
 from .storage import Location
 
 LOCK_NAME = ".nsegaug.lock"
@@ -59,7 +59,7 @@ def describe(holder: dict) -> str:
 
 @contextmanager
 def hold(folder: Location, command: str) -> Iterator[dict]:
-    """Hold ``folder`` (which must exist, or be a bucket prefix) until the block ends; :class:`OutputInUse`
+    """Hold ``folder`` (which must exist, or be a bucket prefix) until the block ends; :class:`FolderHeld`
     naming the holder when another run holds it."""
     identity = holder_identity(command)
     if storage.is_url(folder):
@@ -98,7 +98,7 @@ def _lock_file(path: Path) -> int:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(descriptor)
-            raise OutputInUse(f"{storage.shown(path.parent)} is in use by {describe(_read_holder(path))}") from None
+            raise FolderHeld(f"{storage.shown(path.parent)} is in use by {describe(_read_holder(path))}") from None
         try:
             if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
                 return descriptor
@@ -120,7 +120,7 @@ def _hold_object(folder: str, identity: dict) -> Iterator[None]:
     path = storage.join(folder, LOCK_NAME)
     holder = _read_holder(path) if storage.exists(path) else None
     if holder is not None and not _is_stale(holder):
-        raise OutputInUse(
+        raise FolderHeld(
             f"{storage.shown(folder)} is in use by {describe(holder)}; if that run is gone, "
             f"remove {storage.shown(path)} and start again"
         )
@@ -130,7 +130,7 @@ def _hold_object(folder: str, identity: dict) -> Iterator[None]:
         raise StorageError(folder, f"cannot take the output folder: {error.reason}", error.errno) from error
     # Two runs that both found no lock both wrote one: the last write stays, and the other run sees it here.
     if _read_holder(path).get("token") != identity["token"]:
-        raise OutputInUse(f"{storage.shown(folder)} is in use by {describe(_read_holder(path))}")
+        raise FolderHeld(f"{storage.shown(folder)} is in use by {describe(_read_holder(path))}")
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ whatever the records or links in it say.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -171,13 +172,13 @@ RACER = """
 import sys, time
 from pathlib import Path
 from nsegaug.generate import GenerateConfig, generate_dataset
-from nsegaug.errors import OutputInUse
+from nsegaug.errors import FolderHeld, OutputInUse
 labels, out, seed, go = sys.argv[1:5]
 while not Path(go).exists():
     time.sleep(0.001)
 try:
     generate_dataset(GenerateConfig(labels=labels, out=out, seed=int(seed), copies=2), log=lambda m: None)
-except OutputInUse as error:
+except (FolderHeld, OutputInUse) as error:
     print(error)
     sys.exit(3)
 """
@@ -238,3 +239,29 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(labels, tmp_path):
     (out / LOCK_NAME).write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": "then"}))
     assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
     assert files(out) == listed(out)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_a_run_folder_is_held_by_its_training_until_that_process_ends(tmp_path):
+    gen, run = tmp_path / "gen", tmp_path / "run"
+    images = SAMPLES / "train" / "images"
+    assert generate("--labels", SAMPLES / "train" / "labels", "--images", images, "-k", 1, "--out", gen).exit_code == 0
+    val = SAMPLES / "val"
+    arguments = ["train", "--manifest", gen, "--val-labels", val / "labels", "--val-images", val / "images"]
+    arguments += ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--workers", "0"]
+    arguments = [*map(str, arguments), "--out", str(run), "--quiet"]
+    first = subprocess.Popen([sys.executable, "-m", "nsegaug", *arguments, "--iters", "1000000"])
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "config.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = CliRunner().invoke(main, [*arguments, "--iters", "1", "--overwrite"])
+        assert second.exit_code == 2
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"Error: {run} is in use by train run on host {socket.gethostname()}, pid {first.pid}")
+    finally:
+        first.kill()
+    first.wait(timeout=60)
+    # The hold died with its process: the folder can be taken over at once.
+    assert CliRunner().invoke(main, [*arguments, "--iters", "1", "--overwrite"]).exit_code == 0
+    assert not (run / LOCK_NAME).exists() and (run / "metrics.json").exists()

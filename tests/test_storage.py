@@ -510,3 +510,24 @@ def test_train_an_epoch_and_preview_from_the_bucket(s3, tmp_path):
     shown = invoke("preview", "--manifest", out, "--n", 2, "--out", sheet, "--storage-options", s3["json"])
     assert shown.exit_code == 0, shown.output
     assert sheet.stat().st_size > 1000
+
+
+@needs_moto
+def test_a_bucket_held_by_a_live_run_elsewhere_is_refused_and_a_dead_local_holders_lock_is_broken(s3):
+    arguments = ["--labels", "s3://data/val/labels", "--copies", 1, "--storage-options", s3["json"], "-q"]
+    lock = "out/held/.nsegaug.lock"
+    s3["fs"].pipe_file(lock, json.dumps({"host": "gpu-node-7", "pid": 4242, "started": "2026-12-01T10:00:00+00:00"}))
+    refused = invoke("generate", *arguments, "--out", "s3://out/held")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "Error: s3://out/held is in use by a run on host gpu-node-7, pid 4242, started 2026-12-01T10:00:00+00:00; "
+        "if that run is gone, remove s3://out/held/.nsegaug.lock and start again"
+    )
+    assert s3["fs"].find("out/held", refresh=True) == [lock]  # nothing written
+    # A run of this host whose process is gone left its lock: the next run breaks it, and leaves none.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    s3["fs"].pipe_file(lock, json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started": "then"}))
+    assert invoke("generate", *arguments, "--out", "s3://out/held").exit_code == 0
+    keys = {key.rpartition("/")[2] for key in s3["fs"].find("out/held", refresh=True)}
+    assert ".nsegaug.lock" not in keys and {MANIFEST_NAME, META_NAME} < keys

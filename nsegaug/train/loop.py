@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -99,11 +100,12 @@ def train(
     start_processes(device, processes)
     run_log = RunLog(config.out, log, processes.main)
     try:
-        plan = prepare(config, processes, device, run_log, resume, overwrite, command_line)
-        learner = build(plan, run_log)
-        state = restore(plan, learner, run_log)
-        state = loop(plan, learner, state, run_log, progress, stop_after)
-        return finish(plan, learner, state, run_log)
+        with ExitStack() as held:  # the run folder, held by rank 0 until the run ends
+            plan = prepare(config, processes, device, run_log, resume, overwrite, command_line, held)
+            learner = build(plan, run_log)
+            state = restore(plan, learner, run_log)
+            state = loop(plan, learner, state, run_log, progress, stop_after)
+            return finish(plan, learner, state, run_log)
     finally:
         stop_processes(processes)
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import OutputInUse, UsageError
+from ..errors import OutputInUse, StorageError, UsageError
 from ..io import write_bytes_atomic
+from ..lock import LOCK_NAME, hold
 from .checkpoint import save_checkpoint
 from .config import CONFIG_NAME
 from .curves import draw_curves
@@ -50,10 +52,31 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (out / LAST).is_file():
             raise UsageError(f"{out / LAST}: not found; nothing to resume (start a run without --resume)")
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+    elif out.is_dir() and any(path.name != LOCK_NAME for path in out.iterdir()) and not overwrite:
         raise OutputInUse(f"{out} exists and is not empty")
     elif out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file, not a run folder")
+
+
+@contextmanager
+def hold_run_folder(out: Path, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Hold the run folder for the run's whole life (:mod:`nsegaug.lock`), refusing it as
+    :func:`check_run_folder` does; what the check sees stays true while it is held. A folder made only to be
+    held, then refused, is removed again."""
+    check_run_folder(out, resume, overwrite)  # a file in the way, resume without last.pt: before making anything
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError.from_os_error(error, out, "cannot create the run folder") from error
+    try:
+        with hold(out, "train"):
+            check_run_folder(out, resume, overwrite)
+            yield
+    except BaseException:
+        if made and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def clear_run_folder(out: Path) -> None:

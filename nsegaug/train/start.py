@@ -8,6 +8,7 @@ leaves nothing behind to ``--overwrite``.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,7 @@ from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
 from .data import EpochBatchSampler, SegmentationDataset, eval_loader, train_loader
 from .distributed import Processes, agree, unwrap
 from .model import apply_init_weights, build_model, count_parameters, load_init_weights
-from .runlog import LAST, RunLog, check_run_folder, clear_run_folder, write_json
+from .runlog import LAST, RunLog, clear_run_folder, hold_run_folder, write_json
 from .samples import (
     ManifestData,
     check_samples,
@@ -61,9 +62,10 @@ class Plan:
         return self.config.batch_size * self.processes.world_size
 
 
-def prepare(config, processes, device, run_log, resume, overwrite, command_line) -> Plan:
-    """Check the run folder, the checkpoint to resume and every data file (rank 0; all ranks refuse alike)."""
-    agree(processes, lambda: check_run_folder(config.out, resume, overwrite))
+def prepare(config, processes, device, run_log, resume, overwrite, command_line, held: ExitStack) -> Plan:
+    """Hold and check the run folder (until ``held`` closes), the checkpoint to resume and every data file
+    (rank 0; all ranks refuse alike)."""
+    agree(processes, lambda: held.enter_context(hold_run_folder(config.out, resume, overwrite)))
     checkpoint = resumable_checkpoint(config) if resume else None
     data = load_manifest(config.manifest, config.labels, config.images)
     parameters = data.parameters
