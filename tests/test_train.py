@@ -465,6 +465,24 @@ def test_two_gloo_processes_under_torchrun(manifest, val, tmp_path):
     assert result.stderr.count("done: mIoU") == 1  # only rank 0 reports
 
 
+@needs_torch
+def test_two_gloo_processes_with_one_validation_image_for_two_ranks(manifest, val, tmp_path):
+    # Rank 1's validation shard is empty: it must still take part in every sum of the counts.
+    labels, images = tmp_path / "labels", tmp_path / "images"
+    labels.mkdir(), images.mkdir()
+    shutil.copy(val[0] / "scene_0000.png", labels)
+    shutil.copy(val[1] / "scene_0000.jpg", images)
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    arguments = ["--manifest", manifest, "--val-labels", labels, "--val-images", images, "--out", out, "--iters", "2"]
+    command = [*launcher, "-m", "nsegaug", "train", *map(str, arguments), *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = json.loads((out / "metrics.json").read_text())
+    assert final["world_size"] == 2 and final["val_images"] == 1
+    assert final["pixels"] == int((read_label(labels / "scene_0000.png").indices != 255).sum())
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 

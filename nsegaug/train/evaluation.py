@@ -18,7 +18,7 @@ from .checkpoint import load_checkpoint
 from .config import DEFAULT_BOUNDARY_WIDTH, TrainConfig, TrainError
 from .data import SegmentationDataset, eval_loader
 from .distributed import Processes, pick_device
-from .metrics import metric_counts, summarize_counts
+from .metrics import metric_counts, summarize_counts, zero_counts
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
 from .samples import check_samples, folder_samples, problems_message
@@ -45,7 +45,7 @@ def counts_over(
     dtype = amp_dtype or autocast_dtype(device)
     was_training = model.training
     model.eval()
-    totals: dict[str, torch.Tensor] = {}
+    totals = zero_counts(num_classes, device)  # of known shape even for an empty shard
     for images, labels in loader:
         images, labels = to_device(images, labels, device, mean, std)
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
@@ -53,7 +53,7 @@ def counts_over(
         logits = logits_at(output, labels.shape[-2:])  # the labels' size, as in the loss
         counts = metric_counts(logits.argmax(1), labels, num_classes, ignore_index, boundary_width)
         for name, value in counts.items():
-            totals[name] = totals[name] + value if name in totals else value
+            totals[name] += value
     model.train(was_training)
     return totals
 
