@@ -39,7 +39,7 @@ BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 # DeformParams.precision -> the dtype of the fields.
 _PRECISION_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-# gather has no kernels for the unsigned 16/32/64-bit types; their signed twins hold the same bits.
+# gather and index_copy_ have no kernels for the unsigned 16/32/64-bit types; their signed twins hold the same bits.
 _SIGNED_TWIN = {
     torch.uint16: torch.int16,
     torch.uint32: torch.int32,
@@ -418,7 +418,8 @@ def deform_batch(
     if len(chosen) == batch:
         return deformed, partial
     out = labels.clone()
-    out.index_copy_(0, picked, deformed)
+    twin = _SIGNED_TWIN.get(labels.dtype, labels.dtype)
+    out.view(twin).index_copy_(0, picked, deformed.view(twin))
     return out, _scatter_stats(partial, picked, batch, labels.device)
 
 

@@ -215,6 +215,21 @@ def test_prob_decides_per_map_and_untouched_maps_are_returned_as_they_were(stree
     assert torch.equal(untouched, labels) and not stats.deformed.any()
 
 
+@pytest.mark.parametrize(
+    "dtype",
+    [torch.uint8, torch.int8, torch.int16, torch.uint16, torch.int32, torch.uint32, torch.int64, torch.uint64],
+    ids=str,
+)
+def test_maps_left_alone_by_the_coin_keep_every_integer_dtype(street_batch, dtype):
+    labels = (street_batch.long() * 7).to(dtype)
+    deformed, stats = nt.deform_batch(labels, torch.Generator().manual_seed(11), prob=0.5)
+    chosen = stats.deformed
+    assert deformed.dtype == dtype and 0 < int(chosen.sum()) < len(labels)
+    assert torch.equal(deformed[~chosen], labels[~chosen])
+    reference, _ = nt.deform_batch(street_batch.long() * 7, torch.Generator().manual_seed(11), prob=0.5)
+    assert torch.equal(deformed.long(), reference)  # the same maps as int64 labels: only the dtype differs
+
+
 def test_nsegment_variant_suppresses_nothing(street_batch):
     generator_seed, pairs = 5, [(30, 3)]
     plus, plus_stats = nt.deform_batch(street_batch, torch.Generator().manual_seed(generator_seed), DeformParams(pairs))
