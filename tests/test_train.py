@@ -277,7 +277,7 @@ def test_unet_takes_any_image_size():
 
 
 @needs_torch
-def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val):
+def test_the_amp_step_runs_under_bfloat16_autocast_and_the_evaluation_in_float32_without_autotuning(val):
     import torch
 
     from nsegaug.train.config import MEAN, STD
@@ -290,8 +290,8 @@ def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val)
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = UNet(19, width=4)
-    head_dtypes = []
-    model.head.register_forward_hook(lambda module, inputs, output: head_dtypes.append(output.dtype))
+    seen = []  # per forward: the head's dtype and whether cuDNN would autotune
+    model.head.register_forward_hook(lambda *args: seen.append((args[2].dtype, torch.backends.cudnn.benchmark)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cuda", enabled=False)  # as nsegaug train makes it on the CPU: no loss scaling
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
@@ -301,17 +301,51 @@ def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val)
     loss = train_step(
         model, optimizer, scaler, *to_device(images, labels, cpu, MEAN, STD), 255, True, None, torch.bfloat16
     )
-    assert head_dtypes == [torch.bfloat16]  # the forward ran under autocast
+    assert [dtype for dtype, _ in seen] == [torch.bfloat16]  # the forward ran under autocast
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters(), strict=True))
 
     samples, _ = folder_samples(val[0], val[1], None, "", "")
-    dataset = SegmentationDataset(samples, train=False, normalize=False)
-    confusion = counts_over(model, eval_loader(dataset, 0, 1, 0, False), 19, 255, cpu, MEAN, STD, True, torch.bfloat16)[
-        "confusion"
-    ]
-    assert set(head_dtypes[1:]) == {torch.bfloat16} and len(head_dtypes) == 1 + len(samples)
-    assert int(confusion.sum()) == sum(int((read_label(path).indices != 255).sum()) for path in val[0].iterdir())
+    loader = eval_loader(SegmentationDataset(samples, train=False, normalize=False), 0, 1, 0, False)
+    plain = counts_over(model, loader, 19, 255, cpu, MEAN, STD)
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = True  # as nsegaug train sets it on CUDA for the training steps
+        del seen[:]
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # a training loop's autocast does not reach in
+            inside = counts_over(model, loader, 19, 255, cpu, MEAN, STD)
+        assert seen == [(torch.float32, False)] * len(samples)
+        assert torch.backends.cudnn.benchmark is True  # given back
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+    assert all(torch.equal(plain[name], inside[name]) for name in plain)
+    labelled = sum(int((read_label(path).indices != 255).sum()) for path in val[0].iterdir())
+    assert int(plain["confusion"].sum()) == labelled
+
+
+@needs_torch
+def test_a_step_the_gradient_scaler_skips_leaves_the_schedule_where_it_was(recwarn):
+    import torch
+
+    from nsegaug.train.step import Learner, learner_step
+
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / 10)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)  # the scaler AMP uses, on the CPU
+    learner = Learner(model, optimizer, scheduler, scaler, None, amp=False)
+    images, labels = torch.randn(2, 3, 8, 8), torch.randint(0, 4, (2, 8, 8))
+    weights = model.weight.detach().clone()
+    with torch.no_grad():
+        model.bias[0] = float("inf")  # an inf gradient: the scaler skips the optimizer's step
+    learner_step(learner, images, labels, 255, None)
+    assert scheduler.last_epoch == 0 and torch.equal(model.weight, weights) and scaler.get_scale() < 2.0**16
+    with torch.no_grad():
+        model.bias[0] = 0.0
+    learner_step(learner, images, labels, 255, None)
+    assert scheduler.last_epoch == 1 and not torch.equal(model.weight, weights)
+    assert not [warning for warning in recwarn if "lr_scheduler.step()" in str(warning.message)]
 
 
 # --- training runs -----------------------------------------------------------------------------------------------
