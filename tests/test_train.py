@@ -594,6 +594,7 @@ def test_online_resume_on_another_kind_of_device_warns_and_goes_on(manifest, val
     import torch
 
     from nsegaug.train.config import TrainConfig
+    from nsegaug.train.distributed import device_model
     from nsegaug.train.loop import load_checkpoint, train
 
     config = TrainConfig(
@@ -602,11 +603,42 @@ def test_online_resume_on_another_kind_of_device_warns_and_goes_on(manifest, val
     )  # fmt: skip
     train(config, stop_after=2, log=lambda message: None)
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert checkpoint["deformation_device"] == "cpu"
-    # As if the run had started on a GPU: a CUDA generator's state does not fit a CPU generator.
+    assert checkpoint["deformation_device"] == checkpoint["device"] == "cpu" and checkpoint["amp"] is False
+    assert checkpoint["device_model"] == device_model(torch.device("cpu")) != ""
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["device_model"] == checkpoint["device_model"] and recorded["device"] == "cpu"
+    # As if the run had started on a GPU with AMP: a CUDA generator's state does not fit a CPU generator,
+    # and the steps from here run without the mixed precision of the steps before.
     checkpoint.update(deformation_device="cuda", deformation_generators=[torch.zeros(16, dtype=torch.uint8)])
+    checkpoint.update(device="cuda", device_model="NVIDIA H100 80GB HBM3", amp=True)
+    checkpoint["scaler"] = torch.amp.GradScaler("cpu").state_dict()  # what an AMP run saves
     torch.save(checkpoint, tmp_path / "run" / "last.pt")
     messages = []
     train(config, resume=True, log=messages.append)
     assert any("drawn on cuda x 1; on cpu x 1 they start a fresh stream" in message for message in messages)
+    assert any(
+        "taken with mixed precision on cuda (NVIDIA H100 80GB HBM3), the steps from here without it on cpu" in message
+        for message in messages
+    )
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert final["device_model"] == recorded["device_model"] and final["eval_precision"] == "float32"
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 4
+
+
+@needs_torch
+def test_resume_notes_warn_when_the_gpu_model_or_the_precision_changes():
+    from nsegaug.train.checkpoint import resume_notes
+
+    saved = {"scaler": {"scale": 65536.0}, "device": "cuda", "device_model": "NVIDIA A100-SXM4-80GB"}
+    saved.update(deformation_device="cuda", deformation_generators=["rank 0", "rank 1"])
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA A100-SXM4-80GB", 2, amp=True)
+    assert fits and notes == []
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA H100 80GB HBM3", 2, amp=True)
+    assert fits and len(notes) == 1 and "drawn on a NVIDIA A100-SXM4-80GB, this is a NVIDIA H100" in notes[0]
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA A100-SXM4-80GB", 2, amp=False)  # --no-amp on resume
+    assert fits and len(notes) == 1 and "with mixed precision" in notes[0] and "from here without it" in notes[0]
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA A100-SXM4-80GB", 4, amp=True)
+    assert not fits and "start a fresh stream" in notes[0]
+    # On the CPU the generator's stream does not depend on the processor: no warning for another CPU.
+    on_cpu = {"scaler": {}, "device": "cpu", "device_model": "AMD EPYC", "deformation_device": "cpu"}
+    assert resume_notes({**on_cpu, "deformation_generators": ["rank 0"]}, "cpu", "Intel Xeon", 1, False) == (True, [])

@@ -40,7 +40,16 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .distributed import Processes, all_reduce, launched_processes, pick_device, start_processes, stop_processes, unwrap
+from .distributed import (
+    Processes,
+    all_reduce,
+    device_model,
+    launched_processes,
+    pick_device,
+    start_processes,
+    stop_processes,
+    unwrap,
+)
 from .evaluation import EVAL_PRECISION, counts_over, evaluate_checkpoint
 from .metrics import summarize_counts
 from .model import count_parameters
@@ -289,8 +298,9 @@ def evaluation_row(plan: Plan, learner: Learner, state: TrainState, validation, 
 
 def save(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog, best: bool = False) -> None:
     """last.pt (and best.pt): every rank gives its generator's state (a collective call), rank 0 writes."""
-    generator = learner.generator
+    generator, host = learner.generator, learner.host_generator
     generators = generator_states(generator, plan.processes) if generator is not None else None
+    host_generators = generator_states(host, plan.processes) if host is not None else None
     run_log.checkpoint(
         lambda: checkpoint_contents(
             learner,
@@ -302,6 +312,7 @@ def save(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog, best:
             world_size=plan.processes.world_size,
             generators=generators,
             device=plan.device,
+            host_generators=host_generators,
         ),
         best,
     )
@@ -331,6 +342,8 @@ def finish(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog) -> 
         "online": config.online,
         "world_size": plan.processes.world_size,
         "device": str(plan.device.type),
+        "device_model": device_model(plan.device),
+        "eval_precision": EVAL_PRECISION,
         "amp": learner.amp,
         "parameters": count_parameters(unwrap(learner.model)),
         "train_elapsed_s": round(state.elapsed, 2),
