@@ -517,6 +517,38 @@ def test_two_gloo_processes_with_one_validation_image_for_two_ranks(manifest, va
     assert final["pixels"] == int((read_label(labels / "scene_0000.png").indices != 255).sum())
 
 
+@needs_torch
+def test_the_gpu_smoke_passes_on_the_cpu_at_small_sizes(tmp_path):
+    summary = tmp_path / "smoke.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
+    command = [
+        sys.executable,
+        str(script),
+        "--device",
+        "cpu",
+        "--small",
+        "--work",
+        tmp_path / "work",
+        "--json",
+        summary,
+    ]
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=ONE_THREAD, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checks = {check["name"]: check for check in json.loads(summary.read_text())["checks"]}
+    assert {check["status"] for check in checks.values()} <= {"PASS", "INFO"}
+    for name in (
+        "agreement with the CPU engine, blur=conv",
+        "agreement with the CPU engine, blur=taps",
+        "uint16 labels at p = 0.5",
+        "train --online --resume",
+        "evaluate best.pt = the recorded best",
+        "no warning or traceback on stderr",
+    ):
+        assert checks[name]["status"] == "PASS", name
+    assert checks["host syncs in deform_batch"]["detail"] == "counted on CUDA only"
+    assert "checks passed or informed, 0 failed" in result.stdout
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 
