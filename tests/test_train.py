@@ -660,6 +660,7 @@ def test_online_resume_on_another_kind_of_device_warns_and_goes_on(manifest, val
 @needs_torch
 def test_resume_notes_warn_when_the_gpu_model_or_the_precision_changes():
     from nsegaug.train.checkpoint import resume_notes
+    from nsegaug.train.config import TrainConfig, resumed_config
 
     saved = {"scaler": {"scale": 65536.0}, "device": "cuda", "device_model": "NVIDIA A100-SXM4-80GB"}
     saved.update(deformation_device="cuda", deformation_generators=["rank 0", "rank 1"])
@@ -671,6 +672,7 @@ def test_resume_notes_warn_when_the_gpu_model_or_the_precision_changes():
     assert fits and len(notes) == 1 and "with mixed precision" in notes[0] and "from here without it" in notes[0]
     fits, notes = resume_notes(saved, "cuda", "NVIDIA A100-SXM4-80GB", 4, amp=True)
     assert not fits and "start a fresh stream" in notes[0]
+    assert resumed_config(TrainConfig(__file__, ".", ".", 3), {"amp": False}).amp is False  # a CPU run, on a GPU
     # On the CPU the generator's stream does not depend on the processor: no warning for another CPU.
     on_cpu = {"scaler": {}, "device": "cpu", "device_model": "AMD EPYC", "deformation_device": "cpu"}
     assert resume_notes({**on_cpu, "deformation_generators": ["rank 0"]}, "cpu", "Intel Xeon", 1, False) == (True, [])
