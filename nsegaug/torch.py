@@ -23,7 +23,8 @@ NOT reproduce the NumPy ``RandomState`` stream of the CPU engine or of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
@@ -39,7 +40,7 @@ BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 # DeformParams.precision -> the dtype of the fields.
 _PRECISION_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-# gather has no kernels for the unsigned 16/32/64-bit types; their signed twins hold the same bits.
+# gather and index_copy_ have no kernels for the unsigned 16/32/64-bit types; their signed twins hold the same bits.
 _SIGNED_TWIN = {
     torch.uint16: torch.int16,
     torch.uint32: torch.int32,
@@ -108,6 +109,19 @@ def collate_with_boxes(batch: Sequence[tuple]) -> tuple:
 # --- The steps, as pure functions of tensors ---------------------------------------------------------------------
 
 
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A small host tensor (a table, a kernel, a few numbers) on ``device``, without waiting for the device.
+
+    A CUDA copy from ordinary (pageable) host memory waits for everything
+    queued on the device; from pinned memory it is queued like a kernel
+    (torch keeps the pinned block until the copy is done).
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def suppression_masks(
     boxes: Sequence[torch.Tensor], pads: Sequence[int], shape: tuple[int, int], device
 ) -> torch.Tensor:
@@ -122,7 +136,7 @@ def suppression_masks(
     for index, (table, pad) in enumerate(zip(boxes, pads, strict=True)):
         table = torch.as_tensor(table, dtype=torch.int64).cpu().reshape(-1, 4)  # tiny: joined on the CPU, sent once
         tables.append(torch.cat([torch.full((len(table), 1), index), table - pad, table + (pad + 1)], dim=1))
-    table = torch.cat(tables).to(device) if tables else torch.zeros((0, 9), dtype=torch.int64, device=device)
+    table = to_device(torch.cat(tables), device) if tables else torch.zeros((0, 9), dtype=torch.int64, device=device)
     sample = table[:, 0]
     top, left = table[:, 1].clamp(min=0), table[:, 2].clamp(min=0)
     bottom, right = table[:, 7].clamp(max=height), table[:, 8].clamp(max=width)  # exclusive
@@ -172,10 +186,11 @@ def smooth_fields(fields: torch.Tensor, sigma: float, method: str | None = None)
     Rows first, then columns, as OpenCV's separable filter. ``method``:
     ``"conv"``, a depthwise convolution (fast on the CPU), or ``"taps"``, one
     multiply-add of the whole batch per kernel tap. The default is ``"conv"``
-    on the CPU and ``"taps"`` elsewhere, because a convolution on a GPU may be
-    run in TF32 (cuDNN's default on Ampere and later), whose 10-bit mantissa
-    moves coordinates by hundredths of a pixel; element-wise arithmetic is
-    always full float32.
+    on the CPU and ``"taps"`` elsewhere. A convolution on a GPU would run in
+    TF32 (cuDNN's default on Ampere and later: ``torch.backends.cudnn.conv.fp32_precision``
+    is ``"tf32"``), whose 10-bit mantissa moves coordinates by hundredths of a
+    pixel, so ``"conv"`` runs under :func:`ieee_convolutions`; element-wise
+    arithmetic is always full float32.
     """
     method = method or ("conv" if fields.device.type == "cpu" else "taps")
     if method not in BLUR_METHODS:
@@ -186,7 +201,7 @@ def smooth_fields(fields: torch.Tensor, sigma: float, method: str | None = None)
     for axis, size in ((2, width), (1, height)):
         padded = _pad_reflect101(fields, radius, axis, size)
         if method == "conv":
-            fields = _convolve(padded, kernel.to(fields.device), axis)
+            fields = _convolve(padded, to_device(kernel, fields.device), axis)
         else:
             fields = _multiply_add_taps(padded, kernel.tolist(), axis, size)
     return fields
@@ -205,8 +220,25 @@ def _convolve(padded: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Te
     channels = padded.shape[0]
     shape = (channels, 1, len(kernel), 1) if axis == 1 else (channels, 1, 1, len(kernel))
     weight = kernel.reshape(1, 1, -1).expand(channels, 1, len(kernel)).reshape(shape)
-    with torch.autocast(padded.device.type, enabled=False):  # a training loop's autocast would blur in 16 bits
+    # A training loop's autocast would blur in 16 bits, cuDNN's default on a GPU in TF32.
+    with torch.autocast(padded.device.type, enabled=False), ieee_convolutions():
         return F.conv2d(padded.unsqueeze(0), weight, groups=channels).squeeze(0)
+
+
+@contextmanager
+def ieee_convolutions() -> Iterator[None]:
+    """cuDNN convolutions in full float32 inside (no TF32), the caller's setting restored after.
+
+    A process-wide flag: set and restored around the engine's own
+    convolutions only, so a model's convolutions keep the caller's choice.
+    """
+    conv = torch.backends.cudnn.conv
+    saved = conv.fp32_precision
+    conv.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision = saved
 
 
 def _multiply_add_taps(padded: torch.Tensor, kernel: list[float], axis: int, size: int) -> torch.Tensor:
@@ -305,7 +337,7 @@ def deform_batch_with_noise(
         return labels.clone(), _empty_stats(device)
     check_alpha_sigma(list(zip(alphas, sigmas, strict=True)))
 
-    alpha_column = torch.tensor(alphas, dtype=torch.float64)
+    alpha_column = to_device(torch.tensor(alphas, dtype=torch.float64), device)
     displacement = displacement_fields(torch.stack([noise_x, noise_y], dim=1), alpha_column, dtype)
     suppressed = torch.zeros(batch, device=device)
     if params.suppresses:
@@ -319,7 +351,7 @@ def deform_batch_with_noise(
 
     # Maps that share sigma are blurred together: one pass per distinct sigma, not per map.
     for value in sorted(set(sigmas)):
-        chosen = torch.tensor([index for index, other in enumerate(sigmas) if other == value], device=device)
+        chosen = to_device(torch.tensor([index for index, other in enumerate(sigmas) if other == value]), device)
         group = displacement.index_select(0, chosen).reshape(-1, height, width)
         displacement.index_copy_(0, chosen, smooth_fields(group, value, blur).reshape(-1, 2, height, width))
 
@@ -327,8 +359,8 @@ def deform_batch_with_noise(
     deformed = warp_labels(labels, rows, cols)
     stats = BatchStats(
         deformed=torch.ones(batch, dtype=torch.bool, device=device),
-        alpha=torch.tensor(alphas, dtype=torch.float32, device=device),
-        sigma=torch.tensor(sigmas, dtype=torch.float32, device=device),
+        alpha=to_device(torch.tensor(alphas, dtype=torch.float32), device),
+        sigma=to_device(torch.tensor(sigmas, dtype=torch.float32), device),
         suppressed_fraction=suppressed,
         mean_displacement=magnitude.flatten(1).mean(1),
         max_displacement=magnitude.flatten(1).amax(1),
@@ -353,20 +385,32 @@ def _per_map(value: Sequence[float] | float, batch: int, name: str) -> list[floa
 
 
 def draw_batch(
-    generator: torch.Generator | None, batch: int, shape: tuple[int, int], n_pairs: int, device=None
+    generator: torch.Generator | None,
+    batch: int,
+    shape: tuple[int, int],
+    n_pairs: int,
+    device=None,
+    host_generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The random draws for a batch, in this order: a coin per map (B,), a pair index per map (B,), then
     uniform noise (B, 2, H, W) in [0, 1) for the x and y fields.
 
-    All from ``generator`` (the device's default generator when None), on the
-    generator's device, then moved to ``device``: use a generator on the
-    labels' device to keep the noise off the bus. Coins and indices come
-    back on the CPU. The same generator state on the same device type gives
-    the same draws; a CPU and a CUDA generator give different ones.
+    The noise comes from ``generator`` (the device's default generator when
+    None), on the generator's device, then moved to ``device``: use a
+    generator on the labels' device to keep the noise off the bus. Coins and
+    indices come back on the CPU, where they choose kernel sizes and box
+    padding: drawn from ``host_generator`` (a CPU generator) when given, so
+    nothing waits for the device; otherwise from ``generator`` before the
+    noise, and read back from its device (one wait for a GPU). The same
+    generator states on the same device type give the same draws on the CPU;
+    on CUDA only on the same GPU model too (torch sizes its random kernels by
+    the GPU's multiprocessors), and a CPU and a CUDA generator give different ones.
     """
     where = generator.device if generator is not None else torch.device(device or "cpu")
-    coins = torch.rand(batch, generator=generator, device=where).cpu()
-    pair_index = torch.randint(0, n_pairs, (batch,), generator=generator, device=where).cpu()
+    small = host_generator if host_generator is not None else generator
+    small_device = torch.device("cpu") if host_generator is not None else where
+    coins = torch.rand(batch, generator=small, device=small_device).cpu()
+    pair_index = torch.randint(0, n_pairs, (batch,), generator=small, device=small_device).cpu()
     noise = torch.rand((batch, 2, *shape), generator=generator, device=where)
     return coins, pair_index, noise.to(device) if device is not None else noise
 
@@ -378,6 +422,7 @@ def deform_batch(
     prob: float = 1.0,
     boxes: Sequence[torch.Tensor] | None = None,
     blur: str | None = None,
+    host_generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, BatchStats]:
     """Deform each map of ``labels`` (B, H, W) with chance ``prob``, on the labels' device.
 
@@ -390,9 +435,10 @@ def deform_batch(
 
     The draws are torch's, not NumPy's: this does not give the copies the CPU
     engine gives for a seed (see :func:`deform_batch_with_noise` for the
-    equivalence of the two engines). Reading the drawn coins and pairs (they
-    choose kernel sizes and box padding) waits once for the device, as
-    reading the loss does.
+    equivalence of the two engines). The coins and pairs choose kernel sizes
+    and box padding on the host: give ``host_generator`` (a CPU generator)
+    for labels on a GPU, and nothing here waits for the device; without it
+    they are drawn by ``generator`` and read back, one wait per batch.
     """
     check_label_batch(labels)
     check_prob(prob)
@@ -400,11 +446,11 @@ def deform_batch(
     batch, height, width = labels.shape
     if boxes is not None and len(boxes) != batch:
         raise ValueError(f"boxes has {len(boxes)} tables for a batch of {batch} maps")
-    coins, pair_index, noise = draw_batch(generator, batch, (height, width), len(pairs), labels.device)
+    coins, pair_index, noise = draw_batch(generator, batch, (height, width), len(pairs), labels.device, host_generator)
     chosen = torch.nonzero(coins <= prob).flatten()
     alphas = [pairs[index][0] for index in pair_index[chosen].tolist()]
     sigmas = [pairs[index][1] for index in pair_index[chosen].tolist()]
-    picked = chosen.to(labels.device)
+    picked = to_device(chosen, labels.device)
     deformed, partial = deform_batch_with_noise(
         labels.index_select(0, picked),
         noise[picked, 0],
@@ -418,7 +464,8 @@ def deform_batch(
     if len(chosen) == batch:
         return deformed, partial
     out = labels.clone()
-    out.index_copy_(0, picked, deformed)
+    twin = _SIGNED_TWIN.get(labels.dtype, labels.dtype)
+    out.view(twin).index_copy_(0, picked, deformed.view(twin))
     return out, _scatter_stats(partial, picked, batch, labels.device)
 
 
@@ -437,7 +484,8 @@ class BatchNoisySegmentPlus(MethodTransform):
 
     The arguments are :class:`nsegaug.NoisySegmentPlus`' (held as one
     :class:`~nsegaug.params.DeformParams`, ``self.deform_params``); ``seed`` seeds
-    the generator (fresh entropy when None); ``prob`` defaults to the
+    the generators (fresh entropy when None; off the CPU the CPU's generator
+    draws the coins and pairs, the device's the noise); ``prob`` defaults to the
     method's 0.5. Call with labels (B, H, W) and, optionally, the boxes from
     :func:`component_boxes`; returns the deformed labels (``self.last_stats``
     holds their statistics).
@@ -462,7 +510,9 @@ class BatchNoisySegmentPlus(MethodTransform):
         return self.generators[key]
 
     def __call__(self, labels: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        # Off the CPU, coins and pairs come from a CPU generator of their own: nothing waits for the device.
+        host = self.generator("cpu") if labels.device.type != "cpu" else None
         deformed, self.last_stats = deform_batch(
-            labels, self.generator(labels.device), self.deform_params, prob=self.prob, boxes=boxes
+            labels, self.generator(labels.device), self.deform_params, prob=self.prob, boxes=boxes, host_generator=host
         )
         return deformed

@@ -215,6 +215,21 @@ def test_prob_decides_per_map_and_untouched_maps_are_returned_as_they_were(stree
     assert torch.equal(untouched, labels) and not stats.deformed.any()
 
 
+@pytest.mark.parametrize(
+    "dtype",
+    [torch.uint8, torch.int8, torch.int16, torch.uint16, torch.int32, torch.uint32, torch.int64, torch.uint64],
+    ids=str,
+)
+def test_maps_left_alone_by_the_coin_keep_every_integer_dtype(street_batch, dtype):
+    labels = (street_batch.long() * 7).to(dtype)
+    deformed, stats = nt.deform_batch(labels, torch.Generator().manual_seed(11), prob=0.5)
+    chosen = stats.deformed
+    assert deformed.dtype == dtype and 0 < int(chosen.sum()) < len(labels)
+    assert torch.equal(deformed[~chosen], labels[~chosen])
+    reference, _ = nt.deform_batch(street_batch.long() * 7, torch.Generator().manual_seed(11), prob=0.5)
+    assert torch.equal(deformed.long(), reference)  # the same maps as int64 labels: only the dtype differs
+
+
 def test_nsegment_variant_suppresses_nothing(street_batch):
     generator_seed, pairs = 5, [(30, 3)]
     plus, plus_stats = nt.deform_batch(street_batch, torch.Generator().manual_seed(generator_seed), DeformParams(pairs))
@@ -251,6 +266,53 @@ def test_a_training_loops_autocast_does_not_lower_the_blurs_precision(street_bat
     with torch.autocast("cpu", dtype=torch.bfloat16):
         autocast, _ = nt.deform_batch(street_batch, torch.Generator().manual_seed(8))
     assert torch.equal(plain, autocast)
+
+
+def test_the_conv_blur_runs_without_tf32_and_gives_the_caller_back_its_setting(street_batch, monkeypatch):
+    seen = []
+    convolve = nt.F.conv2d
+
+    def spy(*args, **kwargs):
+        seen.append(torch.backends.cudnn.conv.fp32_precision)
+        return convolve(*args, **kwargs)
+
+    monkeypatch.setattr(nt.F, "conv2d", spy)
+    saved = torch.backends.cudnn.conv.fp32_precision
+    try:
+        torch.backends.cudnn.conv.fp32_precision = "tf32"  # torch's default: TF32 on Ampere and later
+        nt.deform_batch(street_batch, torch.Generator().manual_seed(8), blur="conv")
+        assert seen and set(seen) == {"ieee"}
+        assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    finally:
+        torch.backends.cudnn.conv.fp32_precision = saved
+
+
+def test_with_a_host_generator_nothing_is_read_back_from_the_labels_device(street_batch):
+    # A meta tensor has no data: any read of one on the host (.cpu(), .tolist(), a blocking copy back)
+    # raises, so a batch that deforms on "meta" is one for which a GPU would never be waited for.
+    labels = street_batch.to("meta")
+    boxes = [nt.component_boxes(label, 1000, 255) for label in street_batch]
+    host = torch.Generator().manual_seed(4)
+    deformed, stats = nt.deform_batch(labels, None, IGNORE_255, prob=0.5, boxes=boxes, host_generator=host)
+    assert deformed.device.type == "meta" and deformed.shape == labels.shape and deformed.dtype == labels.dtype
+    assert {getattr(stats, name).device.type for name in ("deformed", "alpha", "changed_fraction")} == {"meta"}
+    coins, pair_index, noise = nt.draw_batch(None, 6, (64, 96), 15, "meta", torch.Generator().manual_seed(4))
+    assert coins.device.type == pair_index.device.type == "cpu" and noise.device.type == "meta"
+
+
+def test_a_host_generator_draws_the_coins_and_pairs_the_device_generator_the_noise(street_batch):
+    deformed, stats = nt.deform_batch(
+        street_batch, torch.Generator().manual_seed(1), prob=0.5, host_generator=torch.Generator().manual_seed(2)
+    )
+    coins, pair_index, _ = nt.draw_batch(torch.Generator().manual_seed(2), 6, (64, 96), len(DEFAULT_ALPHA_SIGMA))
+    noise = torch.rand((6, 2, 64, 96), generator=torch.Generator().manual_seed(1))
+    assert stats.deformed.tolist() == (coins <= 0.5).tolist()
+    chosen = torch.nonzero(coins <= 0.5).flatten()
+    pairs = [DEFAULT_ALPHA_SIGMA[index] for index in pair_index[chosen].tolist()]
+    expected, _ = nt.deform_batch_with_noise(
+        street_batch[chosen], noise[chosen, 0], noise[chosen, 1], *zip(*pairs, strict=True)
+    )
+    assert torch.equal(deformed[chosen], expected)
 
 
 def test_empty_batch_gives_empty_results():

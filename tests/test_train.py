@@ -277,7 +277,7 @@ def test_unet_takes_any_image_size():
 
 
 @needs_torch
-def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val):
+def test_the_amp_step_runs_under_bfloat16_autocast_and_the_evaluation_in_float32_without_autotuning(val):
     import torch
 
     from nsegaug.train.config import MEAN, STD
@@ -290,8 +290,8 @@ def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val)
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = UNet(19, width=4)
-    head_dtypes = []
-    model.head.register_forward_hook(lambda module, inputs, output: head_dtypes.append(output.dtype))
+    seen = []  # per forward: the head's dtype and whether cuDNN would autotune
+    model.head.register_forward_hook(lambda *args: seen.append((args[2].dtype, torch.backends.cudnn.benchmark)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cuda", enabled=False)  # as nsegaug train makes it on the CPU: no loss scaling
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
@@ -301,17 +301,51 @@ def test_the_amp_step_and_evaluation_run_on_the_cpu_under_bfloat16_autocast(val)
     loss = train_step(
         model, optimizer, scaler, *to_device(images, labels, cpu, MEAN, STD), 255, True, None, torch.bfloat16
     )
-    assert head_dtypes == [torch.bfloat16]  # the forward ran under autocast
+    assert [dtype for dtype, _ in seen] == [torch.bfloat16]  # the forward ran under autocast
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters(), strict=True))
 
     samples, _ = folder_samples(val[0], val[1], None, "", "")
-    dataset = SegmentationDataset(samples, train=False, normalize=False)
-    confusion = counts_over(model, eval_loader(dataset, 0, 1, 0, False), 19, 255, cpu, MEAN, STD, True, torch.bfloat16)[
-        "confusion"
-    ]
-    assert set(head_dtypes[1:]) == {torch.bfloat16} and len(head_dtypes) == 1 + len(samples)
-    assert int(confusion.sum()) == sum(int((read_label(path).indices != 255).sum()) for path in val[0].iterdir())
+    loader = eval_loader(SegmentationDataset(samples, train=False, normalize=False), 0, 1, 0, False)
+    plain = counts_over(model, loader, 19, 255, cpu, MEAN, STD)
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = True  # as nsegaug train sets it on CUDA for the training steps
+        del seen[:]
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # a training loop's autocast does not reach in
+            inside = counts_over(model, loader, 19, 255, cpu, MEAN, STD)
+        assert seen == [(torch.float32, False)] * len(samples)
+        assert torch.backends.cudnn.benchmark is True  # given back
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+    assert all(torch.equal(plain[name], inside[name]) for name in plain)
+    labelled = sum(int((read_label(path).indices != 255).sum()) for path in val[0].iterdir())
+    assert int(plain["confusion"].sum()) == labelled
+
+
+@needs_torch
+def test_a_step_the_gradient_scaler_skips_leaves_the_schedule_where_it_was(recwarn):
+    import torch
+
+    from nsegaug.train.step import Learner, learner_step
+
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / 10)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)  # the scaler AMP uses, on the CPU
+    learner = Learner(model, optimizer, scheduler, scaler, None, amp=False)
+    images, labels = torch.randn(2, 3, 8, 8), torch.randint(0, 4, (2, 8, 8))
+    weights = model.weight.detach().clone()
+    with torch.no_grad():
+        model.bias[0] = float("inf")  # an inf gradient: the scaler skips the optimizer's step
+    learner_step(learner, images, labels, 255, None)
+    assert scheduler.last_epoch == 0 and torch.equal(model.weight, weights) and scaler.get_scale() < 2.0**16
+    with torch.no_grad():
+        model.bias[0] = 0.0
+    learner_step(learner, images, labels, 255, None)
+    assert scheduler.last_epoch == 1 and not torch.equal(model.weight, weights)
+    assert not [warning for warning in recwarn if "lr_scheduler.step()" in str(warning.message)]
 
 
 # --- training runs -----------------------------------------------------------------------------------------------
@@ -465,6 +499,56 @@ def test_two_gloo_processes_under_torchrun(manifest, val, tmp_path):
     assert result.stderr.count("done: mIoU") == 1  # only rank 0 reports
 
 
+@needs_torch
+def test_two_gloo_processes_with_one_validation_image_for_two_ranks(manifest, val, tmp_path):
+    # Rank 1's validation shard is empty: it must still take part in every sum of the counts.
+    labels, images = tmp_path / "labels", tmp_path / "images"
+    labels.mkdir(), images.mkdir()
+    shutil.copy(val[0] / "scene_0000.png", labels)
+    shutil.copy(val[1] / "scene_0000.jpg", images)
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    arguments = ["--manifest", manifest, "--val-labels", labels, "--val-images", images, "--out", out, "--iters", "2"]
+    command = [*launcher, "-m", "nsegaug", "train", *map(str, arguments), *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = json.loads((out / "metrics.json").read_text())
+    assert final["world_size"] == 2 and final["val_images"] == 1
+    assert final["pixels"] == int((read_label(labels / "scene_0000.png").indices != 255).sum())
+
+
+@needs_torch
+def test_the_gpu_smoke_passes_on_the_cpu_at_small_sizes(tmp_path):
+    summary = tmp_path / "smoke.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
+    command = [
+        sys.executable,
+        str(script),
+        "--device",
+        "cpu",
+        "--small",
+        "--work",
+        tmp_path / "work",
+        "--json",
+        summary,
+    ]
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=ONE_THREAD, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checks = {check["name"]: check for check in json.loads(summary.read_text())["checks"]}
+    assert {check["status"] for check in checks.values()} <= {"PASS", "INFO"}
+    for name in (
+        "agreement with the CPU engine, blur=conv",
+        "agreement with the CPU engine, blur=taps",
+        "uint16 labels at p = 0.5",
+        "train --online --resume",
+        "evaluate best.pt = the recorded best",
+        "no warning or traceback on stderr",
+    ):
+        assert checks[name]["status"] == "PASS", name
+    assert checks["host syncs in deform_batch"]["detail"] == "counted on CUDA only"
+    assert "checks passed or informed, 0 failed" in result.stdout
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 
@@ -542,6 +626,7 @@ def test_online_resume_on_another_kind_of_device_warns_and_goes_on(manifest, val
     import torch
 
     from nsegaug.train.config import TrainConfig
+    from nsegaug.train.distributed import device_model
     from nsegaug.train.loop import load_checkpoint, train
 
     config = TrainConfig(
@@ -550,11 +635,44 @@ def test_online_resume_on_another_kind_of_device_warns_and_goes_on(manifest, val
     )  # fmt: skip
     train(config, stop_after=2, log=lambda message: None)
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert checkpoint["deformation_device"] == "cpu"
-    # As if the run had started on a GPU: a CUDA generator's state does not fit a CPU generator.
+    assert checkpoint["deformation_device"] == checkpoint["device"] == "cpu" and checkpoint["amp"] is False
+    assert checkpoint["device_model"] == device_model(torch.device("cpu")) != ""
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["device_model"] == checkpoint["device_model"] and recorded["device"] == "cpu"
+    # As if the run had started on a GPU with AMP: a CUDA generator's state does not fit a CPU generator,
+    # and the steps from here run without the mixed precision of the steps before.
     checkpoint.update(deformation_device="cuda", deformation_generators=[torch.zeros(16, dtype=torch.uint8)])
+    checkpoint.update(device="cuda", device_model="NVIDIA H100 80GB HBM3", amp=True)
+    checkpoint["scaler"] = torch.amp.GradScaler("cpu").state_dict()  # what an AMP run saves
     torch.save(checkpoint, tmp_path / "run" / "last.pt")
     messages = []
     train(config, resume=True, log=messages.append)
     assert any("drawn on cuda x 1; on cpu x 1 they start a fresh stream" in message for message in messages)
+    assert any(
+        "taken with mixed precision on cuda (NVIDIA H100 80GB HBM3), the steps from here without it on cpu" in message
+        for message in messages
+    )
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert final["device_model"] == recorded["device_model"] and final["eval_precision"] == "float32"
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 4
+
+
+@needs_torch
+def test_resume_notes_warn_when_the_gpu_model_or_the_precision_changes():
+    from nsegaug.train.checkpoint import resume_notes
+    from nsegaug.train.config import TrainConfig, resumed_config
+
+    saved = {"scaler": {"scale": 65536.0}, "device": "cuda", "device_model": "NVIDIA A100-SXM4-80GB"}
+    saved.update(deformation_device="cuda", deformation_generators=["rank 0", "rank 1"])
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA A100-SXM4-80GB", 2, amp=True)
+    assert fits and notes == []
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA H100 80GB HBM3", 2, amp=True)
+    assert fits and len(notes) == 1 and "drawn on a NVIDIA A100-SXM4-80GB, this is a NVIDIA H100" in notes[0]
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA A100-SXM4-80GB", 2, amp=False)  # --no-amp on resume
+    assert fits and len(notes) == 1 and "with mixed precision" in notes[0] and "from here without it" in notes[0]
+    fits, notes = resume_notes(saved, "cuda", "NVIDIA A100-SXM4-80GB", 4, amp=True)
+    assert not fits and "start a fresh stream" in notes[0]
+    assert resumed_config(TrainConfig(__file__, ".", ".", 3), {"amp": False}).amp is False  # a CPU run, on a GPU
+    # On the CPU the generator's stream does not depend on the processor: no warning for another CPU.
+    on_cpu = {"scaler": {}, "device": "cpu", "device_model": "AMD EPYC", "deformation_device": "cpu"}
+    assert resume_notes({**on_cpu, "deformation_generators": ["rank 0"]}, "cpu", "Intel Xeon", 1, False) == (True, [])

@@ -2,9 +2,13 @@
 
 A checkpoint is a plain dict of tensors and JSON-like values (loadable with
 ``weights_only=True``): the ``Learner``'s state dicts, the ``TrainState``,
-every RNG a run draws from, and the config. ``checkpoint_contents`` writes it,
-``restore_learner`` reads it back; with both, ``--resume`` continues with the
-very numbers of an uninterrupted run.
+every RNG a run draws from, the config, and the device it ran on (kind and
+model). ``checkpoint_contents`` writes it, ``restore_learner`` reads it back;
+with both, ``--resume`` continues with the very numbers of an uninterrupted
+run on the CPU (tested). On CUDA it continues with the same data, order,
+crops and RNG states, but not necessarily the same numbers: cuDNN's
+autotuned and some CUDA kernels are not deterministic, and on another GPU
+model the --online generator draws other deformations (``resume_notes`` warns).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 from .._version import __version__
 from ..io import write_bytes_atomic
 from .config import TrainConfig, TrainError
-from .distributed import Processes, all_gather, unwrap
+from .distributed import Processes, all_gather, device_model, unwrap
 from .samples import deformation_seed
 from .step import Learner
 
@@ -128,9 +132,13 @@ def checkpoint_contents(
     world_size: int,
     generators: list[torch.Tensor] | None,
     device: torch.device,
+    host_generators: list[torch.Tensor] | None = None,
 ) -> dict:
-    """The checkpoint of a run at ``state.step``; ``generators`` are every process's (``generator_states``)."""
+    """The checkpoint of a run at ``state.step``; ``generators`` (and ``host_generators``, on a GPU) are every
+    process's (``generator_states``)."""
     online = {} if generators is None else {"deformation_generators": generators, "deformation_device": device.type}
+    if host_generators is not None:
+        online["deformation_host_generators"] = host_generators
     return {
         "format": CHECKPOINT_FORMAT,
         "nsegaug": __version__,
@@ -150,6 +158,9 @@ def checkpoint_contents(
         "data": pairing,  # how evaluate pairs labels with images again
         "elapsed_s": state.elapsed,
         "since_eval": list(state.since_eval),
+        "device": device.type,
+        "device_model": device_model(device),
+        "amp": learner.amp,
         **online,
     }
 
@@ -162,15 +173,49 @@ def restore_learner(checkpoint: dict, learner: Learner, processes: Processes, de
     if checkpoint["scaler"] and learner.scaler.is_enabled():  # empty when saved without AMP (CPU)
         learner.scaler.load_state_dict(checkpoint["scaler"])
     restore_rng_states(checkpoint["rng"])
-    generator = learner.generator
-    saved_generators = checkpoint.get("deformation_generators") or []
-    # A generator's state only fits a generator of the same kind of device, one per process.
-    same_device = checkpoint.get("deformation_device", device.type) == device.type
-    if generator is not None and len(saved_generators) == processes.world_size and same_device:
-        generator.set_state(saved_generators[processes.rank])
-    elif generator is not None and saved_generators:
-        say(
-            f"warning: --online deformations were drawn on {checkpoint.get('deformation_device')} x "
-            f"{len(saved_generators)}; on {device.type} x {processes.world_size} they start a fresh stream"
-        )
+    fits, notes = resume_notes(checkpoint, device.type, device_model(device), processes.world_size, learner.amp)
+    for note in notes:
+        say(note)
+    if learner.generator is not None and fits:
+        learner.generator.set_state(checkpoint["deformation_generators"][processes.rank])
+        host_states = checkpoint.get("deformation_host_generators") or []
+        if learner.host_generator is not None and len(host_states) == processes.world_size:
+            learner.host_generator.set_state(host_states[processes.rank])
     return TrainState.from_checkpoint(checkpoint)
+
+
+def resume_notes(checkpoint: dict, device_type: str, model: str, world_size: int, amp: bool) -> tuple[bool, list]:
+    """Whether the saved --online generator states fit this run, and the warnings a resume here gives.
+
+    A generator's state fits a generator of the same kind of device, one per
+    process; on CUDA it then draws the saved stream only on the same GPU model.
+    A run whose steps switch precision (a CPU run resumed on a GPU, where AMP
+    is on by default, or the other way) is said to.
+    """
+    notes = []
+    saved_amp = bool(checkpoint["scaler"])  # the gradient scaler's state is saved only with AMP on
+    if saved_amp != amp:
+        where = f"{checkpoint.get('device', 'another device')} ({checkpoint.get('device_model', 'unknown')})"
+        notes.append(
+            f"warning: the steps before were taken {'with' if saved_amp else 'without'} mixed precision on {where}, "
+            f"the steps from here {'with' if amp else 'without'} it on {device_type} ({model}): "
+            "not the run an uninterrupted one would be"
+        )
+    saved = checkpoint.get("deformation_generators") or []
+    if not saved:
+        return False, notes
+    saved_type = checkpoint.get("deformation_device", device_type)
+    if len(saved) != world_size or saved_type != device_type:
+        notes.append(
+            f"warning: --online deformations were drawn on {saved_type} x {len(saved)}; "
+            f"on {device_type} x {world_size} they start a fresh stream"
+        )
+        return False, notes
+    saved_model = checkpoint.get("device_model")
+    if device_type == "cuda" and saved_model != model:
+        notes.append(
+            f"warning: --online deformations were drawn on a {saved_model or 'GPU of unrecorded model'}, "
+            f"this is a {model}: torch's CUDA random kernels are sized by the GPU's multiprocessors, so the saved "
+            "generator state may draw other deformations from here on than an uninterrupted run would"
+        )
+    return True, notes

@@ -25,9 +25,10 @@ DEFAULT_BOUNDARY_WIDTH = 3
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 # Fields that may change on --resume: the length of the run and how it runs.
-# Everything else decides the result and must match the saved run.
+# Everything else decides the result and must match the saved run. amp goes with device (it applies on CUDA
+# only): a CPU run resumed on a GPU may keep its precision with --no-amp; a resume that changes it says so.
 RUNTIME_FIELDS = frozenset(
-    {"out", "epochs", "iters", "workers", "device", "eval_every", "checkpoint_every", "labels", "images"}
+    {"out", "epochs", "iters", "workers", "device", "amp", "eval_every", "checkpoint_every", "labels", "images"}
 )
 CONFIG_NAME = "config.json"
 

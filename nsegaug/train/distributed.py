@@ -9,6 +9,7 @@ refusals and sums.
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,6 +58,23 @@ def pick_device(choice: str, processes: Processes) -> torch.device:
     if processes.local_rank >= torch.cuda.device_count():
         raise TrainError(f"local rank {processes.local_rank} has no GPU: {torch.cuda.device_count()} visible")
     return torch.device("cuda", processes.local_rank)
+
+
+def device_model(device: torch.device) -> str:
+    """The device's model by name: the GPU's (``torch.cuda.get_device_name``), else the CPU's.
+
+    Recorded with a run: torch's CUDA random kernels size their launch by the
+    GPU's multiprocessors, so one generator state draws other numbers on
+    another GPU model.
+    """
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            names = [line.partition(":")[2].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine() or "unknown"
 
 
 def start_processes(device: torch.device, processes: Processes) -> None:

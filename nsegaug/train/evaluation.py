@@ -7,7 +7,8 @@ model from a checkpoint's config and runs the same function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -18,11 +19,33 @@ from .checkpoint import load_checkpoint
 from .config import DEFAULT_BOUNDARY_WIDTH, TrainConfig, TrainError
 from .data import SegmentationDataset, eval_loader
 from .distributed import Processes, pick_device
-from .metrics import metric_counts, summarize_counts
+from .metrics import metric_counts, summarize_counts, zero_counts
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
 from .samples import check_samples, folder_samples, problems_message
-from .step import autocast_dtype, to_device
+from .step import to_device
+
+# One precision for every evaluation, in training and in ``nsegaug evaluate``: the best figure a run records is
+# the one ``evaluate best.pt`` gives again. Recorded with the metrics.
+EVAL_PRECISION = "float32"
+
+
+@contextmanager
+def evaluation_mode(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """``model.eval()``, float32 (no autocast, even inside a caller's) and no cuDNN autotuning, undone after.
+
+    Validation runs at batch 1 on each image's own size: with
+    ``cudnn.benchmark`` every new size would benchmark every convolution again.
+    """
+    was_training, benchmark = model.training, torch.backends.cudnn.benchmark
+    model.eval()
+    torch.backends.cudnn.benchmark = False
+    try:
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -34,27 +57,20 @@ def counts_over(
     device: torch.device,
     mean,
     std,
-    amp: bool = False,
-    amp_dtype: torch.dtype | None = None,
     boundary_width: int = DEFAULT_BOUNDARY_WIDTH,
 ) -> dict[str, torch.Tensor]:
     """The summed metric counts of ``model`` over ``loader`` (on ``device``): see ``metrics.metric_counts``.
 
-    With ``amp`` the forward runs under autocast in ``amp_dtype`` (default: ``autocast_dtype`` of ``device``).
+    In ``EVAL_PRECISION`` under :func:`evaluation_mode`, whatever the training steps use.
     """
-    dtype = amp_dtype or autocast_dtype(device)
-    was_training = model.training
-    model.eval()
-    totals: dict[str, torch.Tensor] = {}
-    for images, labels in loader:
-        images, labels = to_device(images, labels, device, mean, std)
-        with torch.autocast(device.type, dtype=dtype, enabled=amp):
-            output = model(images)
-        logits = logits_at(output, labels.shape[-2:])  # the labels' size, as in the loss
-        counts = metric_counts(logits.argmax(1), labels, num_classes, ignore_index, boundary_width)
-        for name, value in counts.items():
-            totals[name] = totals[name] + value if name in totals else value
-    model.train(was_training)
+    totals = zero_counts(num_classes, device)  # of known shape even for an empty shard
+    with evaluation_mode(model, device):
+        for images, labels in loader:
+            images, labels = to_device(images, labels, device, mean, std)
+            logits = logits_at(model(images), labels.shape[-2:])  # the labels' size, as in the loss
+            counts = metric_counts(logits.argmax(1), labels, num_classes, ignore_index, boundary_width)
+            for name, value in counts.items():
+                totals[name] += value
     return totals
 
 
@@ -102,8 +118,6 @@ def evaluate_checkpoint(
         torch_device,
         config.mean,
         config.std,
-        False,
-        None,
         width,
     )
     result = summarize_counts(counts)
@@ -114,6 +128,7 @@ def evaluate_checkpoint(
         images=len(samples),
         labels=str(labels),
         boundary_width=width,
+        eval_precision=EVAL_PRECISION,
         confusion=counts["confusion"].cpu().tolist(),
     )
     return result

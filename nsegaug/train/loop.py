@@ -41,13 +41,22 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .distributed import Processes, all_reduce, launched_processes, pick_device, start_processes, stop_processes, unwrap
-from .evaluation import counts_over, evaluate_checkpoint
+from .distributed import (
+    Processes,
+    all_reduce,
+    device_model,
+    launched_processes,
+    pick_device,
+    start_processes,
+    stop_processes,
+    unwrap,
+)
+from .evaluation import EVAL_PRECISION, counts_over, evaluate_checkpoint
 from .metrics import summarize_counts
 from .model import count_parameters
 from .runlog import BEST, CURVES, LAST, METRICS_FINAL, RunLog, loss_interval, say_on_stderr
 from .start import Plan, build, headline, loaders, prepare, restore
-from .step import Learner, lr_factor, segmentation_loss, to_device, train_step
+from .step import Learner, learner_step, lr_factor, segmentation_loss, to_device, train_step
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -58,6 +67,7 @@ __all__ = [
     "counts_over",
     "evaluate_checkpoint",
     "launched_processes",
+    "learner_step",
     "load_checkpoint",
     "lr_factor",
     "pick_device",
@@ -201,29 +211,18 @@ def loop(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog, progr
 
 
 def take_step(plan: Plan, learner: Learner, batch, window: Window) -> None:
-    """One training step on ``batch`` (--online: its labels deformed first), then the schedule's."""
+    """One training step on ``batch`` (--online: its labels deformed first), then the schedule's (``learner_step``)."""
     config = plan.config
     images, labels = to_device(batch[0], batch[1], plan.device, config.mean, config.std)
     if learner.generator is not None:
-        labels = deform_online(plan, learner.generator, labels, batch[2], window)
-    loss = train_step(
-        learner.model,
-        learner.optimizer,
-        learner.scaler,
-        images,
-        labels,
-        config.ignore_index,
-        learner.amp,
-        config.clip_grad,
-        learner.amp_dtype,
-    )
-    learner.scheduler.step()
-    window.add_step(loss)
+        labels = deform_online(plan, learner, labels, batch[2], window)
+    window.add_step(learner_step(learner, images, labels, config.ignore_index, config.clip_grad))
 
 
-def deform_online(plan: Plan, generator: torch.Generator, labels, boxes, window: Window) -> torch.Tensor:
+def deform_online(plan: Plan, learner: Learner, labels, boxes, window: Window) -> torch.Tensor:
     """--online: the batch's labels deformed on the device; what the deformation did added to ``window``."""
-    labels, stats = deform_batch(labels, generator, plan.config.online_params, prob=plan.prob, boxes=boxes)
+    params, host = plan.config.online_params, learner.host_generator
+    labels, stats = deform_batch(labels, learner.generator, params, prob=plan.prob, boxes=boxes, host_generator=host)
     window.deformation += torch.stack([stats.deformed.double(), stats.changed_fraction.double()]).sum(1)
     return labels
 
@@ -288,13 +287,12 @@ def evaluation_row(plan: Plan, learner: Learner, state: TrainState, validation, 
         plan.device,
         config.mean,
         config.std,
-        learner.amp,
-        learner.amp_dtype,
         config.boundary_width,
     )
     for name in sorted(counts):  # the same order on every rank: these are collective calls
         all_reduce(counts[name], plan.processes)
     row = {"step": state.step, "epoch": round(state.step / plan.per_epoch, 4), **summarize_counts(counts)}
+    row["eval_precision"] = EVAL_PRECISION
     row.update(train_loss=train_loss, lr=learner.scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 2))
     row["elapsed_s"] = round(state.elapsed, 2)
     return row
@@ -302,8 +300,9 @@ def evaluation_row(plan: Plan, learner: Learner, state: TrainState, validation, 
 
 def save(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog, best: bool = False) -> None:
     """last.pt (and best.pt): every rank gives its generator's state (a collective call), rank 0 writes."""
-    generator = learner.generator
+    generator, host = learner.generator, learner.host_generator
     generators = generator_states(generator, plan.processes) if generator is not None else None
+    host_generators = generator_states(host, plan.processes) if host is not None else None
     run_log.checkpoint(
         lambda: checkpoint_contents(
             learner,
@@ -315,6 +314,7 @@ def save(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog, best:
             world_size=plan.processes.world_size,
             generators=generators,
             device=plan.device,
+            host_generators=host_generators,
         ),
         best,
     )
@@ -344,6 +344,8 @@ def finish(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog) -> 
         "online": config.online,
         "world_size": plan.processes.world_size,
         "device": str(plan.device.type),
+        "device_model": device_model(plan.device),
+        "eval_precision": EVAL_PRECISION,
         "amp": learner.amp,
         "parameters": count_parameters(unwrap(learner.model)),
         "train_elapsed_s": round(state.elapsed, 2),

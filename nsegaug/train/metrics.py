@@ -159,6 +159,22 @@ def metric_counts(
     }
 
 
+def zero_counts(num_classes: int, device=None) -> dict:
+    """:func:`metric_counts` of no pixels: int64 zeros of the shapes it gives, as torch tensors on ``device``.
+
+    A process whose validation shard is empty still adds its counts to the
+    others' (the sums are collective calls, made by every rank alike).
+    """
+    import torch
+
+    square = (num_classes, num_classes)
+    return {
+        "confusion": torch.zeros(square, dtype=torch.int64, device=device),
+        "band_confusion": torch.zeros(square, dtype=torch.int64, device=device),
+        "boundary": torch.zeros((len(BOUNDARY_ROWS), num_classes), dtype=torch.int64, device=device),
+    }
+
+
 def boundary_iou_per_class(boundary: np.ndarray) -> np.ndarray:
     """Boundary IoU of each class from :func:`boundary_counts`; NaN where neither band holds the class."""
     intersection, truth, predicted = np.asarray(boundary, dtype=np.float64)

@@ -19,7 +19,7 @@ from ..torch import collate_with_boxes
 from .checkpoint import TrainState, deformation_generator, load_checkpoint, restore_learner
 from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
 from .data import EpochBatchSampler, SegmentationDataset, eval_loader, train_loader
-from .distributed import Processes, agree, unwrap
+from .distributed import Processes, agree, device_model, unwrap
 from .model import apply_init_weights, build_model, count_parameters, load_init_weights
 from .runlog import LAST, RunLog, clear_run_folder, hold_run_folder, write_json
 from .samples import (
@@ -187,7 +187,10 @@ def build(plan: Plan, run_log: RunLog) -> Learner:
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     # Online: one generator per process on its device (rank-dependent seed), its state saved in checkpoints.
     generator = deformation_generator(device, config.seed, processes.rank) if config.online else None
-    return Learner(model, optimizer, scheduler, scaler, generator, amp, autocast_dtype(device))
+    # Off the CPU, the coins and pairs (which choose kernel sizes on the host) from a CPU generator: no wait.
+    on_host = config.online and device.type != "cpu"
+    host_generator = deformation_generator(torch.device("cpu"), config.seed, processes.rank) if on_host else None
+    return Learner(model, optimizer, scheduler, scaler, generator, amp, autocast_dtype(device), host_generator)
 
 
 def initial_model(plan: Plan, run_log: RunLog) -> nn.Module:
@@ -227,6 +230,7 @@ def start_run_folder(plan: Plan, run_log: RunLog) -> None:
     out.mkdir(parents=True, exist_ok=True)
     record = {"config": plan.config.to_dict(), "prob_used": plan.prob, "nsegaug": __version__}
     record.update(torch=torch.__version__, command_line=plan.command_line)
+    record.update(device=plan.device.type, device_model=device_model(plan.device), world_size=plan.processes.world_size)
     write_json(out / CONFIG_NAME, record)
 
 

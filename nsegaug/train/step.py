@@ -32,7 +32,8 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
 class Learner:
     """The model and what changes it step by step; a checkpoint saves and restores each of them.
 
-    ``generator`` draws --online's deformations (None offline); ``amp`` is
+    ``generator`` draws --online's deformations (None offline), ``host_generator``
+    their coins and pairs off the CPU (see ``nsegaug.torch.draw_batch``); ``amp`` is
     whether steps and evaluations run under autocast, in ``amp_dtype``.
     """
 
@@ -43,6 +44,7 @@ class Learner:
     generator: torch.Generator | None
     amp: bool
     amp_dtype: torch.dtype = torch.float16
+    host_generator: torch.Generator | None = None  # --online on a GPU: draws the coins and pairs on the CPU
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: float = 0.9) -> float:
@@ -120,3 +122,33 @@ def train_step(
     scaler.step(optimizer)
     scaler.update()
     return loss.detach()
+
+
+def learner_step(learner: Learner, images: torch.Tensor, labels: torch.Tensor, ignore_index: int, clip_grad):
+    """``train_step``, then the schedule's step if the optimizer's step was taken; returns the loss (a tensor).
+
+    Under AMP the gradient scaler skips the optimizer's step when a gradient
+    is inf or NaN (the first steps, while it lowers the scale): the schedule
+    must not advance then, or it runs ahead of the weights (and torch warns
+    that the schedule stepped before the optimizer). The step is seen by a
+    hook on the optimizer, so nothing more is read from the device.
+    """
+    taken = []
+    hook = learner.optimizer.register_step_post_hook(lambda *args: taken.append(True))
+    try:
+        loss = train_step(
+            learner.model,
+            learner.optimizer,
+            learner.scaler,
+            images,
+            labels,
+            ignore_index,
+            learner.amp,
+            clip_grad,
+            learner.amp_dtype,
+        )
+    finally:
+        hook.remove()
+    if taken:
+        learner.scheduler.step()
+    return loss
