@@ -27,7 +27,18 @@ STD = (58.395, 57.12, 57.375)
 # Fields that may change on --resume: the length of the run and how it runs.
 # Everything else decides the result and must match the saved run.
 RUNTIME_FIELDS = frozenset(
-    {"out", "epochs", "iters", "workers", "device", "eval_every", "checkpoint_every", "labels", "images"}
+    {
+        "out",
+        "epochs",
+        "iters",
+        "workers",
+        "device",
+        "eval_every",
+        "checkpoint_every",
+        "labels",
+        "images",
+        "allow_changed_labels",
+    }
 )
 CONFIG_NAME = "config.json"
 
@@ -42,6 +53,8 @@ class TrainConfig:
     num_classes: int
     labels: Path | str | None = None  # where the manifest's labels are now, when they moved; None: as it records
     images: Path | str | None = None  # likewise its images
+    # Train on manifest labels whose bytes differ from the checksums it recorded (edited since generate).
+    allow_changed_labels: bool = False
     out: Path = Path("runs/train")
     ignore_index: int = 255
     prob: float | None = None  # None: the manifest's --prob, or DEFAULT_ONLINE_PROB with online
