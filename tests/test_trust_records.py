@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,78 @@ def test_export_refuses_the_manifest_preview_refuses(tmp_path, damage):
     for result in (shown, listed):
         assert result.exit_code == 1 and result.stderr.count("\n") == 1 and expected in result.stderr, result.output
     assert not (tmp_path / "p.png").exists()
+
+
+# --- the smaller ones -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """Mount a tmpfs of a given size (and options) under tmp_path; unmounted at the end."""
+    mounted = []
+
+    def make(name: str, size: str, *options: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", point], check=True)
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", point], check=False)
+
+
+@needs_root
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+def test_preview_and_export_write_errors_name_the_file_asked_for(tmp_path, mount, disk):
+    out = generated(tmp_path)
+    folder = mount("disk", "1m", "ro") if disk == "read-only" else mount("disk", "64k")
+    if disk == "full":
+        with open(folder / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):
+            while True:
+                filler.write(bytes(4096))
+    for command, target in (("preview", folder / "sheet.png"), ("export", folder / "pairs.csv")):
+        result = run(command, "--manifest", out, "--out", target)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert error_line(result).startswith(f"Error: {target}: cannot write: "), result.output
+        assert ".tmp" not in result.stderr and not target.exists()
+    assert [path.name for path in folder.iterdir()] == ([] if disk == "read-only" else ["filler"])  # no temp file
+
+
+@pytest.mark.parametrize(("suffix", "form"), [(".jpg", "JPEG"), (".jpeg", "JPEG"), (".tif", "TIFF"), (".png", "PNG")])
+def test_preview_writes_the_format_its_suffix_asks_for(tmp_path, suffix, form):
+    target = tmp_path / f"sheet{suffix}"
+    result = run("preview", "--labels", SAMPLES / "train" / "labels", "--n", 1, "--copies", 1, "--out", target)
+    assert result.exit_code == 0, result.output
+    with Image.open(target) as image:
+        assert image.format == form and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("name", ["sheet.gif", "sheet"])
+def test_preview_refuses_a_suffix_it_does_not_write_before_any_work(tmp_path, name):
+    target = tmp_path / name
+    result = run("preview", "--labels", SAMPLES / "train" / "labels", "--n", 1, "--out", target)
+    assert result.exit_code == 2 and str(target) in error_line(result) and not target.exists()
+
+
+def test_generate_refuses_an_image_folder_without_images_up_front(tmp_path):
+    labels, _ = dataset(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "gen"
+    result = run("generate", "--labels", labels, "--images", tmp_path / "empty", "--copies", 1, "--out", out)
+    assert result.exit_code == 2 and "warning" not in result.stderr, result.output
+    assert error_line(result) == f"Error: {tmp_path / 'empty'}: no image in it"
+    assert not out.exists()
+
+
+@needs_torch
+def test_the_evaluation_line_shows_a_loss_of_zero_as_zero_and_a_missing_figure_as_missing():
+    from nsegaug.train.runlog import evaluation_line
+
+    row = {"step": 10, "epoch": 1.0, "train_loss": 0.0, "miou": None, "boundary_miou": 0.5, "band_miou": 0.0}
+    line = evaluation_line({**row, "pixel_acc": 1.0, "images_per_s": 12.34}, 5, 50)
+    assert line == (
+        "epoch 1/5 step 10/50: loss 0.0000, mIoU n/a, boundary mIoU 0.5000, band mIoU 0.0000, pixel acc 1.0000, "
+        "12.3 img/s"
+    )
