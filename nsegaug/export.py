@@ -18,12 +18,13 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import storage
 from .dataset import strip_suffix
-from .errors import ManifestError, UsageError
+from .errors import ManifestError, UsageError, shown_path
 from .manifest import Manifest, open_manifest
 
 FORMATS = ("csv", "jsonl", "mmseg")
@@ -46,18 +47,25 @@ def manifest_pairs(
     copies: str = "all",
     labels: os.PathLike | str | None = None,
     images: os.PathLike | str | None = None,
+    verify: bool = True,
 ) -> Iterator[Pair]:
     """The pairs of a ``generate --images`` manifest, in its order (by label, then copy).
 
     ``copies``: ``all`` (sources and copies), ``deformed`` (copies the method
-    deformed) or ``original`` (sources only).
+    deformed) or ``original`` (sources only). With ``verify``, every label
+    listed is first checked against the checksum its row recorded: one
+    edited since generate is a :class:`ManifestError` naming it.
     """
-    yield from _pairs(open_manifest(manifest), copies, labels, images)
+    yield from _pairs(open_manifest(manifest), copies, labels, images, verify)
 
 
 def _pairs(
-    opened: Manifest, copies: str, labels: os.PathLike | str | None, images: os.PathLike | str | None
-) -> Iterator[Pair]:
+    opened: Manifest,
+    copies: str,
+    labels: os.PathLike | str | None,
+    images: os.PathLike | str | None,
+    verify: bool = True,
+) -> list[Pair]:
     if copies not in COPIES:
         raise UsageError(f"copies must be one of {', '.join(COPIES)}, got {copies!r}")
     opened.require_kind("generate")
@@ -65,13 +73,40 @@ def _pairs(
     labels_root, images_root = opened.folder("labels", labels), opened.folder("images", images)
     if images_root is None:
         raise ManifestError(f"{opened.path}: made without images, so it pairs no label with an image")
-    for number, row in opened.numbered_rows():
+    pairs, recorded = [], []
+    for number, row in opened.checked_rows():  # rows of one run, as preview reads them
         if row.image is None:
             raise ManifestError(f"{opened.path}:{number}: {row.label} has no paired image")
         if (copies == "original" and row.copy) or (copies == "deformed" and not row.deformed):
             continue
         label = opened.label_location(row, labels_root)
-        yield Pair(storage.join(images_root, row.image), label, row.label, row.copy, row.deformed)
+        pairs.append(Pair(storage.join(images_root, row.image), label, row.label, row.copy, row.deformed))
+        recorded.append((f"{opened.path}:{number}", label, row.sha256_output if row.copy else row.sha256_label))
+    if not pairs:
+        raise UsageError(f"{opened.path}: no pair to export (copies: {copies})")
+    if verify:
+        _check_unchanged(recorded)
+    return pairs
+
+
+def _check_unchanged(recorded: list[tuple[str, Path, str]], threads: int = 8) -> None:
+    """Each listed label still has the checksum its row recorded; the first (in list order) that does not is a
+    :class:`ManifestError` naming it. Threads: reading and hashing release the GIL."""
+
+    def problem(where: str, label: Path, checksum: str) -> str | None:
+        try:
+            if storage.sha256(label) == checksum:
+                return None
+        except FileNotFoundError:
+            return f"{where}: {shown_path(label)}: file not found"
+        except OSError as error:
+            return f"{where}: {shown_path(label)}: cannot read ({error.strerror or error})"
+        return f"{where}: {shown_path(label)}: checksum differs from the manifest (changed since generate)"
+
+    with ThreadPoolExecutor(threads) as pool:
+        for found in pool.map(lambda entry: problem(*entry), recorded):
+            if found is not None:
+                raise ManifestError(found)
 
 
 def shown(path: Path, relative_to: Path | None) -> str:
@@ -86,9 +121,13 @@ def shown(path: Path, relative_to: Path | None) -> str:
 def pairs_csv(pairs, relative_to: Path | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    # Python's csv quotes a field holding a character of the line terminator, not a lone carriage return (which
+    # readers take for a line end): a row with one is quoted whole.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["image", "label", "copy", "deformed"])
     for pair in pairs:
-        writer.writerow([shown(pair.image, relative_to), shown(pair.label, relative_to), pair.copy, int(pair.deformed)])
+        row = [shown(pair.image, relative_to), shown(pair.label, relative_to), pair.copy, int(pair.deformed)]
+        (quoted if "\r" in row[0] + row[1] else writer).writerow(row)
     return buffer.getvalue()
 
 
@@ -139,6 +178,7 @@ def mmseg_split(
     copies: str = "all",
     labels: os.PathLike | str | None = None,
     images: os.PathLike | str | None = None,
+    verify: bool = True,
 ) -> MmsegSplit:
     """The split list and label sets of a manifest as mmseg's ``BaseSegDataset`` reads them.
 
@@ -148,17 +188,33 @@ def mmseg_split(
     sit at ``name + suffix_k`` in the output folder, as the default name
     template gives; a manifest that does not is a :class:`UsageError` that
     says why (use the csv or jsonl lists, or nsegaug.mmseg's dataset).
+    mmseg reads a label file as it is, so a colour-coded run (``palette``)
+    is refused too: its labels would load as colours, not class indices.
+    So is a name the list cannot hold on one line as it is (a line break,
+    spaces around it: mmseg strips each line).
     """
     opened = open_manifest(manifest)  # once: a manifest in a bucket is downloaded to be read
+    if opened.parameters.get("palette"):
+        raise UsageError(
+            f"{opened.path}: colour-coded labels (colour table {opened.parameters['palette']}): mmseg reads a label "
+            "file as it is, so they would load as (H, W, 3) colours, not class indices; make index maps from them "
+            "and generate from those, or export csv or jsonl for a loader that applies the colour table"
+        )
     label_suffix = opened.parameters.get("label_suffix") or ""
     names: list[str] = []
     images_at: set[tuple[Path, str]] = set()
     sets: dict[int, tuple[Path, str]] = {}
     members: dict[int, int] = {}
-    for pair in _pairs(opened, copies, labels, images):
+    for pair in _pairs(opened, copies, labels, images, verify):
         members[pair.copy] = members.get(pair.copy, 0) + 1
         key = PurePosixPath(pair.key)
         name = (key.parent / strip_suffix(key.stem, label_suffix)).as_posix()
+        if "\n" in name or "\r" in name or name != name.strip():
+            raise UsageError(
+                f"{shown_path(pair.label)}: mmseg's split list holds one name per line, stripped of spaces around "
+                "it, so it cannot name this file (a line break or spaces at an end of its name); rename it, or "
+                "export csv or jsonl"
+            )
         if not names or names[-1] != name:
             names.append(name)
         images_at.add(_split_path(pair.image, name))
@@ -168,8 +224,6 @@ def mmseg_split(
                 f"{pair.label}: not at {sets[pair.copy][0]}/<name>{sets[pair.copy][1]} like the others of copy "
                 f"{pair.copy}: mmseg's lists cannot name it; export csv or jsonl, or use nsegaug.mmseg"
             )
-    if not names:
-        raise UsageError(f"{manifest}: no pair to export")
     partial = sorted(copy for copy, count in members.items() if count != len(names))
     if partial:  # one split list serves every label set: each must hold every name
         raise UsageError(

@@ -26,7 +26,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import LabelFormatError
+from .errors import LabelFormatError, StorageError
 
 # Pillow mode -> dtype of the indices; every other mode is refused with a reason.
 _INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I": np.int32}
@@ -330,6 +330,17 @@ def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = Tru
     """
     with atomic_writer(path, durable) as stream:
         stream.write(data)
+
+
+def write_output(path: os.PathLike | str, data: bytes) -> None:
+    """Write a file the user named (a preview, a list) atomically; a failure is a :class:`StorageError` naming
+    ``path``, not the temporary file the bytes went to first (a read-only or full disk under it)."""
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as error:
+        if isinstance(error, StorageError):
+            raise
+        raise StorageError.from_os_error(error, path, "cannot write") from error
 
 
 def open_image(location: os.PathLike | str) -> Image.Image:

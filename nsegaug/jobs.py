@@ -283,9 +283,10 @@ def check_request(job: MaskJob, resume: bool, overwrite: bool) -> None:
         raise UsageError(f"{storage.shown(config.labels)}: label folder not found")
     if config.images is not None and not storage.is_dir(config.images):
         raise UsageError(f"{storage.shown(config.images)}: image folder not found")
-    if config.images is not None and is_url(config.images) and next(storage.walk(config.images), None) is None:
-        # Any prefix of an existing bucket "exists": a typo would leave every mask without its image.
-        raise UsageError(f"{storage.shown(config.images)}: image folder not found (no object under this prefix)")
+    if config.images is not None and next(storage.walk(config.images), None) is None:
+        # No mask could have its image (a typo, a bucket prefix that merely "exists"): refused, not a warning each.
+        found = "image folder not found (no object under this prefix)" if is_url(config.images) else "no image in it"
+        raise UsageError(f"{storage.shown(config.images)}: {found}")
     if not is_url(config.out) and Path(config.out).exists() and not Path(config.out).is_dir():
         raise UsageError(f"{storage.shown(config.out)}: not a folder")
     for source in (config.labels, config.images):

@@ -275,6 +275,16 @@ class Manifest:
     def rows(self, tolerate_torn_tail: bool | None = None) -> Iterator[CopyRow]:
         return (row for _, row in self.numbered_rows(tolerate_torn_tail))
 
+    def checked_rows(self) -> Iterator[tuple[int, CopyRow]]:
+        """:meth:`numbered_rows`, refusing rows of two runs mixed (see :class:`RowCheck`) and a manifest without
+        rows: what a reader that lists or draws every row (``preview``, ``export``) needs."""
+        check = RowCheck(self.path)
+        for number, row in self.numbered_rows():
+            check.add(number, row)
+            yield number, row
+        if check.empty:
+            raise ManifestError(f"{self.path}: the manifest has no rows")
+
     @property
     def kind(self) -> str:
         return self.meta.kind if self.meta is not None else "generate"
@@ -322,6 +332,38 @@ class Manifest:
     def label_location(self, row: CopyRow, labels_root: Location) -> Location:
         """Where a row's label is: the source (copy 0) under ``labels_root``, a copy under the manifest's folder."""
         return storage.join(labels_root, row.label) if row.output is None else storage.join(self.root, row.output)
+
+
+class RowCheck:
+    """The rows of one run: each (label, copy) once, and all rows of a label with one source checksum and size.
+
+    A sorted manifest of a finished run keeps both; rows of two runs mixed
+    (manifests joined by hand, a row copied in) do not, and are a
+    :class:`ManifestError` naming the line.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self.sources: dict[str, tuple[int, str, int, int]] = {}  # label -> (first line, sha256, height, width)
+        self.lines: dict[tuple[str, int], int] = {}  # (label, copy) -> line
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines
+
+    def add(self, number: int, row: CopyRow | NoiseRow) -> None:
+        line, *source = self.sources.setdefault(row.label, (number, row.sha256_label, row.height, row.width))
+        if source != [row.sha256_label, row.height, row.width]:
+            raise ManifestError(
+                f"{self.path}:{number}: {row.label} has another checksum or size than on line {line}: "
+                "rows of two runs mixed"
+            )
+        first = self.lines.setdefault((row.label, row.key), number)
+        if first != number:
+            raise ManifestError(
+                f"{self.path}:{number}: second row for {row.label} copy {row.key} "
+                f"(first on line {first}): rows of two runs mixed"
+            )
 
 
 def _pair_set(parameters: Mapping) -> set[tuple[float, float]] | None:

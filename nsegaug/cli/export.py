@@ -65,27 +65,34 @@ EXAMPLES = """Examples:
     default=None,
     help="The list to write  [default: stdout; required for mmseg]",
 )
+@click.option(
+    "--allow-changed-labels",
+    is_flag=True,
+    help="List labels edited since generate as they are  [default: each listed label is checked against the "
+    "manifest's checksum first; a changed one is refused, naming it]",
+)
 @storage_options_option
-def export(manifest, form, copies, relative_to, labels, images, out, storage_options) -> None:
+def export(manifest, form, copies, relative_to, labels, images, out, allow_changed_labels, storage_options) -> None:
     """Write a manifest's (image, label) pairs, so that nobody has to glob the output folder."""
     from .. import storage
     from ..export import manifest_pairs, mmseg_split, pairs_csv, pairs_jsonl, shown
-    from ..io import write_bytes_atomic
+    from ..io import write_output
 
     storage.configure(storage_options)
+    verify = not allow_changed_labels
     if form == "mmseg":
         if out is None:
             raise click.UsageError("--format mmseg writes a split list: give --out FILE")
-        split = mmseg_split(manifest, copies, labels, images)
-        write_bytes_atomic(out, split.split_text().encode("utf-8"))
+        split = mmseg_split(manifest, copies, labels, images, verify)
+        write_output(out, split.split_text().encode("utf-8"))
         ann_file = str(out) if relative_to is None else shown(out, relative_to)
         click.echo(split.config(ann_file, relative_to=relative_to), nl=False)
         click.echo(f"wrote {out}: {len(split.names)} names, {len(split.datasets)} label set(s)", err=True)
         return
-    pairs = list(manifest_pairs(manifest, copies, labels, images))
+    pairs = list(manifest_pairs(manifest, copies, labels, images, verify))
     text = (pairs_csv if form == "csv" else pairs_jsonl)(pairs, relative_to)
     if out is None:
         click.echo(text, nl=False)
     else:
-        write_bytes_atomic(out, text.encode("utf-8"))
+        write_output(out, text.encode("utf-8"))
         click.echo(f"wrote {out}: {len(pairs)} pairs", err=True)

@@ -102,7 +102,7 @@ class CropType(click.ParamType):
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("preview.png"),
     show_default=True,
-    help="The PNG to write (with --stats: only when given).",
+    help="The sheet to write: .png, .jpg/.jpeg or .tif/.tiff, as its suffix says (with --stats: only when given).",
 )
 @click.option("--stats", is_flag=True, help="Print per-(alpha, sigma) statistics of the manifest.")
 @click.option("--json", "as_json", is_flag=True, help="The statistics as JSON (implies --stats).")
@@ -119,12 +119,14 @@ def preview(out, stats, as_json, storage_options, **options):
     """
     from .. import preview as sheets
     from .. import storage
-    from ..io import write_bytes_atomic
+    from ..io import write_output
+    from ..preview.sheet import sheet_format
 
     storage.configure(storage_options)
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     _check_usage(options, stats or as_json, given)
+    form = sheet_format(out)  # before any work: the file will hold what its name says
     params, rest = split_options(options)
     request = sheets.PreviewRequest(params=params, **rest)
     index = None
@@ -135,7 +137,7 @@ def preview(out, stats, as_json, storage_options, **options):
         if "out" not in given:
             return
     sheet = sheets.build_preview(request, index, _warn)
-    write_bytes_atomic(out, sheet.png())
+    write_output(out, sheet.encoded(form))
     what = "grid of" if request.grid else "sheet of"
     click.echo(f"wrote {out}: {what} {sheet.masks} mask(s), {sheet.image.width}x{sheet.image.height} px", err=True)
 

@@ -74,6 +74,12 @@ workers_option = click.option(
     help="Where the manifest's source labels are now, if they moved  [default: as the manifest records them]",
 )
 @click.option("--images", type=existing_folder, default=None, help="Where the manifest's images are now, likewise.")
+@click.option(
+    "--allow-changed-labels",
+    is_flag=True,
+    help="Train on manifest labels edited since generate (checksum differs from the manifest's)  "
+    "[default: such a label stops the run, naming it]",
+)
 @click.option("--val-labels", type=existing_folder, help="Validation label folder.")
 @click.option("--val-images", type=existing_folder, help="Validation image folder, paired by name.")
 @click.option("--num-classes", type=click.IntRange(min=1), help="Number of classes; labels are 0..C-1.")

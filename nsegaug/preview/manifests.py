@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import ManifestError
 from ..manifest import CopyRow, Manifest, NoiseRow, open_manifest
 
 Warn = Callable[[str], None]
@@ -115,10 +114,8 @@ def read_manifest(path: Path, warn: Warn = lambda message: None) -> ManifestInde
     index = ManifestIndex(manifest, {}, {})
     for alpha, sigma in index.params.get("alpha_sigma", []):
         index.pairs[(float(alpha), float(sigma))] = PairStats()
-    for number, row in manifest.numbered_rows():
+    for number, row in manifest.checked_rows():  # rows of one run (the check export makes too)
         _add_row(index, number, row)
-    if not index.labels:
-        raise ManifestError(f"{manifest.path}: the manifest has no rows")
     return index
 
 
@@ -129,16 +126,6 @@ def _add_row(index: ManifestIndex, number: int, row: CopyRow | NoiseRow) -> None
     entry = index.labels.get(row.label)
     if entry is None:
         entry = index.labels[row.label] = LabelEntry(number, row.sha256_label, row.height, row.width)
-    elif (entry.sha256_label, entry.height, entry.width) != (row.sha256_label, row.height, row.width):
-        raise ManifestError(
-            f"{index.path}:{number}: {row.label} has another checksum or size than on line {entry.line}: "
-            "rows of two runs mixed"
-        )
-    if row.copy in entry.copy_lines:
-        raise ManifestError(
-            f"{index.path}:{number}: second row for {row.label} copy {row.copy} "
-            f"(first on line {entry.copy_lines[row.copy]}): rows of two runs mixed"
-        )
     entry.copy_lines[row.copy] = number
     index.rows += 1
     if row.copy == 0:

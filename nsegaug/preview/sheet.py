@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import UsageError, shown_path
 from ..params import DeformParams
 from .defaults import DEFAULT_OPACITY, DEFAULT_TILE_SIZE
 from .tiles import (
@@ -177,6 +180,29 @@ class Sheet:
 
     def png(self) -> bytes:
         return png_bytes(self.image)
+
+    def encoded(self, form: str = "PNG") -> bytes:
+        """The sheet as a file of Pillow format ``form`` (see :func:`sheet_format`)."""
+        if form == "PNG":
+            return self.png()
+        buffer = io.BytesIO()
+        self.image.save(buffer, form, **({"quality": 95} if form == "JPEG" else {}))
+        return buffer.getvalue()
+
+
+# Suffix -> the Pillow format a sheet is written in: the file holds what its name says.
+SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def sheet_format(path: os.PathLike | str) -> str:
+    """The Pillow format the suffix of ``path`` asks for; a :class:`UsageError` for one a sheet is not written in."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SHEET_FORMATS:
+        raise UsageError(
+            f"{shown_path(path)}: a preview is written as {', '.join(SHEET_FORMATS)}; "
+            f"{suffix or 'a name without a suffix'} is none of them"
+        )
+    return SHEET_FORMATS[suffix]
 
 
 def render(rows: Sequence[Sequence[Cell | None]], font=None) -> Sheet:

@@ -28,7 +28,19 @@ STD = (58.395, 57.12, 57.375)
 # Everything else decides the result and must match the saved run. amp goes with device (it applies on CUDA
 # only): a CPU run resumed on a GPU may keep its precision with --no-amp; a resume that changes it says so.
 RUNTIME_FIELDS = frozenset(
-    {"out", "epochs", "iters", "workers", "device", "amp", "eval_every", "checkpoint_every", "labels", "images"}
+    {
+        "out",
+        "epochs",
+        "iters",
+        "workers",
+        "device",
+        "amp",
+        "eval_every",
+        "checkpoint_every",
+        "labels",
+        "images",
+        "allow_changed_labels",
+    }
 )
 CONFIG_NAME = "config.json"
 
@@ -43,6 +55,8 @@ class TrainConfig:
     num_classes: int
     labels: Path | str | None = None  # where the manifest's labels are now, when they moved; None: as it records
     images: Path | str | None = None  # likewise its images
+    # Train on manifest labels whose bytes differ from the checksums it recorded (edited since generate).
+    allow_changed_labels: bool = False
     out: Path = Path("runs/train")
     ignore_index: int = 255
     prob: float | None = None  # None: the manifest's --prob, or DEFAULT_ONLINE_PROB with online

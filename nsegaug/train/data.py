@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .. import storage
 from ..errors import NsegaugError, StorageError
-from ..io import ColourPalette, read_label
+from ..io import ColourPalette
 from ..torch import component_boxes
 from .config import MEAN, STD, TrainError
-from .samples import ImageSample, choose_label, sample_rng
+from .samples import ImageSample, choose_label, read_checked_label, sample_rng
 
 
 @dataclass(frozen=True)
@@ -204,12 +204,13 @@ class SegmentationDataset(Dataset):
         sample = self.samples[index]
         image = read_image(sample.image)
         if not self.train:
-            label = read_label(sample.labels[0], self.colour_palette).indices.astype(np.int64)
+            label = read_checked_label(sample.labels[0], sample.checksum(0), self.colour_palette).indices
+            label = label.astype(np.int64)
         else:
             rng = sample_rng(self.seed, epoch, sample.key)
             coin, pick = rng.random(2)
             chosen = choose_label(coin, pick, sample.deformed_copies, self.prob, self.baseline)
-            label = read_label(sample.labels[chosen], self.colour_palette).indices
+            label = read_checked_label(sample.labels[chosen], sample.checksum(chosen), self.colour_palette).indices
             if label.shape != image.shape[:2]:
                 raise TrainError(f"{sample.labels[chosen]}: label size {label.shape} differs from {sample.image}")
             augmentation = draw_augmentation(rng, *image.shape[:2], self.crop, self.scale_range, self.hflip)

@@ -44,6 +44,21 @@ def loss_interval(total: int) -> int:
     return max(1, total // LOSS_POINTS)
 
 
+def evaluation_line(row: dict, epochs: int, total: int) -> str:
+    """The console line of an evaluation (a metrics.jsonl row): a figure that does not exist (no training step
+    since the last evaluation, no class in the validation labels) is ``n/a``; a loss of exactly 0 is 0."""
+
+    def figure(name: str) -> str:
+        value = row.get(name)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    return (
+        f"epoch {row['epoch']:g}/{epochs} step {row['step']}/{total}: loss {figure('train_loss')}, "
+        f"mIoU {figure('miou')}, boundary mIoU {figure('boundary_miou')}, band mIoU {figure('band_miou')}, "
+        f"pixel acc {figure('pixel_acc')}, {row['images_per_s']:.1f} img/s"
+    )
+
+
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to write into a run folder that is in use, unless told to resume or overwrite it (exit 2, as
     generate's refusals)."""

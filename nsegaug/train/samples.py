@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import storage
 from ..dataset import find_image, iter_label_files
-from ..io import ColourPalette, LabelFormatError, load_colour_palette, open_image, read_label
+from ..errors import shown_path
+from ..io import ColourPalette, LabelFormatError, LabelImage, load_colour_palette, open_image, read_label, sha256_bytes
 from ..manifest import CopyRow, open_manifest
 from ..seeding import key_words
 from .config import TrainError
@@ -36,6 +37,13 @@ class ImageSample:
     image: Path | None  # None: the manifest row has no paired image (an error before training)
     labels: tuple[Path, ...]
     deformed: tuple[bool, ...]  # per label; False for the original and for copies the --prob coin left alone
+    # Per label, the SHA-256 its manifest row recorded (sha256_label of the source, sha256_output of a copy);
+    # empty: not checked (folder samples, or changed labels allowed).
+    checksums: tuple[str, ...] = ()
+
+    def checksum(self, index: int) -> str | None:
+        """The checksum label ``index`` must have, or None where it is not checked."""
+        return self.checksums[index] if self.checksums else None
 
     @property
     def deformed_copies(self) -> tuple[int, ...]:
@@ -49,14 +57,18 @@ class ManifestData:
     parameters: dict
 
 
-def load_manifest(manifest: Path, labels: Path | None = None, images: Path | None = None) -> ManifestData:
+def load_manifest(
+    manifest: Path, labels: Path | None = None, images: Path | None = None, verify: bool = True
+) -> ManifestData:
     """The samples a ``nsegaug generate`` manifest lists, one per source image.
 
     Paths are resolved as the manifest defines them: ``label`` and ``image``
     against the folders recorded in ``manifest.meta.json`` (or ``labels`` and
     ``images``, where the data is now), ``output`` against the manifest's
     folder. A later row for the same (label, copy) replaces an earlier one,
-    as in generate's own resume.
+    as in generate's own resume. With ``verify``, each sample carries its
+    labels' recorded checksums, and every read of a label checks them
+    (:func:`read_checked_label`).
     """
     opened = open_manifest(manifest)
     opened.require_kind("generate")
@@ -75,6 +87,7 @@ def load_manifest(manifest: Path, labels: Path | None = None, images: Path | Non
         copies = grouped[key]
         ordered = [copies[index] for index in sorted(copies)]
         labels = tuple(opened.label_location(row, labels_root) for row in ordered)
+        recorded = tuple(row.sha256_output if row.copy else row.sha256_label for row in ordered)
         image = ordered[0].image
         samples.append(
             ImageSample(
@@ -82,6 +95,7 @@ def load_manifest(manifest: Path, labels: Path | None = None, images: Path | Non
                 image=storage.join(images_root, image) if image is not None else None,
                 labels=labels,
                 deformed=tuple(bool(row.deformed) for row in ordered),
+                checksums=recorded if verify else (),
             )
         )
     palette_path = opened.folder("palette")
@@ -112,7 +126,23 @@ def manifest_problems(data: ManifestData, copies_needed: bool = True) -> list[st
 
 def original_samples(samples: Sequence[ImageSample]) -> list[ImageSample]:
     """The samples with their original label only: what online training reads (it deforms on the device)."""
-    return [ImageSample(sample.key, sample.image, sample.labels[:1], (False,)) for sample in samples]
+    return [
+        ImageSample(sample.key, sample.image, sample.labels[:1], (False,), sample.checksums[:1]) for sample in samples
+    ]
+
+
+def read_checked_label(path: Path, checksum: str | None, colour_palette: ColourPalette | None) -> LabelImage:
+    """A label map, after checking that its bytes still have the ``checksum`` its manifest recorded (None: as it
+    is). The bytes are read once: hashed, then decoded. A changed file is a :class:`TrainError` naming it."""
+    if checksum is None:
+        return read_label(path, colour_palette)
+    data = storage.read_bytes(path)
+    if sha256_bytes(data) != checksum:
+        raise TrainError(
+            f"{shown_path(path)}: changed since generate (its checksum differs from the manifest's); "
+            "regenerate, or allow changed labels (--allow-changed-labels) to train on it as it is"
+        )
+    return read_label(path, colour_palette, data=data)
 
 
 def folder_samples(
@@ -172,7 +202,7 @@ def _sample_problems(
     for index, path in enumerate(sample.labels):
         try:
             if index == 0:
-                values = read_label(path, colour_palette).indices
+                values = read_checked_label(path, sample.checksum(0), colour_palette).indices
                 label_height, label_width = values.shape
                 problems += _value_problems(path, values, num_classes, ignore_index)
             else:
@@ -181,7 +211,7 @@ def _sample_problems(
         except FileNotFoundError:
             problems.append(f"{path}: label file not found")
             continue
-        except LabelFormatError as error:
+        except (LabelFormatError, TrainError) as error:
             problems.append(str(error))
             continue
         except OSError as error:

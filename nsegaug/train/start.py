@@ -67,7 +67,7 @@ def prepare(config, processes, device, run_log, resume, overwrite, command_line,
     (rank 0; all ranks refuse alike)."""
     agree(processes, lambda: held.enter_context(hold_run_folder(config.out, resume, overwrite)))
     checkpoint = resumable_checkpoint(config) if resume else None
-    data = load_manifest(config.manifest, config.labels, config.images)
+    data = load_manifest(config.manifest, config.labels, config.images, verify=not config.allow_changed_labels)
     parameters = data.parameters
     pairing = {key: parameters.get(key) for key in ("pattern", "label_suffix", "image_suffix", "palette")}
     val_samples, unpaired = folder_samples(
