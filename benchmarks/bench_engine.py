@@ -1,20 +1,35 @@
-"""Engine speed and agreement: naive oracle vs nsegaug (float64, float32) vs albumentations.
+"""Engine speed and agreement, all contenders in one run on the same maps and seeds.
 
-Every method deforms the same street-like map with the same seeds in one run,
-so the ratios hold on a shared, noisy machine; absolute times do not.
+Contenders, interleaved (each seed is deformed by every contender in turn, in
+an order that rotates each round):
 
-    python benchmarks/bench_engine.py              # full table, writes benchmarks/results/engine.json
-    python benchmarks/bench_engine.py --quick      # small sizes only
+- ``naive reference``: ``tests/oracle.py``, the reference code re-implemented
+  plainly (every class labelled on its own); the results all others are
+  compared with;
+- ``float64``: nsegaug with ``precision="float64"`` (``cv2.GaussianBlur`` as the
+  reference calls it): must be bit-identical to the naive reference;
+- ``float32 engine 1``: float32 with ``blur="reference"``, the default engine
+  of nsegaug up to engine 1 (``cv2.GaussianBlur``);
+- ``float32 default``: today's default (``blur="rows"``: the same kernel as two
+  row passes of ``cv2.filter2D`` with a transpose between them);
+- ``albumentations``: ``ElasticTransform``'s mask path with uniform noise
+  (no small-object suppression at all), where albumentations is installed.
+
+Times are ms per map (the mean over the seeds, each seed drawing its own alpha
+and sigma), min and median over the rounds, wall and CPU time of the process
+(CPU counts the labelling thread that wall time overlaps with the draws).
+Agreement is the smallest share, over the seeds, of pixels equal to the naive
+reference's map. OpenCV runs on ``--threads`` threads (1 unless told).
+
+    python benchmarks/bench_engine.py --seeds 5 --rounds 3   # the README's table; writes benchmarks/results/engine.json
+    python benchmarks/bench_engine.py --quick                # 512x512 only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -22,10 +37,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import conditions, interleaved, print_conditions  # noqa: E402
 from oracle import oracle_nsegment_plus  # noqa: E402
 
-from nsegaug import __version__  # noqa: E402
 from nsegaug.deform import deform, small_component_boxes  # noqa: E402
 from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams  # noqa: E402
 from nsegaug.synthetic import street_scene  # noqa: E402
@@ -39,8 +55,10 @@ CASES = [
     (1024, 2048, 10),
     (1024, 2048, 700),
 ]
-
+FLOAT32 = DeformParams()
 FLOAT64 = DeformParams(precision="float64")
+ORACLE = "naive reference"
+DEFAULT = "float32 default"
 
 
 def count_components(segment: np.ndarray) -> int:
@@ -48,101 +66,129 @@ def count_components(segment: np.ndarray) -> int:
     return len(small_component_boxes(segment, area_thresh=np.inf))
 
 
-def time_call(function, *args, **kwargs) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return (time.perf_counter() - start) * 1e3, result
+def albumentations_mask(segment: np.ndarray, alpha: float, sigma: float, seed: int) -> np.ndarray | None:
+    """The mask path of albumentations' ElasticTransform (uniform noise, its blur), or None without it."""
+    import albumentations as A
+
+    transform = A.ElasticTransform(alpha=alpha, sigma=sigma, noise_distribution="uniform", p=1.0)
+    transform.set_random_seed(seed)
+    params = transform.get_params_dependent_on_data({"shape": segment.shape}, {})
+    return transform.apply_to_mask(segment, **params)
 
 
-def albumentations_runner():
-    """The mask path of albumentations' ElasticTransform (uniform noise, exact blur), or None."""
+def has_albumentations() -> bool:
     try:
-        import albumentations as A
+        import albumentations  # noqa: F401
     except ImportError:
-        return None
-
-    def run(segment: np.ndarray, alpha: float, sigma: float, seed: int) -> np.ndarray:
-        transform = A.ElasticTransform(alpha=alpha, sigma=sigma, noise_distribution="uniform", p=1.0)
-        transform.set_random_seed(seed)
-        params = transform.get_params_dependent_on_data({"shape": segment.shape}, {})
-        return transform.apply_to_mask(segment, **params)
-
-    return run
+        return False
+    return True
 
 
-def bench_case(height: int, width: int, n_objects: int, seeds: list[int], albu) -> dict:
+def contenders(segment: np.ndarray, seeds: list[int], pairs: dict[int, tuple], albu: bool) -> dict:
+    """name -> a function of the round that deforms ``segment`` once per seed and returns the maps."""
+
+    def nsegaug(params: DeformParams, blur: str | None):
+        return lambda _: [deform(segment, np.random.RandomState(seed), params, blur=blur).segment for seed in seeds]
+
+    found = {
+        ORACLE: lambda _: [
+            oracle_nsegment_plus(segment, np.random.RandomState(s), DEFAULT_ALPHA_SIGMA)[0] for s in seeds
+        ],
+        "float64": nsegaug(FLOAT64, None),
+        "float32 engine 1": nsegaug(FLOAT32, "reference"),
+        DEFAULT: nsegaug(FLOAT32, None),
+    }
+    if albu:
+        found["albumentations"] = lambda _: [albumentations_mask(segment, *pairs[seed], seed) for seed in seeds]
+    return found
+
+
+def bench_case(height: int, width: int, n_objects: int, seeds: list[int], rounds: int, albu: bool) -> dict:
     segment = street_scene(height, width, n_objects, seed=height + width + n_objects)
-    times = {"oracle": [], "float64": [], "float32": [], "albumentations": []}
-    agree32 = []
-    identical64 = True
-    for seed in seeds:
-        ms, (expected, alpha, sigma, _) = time_call(
-            oracle_nsegment_plus, segment, np.random.RandomState(seed), DEFAULT_ALPHA_SIGMA
-        )
-        times["oracle"].append(ms)
-        ms, exact = time_call(deform, segment, np.random.RandomState(seed), FLOAT64)
-        times["float64"].append(ms)
-        identical64 &= bool(np.array_equal(exact.segment, expected))
-        ms, fast = time_call(deform, segment, np.random.RandomState(seed))
-        times["float32"].append(ms)
-        agree32.append(float(np.mean(fast.segment == expected)))
-        if albu is not None:
-            ms, _ = time_call(albu, segment, alpha, sigma, seed)
-            times["albumentations"].append(ms)
-    mean = {name: statistics.fmean(values) for name, values in times.items() if values}
+    pairs = {}
+    for seed in seeds:  # the pair each seed draws (after its two fields), for albumentations
+        state = np.random.RandomState(seed)
+        state.rand(height, width), state.rand(height, width)
+        pairs[seed] = DEFAULT_ALPHA_SIGMA[state.randint(0, len(DEFAULT_ALPHA_SIGMA))]
+    results: dict[str, list[np.ndarray]] = {}
+    timings = interleaved(
+        contenders(segment, seeds, pairs, albu),
+        rounds,
+        keep=lambda name, _, maps: results.setdefault(name, maps),
+    )
+    reference = results[ORACLE]
+    agreement = {
+        name: min(float(np.mean(mine == theirs)) for mine, theirs in zip(maps, reference, strict=True))
+        for name, maps in results.items()
+        if name not in (ORACLE, "albumentations")
+    }
+    ms = {name: timing.summary(1e3 / len(seeds)) for name, timing in timings.items()}
     return {
         "height": height,
         "width": width,
         "components": count_components(segment),
-        "ms": mean,
-        "speedup_float32_vs_oracle": mean["oracle"] / mean["float32"],
-        "speedup_float64_vs_oracle": mean["oracle"] / mean["float64"],
-        "speedup_float32_vs_albumentations": (mean["albumentations"] / mean["float32"]) if albu else None,
-        "agreement_float32_min": min(agree32),
-        "float64_bit_identical": identical64,
+        "ms_per_map": ms,
+        "agreement_min": agreement,
+        "float64_bit_identical": all(np.array_equal(a, b) for a, b in zip(results["float64"], reference, strict=True)),
     }
+
+
+def speedups(row: dict, against: str) -> str:
+    ms = row["ms_per_map"]
+    if against not in ms:
+        return f"{against}: not run"
+    parts = [
+        f"{ms[against][key] / ms[DEFAULT][key]:.2f}x" for key in ("wall_min", "wall_median", "cpu_min", "cpu_median")
+    ]
+    return f"{against} / {DEFAULT}: wall {parts[0]} (min) {parts[1]} (median), CPU {parts[2]} (min) {parts[3]} (median)"
+
+
+def print_case(row: dict, seeds: int, rounds: int) -> None:
+    print(
+        f"\n{row['height']}x{row['width']}, {row['components']} components; ms per map over {seeds} seeds, "
+        f"{rounds} rounds"
+    )
+    print(f"  {'contender':<18} {'wall min':>9} {'wall med':>9} {'CPU min':>9} {'CPU med':>9}  agreement")
+    for name, ms in row["ms_per_map"].items():
+        if name == "float64":
+            agree = "bit-identical" if row["float64_bit_identical"] else "NOT bit-identical"
+        elif name in row["agreement_min"]:
+            agree = f"{100 * row['agreement_min'][name]:.4f} %"
+        else:
+            agree = "(the reference)" if name == ORACLE else "-"
+        print(
+            f"  {name:<18} {ms['wall_min']:>9.1f} {ms['wall_median']:>9.1f} {ms['cpu_min']:>9.1f} "
+            f"{ms['cpu_median']:>9.1f}  {agree}"
+        )
+    for against in ("float32 engine 1", "albumentations", ORACLE):
+        print("  " + speedups(row, against))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5, help="seeds per case (each draws its own alpha, sigma)")
-    parser.add_argument("--threads", type=int, default=None, help="cv2 threads (default: OpenCV's choice)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all contenders, interleaved")
+    parser.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="512x512 cases only")
+    parser.add_argument("--sizes", default=None, help="only these sizes, e.g. 1024x2048")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "engine.json")
     args = parser.parse_args()
-    if args.threads is not None:
-        cv2.setNumThreads(args.threads)
-    albu = albumentations_runner()
+    cv2.setNumThreads(args.threads)
+    albu = has_albumentations()
     cases = [case for case in CASES if not args.quick or case[0] == 512]
+    if args.sizes:
+        wanted = set(args.sizes.split(","))
+        cases = [case for case in cases if f"{case[0]}x{case[1]}" in wanted]
     seeds = list(range(args.seeds))
-
+    found = conditions(cv2=cv2.getNumThreads())
+    print_conditions(found)
     rows = []
-    header = (
-        f"{'size':>10} {'comps':>6} {'oracle ms':>10} {'f64 ms':>8} {'f32 ms':>8} {'albu ms':>8} "
-        f"{'f32 x oracle':>12} {'f32 x albu':>10} {'f32 agree %':>12} {'f64 ==':>7}"
-    )
-    print(header)
     for height, width, n_objects in cases:
-        row = bench_case(height, width, n_objects, seeds, albu)
-        rows.append(row)
-        ms = row["ms"]
-        albu_ms = f"{ms['albumentations']:8.1f}" if albu else f"{'-':>8}"
-        albu_x = f"{row['speedup_float32_vs_albumentations']:10.2f}" if albu else f"{'-':>10}"
-        print(
-            f"{height:>4}x{width:<5} {row['components']:>6} {ms['oracle']:>10.1f} {ms['float64']:>8.1f} "
-            f"{ms['float32']:>8.1f} {albu_ms} {row['speedup_float32_vs_oracle']:>12.1f} {albu_x} "
-            f"{100 * row['agreement_float32_min']:>12.4f} {str(row['float64_bit_identical']):>7}",
-            flush=True,
-        )
-    report = {
-        "nsegaug": __version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cv2": cv2.__version__,
-        "cv2_threads": cv2.getNumThreads(),
-        "seeds": seeds,
-        "rows": rows,
-    }
+        rows.append(bench_case(height, width, n_objects, seeds, args.rounds, albu))
+        print_case(rows[-1], args.seeds, args.rounds)
+    found["load_average_after"] = conditions()["load_average"]
+    print(f"\nload average after: {', '.join(f'{value:.2f}' for value in found['load_average_after'])}")
+    report = {"conditions": found, "seeds": seeds, "rounds": args.rounds, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")

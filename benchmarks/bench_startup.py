@@ -1,9 +1,10 @@
 """Start-up cost: ``import nsegaug`` and ``nsegaug --help`` against a bare Python start, in one run.
 
-The three commands are run interleaved, each ``--repeats`` times, as fresh
-processes; the table gives the median wall time of each and its ratio to the
-bare interpreter. Ratios, not absolute times, are what carries from one
-(shared, noisy) machine to another.
+The commands are run interleaved (the order rotates each round), each
+``--repeats`` times, as fresh processes; the table gives the min and median
+wall time and CPU time of each and the ratio of medians to the bare
+interpreter. Ratios, not absolute times, are what carries from one (shared,
+noisy) machine to another.
 
     python benchmarks/bench_startup.py --repeats 20
 """
@@ -11,10 +12,13 @@ bare interpreter. Ratios, not absolute times, are what carries from one
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import conditions, interleaved, print_conditions  # noqa: E402
 
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
@@ -28,17 +32,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    times: dict[str, list[float]] = {name: [] for name in COMMANDS}
-    for _ in range(args.repeats):
-        for name, command in COMMANDS.items():
-            start = time.perf_counter()
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-            times[name].append(time.perf_counter() - start)
-    bare = statistics.median(times["python -c pass"])
-    print(f"{'command':<26} {'median s':>9} {'x bare':>7}")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:<26} {median:>9.3f} {median / bare:>7.2f}")
+    print_conditions(conditions())
+    runs = {
+        name: lambda _, command=command: subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        for name, command in COMMANDS.items()
+    }
+    found = {name: timing.summary() for name, timing in interleaved(runs, args.repeats).items()}
+    bare = found["python -c pass"]
+    print(f"{'command':<26} {'wall min':>9} {'wall med':>9} {'CPU min':>9} {'CPU med':>9} {'x bare (wall med)':>18}")
+    for name, row in found.items():
+        print(
+            f"{name:<26} {row['wall_min']:>9.3f} {row['wall_median']:>9.3f} {row['cpu_min']:>9.3f} "
+            f"{row['cpu_median']:>9.3f} {row['wall_median'] / bare['wall_median']:>18.2f}"
+        )
     loaded = subprocess.run(
         [
             sys.executable,

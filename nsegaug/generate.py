@@ -10,7 +10,9 @@ from pathlib import Path, PurePosixPath
 
 from .dataset import DEFAULT_NAME_TEMPLATE, LABEL_EXTENSIONS, Sample, check_name_template, output_pattern
 from .dataset import output_name as make_output_name
+from .deform import ENGINE_VERSION
 from .errors import LabelFormatError, UsageError
+from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .manifest import CopyRow
 from .params import DEFAULT_PARAMS, DeformParams, check_prob
@@ -37,9 +39,11 @@ class GenerateConfig(JobConfig):
     params: DeformParams = DEFAULT_PARAMS
     prob: float = 1.0
     name_template: str = DEFAULT_NAME_TEMPLATE
+    png_level: int | None = None  # zlib's level of PNG outputs; None: nsegaug.io.DEFAULT_PNG_LEVEL
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "png_level", check_png_level(self.png_level))
         if self.copies < 1:
             raise UsageError(f"copies must be >= 1, got {self.copies}")
         check_prob(self.prob)
@@ -56,6 +60,9 @@ class GenerateConfig(JobConfig):
             **self.params.to_dict(),
             **self.source_parameters(),
             "name_template": self.name_template,
+            "png_level": self.png_level,
+            # Engine 2 changed float32 outputs: a run of engine 1 is not resumed with engine 2.
+            "engine": ENGINE_VERSION,
         }
 
 
@@ -100,7 +107,7 @@ class GenerateJob(MaskJob):
         outputs = []
         drawn = deformed_copies(segment, sample.label, config.copies, config.params, config.seed, config.prob)
         for (copy_index, result), name in zip(drawn, self.outputs(sample.label), strict=True):
-            encoded = encode_label(label_image, result.segment if result else segment)
+            encoded = encode_label(label_image, result.segment if result else segment, config.png_level)
             outputs.append(Output(name, encoded))
             rows.append(_row(sample, name, copy_index, result, height, width, source_sha, sha256_bytes(encoded)))
         return rows, outputs

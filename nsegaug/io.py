@@ -26,13 +26,16 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import LabelFormatError, StorageError
+from .errors import LabelFormatError, StorageError, UsageError
 
 # Pillow mode -> dtype of the indices; every other mode is refused with a reason.
 _INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I": np.int32}
 _SAVE_FORMATS = {"PNG", "TIFF", "BMP"}
 # Metadata that makes a copy look like its source in viewers; nothing else is carried over.
 _KEPT_INFO = ("transparency", "dpi", "compression")
+# zlib's level for the PNGs written (0: stored, fastest and largest; 9: smallest, slowest): Pillow's default.
+DEFAULT_PNG_LEVEL = 6
+PNG_LEVELS = range(10)
 # A label map saved with these has had its class indices blurred; writing copies the same way would invent classes.
 _LOSSY_TIFF_COMPRESSIONS = {"jpeg", "tiff_jpeg", "webp"}
 
@@ -261,10 +264,22 @@ def _label_image(path: Path, image: Image.Image, colour_palette: ColourPalette |
     return LabelImage(indices, mode, image.format, palette, info)
 
 
-def encode_label(like: LabelImage, indices: np.ndarray) -> bytes:
+def check_png_level(level: int | None) -> int:
+    """``level`` as a zlib level for PNGs (None: :data:`DEFAULT_PNG_LEVEL`), or a UsageError."""
+    if level is None:
+        return DEFAULT_PNG_LEVEL
+    if isinstance(level, bool) or not isinstance(level, int) or level not in PNG_LEVELS:
+        raise UsageError(f"png_level must be an integer from 0 to 9, got {level!r}")
+    return level
+
+
+def encode_label(like: LabelImage, indices: np.ndarray, png_level: int = DEFAULT_PNG_LEVEL) -> bytes:
     """The file bytes of ``indices`` in the format, mode and palette of ``like``.
 
-    Deterministic: the same indices and source give the same bytes.
+    Deterministic: the same indices, source and ``png_level`` give the same
+    bytes. ``png_level``: zlib's level for a PNG (other formats keep their
+    source's compression); Pillow's default, 6, gives the bytes of
+    earlier versions.
     """
     mode = like.mode
     if like.colour_palette is not None:
@@ -285,6 +300,7 @@ def encode_label(like: LabelImage, indices: np.ndarray) -> bytes:
     options = {key: value for key, value in like.info.items() if key in _KEPT_INFO}
     if like.format == "PNG":
         options.pop("compression", None)
+        options["compress_level"] = png_level
     buffer = io.BytesIO()
     image.save(buffer, like.format, **options)
     return buffer.getvalue()

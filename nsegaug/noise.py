@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from . import storage
 from .dataset import LABEL_EXTENSIONS, Sample
+from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, run_job
 from .manifest import NoiseRow
 from .params import DEFAULT_NOISE, NoiseParams
@@ -29,10 +30,15 @@ class NoiseConfig(JobConfig):
     """A noise run: the models' parameters, with where and how it runs (:class:`nsegaug.jobs.JobConfig`)."""
 
     params: NoiseParams = DEFAULT_NOISE
+    png_level: int | None = None  # zlib's level of PNG outputs; None: nsegaug.io.DEFAULT_PNG_LEVEL
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "png_level", check_png_level(self.png_level))
 
     def parameters(self) -> dict:
         """The parameters that decide the outputs: recorded in the metadata, compared on resume."""
-        return {**self.params.to_dict(), **self.source_parameters()}
+        return {**self.params.to_dict(), **self.source_parameters(), "png_level": self.png_level}
 
 
 class NoiseJob(MaskJob):
@@ -74,7 +80,7 @@ class NoiseJob(MaskJob):
         label_image = read_label(source, cached_colour_palette(config.palette), data=data)
         clean = label_image.indices
         noisy = annotation_noise(clean, config.seed, sample.label, config.params)
-        encoded = encode_label(label_image, noisy)
+        encoded = encode_label(label_image, noisy, config.png_level)
         height, width = clean.shape
         row = NoiseRow(
             label=sample.label,

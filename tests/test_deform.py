@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -254,3 +256,102 @@ def test_maps_wider_than_opencvs_remap_limit_are_deformed_like_the_oracle():
     result = D.deform(segment, np.random.RandomState(3), params)
     expected, *_ = oracle_nsegment_plus(segment, np.random.RandomState(3), ((15, 3),), 10)
     np.testing.assert_array_equal(result.segment, expected)
+
+
+# The float32 engine's own steps: the rows blur, the float32 draws, the scratch arrays.
+
+BLUR_SHAPES = [(1, 1), (1, 9), (7, 1), (2, 2), (5, 40), (64, 64), (300, 90), (129, 257)]
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1, 2.5, 3, 5, 10, 16.1, 17])
+def test_the_rows_blur_is_opencvs_gaussian_blur_transposed_up_to_float32_rounding(sigma):
+    rng = np.random.default_rng(int(sigma * 10))
+    for shape in BLUR_SHAPES:
+        field = rng.uniform(-100, 100, size=shape)
+        expected = cv2.GaussianBlur(field, (0, 0), sigma)  # float64: the reference's blur
+        blurred_t = D.smooth_field_transposed(field.astype(np.float32), sigma)
+        assert blurred_t.shape == shape[::-1] and blurred_t.dtype == np.float32
+        np.testing.assert_allclose(blurred_t.T, expected, rtol=0, atol=1e-4, err_msg=f"{shape}, sigma {sigma}")
+
+
+def test_the_rows_blur_uses_opencvs_kernel_length():
+    for sigma in (0.3, 0.5, 1, 1.3, 3, 5, 10, 16):
+        kernel = cv2.getGaussianKernel(D.gaussian_taps(sigma), sigma)
+        impulse = np.zeros((1, 401))
+        impulse[0, 200] = 1
+        reach = np.flatnonzero(cv2.GaussianBlur(impulse, (0, 0), sigma, sigmaY=1e-9))
+        assert len(kernel) == len(reach), sigma
+
+
+def test_float32_draws_are_the_reference_draws_rounded(label_map):
+    for variant in ("nsegment+", "nsegment"):
+        for seed in range(3):
+            expected_x, expected_y, expected_pair = D.draw_noise(
+                np.random.RandomState(seed), label_map.shape, 15, variant
+            )
+            state = np.random.RandomState(seed)
+            noise_x, noise_y, pair = D.draw_noise_float32(state, label_map.shape, 15, variant)
+            assert pair == expected_pair
+            np.testing.assert_array_equal(noise_x, expected_x.astype(np.float32))
+            np.testing.assert_array_equal(noise_y, expected_y.astype(np.float32))
+            after = np.random.RandomState(seed)
+            D.draw_noise(after, label_map.shape, 15, variant)
+            assert state.rand() == after.rand()  # the stream goes on where the reference's does
+
+
+def test_the_default_engine_is_its_drawn_deformation_applied(label_map):
+    # deform() draws float32 fields in blocks into scratch arrays; a held draw is applied from float64 fields.
+    # Maps of every shape in turn, so scratch arrays are reused and replaced between calls.
+    params = DeformParams(((30, 3), (100, 5), (15, 10)), area_thresh=40)
+    for seed in range(4):
+        direct = D.deform(label_map, np.random.RandomState(seed), params)
+        replayed = D.apply_deformation(
+            label_map, D.draw_deformation(np.random.RandomState(seed), label_map.shape, params), params
+        )
+        np.testing.assert_array_equal(direct.segment, replayed.segment)
+        assert direct.stats() == replayed.stats()
+
+
+def test_a_result_is_not_overwritten_by_the_next_call():
+    segment = street_scene(96, 128, 20, seed=13)
+    first = D.deform(segment, np.random.RandomState(0))
+    kept = first.segment.copy()
+    D.deform(segment, np.random.RandomState(1))
+    np.testing.assert_array_equal(first.segment, kept)
+
+
+def test_threads_deforming_at_once_get_the_results_of_one_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    segment = street_scene(256, 384, 40, seed=14)
+    params = DeformParams(((30, 5), (50, 3)), area_thresh=100)
+    alone = [D.deform(segment, np.random.RandomState(seed), params).segment for seed in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda seed: D.deform(segment, np.random.RandomState(seed), params).segment, range(8)))
+    for one, other in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(one, other)
+
+
+def test_engine_1_stays_available_as_the_reference_blur(label_map):
+    pairs = ((30, 3), (100, 5), (7, 2))
+    for seed in SEEDS:
+        expected, *_ = oracle_nsegment_plus(label_map, np.random.RandomState(seed), pairs, 20)
+        result = D.deform(label_map, np.random.RandomState(seed), DeformParams(pairs, 20), blur="reference")
+        assert np.mean(result.segment == expected) >= 0.99999
+    with pytest.raises(ValueError, match="blur must be one of"):
+        D.deform(label_map, np.random.RandomState(0), blur="box")
+
+
+@pytest.mark.parametrize("pair", [(100, 10), (50, 5), (30, 3), (15, 10)])
+def test_the_default_engine_agrees_with_the_reference_on_full_size_street_scenes(pair):
+    # float64 is bit-identical to the oracle (above); the oracle itself takes seconds at this size.
+    segment = street_scene(1024, 2048, 700, seed=3772)
+    segment[::97, ::89] = 255  # single-pixel objects: suppressed boxes all over the map
+    for seed in range(2):
+        params = DeformParams((pair,), area_thresh=1000)
+        reference = D.deform(segment, np.random.RandomState(seed), replace(params, precision="float64"))
+        result = D.deform(segment, np.random.RandomState(seed), params)
+        agreement = np.mean(result.segment == reference.segment)
+        assert agreement >= 0.9999, f"{pair}, seed {seed}: {agreement:.7f}"
+        assert result.changed_fraction > 0
+        assert result.mean_displacement == pytest.approx(reference.mean_displacement, abs=1e-5)

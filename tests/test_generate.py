@@ -447,3 +447,21 @@ def test_zero_padded_copy_numbers_and_str_paths_from_python(dataset, tmp_path):
     )
     summary = generate_dataset(config, log=lambda message: None)
     assert summary.masks == 6 and (tmp_path / "out" / "aachen" / "aachen_0_gtFine_02.png").is_file()
+
+
+def test_the_png_level_is_a_recorded_choice_of_the_same_pixels(dataset, tmp_path):
+    labels, _ = dataset
+    runs = {level: tmp_path / f"level{level}" for level in ("0", "9", None)}
+    for level, out in runs.items():
+        extra = ("--png-level", level) if level else ()
+        assert invoke("--labels", labels, "--copies", 1, "--out", out, "--jobs", 1, *extra).exit_code == 0
+    metas = {level: json.loads((out / META_NAME).read_text()) for level, out in runs.items()}
+    assert [metas[level]["parameters"]["png_level"] for level in runs] == [0, 9, 6]  # 6, Pillow's, unless told
+    copies = {level: sorted(out.rglob("*_nsp1.png")) for level, out in runs.items()}
+    assert copies["0"] and len(copies["0"]) == len(copies["9"])
+    for stored, smallest in zip(copies["0"], copies["9"], strict=True):
+        assert stored.stat().st_size > 2 * smallest.stat().st_size
+        np.testing.assert_array_equal(np.asarray(Image.open(stored)), np.asarray(Image.open(smallest)))
+    refused = invoke("--labels", labels, "--copies", 1, "--out", runs["0"], "--png-level", 9, "--resume")
+    assert refused.exit_code == 2 and "png_level: 0 -> 9" in refused.stderr
+    assert invoke("--labels", labels, "--copies", 1, "--out", tmp_path / "x", "--png-level", 10).exit_code == 2

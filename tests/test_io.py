@@ -284,3 +284,21 @@ def test_decompression_bomb_is_one_line_naming_the_file(tmp_path, monkeypatch):
     with pytest.raises(LabelFormatError, match="max_pixels") as caught:
         read_label(path)
     assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+
+
+def test_the_png_level_changes_the_bytes_not_the_labels(tmp_path):
+    from nsegaug.io import DEFAULT_PNG_LEVEL, check_png_level
+    from nsegaug.synthetic import street_scene
+
+    path = tmp_path / "map.png"
+    Image.fromarray(street_scene(128, 256, 30, seed=1)).save(path)
+    label = read_label(path)
+    default = encode_label(label, label.indices)
+    levels = {level: encode_label(label, label.indices, level) for level in (0, 1, 6, 9)}
+    assert default == levels[DEFAULT_PNG_LEVEL]  # the bytes of earlier versions: Pillow's own default
+    assert len(levels[0]) > len(levels[1]) > len(levels[9])
+    for data in levels.values():
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), label.indices)
+    for bad in (-1, 10, 2.0, True, "6"):
+        with pytest.raises(ValueError, match="png_level must be an integer from 0 to 9"):
+            check_png_level(bad)

@@ -9,7 +9,7 @@ from ..errors import shown_path
 from ..params import split_options
 from . import Command
 from .jobs import job_options, run_job_command
-from .options import deform_options, format_alpha_sigma, prob_option
+from .options import deform_options, format_alpha_sigma, png_level_option, prob_option
 
 EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out out/train"
 
@@ -25,6 +25,7 @@ EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out
     show_default=True,
     help="File name of each copy, from {stem}, {copy} (1..K) and {ext} (last).",
 )
+@png_level_option
 @click.option("--dry-run", is_flag=True, help="List what would be written, write nothing.")
 def generate(dry_run, quiet, resume, overwrite, **options) -> None:
     """Write K deformed copies of every label map, with a manifest.

@@ -7,7 +7,7 @@ import click
 from ..params import NOISE_MODELS, NoiseParams
 from . import Command
 from .jobs import job_options, run_job_command
-from .options import spec_options
+from .options import png_level_option, spec_options
 
 EXAMPLE = "nsegaug noise --labels examples/data/train/labels --out out/noisy --models boundary,jitter --seed 1"
 
@@ -58,6 +58,7 @@ NOISE_TYPES = {
 @click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
 @job_options
 @spec_options(NoiseParams, NOISE_TYPES, {"models": ",".join})
+@png_level_option
 def noise(quiet, resume, overwrite, **options) -> None:
     """Write a noisy version of every label map: annotation error, seeded and reproducible.
 

@@ -172,3 +172,12 @@ def walk_options(command):
     for option in (palette_option, image_suffix_option, label_suffix_option, pattern_option):
         command = option(command)
     return command
+
+
+png_level_option = click.option(
+    "--png-level",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="zlib level of the PNGs written: 0 fastest and largest, 9 smallest and slowest; recorded in the "
+    "metadata  [default: 6, Pillow's]",
+)
