@@ -22,13 +22,16 @@ class AlphaSigmaList(click.ParamType):
         if isinstance(value, tuple):
             return value
         try:
-            pairs = tuple(_pair(item) for item in value.split(",") if item.strip())
+            # Every comma separates two pairs: "1:3,," is a pair and two empty ones, not one pair.
+            pairs = tuple(_pair(item) for item in value.split(","))
             return check_alpha_sigma(pairs)
         except (UsageError, ValueError) as error:
             self.fail(f"{value!r}: {error}; expected e.g. 1:3,15:5,30:10", param, ctx)
 
 
 def _pair(item: str) -> tuple[float, float]:
+    if not item.strip():
+        raise ValueError("an empty pair between commas")
     alpha, sigma = item.split(":")  # ValueError unless exactly one ':'
     return _number(alpha), _number(sigma)
 
