@@ -669,7 +669,7 @@ def run_masks(
     Returns the run's status: ``complete``, or ``failed`` when a mask failed.
     An interruption propagates (the caller records ``interrupted``).
     """
-    outcomes = _run_parallel(job, samples)
+    outcomes = _run_parallel(job, samples, None if total is None else total - summary.skipped, log)
     with _progress_bar(total, progress, initial=summary.skipped) as bar, _quiet_cancellation(), closing(outcomes):
         for outcome in outcomes:
             bar.update(1)
@@ -888,18 +888,25 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="nsegaug-parent-watch", daemon=True).start()
 
 
-def _run_parallel(job: MaskJob, samples: Iterator[Sample]) -> Iterator[MaskOutcome]:
+def _run_parallel(
+    job: MaskJob, samples: Iterator[Sample], work_items: int | None = None, log: Log = lambda message: None
+) -> Iterator[MaskOutcome]:
     from joblib import Parallel, delayed
+
+    from .cpus import capped_note, worker_count
 
     # Workers know the parent by pid: in the parent itself (jobs=1 runs in process) no watch is needed.
     os.environ["NSEGAUG_PARENT_PID"] = str(os.getpid())
     tasks = (delayed(process_mask)(job, sample) for sample in samples)
+    workers = worker_count(job.config.jobs, work_items)
+    if not job.config.scheduler and (note := capped_note(job.config.jobs, workers, work_items)):
+        log(note)
     if job.config.backend == "dask":
-        with _dask_backend(job.config):
+        with _dask_backend(job.config, workers):
             yield from Parallel(n_jobs=-1, return_as="generator_unordered")(tasks)
         return
     # A bounded number of tasks in flight keeps memory flat on huge datasets.
-    yield from Parallel(n_jobs=job.config.jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+    yield from Parallel(n_jobs=workers, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
 
 
 @contextmanager
@@ -935,7 +942,7 @@ SCHEDULER_TIMEOUT_S = 10.0
 
 
 @contextmanager
-def _dask_backend(config: JobConfig):
+def _dask_backend(config: JobConfig, workers: int):
     try:
         from dask.distributed import Client, LocalCluster
         from joblib import parallel_config
@@ -948,7 +955,7 @@ def _dask_backend(config: JobConfig):
         # The cluster's processes inherit an ignored SIGINT: Ctrl-C is the parent's to handle, which closes
         # the cluster; otherwise every worker prints its own KeyboardInterrupt traceback.
         with _sigint_ignored():
-            cluster = LocalCluster(n_workers=config.jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
         with parallel_config(backend="dask"):

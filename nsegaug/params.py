@@ -29,6 +29,10 @@ DEFAULT_ALPHA_SIGMA: tuple[tuple[float, float], ...] = tuple(
 DEFAULT_AREA_THRESH = 1000
 # The method's own probability of deforming a sample (the paper's p).
 PAPER_PROB = 0.5
+# The most copies of one mask a run makes. A worker holds a mask's copies and rows until all its files are
+# written (the manifest lists a mask only whole), so its memory grows with the count; a thousand copies of
+# every mask is a thousandfold dataset, and a billion (a typo) would fill any memory before writing a file.
+MAX_COPIES = 1000
 VARIANTS = ("nsegment+", "nsegment")
 PRECISIONS = ("float32", "float64")
 # OpenCV's Gaussian kernel for sigma has about 8 * sigma + 1 taps: at 100 px a 1024x2048 field already
@@ -230,6 +234,13 @@ def check_ignore_index(ignore_index: int | None) -> None:
     low, high = IGNORE_INDEX_RANGE
     if not low <= ignore_index <= high:
         raise UsageError(f"ignore_index {ignore_index} can occur in no label map (8-, 16- or 32-bit)")
+
+
+def check_copies(copies: int) -> int:
+    """``copies`` if it is a count of copies a run can make (1..MAX_COPIES), else a :class:`UsageError`."""
+    if isinstance(copies, bool) or not isinstance(copies, numbers.Integral) or not 1 <= copies <= MAX_COPIES:
+        raise UsageError(f"copies must be a whole number in [1, {MAX_COPIES}], got {copies!r}")
+    return int(copies)
 
 
 def check_prob(prob: float) -> float:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
 
+from ..cpus import available_cpus
 from ..errors import UsageError
 from ..params import PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma
 
@@ -140,13 +140,8 @@ prob_option = click.option(
 )
 
 
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, as in containers and batch jobs)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
+# The name the commands import; nsegaug.cpus owns the count.
+available_cores = available_cpus
 
 jobs_option = click.option(
     "--jobs",
@@ -154,7 +149,7 @@ jobs_option = click.option(
     type=click.IntRange(min=1),
     default=available_cores,
     show_default="all cores",
-    help="Worker processes; outputs are the same for any number.",
+    help="Worker processes (at most one per mask and per CPU); outputs are the same for any number.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the summary.")
 pattern_option = click.option("--pattern", default=None, help="Glob on file names, e.g. '*_labelTrainIds.png'.")
