@@ -15,6 +15,8 @@ workers, the manifest's life, resume, overwrite, and how a run ends.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import shutil
 import signal
@@ -89,7 +91,10 @@ class JobConfig:
     def __post_init__(self) -> None:
         for name in ("labels", "out", "images", "palette"):  # str paths from Python callers, or URLs
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, storage.as_location(getattr(self, name)))
+                # Credentials typed in a URL join the storage options: never recorded, shown, or sent to Dask.
+                location, options = storage.take_credentials(getattr(self, name), self.storage_options)
+                object.__setattr__(self, name, storage.as_location(location))
+                object.__setattr__(self, "storage_options", options)
         if self.seed < 0:
             raise UsageError(f"seed must be >= 0, got {self.seed}")
         if self.backend not in BACKENDS:
@@ -123,7 +128,7 @@ class JobConfig:
 
 
 def _absolute(location: Location) -> str:
-    return location if is_url(location) else str(Path(location).resolve())
+    return storage.public(location) if is_url(location) else str(Path(location).resolve())
 
 
 def relative_to(path: Location | None, folder: Location) -> str | None:
@@ -902,11 +907,25 @@ def _run_parallel(
     if not job.config.scheduler and (note := capped_note(job.config.jobs, workers, work_items)):
         log(note)
     if job.config.backend == "dask":
-        with _dask_backend(job.config, workers):
+        sent, secrets = _without_secrets(job)
+        if secrets and job.config.scheduler:
+            log(f"note: credentials in the storage options are not sent to the workers at {job.config.scheduler}")
+        tasks = (delayed(process_mask)(sent, sample) for sample in samples)
+        with _dask_backend(job.config, workers, secrets):
             yield from Parallel(n_jobs=-1, return_as="generator_unordered")(tasks)
         return
     # A bounded number of tasks in flight keeps memory flat on huge datasets.
     yield from Parallel(n_jobs=workers, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+
+
+def _without_secrets(job: MaskJob) -> tuple[MaskJob, dict]:
+    """The job as the Dask task graph carries it (its storage options without secrets), and the secrets."""
+    public, secrets = storage.split_secrets(job.config.storage_options)
+    if not secrets:
+        return job, {}
+    sent = copy.copy(job)
+    sent.config = dataclasses.replace(job.config, storage_options=public)
+    return sent, secrets
 
 
 @contextmanager
@@ -942,7 +961,7 @@ SCHEDULER_TIMEOUT_S = 10.0
 
 
 @contextmanager
-def _dask_backend(config: JobConfig, workers: int):
+def _dask_backend(config: JobConfig, workers: int, secrets: dict):
     try:
         from dask.distributed import Client, LocalCluster
         from joblib import parallel_config
@@ -957,6 +976,10 @@ def _dask_backend(config: JobConfig, workers: int):
         with _sigint_ignored():
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
+        if secrets:  # workers of this machine, started here: given the secrets apart from the graph
+            from .dask_secrets import StorageSecrets
+
+            client.register_plugin(StorageSecrets(secrets))
     try:
         with parallel_config(backend="dask"):
             yield client

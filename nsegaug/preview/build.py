@@ -12,8 +12,8 @@ from ..params import DEFAULT_PARAMS, DeformParams, check_copies
 from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, DEFAULT_OPACITY, DEFAULT_TILE_SIZE, MAX_TILE_SIZE
 from .manifests import ManifestIndex, Warn, read_manifest
 from .sheet import Sheet, preview_grid, preview_sheet
-from .tiles import sheet_memory
 from .sources import label_views, manifest_views, pick_labels
+from .tiles import sheet_memory
 
 
 @dataclass(frozen=True)
