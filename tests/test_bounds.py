@@ -138,18 +138,19 @@ def test_a_map_above_max_pixels_is_refused_quoting_the_limit_given(three_masks, 
     assert "2000" not in result.output and "2,000" not in result.output
 
 
-def test_copies_left_unchanged_by_a_small_alpha_are_blamed_on_alpha(three_masks, tmp_path):
+@pytest.mark.parametrize(
+    ("pairs", "area_thresh", "cause", "not_the_cause"),
+    [
+        ("1:10", "0", "alpha (1)", "area_thresh"),  # nothing protected: the displacement is too small
+        ("30:3", "1000000", "area_thresh is in pixels", "raise alpha"),  # everything protected
+    ],
+)
+def test_copies_left_unchanged_are_blamed_on_their_cause(
+    three_masks, tmp_path, pairs, area_thresh, cause, not_the_cause
+):
     arguments = ["generate", "--labels", three_masks, "--out", tmp_path / "out", "--copies", 2, "--jobs", 1]
-    result = CliRunner().invoke(main, [*map(str, arguments), "--alpha-sigma", "1:10", "--area-thresh", "0"])
+    result = CliRunner().invoke(main, [*map(str, arguments), "--alpha-sigma", pairs, "--area-thresh", area_thresh])
     assert result.exit_code == 0, result.output
     warning = next(line for line in result.output.splitlines() if line.startswith("warning:"))
     assert "are identical to their source" in warning
-    assert "alpha (1)" in warning and "area_thresh" not in warning
-
-
-def test_copies_left_unchanged_by_the_protection_are_blamed_on_area_thresh(three_masks, tmp_path):
-    arguments = ["generate", "--labels", three_masks, "--out", tmp_path / "out", "--copies", 2, "--jobs", 1]
-    result = CliRunner().invoke(main, [*map(str, arguments), "--alpha-sigma", "30:3", "--area-thresh", "1000000"])
-    assert result.exit_code == 0, result.output
-    warning = next(line for line in result.output.splitlines() if line.startswith("warning:"))
-    assert "area_thresh is in pixels" in warning
+    assert cause in warning and not_the_cause not in warning
