@@ -15,7 +15,7 @@ from .errors import LabelFormatError, UsageError
 from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .manifest import CopyRow
-from .params import DEFAULT_PARAMS, DeformParams, check_prob
+from .params import DEFAULT_PARAMS, DeformParams, check_copies, check_prob
 from .storage import Location
 
 # A copy identical to its source is expected now and then (the paper's alpha = 1 pairs move nothing on most
@@ -44,8 +44,7 @@ class GenerateConfig(JobConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "png_level", check_png_level(self.png_level))
-        if self.copies < 1:
-            raise UsageError(f"copies must be >= 1, got {self.copies}")
+        object.__setattr__(self, "copies", check_copies(self.copies))
         check_prob(self.prob)
         try:
             check_name_template(self.name_template)
@@ -128,16 +127,26 @@ class GenerateJob(MaskJob):
             return counts, []
         mean_suppressed = self.suppressed / self.deformed
         counts["mean_suppressed_fraction"] = round(mean_suppressed, 6)
-        warnings = []
-        if self.unchanged / self.deformed > UNCHANGED_WARNING_SHARE or mean_suppressed > SUPPRESSED_WARNING_SHARE:
-            warnings.append(
-                f"{self.unchanged} of {self.deformed} deformed copies ({100 * self.unchanged / self.deformed:.1f}%) "
-                f"are identical to their source, and suppression covers {100 * mean_suppressed:.1f}% of a map on "
-                f"average: components of up to {self.config.params.area_thresh:g} px are protected (with a margin "
-                "of alpha/2), which on these maps is most of them. area_thresh is in pixels of full-size maps "
+        unchanged_share = self.unchanged / self.deformed
+        if unchanged_share <= UNCHANGED_WARNING_SHARE and mean_suppressed <= SUPPRESSED_WARNING_SHARE:
+            return counts, []
+        identical = (
+            f"{self.unchanged} of {self.deformed} deformed copies ({100 * unchanged_share:.1f}%) are identical to "
+            f"their source, and suppression covers {100 * mean_suppressed:.1f}% of a map on average"
+        )
+        if mean_suppressed > SUPPRESSED_WARNING_SHARE:
+            return counts, [
+                f"{identical}: components of up to {self.config.params.area_thresh:g} px are protected (with a "
+                "margin of alpha/2), which on these maps is most of them. area_thresh is in pixels of full-size maps "
                 "(1000 for 1024x2048): scale it with the map's area, e.g. 1000 * (H * W) / (1024 * 2048)"
-            )
-        return counts, warnings
+            ]
+        # Little is protected, so the displacement itself is too small to move a pixel by half a pixel.
+        alphas = ", ".join(f"{alpha:g}" for alpha in sorted({alpha for alpha, _ in self.config.params.alpha_sigma}))
+        return counts, [
+            f"{identical}: the displacements are too small to move a label, not the protection of small objects. "
+            f"alpha ({alphas}) is the noise amplitude before a blur with sigma, which shrinks it: raise alpha, or "
+            "lower sigma, to change more pixels (the paper's alpha = 1 pairs move nothing on most maps)"
+        ]
 
 
 def _row(

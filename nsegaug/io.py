@@ -220,9 +220,7 @@ def read_label(
     except UnidentifiedImageError as error:
         raise LabelFormatError(path, "not an image file") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise LabelFormatError(
-            path, f"{error}; tile the map, or raise the largest map size (max_pixels) if the file is trusted"
-        ) from error
+        raise LabelFormatError(path, _too_large(error)) from error
     except FileNotFoundError as error:
         raise LabelFormatError(path, "file not found") from error
     except OSError as error:
@@ -232,6 +230,17 @@ def read_label(
         if isinstance(error, LabelFormatError):
             raise
         raise LabelFormatError(path, f"unreadable image ({error})") from error
+
+
+def _too_large(error: Exception) -> str:
+    # Pillow's own message quotes twice the limit above twice the limit (its error's threshold): ours is the one
+    # limit there is, max_pixels.
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    size = f"{int(found[1]):,} pixels" if found else "too many pixels"
+    return (
+        f"{size}, above the largest map size of {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's guard against "
+        "decompression bombs); tile the map, or raise the largest map size (max_pixels) if the file is trusted"
+    )
 
 
 def _label_image(path: Path, image: Image.Image, colour_palette: ColourPalette | None) -> LabelImage:

@@ -15,6 +15,8 @@ workers, the manifest's life, resume, overwrite, and how a run ends.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import shutil
 import signal
@@ -90,7 +92,10 @@ class JobConfig:
     def __post_init__(self) -> None:
         for name in ("labels", "out", "images", "palette"):  # str paths from Python callers, or URLs
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, storage.as_location(getattr(self, name)))
+                # Credentials typed in a URL join the storage options: never recorded, shown, or sent to Dask.
+                location, options = storage.take_credentials(getattr(self, name), self.storage_options)
+                object.__setattr__(self, name, storage.as_location(location))
+                object.__setattr__(self, "storage_options", options)
         if self.seed < 0:
             raise UsageError(f"seed must be >= 0, got {self.seed}")
         if self.backend not in BACKENDS:
@@ -124,7 +129,7 @@ class JobConfig:
 
 
 def _absolute(location: Location) -> str:
-    return location if is_url(location) else str(Path(location).resolve())
+    return storage.public(location) if is_url(location) else str(Path(location).resolve())
 
 
 def relative_to(path: Location | None, folder: Location) -> str | None:
@@ -727,7 +732,7 @@ def run_masks(
     Returns the run's status: ``complete``, or ``failed`` when a mask failed.
     An interruption propagates (the caller records ``interrupted``).
     """
-    outcomes = _run_parallel(job, samples)
+    outcomes = _run_parallel(job, samples, None if total is None else total - summary.skipped, log)
     with _progress_bar(total, progress, initial=summary.skipped) as bar, _quiet_cancellation(), closing(outcomes):
         for outcome in outcomes:
             bar.update(1)
@@ -962,18 +967,39 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="nsegaug-parent-watch", daemon=True).start()
 
 
-def _run_parallel(job: MaskJob, samples: Iterator[Sample]) -> Iterator[MaskOutcome]:
+def _run_parallel(
+    job: MaskJob, samples: Iterator[Sample], work_items: int | None = None, log: Log = lambda message: None
+) -> Iterator[MaskOutcome]:
     from joblib import Parallel, delayed
+
+    from .cpus import capped_note, worker_count
 
     # Workers know the parent by pid: in the parent itself (jobs=1 runs in process) no watch is needed.
     os.environ["NSEGAUG_PARENT_PID"] = str(os.getpid())
     tasks = (delayed(process_mask)(job, sample) for sample in samples)
+    workers = worker_count(job.config.jobs, work_items)
+    if not job.config.scheduler and (note := capped_note(job.config.jobs, workers, work_items)):
+        log(note)
     if job.config.backend == "dask":
-        with _dask_backend(job.config):
+        sent, secrets = _without_secrets(job)
+        if secrets and job.config.scheduler:
+            log(f"note: credentials in the storage options are not sent to the workers at {job.config.scheduler}")
+        tasks = (delayed(process_mask)(sent, sample) for sample in samples)
+        with _dask_backend(job.config, workers, secrets):
             yield from Parallel(n_jobs=-1, return_as="generator_unordered")(tasks)
         return
     # A bounded number of tasks in flight keeps memory flat on huge datasets.
-    yield from Parallel(n_jobs=job.config.jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+    yield from Parallel(n_jobs=workers, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+
+
+def _without_secrets(job: MaskJob) -> tuple[MaskJob, dict]:
+    """The job as the Dask task graph carries it (its storage options without secrets), and the secrets."""
+    public, secrets = storage.split_secrets(job.config.storage_options)
+    if not secrets:
+        return job, {}
+    sent = copy.copy(job)
+    sent.config = dataclasses.replace(job.config, storage_options=public)
+    return sent, secrets
 
 
 @contextmanager
@@ -1009,7 +1035,7 @@ SCHEDULER_TIMEOUT_S = 10.0
 
 
 @contextmanager
-def _dask_backend(config: JobConfig):
+def _dask_backend(config: JobConfig, workers: int, secrets: dict):
     try:
         from dask.distributed import Client, LocalCluster
         from joblib import parallel_config
@@ -1022,8 +1048,12 @@ def _dask_backend(config: JobConfig):
         # The cluster's processes inherit an ignored SIGINT: Ctrl-C is the parent's to handle, which closes
         # the cluster; otherwise every worker prints its own KeyboardInterrupt traceback.
         with _sigint_ignored():
-            cluster = LocalCluster(n_workers=config.jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
+        if secrets:  # workers of this machine, started here: given the secrets apart from the graph
+            from .dask_secrets import StorageSecrets
+
+            client.register_plugin(StorageSecrets(secrets))
     try:
         with parallel_config(backend="dask"):
             yield client

@@ -29,11 +29,20 @@ DEFAULT_ALPHA_SIGMA: tuple[tuple[float, float], ...] = tuple(
 DEFAULT_AREA_THRESH = 1000
 # The method's own probability of deforming a sample (the paper's p).
 PAPER_PROB = 0.5
+# The most copies of one mask a run makes. A worker holds a mask's copies and rows until all its files are
+# written (the manifest lists a mask only whole), so its memory grows with the count; a thousand copies of
+# every mask is a thousandfold dataset, and a billion (a typo) would fill any memory before writing a file.
+MAX_COPIES = 1000
 VARIANTS = ("nsegment+", "nsegment")
 PRECISIONS = ("float32", "float64")
 # OpenCV's Gaussian kernel for sigma has about 8 * sigma + 1 taps: at 100 px a 1024x2048 field already
 # takes over a second to blur, and beyond it the field is all but flat. The paper's largest sigma is 10.
 MAX_SIGMA = 100.0
+# alpha is the amplitude of the noise before the blur. Blurred by the largest sigma (which shrinks it about
+# 600-fold), 1e6 px still moves pixels by about 1600 px on average, past the border of most maps; above 2**24
+# float32 coordinates no longer hold whole pixels, and near 1.7e38 the float32 field overflows to inf, so a
+# larger alpha is a typo, refused before any map is read. The paper's largest alpha is 100.
+MAX_ALPHA = 1e6
 # Label maps are read as uint8, uint16 or int32: an ignore index outside these could never occur in one.
 IGNORE_INDEX_RANGE = (-(2**31), 2**31 - 1)
 
@@ -84,6 +93,7 @@ class DeformParams:
         object.__setattr__(self, "alpha_sigma", check_alpha_sigma(self.alpha_sigma))
         if not (_is_number(self.area_thresh) and math.isfinite(self.area_thresh) and self.area_thresh >= 0):
             raise UsageError(f"area_thresh must be a finite number of pixels >= 0, got {self.area_thresh!r}")
+        object.__setattr__(self, "area_thresh", _plain(self.area_thresh))
         check_ignore_index(self.ignore_index)
         if self.ignore_index is not None:
             object.__setattr__(self, "ignore_index", int(self.ignore_index))  # a NumPy integer would not be JSON
@@ -202,8 +212,8 @@ def check_alpha_sigma(pairs: Iterable[Sequence[float]]) -> tuple[tuple[float, fl
         if len(pair) != 2 or not all(_is_number(value) for value in pair):
             raise UsageError(f"each entry must be an (alpha, sigma) pair of numbers, got {pair!r}")
         alpha, sigma = pair
-        if not (math.isfinite(alpha) and alpha >= 0):
-            raise UsageError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        if not (math.isfinite(alpha) and 0 <= alpha <= MAX_ALPHA):
+            raise UsageError(f"alpha must be a finite number in [0, {MAX_ALPHA:g}] px, got {float(alpha):g}")
         if not (math.isfinite(sigma) and sigma > 0):
             raise UsageError(f"sigma must be a finite number > 0, got {sigma!r}")
         if sigma > MAX_SIGMA:
@@ -211,7 +221,8 @@ def check_alpha_sigma(pairs: Iterable[Sequence[float]]) -> tuple[tuple[float, fl
                 f"sigma {sigma:g} is above {MAX_SIGMA:g} px: its Gaussian kernel has {8 * sigma + 1:.0f} taps, "
                 "seconds to minutes per map for a field that is all but flat (the paper's largest sigma is 10)"
             )
-    return checked
+    # NumPy scalars (a pair list given as an array) become Python numbers: the metadata is JSON.
+    return tuple((_plain(alpha), _plain(sigma)) for alpha, sigma in checked)
 
 
 def check_ignore_index(ignore_index: int | None) -> None:
@@ -225,11 +236,23 @@ def check_ignore_index(ignore_index: int | None) -> None:
         raise UsageError(f"ignore_index {ignore_index} can occur in no label map (8-, 16- or 32-bit)")
 
 
+def check_copies(copies: int) -> int:
+    """``copies`` if it is a count of copies a run can make (1..MAX_COPIES), else a :class:`UsageError`."""
+    if isinstance(copies, bool) or not isinstance(copies, numbers.Integral) or not 1 <= copies <= MAX_COPIES:
+        raise UsageError(f"copies must be a whole number in [1, {MAX_COPIES}], got {copies!r}")
+    return int(copies)
+
+
 def check_prob(prob: float) -> float:
     """``prob`` if it is a probability, else a :class:`UsageError`."""
     if not (_is_number(prob) and 0 <= prob <= 1):
         raise UsageError(f"prob must be in [0, 1], got {prob!r}")
     return prob
+
+
+def _plain(value: numbers.Real) -> int | float:
+    """A Python int or float of the same value (a Python number is returned as it is)."""
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def _is_number(value) -> bool:

@@ -19,9 +19,14 @@ guarantee of a local run holds there:
   naming the object.
 
 Credentials and endpoints come from the standard places (environment,
-profiles, ``AWS_ENDPOINT_URL``) and from ``storage_options`` (fsspec's keyword
+profiles, ``AWS_ENDPOINT_URL``), from ``storage_options`` (fsspec's keyword
 arguments for the store), which are set per process with :func:`configure`
-and never printed or recorded.
+and never printed or recorded, and from a URL's user-info
+(``s3://KEY:SECRET@bucket/prefix``), which is taken out of the URL
+(:func:`take_credentials`) before anything records or shows it
+(:func:`public`). Options whose names say they are secret (:func:`is_secret`)
+are kept apart (:func:`split_secrets`), so what is sent to other machines
+can leave them out.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import StorageError, shown_path
+from .errors import StorageError, UsageError, shown_path
 
 Location = Path | str
 # Retries of a transient fault: waits of 0.25, 0.5, 1, 2, 4 s, then the error.
@@ -42,16 +49,106 @@ RETRIES = 5
 FIRST_WAIT_S = 0.25
 _options: dict = {}
 _cache: Path | None = None
+# Secret options given to this process on its own (a Dask worker's plugin), merged into every configure.
+_process_secrets: dict = {}
+# Parts of an option's name that make it a secret: key, secret, token, password, credentials, auth.
+SECRET_WORDS = ("key", "secret", "token", "passw", "credential", "auth")
+REDACTED = "<redacted>"
 
 
 def configure(storage_options: dict | None, cache: os.PathLike | str | None = None) -> None:
     """Set this process's remote file systems' keyword arguments (endpoint, credentials, ...) and, where
     given, a local folder that keeps a copy of every object read (read again from there, not the store)."""
     global _options, _cache
-    if (storage_options or {}) != _options:
-        _options = dict(storage_options or {})
+    merged = _merge(storage_options or {}, _process_secrets)
+    if merged != _options:
+        _options = merged
         _filesystem.cache_clear()
     _cache = Path(cache) if cache is not None else None
+
+
+def keep_secrets(secrets: dict) -> None:
+    """Secret options this process holds whatever a job's options say (set in a Dask worker by its plugin)."""
+    global _process_secrets
+    _process_secrets = dict(secrets)
+    configure(_options)
+
+
+def is_secret(name: str) -> bool:
+    """Whether an option of this name holds a secret (``key``, ``secret``, ``token``, ``password``, ...)."""
+    return any(word in str(name).lower() for word in SECRET_WORDS)
+
+
+def split_secrets(options: dict | None) -> tuple[dict, dict]:
+    """``options`` without its secrets, and the secrets alone (nested dicts such as ``client_kwargs`` too)."""
+    public_part, secret_part = {}, {}
+    for name, value in (options or {}).items():
+        if is_secret(name):
+            secret_part[name] = value
+        elif isinstance(value, dict):
+            inner_public, inner_secret = split_secrets(value)
+            public_part[name] = inner_public
+            if inner_secret:
+                secret_part[name] = inner_secret
+        else:
+            public_part[name] = value
+    return public_part, secret_part
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for name, value in extra.items():
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(name), dict)
+        merged[name] = _merge(merged[name], value) if both_dicts else value
+    return merged
+
+
+def _user_info(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` without its user-info, and the user name and password it held (None: none)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    info, _, host = parts.netloc.rpartition("@")
+    user, colon, password = info.partition(":")
+    clean = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return clean, urllib.parse.unquote(user) or None, urllib.parse.unquote(password) if colon else None
+
+
+def url_credentials(url: str) -> tuple[str, dict]:
+    """``url`` without user-info, and the user-info as the store's options (S3: ``key`` and ``secret``)."""
+    clean, user, password = _user_info(url)
+    names = ("key", "secret") if clean.partition("://")[0] in ("s3", "s3a") else ("username", "password")
+    return clean, {name: value for name, value in zip(names, (user, password), strict=True) if value is not None}
+
+
+def take_credentials(location: Location, storage_options: dict | None) -> tuple[Location, dict | None]:
+    """``location`` without user-info, and ``storage_options`` with its credentials added; a URL whose
+    credentials differ from the options' is a :class:`UsageError` (this process has one set per store)."""
+    if not is_url(location):
+        return location, storage_options
+    clean, credentials = url_credentials(location)
+    if not credentials:
+        return location, storage_options
+    given = storage_options or {}
+    clashing = [name for name, value in credentials.items() if name in given and given[name] != value]
+    if clashing:
+        raise UsageError(f"{public(location)}: its credentials differ from the storage options' {clashing[0]}")
+    return clean, {**given, **credentials}
+
+
+# The user-info of any URL inside a text ("--out=s3://KEY:SECRET@bucket/x"): scheme, then up to an "@" before
+# the first "/".
+_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def public_text(text: str) -> str:
+    """``text`` with the user-info of every URL in it taken out (a command line's argument)."""
+    return _USER_INFO.sub(r"\1", text)
+
+
+def public(location: Location) -> Location:
+    """``location`` as it may be recorded or shown: a URL without user-info (credentials)."""
+    return _user_info(location)[0] if is_url(location) else location
 
 
 def settings() -> tuple[dict, Path | None]:
@@ -91,11 +188,11 @@ def name(location: Location) -> str:
 
 
 @lru_cache(maxsize=16)
-def _filesystem(protocol: str):
+def _filesystem(protocol: str, credentials: tuple = ()):
     try:
         import fsspec
 
-        return fsspec.filesystem(protocol, **_options)
+        return fsspec.filesystem(protocol, **{**_options, **dict(credentials)})
     except ImportError as error:
         reason = f"no file system for {protocol}:// ({error}); pip install 'nsegaug[cloud]'"
         raise StorageError(f"{protocol}://", reason) from error
@@ -105,9 +202,10 @@ def _filesystem(protocol: str):
 
 def filesystem(url: str):
     """The fsspec file system of ``url`` (one per protocol and process), and the path inside it."""
-    protocol, _, path = url.partition("://")
-    fs = _filesystem(protocol)
-    return fs, fs._strip_protocol(url)
+    clean, credentials = url_credentials(url)  # a URL typed with credentials (the jobs take them out first)
+    protocol, _, path = clean.partition("://")
+    fs = _filesystem(protocol, tuple(sorted(credentials.items())))
+    return fs, fs._strip_protocol(clean)
 
 
 # --------------------------------------------------------------------------- faults
@@ -310,5 +408,5 @@ def _s3_keys(fs, prefix: str, root: Location) -> Iterator[str]:
 
 
 def shown(location: Location) -> str:
-    """A location as messages show it (one line)."""
-    return shown_path(str(location))
+    """A location as messages show it (one line, without credentials)."""
+    return shown_path(str(public(location)))

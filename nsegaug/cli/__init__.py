@@ -122,8 +122,11 @@ HIDDEN = "<hidden>"
 
 
 def command_line(ctx: click.Context) -> list[str]:
-    """``["nsegaug", *arguments]`` as typed (secrets hidden), also under click's test runner."""
+    """``["nsegaug", *arguments]`` as typed (secrets hidden: storage options, URLs' credentials), also under
+    click's test runner."""
     root = ctx.find_root()
+    from ..storage import public_text
+
     arguments = root.obj.get("argv", sys.argv[1:]) if isinstance(root.obj, dict) else sys.argv[1:]
     shown, hide_next = [], False
     for argument in arguments:
@@ -132,7 +135,7 @@ def command_line(ctx: click.Context) -> list[str]:
         elif argument.split("=", 1)[0] in SECRET_OPTIONS and "=" in argument:
             shown.append(f"{argument.split('=', 1)[0]}={HIDDEN}")
         else:
-            shown.append(argument)
+            shown.append(public_text(argument))  # a URL typed with credentials
         hide_next = not hide_next and argument in SECRET_OPTIONS
     return ["nsegaug", *shown]
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
 
+from ..cpus import available_cpus
 from ..errors import UsageError
 from ..params import PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma
 
@@ -22,13 +22,16 @@ class AlphaSigmaList(click.ParamType):
         if isinstance(value, tuple):
             return value
         try:
-            pairs = tuple(_pair(item) for item in value.split(",") if item.strip())
+            # Every comma separates two pairs: "1:3,," is a pair and two empty ones, not one pair.
+            pairs = tuple(_pair(item) for item in value.split(","))
             return check_alpha_sigma(pairs)
         except (UsageError, ValueError) as error:
             self.fail(f"{value!r}: {error}; expected e.g. 1:3,15:5,30:10", param, ctx)
 
 
 def _pair(item: str) -> tuple[float, float]:
+    if not item.strip():
+        raise ValueError("an empty pair between commas")
     alpha, sigma = item.split(":")  # ValueError unless exactly one ':'
     return _number(alpha), _number(sigma)
 
@@ -137,13 +140,8 @@ prob_option = click.option(
 )
 
 
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, as in containers and batch jobs)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
+# The name the commands import; nsegaug.cpus owns the count.
+available_cores = available_cpus
 
 jobs_option = click.option(
     "--jobs",
@@ -151,7 +149,7 @@ jobs_option = click.option(
     type=click.IntRange(min=1),
     default=available_cores,
     show_default="all cores",
-    help="Worker processes; outputs are the same for any number.",
+    help="Worker processes (at most one per mask and per CPU); outputs are the same for any number.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the summary.")
 pattern_option = click.option("--pattern", default=None, help="Glob on file names, e.g. '*_labelTrainIds.png'.")

@@ -8,7 +8,7 @@ import click
 from click.core import ParameterSource
 
 from ..params import field_names, split_options
-from ..preview.defaults import DEFAULT_OPACITY, DEFAULT_TILE_SIZE, PICKS
+from ..preview.defaults import DEFAULT_OPACITY, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PICKS
 from . import Command
 from .options import Location, deform_options, prob_option, seed_option, storage_options_option, walk_options
 
@@ -85,7 +85,7 @@ class CropType(click.ParamType):
 @click.option(
     "--tile-size",
     "tile",
-    type=click.IntRange(min=16),
+    type=click.IntRange(16, MAX_TILE_SIZE),
     default=DEFAULT_TILE_SIZE,
     show_default=True,
     help="Tiles fit in a PX x PX square: larger maps shrink (nearest neighbour), smaller ones grow by whole factors.",

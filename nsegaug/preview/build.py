@@ -7,11 +7,13 @@ from pathlib import Path
 
 from .. import storage
 from ..errors import ManifestError, UsageError
-from ..params import DEFAULT_PARAMS, DeformParams
-from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, DEFAULT_OPACITY, DEFAULT_TILE_SIZE
+from ..memory import check_fits
+from ..params import DEFAULT_PARAMS, DeformParams, check_copies
+from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, DEFAULT_OPACITY, DEFAULT_TILE_SIZE, MAX_TILE_SIZE
 from .manifests import ManifestIndex, Warn, read_manifest
 from .sheet import Sheet, preview_grid, preview_sheet
 from .sources import label_views, manifest_views, pick_labels
+from .tiles import sheet_memory
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class PreviewRequest:
             raise UsageError(f"pick {self.pick!r} ranks the copies of a manifest: give a manifest")
         if self.manifest is not None and self.labels is not None and not storage.is_dir(self.labels):
             raise UsageError("with a manifest, the labels are the folder holding the manifest's sources")
+        if not 16 <= self.tile <= MAX_TILE_SIZE:
+            raise UsageError(f"tile size must be in [16, {MAX_TILE_SIZE}] px, got {self.tile}")
+        if self.copies is not None:
+            check_copies(self.copies)
 
     @property
     def masks(self) -> int:
@@ -58,6 +64,9 @@ class PreviewRequest:
 
 def build_preview(request: PreviewRequest, index: ManifestIndex | None = None, warn: Warn = lambda m: None) -> Sheet:
     """The sheet (or grid) the request asks for; ``index``: the manifest, when the caller has read it already."""
+    if request.manifest is not None:
+        index = index or read_manifest(request.manifest, warn)
+    check_memory(request, index)
     if request.manifest is None:
         views = label_views(
             request.labels,
@@ -75,7 +84,6 @@ def build_preview(request: PreviewRequest, index: ManifestIndex | None = None, w
         )
         params, seed = request.params, request.seed
     else:
-        index = index or read_manifest(request.manifest, warn)
         scores = {label: entry.score for label, entry in index.labels.items()}
         picked = pick_labels(list(index.labels), request.masks, request.pick, request.seed, scores)
         views = manifest_views(
@@ -91,6 +99,21 @@ def build_preview(request: PreviewRequest, index: ManifestIndex | None = None, w
     if request.grid:
         return preview_grid(views, params, seed, crop=request.crop, tile=request.tile, opacity=request.opacity)
     return preview_sheet(views, crop=request.crop, tile=request.tile, opacity=request.opacity)
+
+
+def check_memory(request: PreviewRequest, index: ManifestIndex | None) -> None:
+    """Refuse a sheet that cannot fit in memory (a :class:`UsageError`), before any map is read or tile drawn."""
+    if request.grid:
+        pairs = request.params.alpha_sigma if index is None else _run_params(index).alpha_sigma
+        alphas, sigmas = len({alpha for alpha, _ in pairs}), len({sigma for _, sigma in pairs})
+        rows, columns = request.masks * (1 + alphas), max(2, sigmas)
+    else:
+        copies = request.copies or (DEFAULT_COPIES if index is None else -(-index.copies // max(1, len(index.labels))))
+        rows, columns = request.masks, copies + 3  # the photo, the original, the copies, the difference
+    if index is not None:
+        rows = min(rows, len(index.labels) * (rows // request.masks))
+    what = f"a preview of {rows} x {columns} tiles of up to {request.tile} px a side"
+    check_fits(sheet_memory(rows, columns, request.tile), what)
 
 
 def _run_params(index: ManifestIndex) -> DeformParams:

@@ -54,6 +54,20 @@ def tile_size(height: int, width: int, square: int) -> tuple[int, int]:
     return height * factor, width * factor
 
 
+# Bytes per tile pixel: the tile's RGB and the sheet's RGB under it, kept until the sheet is written.
+HELD_BYTES_PER_PIXEL = 6
+# Bytes per pixel of the one tile being drawn: float32 colours and photo (12 + 12), sampling indices (8), the
+# difference map's counts and shades (8 + 8).
+DRAWING_BYTES_PER_PIXEL = 48
+
+
+def sheet_memory(rows: int, columns: int, square: int) -> int:
+    """An upper bound of the bytes a sheet of ``rows`` x ``columns`` tiles of at most ``square`` px a side takes
+    (every tile fits in its square: see :func:`tile_size`), known before any map is read."""
+    pixels = square * square
+    return rows * columns * pixels * HELD_BYTES_PER_PIXEL + pixels * DRAWING_BYTES_PER_PIXEL
+
+
 def _nearest_index(size_in: int, size_out: int) -> np.ndarray:
     # The source pixel under the centre of each output pixel.
     return np.minimum(((np.arange(size_out) + 0.5) * size_in / size_out).astype(np.intp), size_in - 1)
