@@ -54,7 +54,7 @@ from .distributed import (
 from .evaluation import EVAL_PRECISION, counts_over, evaluate_checkpoint
 from .metrics import summarize_counts
 from .model import count_parameters
-from .runlog import BEST, CURVES, LAST, METRICS_FINAL, RunLog, loss_interval, say_on_stderr
+from .runlog import BEST, CURVES, LAST, METRICS_FINAL, RunLog, evaluation_line, loss_interval, say_on_stderr
 from .start import Plan, build, headline, loaders, prepare, restore
 from .step import Learner, learner_step, lr_factor, segmentation_loss, to_device, train_step
 
@@ -264,12 +264,7 @@ def evaluate_and_save(plan: Plan, learner: Learner, state: TrainState, window: W
     train_loss = state.train_loss()
     row = evaluation_row(plan, learner, state, validation, train_loss, window.images_per_s)
     improved = state.add_evaluation(row)
-    run_log.say(
-        f"epoch {row['epoch']:g}/{math.ceil(plan.total / plan.per_epoch)} step {state.step}/{plan.total}: "
-        f"loss {train_loss or math.nan:.4f}, "
-        f"mIoU {row['miou'] or 0:.4f}, boundary mIoU {row['boundary_miou'] or 0:.4f}, "
-        f"band mIoU {row['band_miou'] or 0:.4f}, pixel acc {row['pixel_acc'] or 0:.4f}, {window.images_per_s:.1f} img/s"
-    )
+    run_log.say(evaluation_line(row, math.ceil(plan.total / plan.per_epoch), plan.total))
     run_log.evaluation(row)
     save(plan, learner, state, run_log, best=improved)
     run_log.curves(state.history, plan.total)
