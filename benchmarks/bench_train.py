@@ -28,12 +28,12 @@ import torch
 
 from nsegaug import __version__
 from nsegaug.generate import GenerateConfig, generate_dataset
+from nsegaug.generated import load_manifest
 from nsegaug.manifest import MANIFEST_NAME
 from nsegaug.train.config import MEAN, STD
 from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader
 from nsegaug.train.loop import launched_processes, pick_device, to_device, train_step
 from nsegaug.train.model import build_model, count_parameters
-from nsegaug.train.samples import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFETCH = 4  # batches each DataLoader worker keeps ready (nsegaug.train.data.train_loader)

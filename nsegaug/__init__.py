@@ -24,6 +24,27 @@ _PUBLIC = {
 }
 _SUBMODULES = ("deform",)
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
+# The modules users import from: documented, and kept where they are. Every other module is internal and
+# may move between versions (the job engine nsegaug.jobs, nsegaug.cli, nsegaug.dataset, the insides of
+# nsegaug.train, nsegaug.preview, nsegaug.study and nsegaug.manifest's own modules).
+PUBLIC_MODULES = (
+    "nsegaug",
+    "nsegaug.params",
+    "nsegaug.deform",
+    "nsegaug.generate",
+    "nsegaug.noise",
+    "nsegaug.errors",
+    "nsegaug.manifest",
+    "nsegaug.export",
+    "nsegaug.io",
+    "nsegaug.storage",
+    "nsegaug.torch",
+    "nsegaug.transform",
+    "nsegaug.albumentations",
+    "nsegaug.mmseg",
+    "nsegaug.seeding",
+    "nsegaug.copies",
+)
 
 
 def __getattr__(name: str):

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from .dataset import DEFAULT_NAME_TEMPLATE, LABEL_EXTENSIONS, Sample, check_name_template, output_pattern
+from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
 from .dataset import output_name as make_output_name
 from .deform import ENGINE_VERSION
 from .errors import LabelFormatError, UsageError
@@ -16,7 +16,6 @@ from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .manifest import CopyRow
 from .params import DEFAULT_PARAMS, DeformParams, check_copies, check_prob
-from .storage import Location
 
 # A copy identical to its source is expected now and then (the paper's alpha = 1 pairs move nothing on most
 # maps: a fifth of its pairs); past this share something is wrong, most often the threshold for the map size.
@@ -83,17 +82,10 @@ class GenerateJob(MaskJob):
     def outputs(self, label: str) -> list[str]:
         return [make_output_name(label, k, self.config.name_template) for k in range(1, self.config.copies + 1)]
 
-    @classmethod
-    def could_write(cls, name: str, parameters: Mapping, out: Location) -> bool:
-        template, copies = parameters.get("name_template"), parameters.get("copies")
-        if not template or not copies:
-            return False
-        found = _pattern(template).fullmatch(PurePosixPath(name).name)
-        return bool(found) and 1 <= int(found["copy"]) <= copies and found["ext"].lower() in LABEL_EXTENSIONS
-
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
         from .copies import deformed_copies
-        from .io import cached_colour_palette, encode_label, read_label, sha256_bytes
+        from .io import cached_colour_palette, encode_label, read_label
+        from .storage import sha256_bytes
 
         config = self.config
         label_image = read_label(source, cached_colour_palette(config.palette), data=data)

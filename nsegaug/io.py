@@ -9,24 +9,19 @@ the same kind back (mode, palette, transparency, bit depth, colour table).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
 import re
-import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import LabelFormatError, StorageError, UsageError
+from .errors import LabelFormatError, UsageError
 
 # Pillow mode -> dtype of the indices; every other mode is refused with a reason.
 _INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I": np.int32}
@@ -322,66 +317,8 @@ def _with_palette(image: Image.Image, like: LabelImage) -> Image.Image:
     return paletted
 
 
-@contextmanager
-def atomic_writer(path: os.PathLike | str, durable: bool = True) -> Iterator[BinaryIO]:
-    """A binary stream whose content replaces ``path`` only when the block ends without error.
-
-    The bytes go to ``.<name>.<pid>-<thread>.tmp`` in the same folder (same file system,
-    so the rename is atomic), are flushed to disk, then renamed into place:
-    ``path`` is always either absent, old or complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The thread too: threads of one process may write the same file (a cache filled by a thread pool).
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        with open(temporary, "wb") as stream:
-            yield stream
-            if durable:
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`).
-
-    ``durable=False`` skips the flush to disk: the rename is still atomic for a
-    killed process, and only a power cut can leave an incomplete file, which
-    callers that verify checksums (``generate --resume``) detect.
-    """
-    with atomic_writer(path, durable) as stream:
-        stream.write(data)
-
-
-def write_output(path: os.PathLike | str, data: bytes) -> None:
-    """Write a file the user named (a preview, a list) atomically; a failure is a :class:`StorageError` naming
-    ``path``, not the temporary file the bytes went to first (a read-only or full disk under it)."""
-    try:
-        write_bytes_atomic(path, data)
-    except OSError as error:
-        if isinstance(error, StorageError):
-            raise
-        raise StorageError.from_os_error(error, path, "cannot write") from error
-
-
 def open_image(location: os.PathLike | str) -> Image.Image:
     """Pillow's ``Image.open`` of a file or an fsspec URL."""
     from .storage import is_url, read_bytes
 
     return Image.open(io.BytesIO(read_bytes(location))) if is_url(location) else Image.open(location)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: os.PathLike | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -37,9 +37,7 @@ except ImportError as error:
         "or use nsegaug.NoisySegmentPlus directly"
     ) from error
 
-from .params import PAPER_PROB, check_prob
-from .seeding import process_identity
-from .train.samples import (
+from .generated import (
     ImageSample,
     choose_label,
     load_manifest,
@@ -47,6 +45,8 @@ from .train.samples import (
     problems_message,
     sample_rng,
 )
+from .params import PAPER_PROB, check_prob
+from .seeding import process_identity
 from .transform import NoisySegmentPlus
 
 NAME = "NoisySegmentPlus"
@@ -88,7 +88,7 @@ class NsegaugManifestDataset(BaseSegDataset):
     for training, its ``seg_map_path`` is, with chance ``prob``, one of the
     sample's deformed copies (picked uniformly; copies that generate's own coin
     left unchanged do not count) and otherwise the original: the offline form
-    of the method's online probability, by :func:`nsegaug.train.samples.choose_label`
+    of the method's online probability, by :func:`nsegaug.generated.choose_label`
     as ``nsegaug train`` chooses. With ``test_mode=True`` it is always the
     original.
 

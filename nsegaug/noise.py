@@ -14,15 +14,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from . import storage
-from .dataset import LABEL_EXTENSIONS, Sample
+from .dataset import Sample
 from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, run_job
 from .manifest import NoiseRow
 from .params import DEFAULT_NOISE, NoiseParams
-from .storage import Location
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,22 +57,12 @@ class NoiseJob(MaskJob):
     def outputs(self, label: str) -> list[str]:
         return [label]
 
-    @classmethod
-    def could_write(cls, name: str, parameters: Mapping, out: Location) -> bool:
-        # A noise run mirrors its label folder: a file is its output where the folder has a label of that name.
-        labels = parameters.get("labels")
-        if not labels or PurePosixPath(name).suffix.lower() not in LABEL_EXTENSIONS:
-            return False
-        # Recorded relative to the output folder where both are local, else absolute (a path or a URL).
-        relative = not storage.is_url(labels) and not storage.is_url(out) and not Path(labels).is_absolute()
-        root = storage.join(out, labels) if relative else storage.as_location(labels)
-        return storage.is_file(storage.join(root, name))
-
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
         import numpy as np
 
-        from .io import cached_colour_palette, encode_label, read_label, sha256_bytes
+        from .io import cached_colour_palette, encode_label, read_label
         from .noise_models import annotation_noise
+        from .storage import sha256_bytes
 
         config = self.config
         label_image = read_label(source, cached_colour_palette(config.palette), data=data)

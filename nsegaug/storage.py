@@ -35,11 +35,14 @@ import hashlib
 import os
 import posixpath
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import StorageError, UsageError, shown_path
 
@@ -268,8 +271,6 @@ def read_bytes(location: Location) -> bytes:
     try:
         data = with_retries(lambda: fs.cat_file(path), location, "cannot read")
         if _cache is not None:
-            from .io import write_bytes_atomic
-
             try:
                 write_bytes_atomic(kept, data, durable=False)
             except OSError:
@@ -299,8 +300,6 @@ def local_copy(location: Location) -> Path:
 def write_bytes(location: Location, data: bytes, durable: bool = True) -> None:
     """Write a file or object whole or not at all: local, a temp file renamed into place; remote, one PUT."""
     if not is_url(location):
-        from .io import write_bytes_atomic
-
         write_bytes_atomic(location, data, durable)
         return
     fs, path = filesystem(location)
@@ -348,8 +347,6 @@ def is_dir(location: Location) -> bool:
 
 
 def sha256(location: Location) -> str:
-    from .io import sha256_bytes, sha256_file
-
     return sha256_file(location) if not is_url(location) else sha256_bytes(read_bytes(location))
 
 
@@ -410,3 +407,65 @@ def _s3_keys(fs, prefix: str, root: Location) -> Iterator[str]:
 def shown(location: Location) -> str:
     """A location as messages show it (one line, without credentials)."""
     return shown_path(str(public(location)))
+
+
+# --------------------------------------------------------------------------- bytes on a local disk
+
+
+@contextmanager
+def atomic_writer(path: os.PathLike | str, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary stream whose content replaces ``path`` only when the block ends without error.
+
+    The bytes go to ``.<name>.<pid>-<thread>.tmp`` in the same folder (same file system,
+    so the rename is atomic), are flushed to disk, then renamed into place:
+    ``path`` is always either absent, old or complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The thread too: threads of one process may write the same file (a cache filled by a thread pool).
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        with open(temporary, "wb") as stream:
+            yield stream
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`).
+
+    ``durable=False`` skips the flush to disk: the rename is still atomic for a
+    killed process, and only a power cut can leave an incomplete file, which
+    callers that verify checksums (``generate --resume``) detect.
+    """
+    with atomic_writer(path, durable) as stream:
+        stream.write(data)
+
+
+def write_file(location: Location, data: bytes) -> None:
+    """Write a file the user named (a preview, a list, metrics), on a disk or in a bucket, whole or not at all;
+    a failure is a :class:`StorageError` naming ``location``, not the temporary file the bytes went to first
+    (a read-only or full disk under it)."""
+    try:
+        write_bytes(location, data)
+    except StorageError:
+        raise
+    except OSError as error:
+        raise StorageError.from_os_error(error, location, "cannot write") from error
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: os.PathLike | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -33,8 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .deform import small_component_boxes, suppression_pad
+from .deform import suppression_pad
 from .params import DEFAULT_PARAMS, DeformParams, MethodTransform, check_alpha_sigma, check_prob
+
+# The CPU side, found in DataLoader workers: public here, where the engine's users look for it.
+from .torch_boxes import batch_boxes, collate_with_boxes, component_boxes  # noqa: F401
 
 BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -72,38 +75,6 @@ class BatchStats:
             if not row["deformed"]:
                 row["alpha"] = row["sigma"] = None
         return rows
-
-
-# --- CPU side: small components, in DataLoader workers ---------------------------------------------------------
-
-
-def component_boxes(label: np.ndarray | torch.Tensor, area_thresh: float = 1000, ignore_index: int | None = None):
-    """The map's small-component boxes ``(y1, x1, y2, x2)``, inclusive, as an int64 tensor (N, 4).
-
-    The CPU engine's :func:`nsegaug.deform.small_component_boxes`; call it in
-    DataLoader workers on the label exactly as it will reach
-    :func:`deform_batch` (after any crop), and collate with
-    :func:`collate_with_boxes`. The boxes do not depend on alpha, so they can
-    be found before the pair is drawn.
-    """
-    segment = label.numpy(force=True) if isinstance(label, torch.Tensor) else np.asarray(label)
-    return torch.from_numpy(small_component_boxes(segment, area_thresh, ignore_index))
-
-
-def batch_boxes(labels: torch.Tensor, area_thresh: float = 1000, ignore_index: int | None = None) -> list:
-    """:func:`component_boxes` of every map of ``labels`` (B, H, W), copied to the CPU first."""
-    return [component_boxes(label, area_thresh, ignore_index) for label in labels.cpu()]
-
-
-def collate_with_boxes(batch: Sequence[tuple]) -> tuple:
-    """``collate_fn`` for items ``(..., boxes)``: the rest collated as usual, the boxes kept as a list.
-
-    Box tables differ in length from map to map, so they cannot be stacked.
-    """
-    from torch.utils.data import default_collate
-
-    rest = default_collate([item[:-1] for item in batch])
-    return (*rest, [item[-1] for item in batch])
 
 
 # --- The steps, as pure functions of tensors ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ from conftest import LABEL_MAPS
 from oracle import oracle_nsegment, oracle_nsegment_plus, oracle_small_component_boxes
 
 from nsegaug import deform as D
+from nsegaug import fields
 from nsegaug.errors import UsageError
 from nsegaug.params import DEFAULT_ALPHA_SIGMA, MAX_SIGMA, DeformParams, check_alpha_sigma
 from nsegaug.synthetic import street_scene
@@ -269,14 +270,14 @@ def test_the_rows_blur_is_opencvs_gaussian_blur_transposed_up_to_float32_roundin
     for shape in BLUR_SHAPES:
         field = rng.uniform(-100, 100, size=shape)
         expected = cv2.GaussianBlur(field, (0, 0), sigma)  # float64: the reference's blur
-        blurred_t = D.smooth_field_transposed(field.astype(np.float32), sigma)
+        blurred_t = fields.smooth_field_transposed(field.astype(np.float32), sigma)
         assert blurred_t.shape == shape[::-1] and blurred_t.dtype == np.float32
         np.testing.assert_allclose(blurred_t.T, expected, rtol=0, atol=1e-4, err_msg=f"{shape}, sigma {sigma}")
 
 
 def test_the_rows_blur_uses_opencvs_kernel_length():
     for sigma in (0.3, 0.5, 1, 1.3, 3, 5, 10, 16):
-        kernel = cv2.getGaussianKernel(D.gaussian_taps(sigma), sigma)
+        kernel = cv2.getGaussianKernel(fields.gaussian_taps(sigma), sigma)
         impulse = np.zeros((1, 401))
         impulse[0, 200] = 1
         reach = np.flatnonzero(cv2.GaussianBlur(impulse, (0, 0), sigma, sigmaY=1e-9))
@@ -290,7 +291,7 @@ def test_float32_draws_are_the_reference_draws_rounded(label_map):
                 np.random.RandomState(seed), label_map.shape, 15, variant
             )
             state = np.random.RandomState(seed)
-            noise_x, noise_y, pair = D.draw_noise_float32(state, label_map.shape, 15, variant)
+            noise_x, noise_y, pair = fields.draw_noise_float32(state, label_map.shape, 15, variant)
             assert pair == expected_pair
             np.testing.assert_array_equal(noise_x, expected_x.astype(np.float32))
             np.testing.assert_array_equal(noise_y, expected_y.astype(np.float32))

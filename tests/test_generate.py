@@ -18,8 +18,8 @@ from PIL import Image
 
 from nsegaug import __version__
 from nsegaug.cli import main
-from nsegaug.io import sha256_file
 from nsegaug.manifest import MANIFEST_NAME, META_NAME, ROW_KEYS
+from nsegaug.storage import sha256_file
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
 

@@ -17,11 +17,9 @@ from nsegaug.io import (
     load_colour_palette,
     parse_colour,
     read_label,
-    sha256_bytes,
-    sha256_file,
-    write_bytes_atomic,
 )
 from nsegaug.palettes import VOC, flat_palette
+from nsegaug.storage import sha256_bytes, sha256_file, write_bytes_atomic
 
 imgviz = pytest.importorskip("imgviz")
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from nsegaug.errors import ManifestError
 from nsegaug.manifest import (
     ROW_KEYS,
     CopyRow,
-    ManifestError,
     RunMeta,
     append_rows,
     iter_mask_groups,

@@ -33,7 +33,7 @@ from mmseg.registry import DATASETS, TRANSFORMS  # noqa: E402
 
 from nsegaug import NoisySegmentPlus  # noqa: E402
 from nsegaug.cli import main  # noqa: E402
-from nsegaug.train.samples import chosen_labels, load_manifest  # noqa: E402
+from nsegaug.generated import chosen_labels, load_manifest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -15,10 +15,11 @@ from PIL import Image
 
 from nsegaug import noise_models as noise
 from nsegaug.cli import main
-from nsegaug.io import read_label, sha256_file
+from nsegaug.io import read_label
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 from nsegaug.noise import NoiseConfig, add_noise
 from nsegaug.params import NOISE_MODELS, NoiseParams
+from nsegaug.storage import sha256_file
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 # Street-like maps (synthetic, with and without ignore bands) and two of the example data's label maps.

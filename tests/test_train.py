@@ -21,10 +21,10 @@ from PIL import Image
 
 from nsegaug.cli import main
 from nsegaug.generate import GenerateConfig, generate_dataset
+from nsegaug.generated import choose_label, chosen_labels, load_manifest
 from nsegaug.io import read_label
 from nsegaug.manifest import MANIFEST_NAME
 from nsegaug.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, summarize
-from nsegaug.train.samples import choose_label, chosen_labels, load_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -204,9 +204,9 @@ def test_crops_keep_labels_exact_and_aligned_with_the_image(seed):
 
 @needs_torch
 def test_online_batches_carry_the_small_components_of_the_final_label_but_not_the_crop_padding(manifest):
+    from nsegaug.generated import original_samples
     from nsegaug.torch import collate_with_boxes, component_boxes
     from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader
-    from nsegaug.train.samples import original_samples
 
     samples = original_samples(load_manifest(manifest).samples)[:4]
     assert [sample.labels for sample in samples] == [(EXAMPLES / "train" / "labels" / s.key,) for s in samples]
@@ -280,11 +280,11 @@ def test_unet_takes_any_image_size():
 def test_the_amp_step_runs_under_bfloat16_autocast_and_the_evaluation_in_float32_without_autotuning(val):
     import torch
 
+    from nsegaug.generated import folder_samples
     from nsegaug.train.config import MEAN, STD
     from nsegaug.train.data import SegmentationDataset, eval_loader
     from nsegaug.train.evaluation import counts_over
     from nsegaug.train.model import UNet
-    from nsegaug.train.samples import folder_samples
     from nsegaug.train.step import to_device, train_step
 
     cpu = torch.device("cpu")

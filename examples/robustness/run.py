@@ -63,7 +63,8 @@ from report import (  # noqa: E402
 )
 
 from nsegaug.dataset import iter_label_files  # noqa: E402
-from nsegaug.io import read_label, write_bytes_atomic  # noqa: E402
+from nsegaug.io import read_label  # noqa: E402
+from nsegaug.storage import write_bytes_atomic  # noqa: E402
 from nsegaug.manifest import (  # noqa: E402
     MANIFEST_NAME,
     META_NAME,

@@ -9,7 +9,7 @@ import click
 
 from ..train import require_torch
 from . import Command
-from .options import storage_options_option
+from .options import Location, storage_options_option
 from .train import device_option, existing_folder, local_file, workers_option
 
 EXAMPLE = (
@@ -36,7 +36,7 @@ EXAMPLE = (
     help="Colour table of RGB-coded labels, if it moved  [default: the training run's]",
 )
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the metrics as JSON."
+    "--out", type=Location(dir_okay=False), default=None, help="Also write the metrics as JSON (a file or a URL)."
 )
 @storage_options_option
 def evaluate(checkpoint, labels, images, device, workers, boundary_width, palette, out, storage_options) -> None:
@@ -46,7 +46,7 @@ def evaluate(checkpoint, labels, images, device, workers, boundary_width, palett
     except ImportError as error:
         raise click.ClickException(str(error)) from error
     from .. import storage
-    from ..io import write_bytes_atomic
+    from ..storage import write_file
     from ..train.loop import evaluate_checkpoint
 
     storage.configure(storage_options)
@@ -55,7 +55,7 @@ def evaluate(checkpoint, labels, images, device, workers, boundary_width, palett
     )
     # The file first: a reader that stops reading the table (| head) must not cost it.
     if out is not None:
-        write_bytes_atomic(out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))
+        write_file(out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))
         click.echo(f"wrote {out}", err=True)
     click.echo(
         f"{result['images']} images, step {result['step']}: mIoU {_show(result['miou'])}, "

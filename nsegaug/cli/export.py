@@ -61,7 +61,7 @@ EXAMPLES = """Examples:
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=Location(dir_okay=False),
     default=None,
     help="The list to write  [default: stdout; required for mmseg]",
 )
@@ -76,7 +76,7 @@ def export(manifest, form, copies, relative_to, labels, images, out, allow_chang
     """Write a manifest's (image, label) pairs, so that nobody has to glob the output folder."""
     from .. import storage
     from ..export import manifest_pairs, mmseg_split, pairs_csv, pairs_jsonl, shown
-    from ..io import write_output
+    from ..storage import write_file
 
     storage.configure(storage_options)
     verify = not allow_changed_labels
@@ -84,7 +84,7 @@ def export(manifest, form, copies, relative_to, labels, images, out, allow_chang
         if out is None:
             raise click.UsageError("--format mmseg writes a split list: give --out FILE")
         split = mmseg_split(manifest, copies, labels, images, verify)
-        write_output(out, split.split_text().encode("utf-8"))
+        write_file(out, split.split_text().encode("utf-8"))
         ann_file = str(out) if relative_to is None else shown(out, relative_to)
         click.echo(split.config(ann_file, relative_to=relative_to), nl=False)
         click.echo(f"wrote {out}: {len(split.names)} names, {len(split.datasets)} label set(s)", err=True)
@@ -94,5 +94,5 @@ def export(manifest, form, copies, relative_to, labels, images, out, allow_chang
     if out is None:
         click.echo(text, nl=False)
     else:
-        write_output(out, text.encode("utf-8"))
+        write_file(out, text.encode("utf-8"))
         click.echo(f"wrote {out}: {len(pairs)} pairs", err=True)

@@ -99,7 +99,7 @@ class CropType(click.ParamType):
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=Location(dir_okay=False),
     default=Path("preview.png"),
     show_default=True,
     help="The sheet to write: .png, .jpg/.jpeg or .tif/.tiff, as its suffix says (with --stats: only when given).",
@@ -119,8 +119,8 @@ def preview(out, stats, as_json, storage_options, **options):
     """
     from .. import preview as sheets
     from .. import storage
-    from ..io import write_output
     from ..preview.sheet import sheet_format
+    from ..storage import write_file
 
     storage.configure(storage_options)
     ctx = click.get_current_context()
@@ -137,7 +137,7 @@ def preview(out, stats, as_json, storage_options, **options):
         if "out" not in given:
             return
     sheet = sheets.build_preview(request, index, _warn)
-    write_output(out, sheet.encoded(form))
+    write_file(out, sheet.encoded(form))
     what = "grid of" if request.grid else "sheet of"
     click.echo(f"wrote {out}: {what} {sheet.masks} mask(s), {sheet.image.width}x{sheet.image.height} px", err=True)
 

@@ -12,9 +12,10 @@ from PIL import Image
 from .. import storage
 from ..dataset import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
-from ..io import ColourPalette, LabelImage, cached_colour_palette, open_image, read_label, sha256_bytes
+from ..io import ColourPalette, LabelImage, cached_colour_palette, open_image, read_label
 from ..manifest import CopyRow, NoiseRow
 from ..params import DEFAULT_PARAMS, DeformParams
+from ..storage import sha256_bytes
 from .colours import ColourMap
 from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, PICKS
 from .manifests import ManifestIndex, Warn, _as_copy

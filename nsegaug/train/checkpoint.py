@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..io import write_bytes_atomic
+from ..generated import deformation_seed
+from ..storage import write_bytes_atomic
 from .config import TrainConfig, TrainError
 from .distributed import Processes, all_gather, device_model, unwrap
-from .samples import deformation_seed
 from .step import Learner
 
 CHECKPOINT_FORMAT = "nsegaug-train-checkpoint"

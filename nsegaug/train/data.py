@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .. import storage
 from ..errors import NsegaugError, StorageError
+from ..generated import ImageSample, choose_label, read_checked_label, sample_rng
 from ..io import ColourPalette
 from ..torch import component_boxes
 from .config import MEAN, STD, TrainError
-from .samples import ImageSample, choose_label, read_checked_label, sample_rng
 
 
 @dataclass(frozen=True)

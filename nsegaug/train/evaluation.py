@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..generated import check_samples, folder_samples, problems_message
 from ..io import load_colour_palette
 from .checkpoint import load_checkpoint
 from .config import DEFAULT_BOUNDARY_WIDTH, TrainConfig, TrainError
@@ -22,7 +23,6 @@ from .distributed import Processes, pick_device
 from .metrics import metric_counts, summarize_counts, zero_counts
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
-from .samples import check_samples, folder_samples, problems_message
 from .step import to_device
 
 # One precision for every evaluation, in training and in ``nsegaug evaluate``: the best figure a run records is

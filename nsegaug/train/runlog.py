@@ -20,8 +20,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import OutputInUse, StorageError, UsageError
-from ..io import write_bytes_atomic
 from ..lock import LOCK_NAME, hold
+from ..storage import write_bytes_atomic
 from .checkpoint import save_checkpoint
 from .config import CONFIG_NAME
 from .curves import draw_curves

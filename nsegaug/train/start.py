@@ -15,14 +15,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..torch import collate_with_boxes
-from .checkpoint import TrainState, deformation_generator, load_checkpoint, restore_learner
-from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
-from .data import EpochBatchSampler, SegmentationDataset, eval_loader, train_loader
-from .distributed import Processes, agree, device_model, unwrap
-from .model import apply_init_weights, build_model, count_parameters, load_init_weights
-from .runlog import LAST, RunLog, clear_run_folder, hold_run_folder, write_json
-from .samples import (
+from ..generated import (
     ManifestData,
     check_samples,
     folder_samples,
@@ -31,6 +24,13 @@ from .samples import (
     original_samples,
     problems_message,
 )
+from ..torch import collate_with_boxes
+from .checkpoint import TrainState, deformation_generator, load_checkpoint, restore_learner
+from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
+from .data import EpochBatchSampler, SegmentationDataset, eval_loader, train_loader
+from .distributed import Processes, agree, device_model, unwrap
+from .model import apply_init_weights, build_model, count_parameters, load_init_weights
+from .runlog import LAST, RunLog, clear_run_folder, hold_run_folder, write_json
 from .step import Learner, autocast_dtype, build_optimizer, build_scheduler
 
 # --- prepare: everything checked before a weight exists ----------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Training and validation samples from a manifest or folders, their checks, and the per-epoch label choice.
+"""A generated dataset as its users see it: (image, label) samples from a manifest or folders, their checks,
+and the offline sampling rule (which of a mask's K + 1 labels an epoch trains on).
 
-NumPy and Pillow only: everything here runs before torch is imported, so bad
-data is reported before a model is built or a worker started.
+NumPy and Pillow only, no torch: ``nsegaug train`` and the mmsegmentation
+adapter (:mod:`nsegaug.mmseg`) share it, and bad data is reported before a
+model is built or a worker started.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import storage
-from ..dataset import find_image, iter_label_files
-from ..errors import shown_path
-from ..io import ColourPalette, LabelFormatError, LabelImage, load_colour_palette, open_image, read_label, sha256_bytes
-from ..manifest import CopyRow, open_manifest
-from ..seeding import key_words
-from .config import TrainError
+from . import storage
+from .dataset import find_image, iter_label_files
+from .errors import TrainError, shown_path
+from .io import ColourPalette, LabelFormatError, LabelImage, load_colour_palette, open_image, read_label
+from .manifest import CopyRow, open_manifest
+from .seeding import key_words
+from .storage import sha256_bytes
 
 # How many offending files an error message names; the count covers them all.
 SHOWN_PROBLEMS = 10

@@ -1,0 +1,94 @@
+"""Where the masks are processed: local worker processes (loky) or a Dask cluster, through joblib."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .. import storage
+from ..dataset import Sample
+from ..errors import UsageError
+from .config import JobConfig, Log
+from .job import MaskJob, MaskOutcome
+from .workers import WorkerContext, process_mask
+
+
+def run_parallel(
+    job: MaskJob, samples: Iterator[Sample], work_items: int | None = None, log: Log = lambda message: None
+) -> Iterator[MaskOutcome]:
+    from joblib import Parallel, delayed
+
+    from ..cpus import capped_note, worker_count
+
+    # Workers know the parent by pid: in the parent itself (jobs=1 runs in process) no watch is needed.
+    context = WorkerContext(os.getpid())
+    tasks = (delayed(process_mask)(job, sample, context) for sample in samples)
+    workers = worker_count(job.config.jobs, work_items)
+    if not job.config.scheduler and (note := capped_note(job.config.jobs, workers, work_items)):
+        log(note)
+    if job.config.backend == "dask":
+        sent, secrets = _without_secrets(job)
+        if secrets and job.config.scheduler:
+            log(f"note: credentials in the storage options are not sent to the workers at {job.config.scheduler}")
+        tasks = (delayed(process_mask)(sent, sample, context) for sample in samples)
+        with _dask_backend(job.config, workers, secrets):
+            yield from Parallel(n_jobs=-1, return_as="generator_unordered")(tasks)
+        return
+    # A bounded number of tasks in flight keeps memory flat on huge datasets.
+    yield from Parallel(n_jobs=workers, return_as="generator_unordered", pre_dispatch="2*n_jobs")(tasks)
+
+
+def _without_secrets(job: MaskJob) -> tuple[MaskJob, dict]:
+    """The job as the Dask task graph carries it (its storage options without secrets), and the secrets."""
+    public, secrets = storage.split_secrets(job.config.storage_options)
+    if not secrets:
+        return job, {}
+    sent = copy.copy(job)
+    sent.config = dataclasses.replace(job.config, storage_options=public)
+    return sent, secrets
+
+
+@contextmanager
+def _dask_backend(config: JobConfig, workers: int, secrets: dict):
+    try:
+        from dask.distributed import Client, LocalCluster
+        from joblib import parallel_config
+    except ImportError as error:
+        raise UsageError("the dask backend needs the dask extra: pip install 'nsegaug[dask]'") from error
+    if config.scheduler:
+        client = Client(config.scheduler)
+        cluster = None
+    else:
+        # The cluster's processes inherit an ignored SIGINT: Ctrl-C is the parent's to handle, which closes
+        # the cluster; otherwise every worker prints its own KeyboardInterrupt traceback.
+        with _sigint_ignored():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+        if secrets:  # workers of this machine, started here: given the secrets apart from the graph
+            from ..dask_secrets import StorageSecrets
+
+            client.register_plugin(StorageSecrets(secrets))
+    try:
+        with parallel_config(backend="dask"):
+            yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+@contextmanager
+def _sigint_ignored():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,244 @@
+"""A run, from start to end: :func:`run_job` and the state a run carries (:class:`Run`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .. import lock, storage
+from ..errors import ManifestError, NsegaugError, StorageError
+from ..manifest import META_NAME, RunMeta, write_meta
+from ..storage import Location, join
+from .backends import run_parallel
+from .checks import check_folder, check_request
+from .config import Log
+from .folder import make_output_folder, prepare_output, sweep
+from .job import JobSummary, MaskJob
+from .manifest_log import ManifestLog
+from .sources import count_masks, plan
+
+
+@dataclass
+class Run:
+    """One run of a job: the job, the manifest it writes, its record, its summary, and where it reports."""
+
+    job: MaskJob
+    manifest_log: ManifestLog
+    meta: RunMeta
+    summary: JobSummary
+    total: int | None  # masks in the label folder (None: a bucket, not listed twice)
+    log: Log
+    progress: bool
+    started: float  # time.perf_counter() at the start: resume's checks are part of the run's time
+
+    @property
+    def out(self) -> Location:
+        return self.job.config.out
+
+
+def run_job(
+    job: MaskJob,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    command_line: list[str] | None = None,
+    log: Log = lambda message: print(message, file=sys.stderr),
+) -> JobSummary:
+    """Run ``job`` over its label folder; see :mod:`nsegaug.jobs` for the guarantees.
+
+    Returns the summary; bad masks are counted in it (and stop the run with
+    ``on_error="fail"``). Raises :class:`UsageError` (refused before anything
+    is written; :class:`~nsegaug.errors.FolderHeld` while another run holds the
+    output folder), :class:`StorageError` (the output folder failed: the run is
+    recorded as failed where the folder still takes a write) or
+    ``KeyboardInterrupt`` (recorded as interrupted).
+    """
+    started = time.perf_counter()
+    storage.configure(job.config.storage_options)
+    check_request(job, resume, overwrite)
+    total = count_masks(job.config)
+    make_output_folder(job.config.out)
+    with lock.hold(job.config.out, job.kind):
+        check_folder(job, resume, overwrite)
+        done, manifest_log = prepare_output(job, resume, overwrite, log)
+        run = Run(job, manifest_log, _start_meta(job, command_line), JobSummary(), total, log, progress, started)
+        try:
+            with _caller_settings_kept():
+                return execute(run, done)
+        finally:
+            manifest_log.close()
+
+
+def _start_meta(job: MaskJob, command_line: list[str] | None) -> RunMeta:
+    config = job.config
+    return RunMeta(
+        kind=job.kind,
+        parameters=job.parameters(),
+        locations=config.locations(),
+        command_line=command_line if command_line is not None else sys.argv,
+        started=_now(),
+        execution={"jobs": config.jobs, "backend": config.backend, "scheduler": config.scheduler},
+    )
+
+
+def execute(run: Run, done: set[str]) -> JobSummary:
+    """Record the run, process the masks not ``done``, and end the run whatever happens (:func:`finish_run`)."""
+    run.summary.skipped = len(done)
+    run.summary.outputs_name = f"{run.job.outputs_noun} written"
+    _write_meta(run.out, run.meta)
+    fault = None
+    try:
+        samples = (sample for sample in plan(run.job.config, run.log) if sample.label not in done)
+        run.meta.status = run_masks(run, samples)
+    except NsegaugError as error:  # the store failed, a scheduler went away: one line, the run failed
+        run.meta.status, fault = "failed", error
+    except Exception:
+        run.meta.status = "failed"  # whatever it was, it was not an interruption
+        raise
+    finally:
+        run.summary.elapsed = time.perf_counter() - run.started
+        fault = finish_run(run) or fault
+    if fault is not None:
+        raise fault
+    return run.summary
+
+
+def run_masks(run: Run, samples) -> str:
+    """Process ``samples`` in parallel, adding each mask's rows to the manifest once its files exist.
+
+    Returns the run's status: ``complete``, or ``failed`` when a mask failed.
+    An interruption propagates (the caller records ``interrupted``).
+    """
+    job, summary = run.job, run.summary
+    to_do = None if run.total is None else run.total - summary.skipped
+    outcomes = run_parallel(job, samples, to_do, run.log)
+    with _progress_bar(run.total, run.progress, initial=summary.skipped) as bar, _quiet_cancellation():
+        with closing(outcomes):
+            for outcome in outcomes:
+                bar.update(1)
+                for warning in outcome.warnings:
+                    run.log(f"warning: {warning}")
+                summary.unpaired += outcome.unpaired
+                if outcome.error:
+                    summary.failed += 1
+                    summary.failures.append(outcome.error)
+                    run.log(f"error: {outcome.error}")
+                    if job.config.on_error == "fail":
+                        # Masks already running may still write files; they are not in
+                        # the manifest, so the end of the run removes them.
+                        break
+                    continue
+                run.manifest_log.append(outcome.rows)
+                job.observe(outcome.rows)
+                summary.masks += 1
+                summary.outputs_written += sum(1 for row in outcome.rows if row.output)
+    return "failed" if summary.failed else "complete"
+
+
+def finish_run(run: Run) -> StorageError | None:
+    """Sort the manifest, remove what it does not list, and record how the run ended.
+
+    Each step is tried even when one before it failed (a full disk), and the
+    first failure is returned, so the metadata says ``failed`` wherever the
+    folder still takes a write.
+    """
+    meta, manifest_log = run.meta, run.manifest_log
+    if meta.status == "running":
+        meta.status = "interrupted"
+    faults: list[StorageError] = []
+    rows = _step(faults, manifest_log.manifest, "cannot sort the manifest", manifest_log.finish)
+    # Even when the sort failed (a full disk), the unsorted manifest says what is listed; removing the rest
+    # also frees the space the record of the run needs.
+    listed_in = rows if rows is not None else _step(faults, run.out, "cannot read the manifest", manifest_log.rows_file)
+    _step(faults, run.out, "cannot clean up", lambda: sweep(run.job, listed_in))
+    if faults:
+        meta.status = "failed"
+    run.summary.counts, run.summary.warnings = run.job.report()
+    for warning in run.summary.warnings:
+        run.log(f"warning: {warning}")
+    _record(meta, run.summary, run.total)
+    try:
+        _write_meta(run.out, meta)
+    except StorageError as error:
+        faults.append(error)
+    return faults[0] if faults else None
+
+
+def _step(faults: list[StorageError], location: Location, doing: str, action: Callable):
+    """``action()``; an I/O fault is added to ``faults`` as one line instead of stopping the end of a run."""
+    try:
+        return action()
+    except StorageError as error:
+        faults.append(error)
+    except (OSError, ManifestError) as error:
+        faults.append(StorageError.from_os_error(error, location, doing) if isinstance(error, OSError) else error)
+    return None
+
+
+def _record(meta: RunMeta, summary: JobSummary, total: int | None) -> None:
+    meta.finished = _now()
+    meta.elapsed_s = round(summary.elapsed, 3)
+    meta.counts = {
+        "masks_total": total if total is not None else summary.masks + summary.skipped + summary.failed,
+        "masks_done": summary.masks,
+        "masks_skipped": summary.skipped,
+        "masks_failed": summary.failed,
+        "masks_unpaired": summary.unpaired,
+        summary.outputs_name.replace(" ", "_"): summary.outputs_written,
+        **summary.counts,
+    }
+    meta.masks_per_second = round(summary.masks_per_second, 3)
+    meta.failures = sorted(summary.failures)[:100]  # workers finish in any order; the record does not
+    meta.warnings = summary.warnings
+
+
+def _write_meta(out: Location, meta: RunMeta) -> None:
+    try:
+        write_meta(join(out, META_NAME), meta)
+    except OSError as error:
+        raise StorageError.from_os_error(error, join(out, META_NAME), "cannot record the run") from error
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _caller_settings_kept():
+    """Pillow's size guard and OpenCV's thread count as the caller had them: with ``jobs=1`` the masks are
+    processed in this process, whose settings belong to the caller (a notebook, a training script)."""
+    from PIL import Image
+
+    pixels = Image.MAX_IMAGE_PIXELS
+    threads = sys.modules["cv2"].getNumThreads() if "cv2" in sys.modules else -1  # -1: OpenCV's default
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = pixels
+        if "cv2" in sys.modules:
+            sys.modules["cv2"].setNumThreads(threads)
+
+
+@contextmanager
+def _quiet_cancellation():
+    # Stopping early (on_error fail, Ctrl-C) cancels queued tasks on
+    # purpose; joblib would warn about it on the user's terminal.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tasks which were still being processed", category=UserWarning)
+        yield
+
+
+@contextmanager
+def _progress_bar(total: int, enabled: bool, initial: int = 0):
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total, initial=initial, disable=not enabled, unit="mask", file=sys.stderr, dynamic_ncols=True
+    ) as bar:
+        yield bar

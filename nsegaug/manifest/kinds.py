@@ -1,0 +1,59 @@
+"""The kinds of run a manifest may record (``generate``, ``noise``): the one place a new kind is added.
+
+For each kind: its row type, and which file names its outputs have. The job
+engine asks this module, by the kind a run's metadata records, what an
+earlier run may have written into a folder (an ``--overwrite`` judges the
+files of a run of another kind, or one stopped before its manifest listed
+them); it never names a kind itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+from .. import storage
+from ..dataset import LABEL_EXTENSIONS, output_pattern
+from ..storage import Location
+from .rows import CopyRow, NoiseRow
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of run: its manifest row, and whether a run of it with ``parameters`` into ``out`` may have
+    written the file ``name`` (relative to ``out``)."""
+
+    row_type: type
+    could_write: Callable[[str, Mapping, Location], bool]
+
+
+@lru_cache(maxsize=8)
+def _copy_names(template: str):
+    return output_pattern(template)
+
+
+def _generate_could_write(name: str, parameters: Mapping, out: Location) -> bool:
+    # Copy k of a label is named by the run's template, for 1 <= k <= its copies.
+    template, copies = parameters.get("name_template"), parameters.get("copies")
+    if not template or not copies:
+        return False
+    found = _copy_names(template).fullmatch(PurePosixPath(name).name)
+    return bool(found) and 1 <= int(found["copy"]) <= copies and found["ext"].lower() in LABEL_EXTENSIONS
+
+
+def _noise_could_write(name: str, parameters: Mapping, out: Location) -> bool:
+    # A noise run mirrors its label folder: a file is its output where the folder has a label of that name.
+    labels = parameters.get("labels")
+    if not labels or PurePosixPath(name).suffix.lower() not in LABEL_EXTENSIONS:
+        return False
+    # Recorded relative to the output folder where both are local, else absolute (a path or a URL).
+    relative = not storage.is_url(labels) and not storage.is_url(out) and not Path(labels).is_absolute()
+    root = storage.join(out, labels) if relative else storage.as_location(labels)
+    return storage.is_file(storage.join(root, name))
+
+
+KINDS = {"generate": Kind(CopyRow, _generate_could_write), "noise": Kind(NoiseRow, _noise_could_write)}
+# The row type of each kind of run.
+ROW_TYPES = {name: kind.row_type for name, kind in KINDS.items()}

@@ -1,0 +1,122 @@
+"""The house: no import circle in the package, no module too long to read, and one declared public API.
+
+Imports are read from the source (every import, also those inside functions,
+which are circles all the same once both functions run); ``if TYPE_CHECKING``
+blocks are left out. An import of a package's name that is a module of it
+(``from . import storage``) is an arrow to that module; of any other name, to
+the package itself (its ``__init__``).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nsegaug"
+# A module a reader can hold in mind: past this, it is two.
+MAX_LINES = 500
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_nodes(tree: ast.AST):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        yield from _import_nodes(node)
+
+
+def imports_of(name: str) -> set[str]:
+    """The package's modules that module ``name`` imports."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in MODULES)
+            continue
+        if node.level:
+            base = package.split(".")
+            base = base[: len(base) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:
+            target = node.module or ""
+        if target not in MODULES:
+            continue
+        for alias in node.names:
+            found.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in MODULES else target)
+    found.discard(name)
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of ``graph`` (as the modules along it), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for following in sorted(graph.get(node, ())):
+            if state.get(following) == 1:
+                return path[path.index(following) :] + [following]
+            if following not in state and (cycle := visit(following)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle_and_passes_a_tree():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_no_import_circle_in_the_package():
+    graph = {name: imports_of(name) for name in MODULES}
+    assert find_cycle(graph) is None
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_is_longer_than_a_reader_can_hold(name):
+    lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{MODULES[name]}: {lines} lines; split it by concern"
+
+
+# Public modules that need an optional dependency: imported where it is installed.
+OPTIONAL = {"nsegaug.mmseg": "mmseg", "nsegaug.albumentations": "albumentations", "nsegaug.torch": "torch"}
+
+
+def test_every_public_name_and_module_imports():
+    import nsegaug
+
+    for name in nsegaug.__all__:
+        assert getattr(nsegaug, name) is not None
+    for module in nsegaug.PUBLIC_MODULES:
+        needs = OPTIONAL.get(module)
+        if needs is None or importlib.util.find_spec(needs) is not None:
+            importlib.import_module(module)
