@@ -32,7 +32,7 @@ def _paired_panel(draw, font, origin, width, height, metric, by_condition, metho
     values = [value for cell in cells for value in cell["values"]]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max((high - low) * 0.1, 0.005)
-    low, high = low - pad, high + pad
+    low, high = (low - pad if low - pad > 0 or low < 0 else 0.0), high + pad
 
     def y_of(value: float) -> float:
         return bottom - (bottom - top) * (value - low) / (high - low)
@@ -75,7 +75,8 @@ def curves_chart(runs: Sequence[dict], methods: Sequence[str], conditions: Seque
     rows = math.ceil(len(cells) / columns)
     image = Image.new("RGB", (panel[0] * columns, panel[1] * rows + 16), "white")
     draw, font = ImageDraw.Draw(image), ImageFont.load_default()
-    values = [row[key] for run in runs for row in run["evals"] for key in ("miou", "boundary_miou") if row.get(key)]
+    keys = ("miou", "boundary_miou")
+    values = [row[key] for run in runs for row in run["evals"] for key in keys if row.get(key) is not None]
     low = max(0.0, math.floor(min(values, default=0.0) * 10) / 10)
     last = max((row["step"] for run in runs for row in run["evals"]), default=1)
     seeds = sorted({run["seed"] for run in runs})
@@ -93,7 +94,9 @@ def curves_chart(runs: Sequence[dict], methods: Sequence[str], conditions: Seque
                 continue
             colour = PALETTE[seeds.index(run["seed"]) % len(PALETTE)]
             for key, thickness in (("miou", 2), ("boundary_miou", 1)):
-                points = [_place(box, last, low, row["step"], row[key]) for row in run["evals"] if row.get(key)]
+                points = [
+                    _place(box, last, low, row["step"], row[key]) for row in run["evals"] if row.get(key) is not None
+                ]
                 if len(points) > 1:
                     draw.line(points, fill=colour, width=thickness)
                 for x, y in points[-1:]:
