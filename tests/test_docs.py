@@ -14,7 +14,12 @@ from nsegaug.cli import main
 from nsegaug.cli.options import Location
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", ROOT / "examples" / "quickstart.sh", ROOT / "examples" / "mmseg" / "README.md"]
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / "docs" / "study.md",
+    ROOT / "examples" / "quickstart.sh",
+    ROOT / "examples" / "mmseg" / "README.md",
+]
 
 
 def shell_commands(text: str) -> list[str]:

@@ -33,6 +33,7 @@ COMMANDS = {
     "generate": "Write K deformed copies of every label map, with a manifest.",
     "noise": "Write a noisy version of every label map: annotation error, seeded and reproducible.",
     "preview": "Draw source masks next to their deformed copies, to choose parameters by eye.",
+    "study": "Run a paired study on your data: does NSegment+ help, with confidence intervals.",
     "train": "Train a segmentation model on a generated dataset and evaluate it.",
 }
 

@@ -232,3 +232,16 @@ def _fail(message: str) -> None:
     if int(os.environ.get("RANK", 0)) == 0:
         click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+# Options of the command that are not part of a run's config.
+NOT_CONFIG = ("resume", "overwrite", "quiet", "storage_options", "cache")
+
+
+def config_of(arguments: list[str]) -> TrainConfig:
+    """The config that ``nsegaug train ARGUMENTS`` (without --resume) would run, parsed as the command parses it:
+    for a caller that runs training as a command (``nsegaug study``) and checks a finished run against it."""
+    ctx = train.make_context("train", list(arguments))
+    with ctx:
+        options = {name: value for name, value in ctx.params.items() if name not in NOT_CONFIG}
+        return _config(ctx, False, options)
