@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import runpy
 import subprocess
@@ -35,3 +36,17 @@ def test_mmseg_configs_use_nsegaugs_classes_and_the_manifest_the_readme_generate
     assert "NoisySegmentPlus" not in [step["type"] for step in dataset["pipeline"]]
     out = re.search(r"nsegaug generate .*--out (\S+)", (EXAMPLES / "mmseg" / "README.md").read_text()).group(1)
     assert dataset["ann_file"] == f"{out}/manifest.jsonl"
+
+
+def test_the_downsampling_pilot_runs(tmp_path):
+    """examples/robustness/pilot/downsampled_truth.py on one example map: a row per paper pair, shares in 0..100."""
+    labels = EXAMPLES / "data" / "train" / "labels"
+    script = EXAMPLES / "robustness" / "pilot" / "downsampled_truth.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(labels), str(labels), "2", "1", "1"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 15 and "50:3" in rows
+    assert all(0 <= row["changed_percent"] <= 100 and 0 <= row["suppressed_percent"] <= 100 for row in rows.values())
+    assert any(row["changed_percent"] > 0 for row in rows.values())

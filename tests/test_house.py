@@ -120,3 +120,16 @@ def test_every_public_name_and_module_imports():
         needs = OPTIONAL.get(module)
         if needs is None or importlib.util.find_spec(needs) is not None:
             importlib.import_module(module)
+
+
+def test_the_manual_imports_only_public_modules():
+    """A page that teaches an import of an internal module would break its readers when that module moves."""
+    import re
+
+    import nsegaug
+
+    pages = [PACKAGE.parent / "README.md", *sorted((PACKAGE.parent / "docs").rglob("*.md"))]
+    pattern = re.compile(r"^\s*(?:from|import)\s+(nsegaug[\w.]*)", re.MULTILINE)
+    taught = {(page.name, module) for page in pages for module in pattern.findall(page.read_text(encoding="utf-8"))}
+    internal = sorted((page, module) for page, module in taught if module not in nsegaug.PUBLIC_MODULES)
+    assert taught and not internal, internal

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from nsegaug.deform import DEFAULT_ALPHA_SIGMA, deform
+from nsegaug.deform import deform
+from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams
 
 
 def downsample(segment: np.ndarray, factor: int) -> np.ndarray:
@@ -45,7 +46,8 @@ def main(argv: list[str]) -> None:
         small = None if scaled else downsample(segment, factor)
         for pair in pairs:
             for _ in range(copies):
-                result = deform(segment, np.random.RandomState(rng.integers(2**31)), [pair], area, ignore_index=255)
+                params = DeformParams(alpha_sigma=(pair,), area_thresh=area, ignore_index=255)
+                result = deform(segment, np.random.RandomState(rng.integers(2**31)), params=params)
                 changed = (
                     result.changed_fraction if scaled else float((downsample(result.segment, factor) != small).mean())
                 )
