@@ -272,3 +272,25 @@ def test_threads_are_a_runtime_setting_that_a_resume_may_change(tmp_path):
     assert resumed_config(saved, {"threads": 1}).threads == 1
     with pytest.raises(Exception, match="threads must be >= 1"):
         TrainConfig(manifest=tmp_path, val_labels=tmp_path, val_images=tmp_path, num_classes=3, threads=0)
+
+
+SHARED = """
+import json, sys
+import cv2, torch
+from nsegaug.train.distributed import use_threads
+threads = use_threads(None, local_processes=int(sys.argv[1]))
+print(json.dumps({"torch": torch.get_num_threads(), "cv2": cv2.getNumThreads(), "said": threads.describe()}))
+"""
+
+
+@needs_torch
+@needs_taskset
+@pytest.mark.skipif(AFFINITY < 2, reason="needs 2 CPUs")
+def test_local_training_processes_share_the_cpus_torch_and_opencv_alike():
+    # As under torchrun --nproc-per-node 2 on 2 CPUs: each process takes one (torchrun's LOCAL_WORLD_SIZE).
+    command = ["taskset", "-c", "0,1", sys.executable, "-c", SHARED]
+    alone = json.loads(subprocess.run([*command, "1"], capture_output=True, text=True, check=True).stdout)
+    shared = json.loads(subprocess.run([*command, "2"], capture_output=True, text=True, check=True).stdout)
+    assert (alone["torch"], alone["cv2"]) == (2, 2)
+    assert (shared["torch"], shared["cv2"]) == (1, 1)
+    assert shared["said"] == "1 thread (2 CPUs available, shared by 2 processes on this machine)"
