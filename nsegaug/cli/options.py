@@ -148,7 +148,7 @@ jobs_option = click.option(
     "-j",
     type=click.IntRange(min=1),
     default=default_jobs,
-    show_default="one per CPU this process may use (affinity, cgroup quota)",
+    show_default="one per CPU this process may use: affinity, cgroup quota",
     help="Worker processes, each running OpenCV on one thread (at most one per mask and per CPU); outputs are the "
     "same for any number.",
 )
