@@ -23,11 +23,17 @@ from dataclasses import dataclass, field
 
 
 def cpus_available() -> int:
-    """The CPUs this process may run on (its affinity), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """The CPUs this process may use (affinity, bounded by a cgroup CPU quota), not the machine's count."""
+    from nsegaug.cpus import available_cpus
+
+    return available_cpus()
+
+
+def cpu_quota() -> float | None:
+    """The cgroup CPU quota in CPUs (None: none), for the record."""
+    from nsegaug.cpus import cgroup_cpu_quota
+
+    return cgroup_cpu_quota()
 
 
 def _version(distribution: str) -> str | None:
@@ -58,6 +64,7 @@ def conditions(**threads: int | None) -> dict:
     return {
         "cpus_available": cpus_available(),
         "cpus_machine": os.cpu_count(),
+        "cpu_quota": cpu_quota(),
         "load_average": [round(value, 2) for value in os.getloadavg()],
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {platform.processor()}".strip(),
@@ -70,8 +77,10 @@ def conditions(**threads: int | None) -> dict:
 def print_conditions(found: Mapping) -> None:
     """Two lines: the machine and its load, then the library versions and threads."""
     load = ", ".join(f"{value:.2f}" for value in found["load_average"])
+    quota = f", cgroup quota {found['cpu_quota']:g} CPUs" if found.get("cpu_quota") is not None else ""
     print(
-        f"conditions: {found['cpus_available']} CPUs available to the process (machine: {found['cpus_machine']}), "
+        f"conditions: {found['cpus_available']} CPUs available to the process (machine: {found['cpus_machine']}"
+        f"{quota}), "
         f"load average {load} (1, 5, 15 min), Python {found['python']} on {found['machine']}"
     )
     versions = ", ".join(f"{name} {version}" for name, version in found["versions"].items())
@@ -134,6 +143,12 @@ def interleaved(
             if keep is not None:
                 keep(name, index, result)
     return timings
+
+
+def print_load_after(found: dict) -> None:
+    """The load average once the measurements are done, recorded in ``found`` and printed."""
+    found["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
+    print(f"load average after: {', '.join(f'{value:.2f}' for value in found['load_average_after'])}")
 
 
 def ratio(slow: Mapping, fast: Mapping, key: str) -> float:

@@ -10,7 +10,7 @@ import click
 from ..train import require_torch
 from . import Command
 from .options import Location, storage_options_option
-from .train import device_option, existing_folder, local_file, workers_option
+from .train import device_option, existing_folder, local_file, threads_option, workers_option
 
 EXAMPLE = (
     "nsegaug evaluate --checkpoint runs/nsp/best.pt --labels examples/data/val/labels --images examples/data/val/images"
@@ -23,6 +23,7 @@ EXAMPLE = (
 @click.option("--images", type=existing_folder, required=True, help="Image folder, paired by name.")
 @device_option
 @workers_option
+@threads_option
 @click.option(
     "--boundary-width",
     type=click.IntRange(min=1),
@@ -39,7 +40,9 @@ EXAMPLE = (
     "--out", type=Location(dir_okay=False), default=None, help="Also write the metrics as JSON (a file or a URL)."
 )
 @storage_options_option
-def evaluate(checkpoint, labels, images, device, workers, boundary_width, palette, out, storage_options) -> None:
+def evaluate(
+    checkpoint, labels, images, device, workers, threads, boundary_width, palette, out, storage_options
+) -> None:
     """Recompute mIoU, boundary IoU, band mIoU, per-class IoU and pixel accuracy of a saved model."""
     try:
         require_torch("nsegaug evaluate")
@@ -51,7 +54,14 @@ def evaluate(checkpoint, labels, images, device, workers, boundary_width, palett
 
     storage.configure(storage_options)
     result = evaluate_checkpoint(
-        checkpoint, labels, images, device=device, workers=workers, boundary_width=boundary_width, palette=palette
+        checkpoint,
+        labels,
+        images,
+        device=device,
+        workers=workers,
+        threads=threads,
+        boundary_width=boundary_width,
+        palette=palette,
     )
     # The file first: a reader that stops reading the table (| head) must not cost it.
     if out is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..cpus import available_cpus
+from ..cpus import available_cpus, default_jobs
 from ..errors import UsageError
 from ..params import PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma
 
@@ -147,9 +147,10 @@ jobs_option = click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=1),
-    default=available_cores,
-    show_default="all cores",
-    help="Worker processes (at most one per mask and per CPU); outputs are the same for any number.",
+    default=default_jobs,
+    show_default="one per CPU this process may use: affinity, cgroup quota",
+    help="Worker processes, each running OpenCV on one thread (at most one per mask and per CPU); outputs are the "
+    "same for any number.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the summary.")
 pattern_option = click.option("--pattern", default=None, help="Glob on file names, e.g. '*_labelTrainIds.png'.")

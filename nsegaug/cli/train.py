@@ -59,6 +59,13 @@ workers_option = click.option(
     show_default="min(4, cores)",
     help="DataLoader worker processes (per training process); 0 loads in the main process.",
 )
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch and OpenCV threads of each training process (DataLoader workers run 1 each)  [default: the CPUs "
+    "this process may use (affinity, cgroup quota), shared among the training processes on this machine]",
+)
 
 
 @click.command(cls=Command, epilog=EPILOG)
@@ -154,6 +161,7 @@ workers_option = click.option(
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only; ignored on CPU).")
 @device_option
 @workers_option
+@threads_option
 @seed_option
 @click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True, help="Evaluate every N epochs.")
 @boundary_width_option

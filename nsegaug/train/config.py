@@ -33,6 +33,7 @@ RUNTIME_FIELDS = frozenset(
         "epochs",
         "iters",
         "workers",
+        "threads",
         "device",
         "amp",
         "eval_every",
@@ -83,6 +84,7 @@ class TrainConfig:
     amp: bool = True
     device: str = "auto"
     workers: int = 2
+    threads: int | None = None  # torch and OpenCV threads; None: this process's share of the CPUs it may use
     seed: int = 0
     eval_every: int = 1
     boundary_width: int = DEFAULT_BOUNDARY_WIDTH
@@ -145,6 +147,7 @@ class TrainConfig:
             (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.clip_grad is None or self.clip_grad > 0, f"clip_grad must be > 0, got {self.clip_grad}"),
             (self.warmup_iters >= 0 and self.workers >= 0 and self.seed >= 0, "counts and seeds must be >= 0"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (self.eval_every >= 1 and self.checkpoint_every >= 0, "eval_every must be >= 1"),
             (self.boundary_width >= 1, f"boundary_width must be >= 1 pixel, got {self.boundary_width}"),
         ]

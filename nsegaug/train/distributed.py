@@ -81,11 +81,66 @@ def start_processes(device: torch.device, processes: Processes) -> None:
     """Join the process group: NCCL between GPUs, gloo between CPU processes."""
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    elif processes.distributed and "OMP_NUM_THREADS" not in os.environ:
-        # CPU processes on one machine share its cores; more threads would only contend.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes.local_world_size))
+    # Threads: use_threads, called by prepare with the run's setting, shares the CPUs among local processes.
     if processes.distributed and not torch_dist.is_initialized():
         torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+@dataclass(frozen=True)
+class Threads:
+    """The threads this process runs torch and OpenCV on, and what decided their number."""
+
+    count: int
+    cpus: int  # the CPUs this process may use: affinity, bounded by the cgroup's quota
+    local_processes: int  # training processes on this machine sharing them (torchrun's LOCAL_WORLD_SIZE)
+    asked: bool  # set by the run's config (--threads), not the CPUs' even share
+
+    def describe(self) -> str:
+        """``1 thread (1 CPU available)``; ``3 threads as asked, more than the 1 CPU available``; ..."""
+        threads = f"{self.count} thread{'s' if self.count != 1 else ''}"
+        available = f"{self.cpus} CPU{'s' if self.cpus != 1 else ''} available"
+        if self.local_processes > 1:
+            available += f", shared by {self.local_processes} processes on this machine"
+        if not self.asked:
+            return f"{threads} ({available})"
+        if self.count * self.local_processes > self.cpus:
+            return f"{threads} as asked, more than the share of the {available} (they will take turns)"
+        return f"{threads} as asked ({available})"
+
+    def record(self) -> dict:
+        """What config.json records: the count and what it was chosen from."""
+        return {
+            "torch": self.count,
+            "opencv": self.count,
+            "cpus_available": self.cpus,
+            "local_processes": self.local_processes,
+            "asked": self.asked,
+        }
+
+
+def use_threads(requested: int | None, local_processes: int = 1) -> Threads:
+    """Run torch's and OpenCV's work in this process on ``requested`` threads, or by default on this process's
+    share of the CPUs it may use (``nsegaug.cpus.threads_per_worker`` over the local processes).
+
+    torch's own default is the machine's core count, whatever the affinity or the quota: in a job given a
+    few CPUs of a large node, its threads would take turns. DataLoader workers run one thread each
+    (``data.seed_worker``): they fill a bounded queue ahead of the step and wait while it is full.
+    """
+    from .. import cpus
+
+    available = cpus.available_cpus()
+    count = requested if requested is not None else cpus.threads_per_worker(local_processes, available)
+    torch.set_num_threads(count)
+    try:
+        # Settable once, and only before the first inter-op parallel work; a second run in the same
+        # process (tests, notebooks) keeps the first run's inter-op pool, which only torch.jit uses.
+        torch.set_num_interop_threads(count)
+    except RuntimeError:
+        pass
+    import cv2
+
+    cv2.setNumThreads(count)
+    return Threads(count, available, local_processes, requested is not None)
 
 
 def stop_processes(processes: Processes) -> None:

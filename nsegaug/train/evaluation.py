@@ -19,7 +19,7 @@ from ..io import load_colour_palette
 from .checkpoint import load_checkpoint
 from .config import DEFAULT_BOUNDARY_WIDTH, TrainConfig, TrainError
 from .data import SegmentationDataset, eval_loader
-from .distributed import Processes, pick_device
+from .distributed import Processes, pick_device, use_threads
 from .metrics import metric_counts, summarize_counts, zero_counts
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
@@ -81,6 +81,7 @@ def evaluate_checkpoint(
     *,
     device: str = "auto",
     workers: int = 2,
+    threads: int | None = None,
     boundary_width: int | None = None,
     palette: Path | None = None,
     log: Callable[[str], None] = say_on_stderr,
@@ -88,8 +89,10 @@ def evaluate_checkpoint(
     """The metrics of a saved model on a folder of labels and images (paired as ``generate`` pairs them).
 
     ``boundary_width``: of the boundary metrics; ``palette``: the colour table of RGB-coded labels; both by
-    default the training run's.
+    default the training run's. ``threads``: torch's and OpenCV's, by default the CPUs this process may use
+    (said in the first line, recorded in the result).
     """
+    chosen_threads = use_threads(threads)
     checkpoint = load_checkpoint(Path(checkpoint_path))
     config = TrainConfig.from_dict(checkpoint["config"])
     pairing = checkpoint.get("data", {})
@@ -102,6 +105,7 @@ def evaluate_checkpoint(
     if problems:
         raise TrainError(problems_message(problems, f"the evaluation data ({labels})"))
     torch_device = pick_device(device, Processes())
+    log(f"evaluating {checkpoint_path}: {len(samples)} images on {torch_device.type}, {chosen_threads.describe()}")
     model = build_model(config.model, config.num_classes, config.width)
     model.load_state_dict(checkpoint["model"])
     model.to(torch_device)
@@ -129,6 +133,7 @@ def evaluate_checkpoint(
         labels=str(labels),
         boundary_width=width,
         eval_precision=EVAL_PRECISION,
+        threads=chosen_threads.record(),
         confusion=counts["confusion"].cpu().tolist(),
     )
     return result

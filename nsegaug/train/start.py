@@ -28,7 +28,7 @@ from ..torch import collate_with_boxes
 from .checkpoint import TrainState, deformation_generator, load_checkpoint, restore_learner
 from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
 from .data import EpochBatchSampler, SegmentationDataset, eval_loader, train_loader
-from .distributed import Processes, agree, device_model, unwrap
+from .distributed import Processes, Threads, agree, device_model, unwrap, use_threads
 from .model import apply_init_weights, build_model, count_parameters, load_init_weights
 from .runlog import LAST, RunLog, clear_run_folder, hold_run_folder, write_json
 from .step import Learner, autocast_dtype, build_optimizer, build_scheduler
@@ -52,6 +52,7 @@ class Plan:
     checkpoint: dict | None  # --resume: last.pt
     overwrite: bool
     command_line: list[str] | None
+    threads: Threads  # this process's torch and OpenCV threads
 
     @property
     def cuda(self) -> bool:
@@ -64,7 +65,8 @@ class Plan:
 
 def prepare(config, processes, device, run_log, resume, overwrite, command_line, held: ExitStack) -> Plan:
     """Hold and check the run folder (until ``held`` closes), the checkpoint to resume and every data file
-    (rank 0; all ranks refuse alike)."""
+    (rank 0; all ranks refuse alike). The threads are set first, before any parallel work."""
+    threads = use_threads(config.threads, processes.local_world_size)
     agree(processes, lambda: held.enter_context(hold_run_folder(config.out, resume, overwrite)))
     checkpoint = resumable_checkpoint(config) if resume else None
     data = load_manifest(config.manifest, config.labels, config.images, verify=not config.allow_changed_labels)
@@ -100,6 +102,7 @@ def prepare(config, processes, device, run_log, resume, overwrite, command_line,
         checkpoint,
         overwrite,
         command_line,
+        threads,
     )
 
 
@@ -231,6 +234,7 @@ def start_run_folder(plan: Plan, run_log: RunLog) -> None:
     record = {"config": plan.config.to_dict(), "prob_used": plan.prob, "nsegaug": __version__}
     record.update(torch=torch.__version__, command_line=plan.command_line)
     record.update(device=plan.device.type, device_model=device_model(plan.device), world_size=plan.processes.world_size)
+    record["threads"] = plan.threads.record()
     write_json(out / CONFIG_NAME, record)
 
 
@@ -256,7 +260,7 @@ def loaders(plan: Plan, step: int):
 
 
 def headline(plan: Plan, learner: Learner, state: TrainState) -> str:
-    """The line that opens a run: data, model, devices, length."""
+    """The line that opens a run: data, model, devices and threads, length."""
     config = plan.config
     if config.online:
         labels_used = f"online: originals deformed on {plan.device.type} with p={plan.prob:g}"
@@ -268,6 +272,7 @@ def headline(plan: Plan, learner: Learner, state: TrainState) -> str:
         f"{'resuming at step ' + str(state.step) if plan.checkpoint else 'training'}: {len(plan.train_set)} images "
         f"({labels_used}), "
         f"{len(plan.val_set)} validation images; {config.model} {parameters / 1e6:.2f}M parameters; "
-        f"{plan.device.type} x {plan.processes.world_size}{', AMP' if learner.amp else ''}; {plan.total} steps "
+        f"{plan.device.type} x {plan.processes.world_size}{', AMP' if learner.amp else ''}, "
+        f"{plan.threads.describe()}; {plan.total} steps "
         f"({plan.per_epoch} per epoch, batch {plan.global_batch}) -> {config.out}"
     )
