@@ -64,7 +64,6 @@ from report import (  # noqa: E402
 
 from nsegaug.dataset import iter_label_files  # noqa: E402
 from nsegaug.io import read_label  # noqa: E402
-from nsegaug.storage import write_bytes_atomic  # noqa: E402
 from nsegaug.manifest import (  # noqa: E402
     MANIFEST_NAME,
     META_NAME,
@@ -73,6 +72,7 @@ from nsegaug.manifest import (  # noqa: E402
     read_meta,
 )
 from nsegaug.palettes import colour_table  # noqa: E402
+from nsegaug.storage import write_bytes_atomic  # noqa: E402
 
 MAKE_DATA = Path(__file__).resolve().parents[1] / "make_sample_data.py"
 OUTPUTS = ("results.json", "results.md", "results.png", "curves.png", "noise.png")
