@@ -14,7 +14,7 @@ nsegaug generate --labels "$data/train/labels" --out "$work/gen64" -k 2 --seed 3
 nsegaug noise --labels "$data/train/labels" --out "$work/noise" --seed 5 -q -j 2
 echo "noise $(tree_hash "$work/noise")"
 OMP_NUM_THREADS=1 nsegaug train --manifest "$work/gen" --val-labels "$data/val/labels" --val-images "$data/val/images" \
-    --num-classes 19 --width 4 --batch-size 2 --crop 64 64 --workers 0 --iters 6 --device cpu --out "$work/run" -q \
+    --num-classes 19 --width 4 --batch-size 2 --crop 64 64 --workers 0 --iters 6 --device cpu --threads 1 --out "$work/run" -q \
     >/dev/null 2>&1
 python - "$work/run/metrics.json" <<'PY'
 import hashlib, json, sys
