@@ -234,6 +234,7 @@ def test_train_on_one_cpu_runs_one_thread_says_so_first_and_records_it(manifest,
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     assert record["threads"] == {"torch": 1, "opencv": 1, "cpus_available": 1, "local_processes": 1, "asked": False}
     assert record["config"]["threads"] is None  # the default: chosen again from the CPUs on --resume
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["threads"] == record["threads"]
 
     evaluated = run_pinned(
         "evaluate",

@@ -338,6 +338,7 @@ def finish(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog) -> 
         "baseline": config.baseline,
         "online": config.online,
         "world_size": plan.processes.world_size,
+        "threads": plan.threads.record(),  # this run's (a resumed run may have had others before)
         "device": str(plan.device.type),
         "device_model": device_model(plan.device),
         "eval_precision": EVAL_PRECISION,
