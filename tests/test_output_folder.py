@@ -265,3 +265,18 @@ def test_a_run_folder_is_held_by_its_training_until_that_process_ends(tmp_path):
     # The hold died with its process: the folder can be taken over at once.
     assert CliRunner().invoke(main, [*arguments, "--iters", "1", "--overwrite"]).exit_code == 0
     assert not (run / LOCK_NAME).exists() and (run / "metrics.json").exists()
+
+
+def test_a_python_caller_that_changed_directory_keeps_its_relative_folders(tmp_path, monkeypatch):
+    from nsegaug.generate import GenerateConfig, generate_dataset
+
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        (folder / "labels").mkdir(parents=True)
+        for index in range(2):
+            shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", folder / "labels")
+        monkeypatch.chdir(folder)  # loky keeps the first run's workers, started in the first folder
+        config = GenerateConfig(labels=Path("labels"), out=Path("out"), copies=1, jobs=2)
+        assert generate_dataset(config, log=lambda message: None).masks == 2
+        assert files(folder / "out") == listed(folder / "out")
+    assert sorted(files(tmp_path / "first" / "out")) == sorted(files(tmp_path / "second" / "out"))

@@ -26,7 +26,7 @@ def run_parallel(
     from ..cpus import capped_note, worker_count
 
     # Workers know the parent by pid: in the parent itself (jobs=1 runs in process) no watch is needed.
-    context = WorkerContext(os.getpid())
+    context = WorkerContext(os.getpid(), os.getcwd())
     tasks = (delayed(process_mask)(job, sample, context) for sample in samples)
     workers = worker_count(job.config.jobs, work_items)
     if not job.config.scheduler and (note := capped_note(job.config.jobs, workers, work_items)):

@@ -31,9 +31,11 @@ PILLOW_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What every task of a run tells its worker about the run: the process that started it."""
+    """What every task of a run tells its worker about the run: the process that started it, and the folder
+    that process works in (relative paths of a Python caller are relative to it)."""
 
     parent_pid: int
+    cwd: str
 
 
 def process_mask(job: MaskJob, sample: Sample, context: WorkerContext) -> MaskOutcome:
@@ -104,6 +106,14 @@ def _worker_setup(context: WorkerContext, max_pixels: int | None) -> None:
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = max_pixels if max_pixels is not None else PILLOW_MAX_PIXELS
+    if os.getpid() != context.parent_pid and os.getcwd() != context.cwd:
+        # loky keeps its workers between runs: one started for a run in another folder (a notebook that
+        # changed directory) would read and write relative paths there. A Dask worker on another machine
+        # may not have the folder: relative local paths mean nothing there anyway.
+        try:
+            os.chdir(context.cwd)
+        except OSError:
+            pass
     if os.getpid() != context.parent_pid and context.parent_pid not in _set_up_for:
         _set_up_for.add(context.parent_pid)
         import cv2
