@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,3 +61,20 @@ LABEL_MAPS = {
 @pytest.fixture(params=sorted(LABEL_MAPS), ids=sorted(LABEL_MAPS))
 def label_map(request) -> np.ndarray:
     return LABEL_MAPS[request.param].copy()
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """Mount a tmpfs of a given size (and options) under tmp_path; unmounted at the end."""
+    mounted = []
+
+    def make(name: str, size: str, *options: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", point], check=True)
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", point], check=False)

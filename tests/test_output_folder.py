@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from folders import files, listed, snapshot
 
 from nsegaug.cli import main
 from nsegaug.lock import LOCK_NAME
@@ -30,31 +30,6 @@ SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 
 def generate(*args):
     return CliRunner().invoke(main, ["generate", *map(str, args)], catch_exceptions=False)
-
-
-def snapshot(root: Path) -> dict[str, bytes | str]:
-    """Every entry under ``root`` (links as their target, folders as 'dir'), to compare before and after."""
-    found: dict[str, bytes | str] = {}
-    for folder, folders, names in os.walk(root):
-        for name in folders + names:
-            path = Path(folder) / name
-            key = path.relative_to(root).as_posix()
-            if path.is_symlink():
-                found[key] = "link:" + os.readlink(path)
-            elif path.is_dir():
-                found[key] = "dir"
-            else:
-                found[key] = path.read_bytes()
-    return found
-
-
-def listed(out: Path) -> set[str]:
-    rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
-    return {row["output"] for row in rows if row["output"]} | {MANIFEST_NAME, META_NAME}
-
-
-def files(out: Path) -> set[str]:
-    return {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file() or path.is_symlink()}
 
 
 @pytest.fixture

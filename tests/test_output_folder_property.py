@@ -10,7 +10,6 @@ the user removes what they planted and starts again, which must succeed with the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from folders import files, listed, snapshot
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -31,18 +31,6 @@ from nsegaug.manifest import MANIFEST_NAME, META_NAME  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 ACTIONS = ("fresh", "resume", "overwrite", "kill", "together", "link_out", "edit_row", "link_labels", "drop_meta")
-
-
-def snapshot(root: Path) -> dict[str, bytes | str]:
-    found: dict[str, bytes | str] = {}
-    for folder, folders, names in os.walk(root):
-        for name in folders + names:
-            path = Path(folder) / name
-            key = path.relative_to(root).as_posix()
-            found[key] = (
-                "link:" + os.readlink(path) if path.is_symlink() else "dir" if path.is_dir() else path.read_bytes()
-            )
-    return found
 
 
 class World:
@@ -109,15 +97,6 @@ def act(world: World, action: str, draw) -> None:
         (world.out / META_NAME).unlink(missing_ok=True)
 
 
-def listed(out: Path) -> set[str]:
-    rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
-    return {row["output"] for row in rows if row["output"]} | {MANIFEST_NAME, META_NAME}
-
-
-def held_files(out: Path) -> set[str]:
-    return {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file() or path.is_symlink()}
-
-
 @settings(
     max_examples=20,
     deadline=None,
@@ -144,5 +123,5 @@ def test_nothing_outside_the_output_changes_and_the_folder_ends_as_its_manifest_
         assert "drop_meta" in actions and "holds files no nsegaug run wrote" in str(error)
         shutil.rmtree(world.out)
         generate_dataset(world.config(), log=print)
-    assert held_files(world.out) == listed(world.out)
+    assert files(world.out) == listed(world.out)
     assert not (world.out / LOCK_NAME).exists()

@@ -67,23 +67,6 @@ def labels(tmp_path) -> Path:
     return folder
 
 
-@pytest.fixture
-def mount(tmp_path):
-    """Mount a tmpfs of a given size (and options) under tmp_path; unmounted at the end."""
-    mounted = []
-
-    def make(name: str, size: str, *options: str) -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", point], check=True)
-        mounted.append(point)
-        return point
-
-    yield make
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", point], check=False)
-
-
 # --- 1. stale outputs ----------------------------------------------------------------------------------------------
 
 

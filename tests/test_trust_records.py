@@ -12,7 +12,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -230,23 +229,6 @@ def test_export_refuses_the_manifest_preview_refuses(tmp_path, damage):
 
 
 # --- the smaller ones -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mount(tmp_path):
-    """Mount a tmpfs of a given size (and options) under tmp_path; unmounted at the end."""
-    mounted = []
-
-    def make(name: str, size: str, *options: str) -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", point], check=True)
-        mounted.append(point)
-        return point
-
-    yield make
-    for point in mounted:
-        subprocess.run(["umount", point], check=False)
 
 
 @needs_root
