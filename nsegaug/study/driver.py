@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..io import write_bytes_atomic
+from ..storage import write_bytes_atomic
 from .plan import Layout, Unit, plan_units
 from .report import OUTPUTS, study_record, write_outputs
 from .run import UNITS_LOG, StudyError, UnitLog, run_units, thread_environment, threads_per_run

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..cpus import available_cpus
-from ..io import write_bytes_atomic
+from ..storage import write_bytes_atomic
 from . import analysis
 from .analysis import METRIC_NAMES, METRICS
 from .plan import Unit
