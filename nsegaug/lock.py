@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -34,6 +35,8 @@ from .errors import FolderHeld, StorageError
 from .storage import Location
 
 LOCK_NAME = ".nsegaug.lock"
+# How long a refused run waits for the holder of a local lock to write its name.
+HOLDER_WAIT_S = 2.0
 
 
 def holder_identity(command: str) -> dict:
@@ -98,13 +101,22 @@ def _lock_file(path: Path) -> int:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(descriptor)
-            raise FolderHeld(f"{storage.shown(path.parent)} is in use by {describe(_read_holder(path))}") from None
+            raise FolderHeld(f"{storage.shown(path.parent)} is in use by {describe(_named_holder(path))}") from None
         try:
             if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
                 return descriptor
         except FileNotFoundError:
             pass
         os.close(descriptor)  # the holder before removed it as it let go: take the new file
+
+
+def _named_holder(path: Path) -> dict:
+    """The holder of a local lock, waiting a moment for it to write its name: a run that took the flock an
+    instant ago may not have written it yet."""
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while not (holder := _read_holder(path)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return holder
 
 
 def _read_holder(path: Location) -> dict:
