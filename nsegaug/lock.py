@@ -8,6 +8,9 @@ finished run leaves none; a run that took the lock of a file removed in the
 meantime sees that it holds a file nobody else can open, and takes the lock
 again (the usual flock-and-unlink pattern). A killed run's file is taken
 over by the next run.
+The file is opened without following links (``O_NOFOLLOW``): a link
+planted under its name is an error naming it, and its target is never
+touched.
 
 An object store has no locks. There the hold is the object
 ``<prefix>/.nsegaug.lock``, written by the holder with its identity (host,
@@ -94,7 +97,9 @@ def _lock_file(path: Path) -> int:
 
     while True:
         try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            descriptor = storage.open_own(path, os.O_RDWR | os.O_CREAT)  # a link there: an error naming it
+        except StorageError:
+            raise
         except OSError as error:
             raise StorageError.from_os_error(error, path, "cannot take the output folder") from error
         try:
@@ -103,7 +108,7 @@ def _lock_file(path: Path) -> int:
             os.close(descriptor)
             raise FolderHeld(f"{storage.shown(path.parent)} is in use by {describe(_named_holder(path))}") from None
         try:
-            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+            if os.lstat(path).st_ino == os.fstat(descriptor).st_ino:  # a link swapped in is not this file
                 return descriptor
         except FileNotFoundError:
             pass
