@@ -21,8 +21,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import OutputInUse, StorageError, UsageError
+from ..local_files import open_own, write_bytes_atomic
 from ..lock import LOCK_NAME, hold
-from ..storage import open_own, write_bytes_atomic
 from .checkpoint import save_checkpoint
 from .config import CONFIG_NAME
 from .curves import draw_curves
