@@ -295,5 +295,22 @@ def deform_volume(
 
 
 def deform_bytes_per_voxel(params: DeformParams, label_itemsize: int) -> int:
-    """Peak bytes per voxel of :func:`deform_volume`: the fields, the mask, the source and the result."""
-    return FIELD_BYTES_PER_VOXEL[params.precision] + 2 * label_itemsize
+    """Bytes per voxel that :func:`deform_volume` adds at its peak to the source it is given: the fields, the
+    suppression mask, the result, and the result's file bytes as it is written (at most 8 a voxel)."""
+    return FIELD_BYTES_PER_VOXEL[params.precision] + label_itemsize + 8
+
+
+def check_volume_fits(path, segment: np.ndarray, params: DeformParams) -> None:
+    """A :class:`~nsegaug.errors.LabelFormatError` naming ``path`` when deforming ``segment`` needs more memory
+    than this process can still take (refused before the fields are allocated, not killed midway)."""
+    from ..errors import LabelFormatError
+    from ..memory import available_memory, format_size
+
+    per_voxel = deform_bytes_per_voxel(params, segment.dtype.itemsize)
+    needed, available = segment.size * per_voxel, available_memory()
+    if available is not None and needed > available:
+        raise LabelFormatError(
+            path,
+            f"deforming this {' x '.join(map(str, segment.shape))} volume needs about {format_size(needed)} of "
+            f"memory ({per_voxel} bytes a voxel, {params.precision}), and {format_size(available)} is available",
+        )
