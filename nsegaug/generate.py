@@ -11,12 +11,12 @@ from pathlib import Path
 from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
 from .dataset import output_name as make_output_name
 from .deform import ENGINE_VERSION
-from .volume.engine import VOLUME_ENGINE_VERSION
 from .errors import LabelFormatError, UsageError
 from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .manifest import CopyRow
 from .params import DEFAULT_PARAMS, DeformParams, check_copies, check_prob
+from .volume.engine import VOLUME_ENGINE_VERSION
 
 # A copy identical to its source is expected now and then (the paper's alpha = 1 pairs move nothing on most
 # maps: a fifth of its pairs); past this share something is wrong, most often the threshold for the map size.

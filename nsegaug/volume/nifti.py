@@ -184,4 +184,3 @@ def _integral(path, values: np.ndarray) -> np.ndarray:
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     fits = np.iinfo(np.int32).min <= low and high <= np.iinfo(np.int32).max
     return values.astype(np.int32 if fits else np.int64)
-
