@@ -71,7 +71,10 @@ def read_nifti(path: os.PathLike | str, data: bytes, max_voxels: int | None = No
     axes = _volume_shape(path, shape)
     _check_scaling(path, image)
     stored = np.asanyarray(image.dataobj.get_unscaled())
-    indices = _integral(path, np.ascontiguousarray(stored.reshape(axes, order="F")))
+    # In C order and this machine's byte order: the engines (and cc3d) take native arrays; the copy is written
+    # back in the file's own type and order.
+    native = stored.dtype.newbyteorder("=")
+    indices = _integral(path, np.ascontiguousarray(stored.reshape(axes, order="F"), dtype=native))
     offset = int(image.dataobj.offset)
     end = offset + stored.size * stored.dtype.itemsize
     zooms = tuple(float(zoom) for zoom in image.header.get_zooms()[:3])
