@@ -251,7 +251,8 @@ def _read_volume(path: os.PathLike | str, data: bytes | None) -> LabelImage:
         raise LabelFormatError(path, "file not found") from error
     except OSError as error:
         raise LabelFormatError(path, f"cannot read ({error.strerror or error})") from error
-    return read_nifti(path, data, max_voxels=Image.MAX_IMAGE_PIXELS)
+    indices, layout = read_nifti(path, data, max_voxels=Image.MAX_IMAGE_PIXELS)
+    return LabelImage(indices, "NIFTI", "NIFTI", volume=layout)
 
 
 def _too_large(error: Exception) -> str:

@@ -45,8 +45,9 @@ class NiftiLayout:
     axis_codes: tuple[str, str, str]  # where each array axis points (nibabel's aff2axcodes, e.g. R, A, S)
 
 
-def read_nifti(path: os.PathLike | str, data: bytes, max_voxels: int | None = None):
-    """A :class:`~nsegaug.io.LabelImage` of a NIfTI file's bytes; anything unusable is a :class:`LabelFormatError`.
+def read_nifti(path: os.PathLike | str, data: bytes, max_voxels: int | None = None) -> tuple[np.ndarray, NiftiLayout]:
+    """The class values (X, Y, Z) of a NIfTI file's bytes and what writing a copy needs; anything unusable is
+    a :class:`LabelFormatError`.
 
     Refused: 4D images (a trailing axis of length 1 is no fourth axis),
     scaled data (``scl_slope`` other than 1 or ``scl_inter`` other than 0),
@@ -54,8 +55,6 @@ def read_nifti(path: os.PathLike | str, data: bytes, max_voxels: int | None = No
     are refused from their header, before the data are unpacked.
     """
     import nibabel as nib
-
-    from ..io import LabelImage
 
     compressed = data[:2] == _GZIP_MAGIC
     check_size(path, _header_bytes(path, data, compressed), max_voxels)
@@ -88,7 +87,7 @@ def read_nifti(path: os.PathLike | str, data: bytes, max_voxels: int | None = No
         spacing=spacing,
         axis_codes=tuple(nib.aff2axcodes(image.affine)),
     )
-    return LabelImage(indices, "NIFTI", "NIFTI", volume=layout)
+    return indices, layout
 
 
 def encode_nifti(layout: NiftiLayout, indices: np.ndarray) -> bytes:
