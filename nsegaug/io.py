@@ -251,7 +251,7 @@ def _read_volume(path: os.PathLike | str, data: bytes | None) -> LabelImage:
         raise LabelFormatError(path, "file not found") from error
     except OSError as error:
         raise LabelFormatError(path, f"cannot read ({error.strerror or error})") from error
-    indices, layout = read_nifti(path, data, max_voxels=Image.MAX_IMAGE_PIXELS)
+    indices, layout = read_nifti(path, data)
     return LabelImage(indices, "NIFTI", "NIFTI", volume=layout)
 
 

@@ -250,3 +250,13 @@ def test_real_brain_parcellations_keep_their_header_and_small_structures(tmp_pat
         source, deformed = np.asanyarray(nib.load(atlas).dataobj), np.asanyarray(nib.load(copy).dataobj)
         assert set(np.unique(deformed)) == set(np.unique(source))  # 83 regions, none lost, none invented
         assert 0.001 < np.mean(source != deformed) < 0.1
+
+
+def test_a_small_file_claiming_a_huge_volume_is_refused_before_it_is_unpacked(tmp_path):
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((4000, 4000, 4000))  # 128 GB of data claimed, in a file of a few hundred bytes
+    path = tmp_path / "bomb.nii.gz"
+    path.write_bytes(gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 1024))
+    with pytest.raises(Exception, match=r"bomb.nii.gz: a 4000 x 4000 x 4000 volume needs about .* of memory to read"):
+        read_label(path)

@@ -45,19 +45,21 @@ class NiftiLayout:
     axis_codes: tuple[str, str, str]  # where each array axis points (nibabel's aff2axcodes, e.g. R, A, S)
 
 
-def read_nifti(path: os.PathLike | str, data: bytes, max_voxels: int | None = None) -> tuple[np.ndarray, NiftiLayout]:
+def read_nifti(path: os.PathLike | str, data: bytes) -> tuple[np.ndarray, NiftiLayout]:
     """The class values (X, Y, Z) of a NIfTI file's bytes and what writing a copy needs; anything unusable is
     a :class:`LabelFormatError`.
 
     Refused: 4D images (a trailing axis of length 1 is no fourth axis),
     scaled data (``scl_slope`` other than 1 or ``scl_inter`` other than 0),
-    and values that are not whole numbers. ``max_voxels``: larger volumes
-    are refused from their header, before the data are unpacked.
+    values that are not whole numbers, and a volume whose data would not fit
+    in the memory left (from its header, before the data are unpacked: a
+    small .nii.gz can claim a huge volume). Pillow's limit on pixels, a 2D
+    guard whose default is smaller than many CT volumes, does not apply.
     """
     import nibabel as nib
 
     compressed = data[:2] == _GZIP_MAGIC
-    check_size(path, _header_bytes(path, data, compressed), max_voxels)
+    check_size(path, _header_bytes(path, data, compressed))
     try:
         raw = gzip.decompress(data) if compressed else data
         image_class = nib.Nifti2Image if _header_size(raw) == 540 else nib.Nifti1Image
@@ -100,18 +102,29 @@ def encode_nifti(layout: NiftiLayout, indices: np.ndarray) -> bytes:
     return gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0) if layout.compressed else raw
 
 
-def check_size(path, header: bytes, max_voxels: int | None) -> None:
-    """Refuse a volume larger than ``max_voxels`` (the run's largest map) from its header alone."""
-    if max_voxels is None:
-        return
+def check_size(path, header: bytes) -> None:
+    """Refuse, from its header alone, a volume whose reading would not fit in the memory left: the file
+    unpacked, its data, and the class values (at most 8 bytes a voxel)."""
+    from ..memory import available_memory, format_size
+
     shape = _dims(path, header)
     voxels = int(np.prod(shape, dtype=np.float64))
-    if voxels > max_voxels:
+    itemsize = _itemsize(header)
+    needed, available = voxels * (2 * itemsize + 8), available_memory()
+    if available is not None and needed > available:
         raise LabelFormatError(
             path,
-            f"{voxels:,} voxels ({' x '.join(map(str, shape))}), above the largest map size of {max_voxels:,}; "
-            "raise the largest map size (max_pixels) if the file is trusted",
+            f"a {' x '.join(map(str, shape))} volume needs about {format_size(needed)} of memory to read, "
+            f"and {format_size(available)} is available",
         )
+
+
+def _itemsize(header: bytes) -> int:
+    """Bytes a voxel from the header's bitpix (NIfTI-1: int16 at byte 72; NIfTI-2: int16 at byte 14)."""
+    size = _header_size(header)
+    order = "<" if int(np.frombuffer(header[:4], dtype="<i4")[0]) == size else ">"
+    bits = int(np.frombuffer(header, dtype=f"{order}i2", count=1, offset=72 if size == 348 else 14)[0])
+    return max(1, bits // 8)
 
 
 def _header_bytes(path, data: bytes, compressed: bool) -> bytes:
