@@ -188,19 +188,19 @@ def test_export_pairs_volumes_with_their_scans(volumes, tmp_path):
 
 
 def test_a_volume_too_large_for_the_memory_left_is_refused_by_name(tmp_path):
-    big = save(tmp_path / "labels" / "big.nii.gz", np.zeros((200, 200, 200), np.uint8))
+    big = save(tmp_path / "labels" / "big.nii.gz", np.zeros((300, 300, 300), np.uint8))
     script = f"""
 import resource, sys
 from pathlib import Path
 from nsegaug.generate import GenerateConfig, generate_dataset
 size = [int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
         if line.startswith("VmSize:")][0]
-resource.setrlimit(resource.RLIMIT_AS, (size + 150 * 2**20, resource.RLIM_INFINITY))
+resource.setrlimit(resource.RLIMIT_AS, (size + 600 * 2**20, resource.RLIM_INFINITY))
 summary = generate_dataset(GenerateConfig(labels={str(tmp_path / "labels")!r}, out={str(tmp_path / "out")!r}, copies=1))
 print(summary.failures)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert f"{big}: deforming this 200 x 200 x 200 volume needs about" in done.stdout, done.stdout + done.stderr
+    assert f"{big}: deforming this 300 x 300 x 300 volume needs about" in done.stdout, done.stdout + done.stderr
     assert "bytes a voxel, float32)" in done.stdout
 
 
