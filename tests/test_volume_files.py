@@ -260,3 +260,22 @@ def test_a_small_file_claiming_a_huge_volume_is_refused_before_it_is_unpacked(tm
     path.write_bytes(gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 1024))
     with pytest.raises(Exception, match=r"bomb.nii.gz: a 4000 x 4000 x 4000 volume needs about .* of memory to read"):
         read_label(path)
+
+
+def test_volumes_in_a_bucket_and_through_dask_give_the_local_bytes(volumes, tmp_path):
+    from nsegaug import storage
+    from nsegaug.generate import GenerateConfig, generate_dataset
+
+    local = tmp_path / "local"
+    assert invoke("generate", "--labels", volumes, "--out", local, "-k", 2, "-q").exit_code == 0
+    bucket = "memory://volumes-test"
+    for path in volumes.rglob("*.nii*"):
+        storage.write_bytes(f"{bucket}/labels/{path.relative_to(volumes).as_posix()}", path.read_bytes())
+    generate_dataset(GenerateConfig(labels=f"{bucket}/labels", out=f"{bucket}/out", copies=2), log=lambda line: None)
+    for name, data in tree(local).items():
+        assert storage.read_bytes(f"{bucket}/out/{name}") == data, name
+    pytest.importorskip("dask.distributed")
+    through_dask = tmp_path / "dask"
+    result = invoke("generate", "--labels", volumes, "--out", through_dask, "-k", 2, "--backend", "dask", "-j", 2, "-q")
+    assert result.exit_code == 0, result.output
+    assert tree(through_dask) == tree(local)

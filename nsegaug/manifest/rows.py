@@ -71,7 +71,8 @@ class CopyRow:
             raise ManifestError(f"{where}: deformed copy without alpha and sigma")
 
 
-ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow))
+# The keys of every row (a volume's row adds its depth: see _OPTIONAL_KEYS).
+ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow) if spec.name not in ("depth",))
 
 
 @dataclass(frozen=True)
