@@ -8,10 +8,11 @@ ribbon cut at an angle) is one object, not a string of specks each under the
 threshold, and a volume of one slice gives the 2D engine's components.
 
 Labelling uses ``cc3d`` (connected-components-3d, the ``volumes`` extra):
-all classes in one pass, about 15x faster than one ``scipy.ndimage.label``
-per class on an 84-class brain atlas. Without it, ``scipy.ndimage.label``
-class by class gives the same components (the tests check both against a
-plain labelling).
+all classes in one pass, 16x less CPU time than one ``scipy.ndimage.label``
+per class on the 15-class 512 x 512 x 300 volume of
+``benchmarks/bench_volume.py``. Without it, ``scipy.ndimage.label`` class by
+class gives the same components (the tests check both against a plain
+labelling).
 """
 
 from __future__ import annotations
