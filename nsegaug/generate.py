@@ -77,6 +77,7 @@ class GenerateJob(MaskJob):
         super().__init__(config)
         self.unchanged = self.deformed = 0
         self.suppressed = 0.0
+        self.volumes = 0  # deformed copies of 3-D volumes, whose threshold and margins read differently
 
     def parameters(self) -> dict:
         return self.config.parameters()
@@ -116,6 +117,7 @@ class GenerateJob(MaskJob):
                 self.deformed += 1
                 self.unchanged += row.changed_fraction == 0
                 self.suppressed += row.suppressed_fraction
+                self.volumes += row.depth is not None
 
     def report(self) -> tuple[dict, list[str]]:
         counts = {"copies_deformed": self.deformed, "copies_unchanged": self.unchanged}
@@ -130,6 +132,13 @@ class GenerateJob(MaskJob):
             f"{self.unchanged} of {self.deformed} deformed copies ({100 * unchanged_share:.1f}%) are identical to "
             f"their source, and suppression covers {100 * mean_suppressed:.1f}% of a map on average"
         )
+        if mean_suppressed > SUPPRESSED_WARNING_SHARE and self.volumes:
+            units = "mm³" if self.config.params.units == "mm" else "voxels"
+            return counts, [
+                f"{identical}: components of up to {self.config.params.area_thresh:g} {units} are protected, with a "
+                "margin of alpha/2 along each axis, which on these volumes is most of them: lower area_thresh, or "
+                "alpha (the margin grows with it)"
+            ]
         if mean_suppressed > SUPPRESSED_WARNING_SHARE:
             return counts, [
                 f"{identical}: components of up to {self.config.params.area_thresh:g} px are protected (with a "

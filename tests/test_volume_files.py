@@ -279,3 +279,10 @@ def test_volumes_in_a_bucket_and_through_dask_give_the_local_bytes(volumes, tmp_
     result = invoke("generate", "--labels", volumes, "--out", through_dask, "-k", 2, "--backend", "dask", "-j", 2, "-q")
     assert result.exit_code == 0, result.output
     assert tree(through_dask) == tree(local)
+
+
+def test_a_threshold_that_protects_most_of_a_volume_is_explained_in_volume_terms(volumes, tmp_path):
+    result = invoke("generate", "--labels", volumes, "--out", tmp_path / "out", "-k", 1, "--area-thresh", 10**6)
+    assert result.exit_code == 0
+    assert "components of up to 1e+06 voxels are protected, with a margin of alpha/2 along each axis" in result.stderr
+    assert "1024x2048" not in result.stderr
