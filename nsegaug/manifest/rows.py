@@ -14,6 +14,8 @@ from ..errors import ManifestError
 
 # 2: the metadata records its run's kind, and folders relative to the manifest's folder.
 SCHEMA_VERSION = 2
+# Keys a row leaves out where they are None: a 2-D map's row has no depth, and stays the row earlier versions wrote.
+_OPTIONAL_KEYS = ("depth",)
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ class CopyRow:
             raise ManifestError(f"{where}: deformed copy without alpha and sigma")
 
 
-# The keys of every row (a volume's row adds its depth: see _OPTIONAL_KEYS).
-ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow) if spec.name not in ("depth",))
+# The keys of every row (a volume's row adds its depth).
+ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow) if spec.name not in _OPTIONAL_KEYS)
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,6 @@ class NoiseRow:
         numbers += ["depth"] if self.depth is not None and not _is_int(self.depth) else []
         if numbers:
             raise ManifestError(f"{where}: not a manifest row ({', '.join(numbers)}: not a number)")
-
-
-# Keys a row leaves out where they are None: a 2-D map's row has no depth, and stays the row earlier versions wrote.
-_OPTIONAL_KEYS = ("depth",)
 
 
 def _row_json(row) -> str:
