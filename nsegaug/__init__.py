@@ -44,6 +44,9 @@ PUBLIC_MODULES = (
     "nsegaug.mmseg",
     "nsegaug.seeding",
     "nsegaug.copies",
+    "nsegaug.volume",
+    "nsegaug.monai",
+    "nsegaug.torchio",
 )
 
 

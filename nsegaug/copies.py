@@ -6,6 +6,8 @@ Copy k of the sample with key ``key`` draws everything from
 on (parameters, seed, prob, key, k) only, never on which process or in
 which order it is made. The seed, ``prob`` and the number of copies are the
 sampling parameters; how each copy is deformed is the :class:`DeformParams`.
+A 3-D volume is deformed by the 3D engine (:mod:`nsegaug.volume`), with the
+same streams.
 """
 
 from __future__ import annotations
@@ -20,16 +22,36 @@ from .seeding import random_state
 
 
 def deformed_copies(
-    segment: np.ndarray, key: str, copies: int, params: DeformParams, seed: int = 0, prob: float = 1.0
+    segment: np.ndarray,
+    key: str,
+    copies: int,
+    params: DeformParams,
+    seed: int = 0,
+    prob: float = 1.0,
+    spacing: tuple[float, float, float] | None = None,
 ) -> Iterator[tuple[int, DeformResult | None]]:
-    """``(k, result)`` for k = 1..copies; ``result`` is None where the coin left copy k unchanged."""
+    """``(k, result)`` for k = 1..copies; ``result`` is None where the coin left copy k unchanged.
+
+    ``spacing``: a volume's voxel sides in mm (for ``params.units == "mm"``).
+    """
+    if segment.ndim == 3:
+        from .volume.engine import deform_volume as engine
+        from .volume.engine import volume_boxes as boxes_of
+    else:
+        engine, boxes_of = _deform_map, _map_boxes
     # The small components depend on the map only: found once for all its copies.
-    boxes = None
-    if params.suppresses and prob > 0:
-        boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index)
+    boxes = boxes_of(segment, params, spacing) if params.suppresses and prob > 0 else None
     for copy_index in range(1, copies + 1):
         state = random_state(seed, key, copy_index)
         if not draw_coin(state, prob):
             yield copy_index, None
             continue
-        yield copy_index, deform(segment, state, params, boxes)
+        yield copy_index, engine(segment, state, params, spacing, boxes)
+
+
+def _deform_map(segment, state, params, spacing, boxes) -> DeformResult:
+    return deform(segment, state, params, boxes)
+
+
+def _map_boxes(segment, params, spacing) -> np.ndarray:
+    return small_component_boxes(segment, params.area_thresh, params.ignore_index)

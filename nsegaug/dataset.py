@@ -13,9 +13,11 @@ from pathlib import Path, PurePosixPath
 from . import storage
 from .errors import shown_path
 
+# NIfTI label volumes (nsegaug.volume); ".nii.gz" is one extension of two suffixes (see split_extension).
+VOLUME_EXTENSIONS = (".nii.gz", ".nii")
 # The file types a label map can be in: lossless formats only (a JPEG would have blurred the class indices).
-LABEL_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+LABEL_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", *VOLUME_EXTENSIONS)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", *VOLUME_EXTENSIONS)
 DEFAULT_NAME_TEMPLATE = "{stem}_nsp{copy}{ext}"
 
 
@@ -85,6 +87,21 @@ def _matches(name: str, pattern: str | None) -> bool:
     return name.lower().endswith(LABEL_EXTENSIONS)
 
 
+def split_extension(name: str) -> tuple[str, str]:
+    """``(stem, extension)`` of a file name, a volume's two-suffix extension kept whole: ``x.nii.gz`` is
+    ``("x", ".nii.gz")``, not ``("x.nii", ".gz")``."""
+    for extension in VOLUME_EXTENSIONS:
+        if name.lower().endswith(extension) and len(name) > len(extension):
+            return name[: -len(extension)], name[-len(extension) :]
+    path = PurePosixPath(name)
+    return path.stem, path.suffix
+
+
+def is_volume(path: os.PathLike | str) -> bool:
+    """Whether a file is a label volume, by its extension (``.nii``, ``.nii.gz``)."""
+    return str(path).lower().endswith(VOLUME_EXTENSIONS)
+
+
 def strip_suffix(stem: str, suffix: str) -> str:
     return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
 
@@ -97,7 +114,7 @@ def find_image(images_root: Path | str, label: str, label_suffix: str = "", imag
     ``_gtFine_labelTrainIds`` and ``_leftImg8bit``).
     """
     path = PurePosixPath(label)
-    stem = strip_suffix(path.stem, label_suffix) + image_suffix
+    stem = strip_suffix(split_extension(path.name)[0], label_suffix) + image_suffix
     for extension in IMAGE_EXTENSIONS:
         for candidate in (stem + extension, stem + extension.upper()):
             relative = path.parent / candidate
@@ -153,14 +170,15 @@ def output_pattern(template: str) -> re.Pattern:
         elif name == "copy":
             parts.append(r"(?P<copy>\d+)")
         elif name == "ext":
-            parts.append(r"(?P<ext>\.[^./]+)")
+            parts.append(r"(?P<ext>\.nii\.gz|\.[^./]+)")
     return re.compile("".join(parts))
 
 
 def output_name(label: str, copy_index: int, template: str = DEFAULT_NAME_TEMPLATE) -> str:
     """Relative POSIX path of copy ``copy_index`` of ``label`` (same folders as the source)."""
     path = PurePosixPath(label)
-    return str(path.parent / template.format(stem=path.stem, copy=copy_index, ext=path.suffix))
+    stem, extension = split_extension(path.name)
+    return str(path.parent / template.format(stem=stem, copy=copy_index, ext=extension))
 
 
 def is_inside(path: Path | str, folder: Path | str) -> bool:

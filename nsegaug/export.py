@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import storage
-from .dataset import strip_suffix
+from .dataset import is_volume, strip_suffix
 from .errors import ManifestError, UsageError, shown_path
 from .manifest import Manifest, open_manifest
 
@@ -206,6 +206,10 @@ def mmseg_split(
     sets: dict[int, tuple[Path, str]] = {}
     members: dict[int, int] = {}
     for pair in _pairs(opened, copies, labels, images, verify):
+        if is_volume(pair.key):
+            raise UsageError(
+                f"{shown_path(pair.label)}: a NIfTI volume; mmsegmentation trains on 2D images: export csv or jsonl"
+            )
         members[pair.copy] = members.get(pair.copy, 0) + 1
         key = PurePosixPath(pair.key)
         name = (key.parent / strip_suffix(key.stem, label_suffix)).as_posix()

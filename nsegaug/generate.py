@@ -16,6 +16,7 @@ from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .manifest import CopyRow
 from .params import DEFAULT_PARAMS, DeformParams, check_copies, check_prob
+from .volume.engine import VOLUME_ENGINE_VERSION
 
 # A copy identical to its source is expected now and then (the paper's alpha = 1 pairs move nothing on most
 # maps: a fifth of its pairs); past this share something is wrong, most often the threshold for the map size.
@@ -61,6 +62,7 @@ class GenerateConfig(JobConfig):
             "png_level": self.png_level,
             # Engine 2 changed float32 outputs: a run of engine 1 is not resumed with engine 2.
             "engine": ENGINE_VERSION,
+            "volume_engine": VOLUME_ENGINE_VERSION,
         }
 
 
@@ -75,6 +77,7 @@ class GenerateJob(MaskJob):
         super().__init__(config)
         self.unchanged = self.deformed = 0
         self.suppressed = 0.0
+        self.volumes = 0  # deformed copies of 3-D volumes, whose threshold and margins read differently
 
     def parameters(self) -> dict:
         return self.config.parameters()
@@ -91,16 +94,18 @@ class GenerateJob(MaskJob):
         label_image = read_label(source, cached_colour_palette(config.palette), data=data)
         segment = label_image.indices
         _check_ignore_index(source, segment, config.params.ignore_index)
-        height, width = segment.shape
+        _check_volume(source, segment, config.params)
         source_sha = sha256_bytes(data)
         # Copy 0, the original: lets a training loop draw from all K + 1 labels.
-        rows = [_row(sample, None, 0, None, height, width, source_sha, source_sha)]
+        rows = [_row(sample, None, 0, None, segment.shape, source_sha, source_sha)]
         outputs = []
-        drawn = deformed_copies(segment, sample.label, config.copies, config.params, config.seed, config.prob)
+        drawn = deformed_copies(
+            segment, sample.label, config.copies, config.params, config.seed, config.prob, label_image.spacing
+        )
         for (copy_index, result), name in zip(drawn, self.outputs(sample.label), strict=True):
             encoded = encode_label(label_image, result.segment if result else segment, config.png_level)
             outputs.append(Output(name, encoded))
-            rows.append(_row(sample, name, copy_index, result, height, width, source_sha, sha256_bytes(encoded)))
+            rows.append(_row(sample, name, copy_index, result, segment.shape, source_sha, sha256_bytes(encoded)))
         return rows, outputs
 
     def is_complete(self, rows: Mapping[int, object]) -> bool:
@@ -112,6 +117,7 @@ class GenerateJob(MaskJob):
                 self.deformed += 1
                 self.unchanged += row.changed_fraction == 0
                 self.suppressed += row.suppressed_fraction
+                self.volumes += row.depth is not None
 
     def report(self) -> tuple[dict, list[str]]:
         counts = {"copies_deformed": self.deformed, "copies_unchanged": self.unchanged}
@@ -126,6 +132,13 @@ class GenerateJob(MaskJob):
             f"{self.unchanged} of {self.deformed} deformed copies ({100 * unchanged_share:.1f}%) are identical to "
             f"their source, and suppression covers {100 * mean_suppressed:.1f}% of a map on average"
         )
+        if mean_suppressed > SUPPRESSED_WARNING_SHARE and self.volumes:
+            units = "mm³" if self.config.params.units == "mm" else "voxels"
+            return counts, [
+                f"{identical}: components of up to {self.config.params.area_thresh:g} {units} are protected, with a "
+                "margin of alpha/2 along each axis, which on these volumes is most of them: lower area_thresh, or "
+                "alpha (the margin grows with it)"
+            ]
         if mean_suppressed > SUPPRESSED_WARNING_SHARE:
             return counts, [
                 f"{identical}: components of up to {self.config.params.area_thresh:g} px are protected (with a "
@@ -146,8 +159,7 @@ def _row(
     output: str | None,
     copy_index: int,
     result,
-    height: int,
-    width: int,
+    shape: tuple[int, ...],
     sha_label: str,
     sha_output: str,
 ) -> CopyRow:
@@ -164,10 +176,11 @@ def _row(
         suppressed_fraction=stats.get("suppressed_fraction", 0.0),
         mean_displacement=stats.get("mean_displacement", 0.0),
         max_displacement=stats.get("max_displacement", 0.0),
-        height=height,
-        width=width,
+        height=shape[0],
+        width=shape[1],
         sha256_label=sha_label,
         sha256_output=sha_output,
+        depth=shape[2] if len(shape) == 3 else None,
     )
 
 
@@ -183,6 +196,16 @@ def _check_ignore_index(source: Path, segment, ignore_index: int | None) -> None
         raise LabelFormatError(
             source, f"the ignore index {ignore_index} cannot occur in a {bits}-bit label map ({info.min}..{info.max})"
         )
+
+
+def _check_volume(source: Path, segment, params: DeformParams) -> None:
+    """A 2-D map has no voxel spacing for units in mm; a volume too large for the memory left is refused whole."""
+    if segment.ndim == 3:
+        from .volume.engine import check_volume_fits
+
+        check_volume_fits(source, segment, params)
+    elif params.units == "mm":
+        raise LabelFormatError(source, "a 2-D map has no voxel spacing: units mm apply to NIfTI volumes only")
 
 
 @lru_cache(maxsize=16)

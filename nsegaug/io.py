@@ -4,6 +4,9 @@ Labels are read with Pillow, never OpenCV: cv2 turns a palette PNG into
 colours and drops the palette. A label file is kept as a :class:`LabelImage`:
 the class indices as a 2-D array plus everything needed to write a map of
 the same kind back (mode, palette, transparency, bit depth, colour table).
+NIfTI volumes (``.nii``, ``.nii.gz``) are read with nibabel and written with
+their header kept byte for byte (:mod:`nsegaug.volume.nifti`): their indices
+are 3-D.
 """
 
 from __future__ import annotations
@@ -178,6 +181,12 @@ class LabelImage:
     palette: bytes | None = None  # the raw palette of a mode "P" file, kept byte for byte
     info: dict = field(default_factory=dict)
     colour_palette: ColourPalette | None = None  # for RGB-coded maps
+    volume: object | None = None  # a NIfTI volume's nsegaug.volume.nifti.NiftiLayout (indices are then 3-D)
+
+    @property
+    def spacing(self) -> tuple[float, float, float] | None:
+        """A volume's voxel sides in mm along its array axes (None for a 2-D map)."""
+        return None if self.volume is None else self.volume.spacing
 
 
 def read_label(
@@ -186,9 +195,14 @@ def read_label(
     """Read a label map with Pillow; any unusable file is a :class:`LabelFormatError`.
 
     ``data``: the file's bytes when the caller already has them (``path`` then only names the file).
-    ``path`` may be an fsspec URL (see :mod:`nsegaug.storage`).
+    ``path`` may be an fsspec URL (see :mod:`nsegaug.storage`). A ``.nii`` or ``.nii.gz`` file is read as a
+    volume (:func:`nsegaug.volume.nifti.read_nifti`).
     """
+    from .dataset import is_volume
     from .storage import is_url, read_bytes
+
+    if is_volume(path):
+        return _read_volume(path, data)
 
     if is_url(path):
         if data is None:
@@ -225,6 +239,20 @@ def read_label(
         if isinstance(error, LabelFormatError):
             raise
         raise LabelFormatError(path, f"unreadable image ({error})") from error
+
+
+def _read_volume(path: os.PathLike | str, data: bytes | None) -> LabelImage:
+    from .storage import read_bytes
+    from .volume.nifti import read_nifti
+
+    try:
+        data = read_bytes(path) if data is None else data
+    except FileNotFoundError as error:
+        raise LabelFormatError(path, "file not found") from error
+    except OSError as error:
+        raise LabelFormatError(path, f"cannot read ({error.strerror or error})") from error
+    indices, layout = read_nifti(path, data)
+    return LabelImage(indices, "NIFTI", "NIFTI", volume=layout)
 
 
 def _too_large(error: Exception) -> str:
@@ -283,8 +311,13 @@ def encode_label(like: LabelImage, indices: np.ndarray, png_level: int = DEFAULT
     Deterministic: the same indices, source and ``png_level`` give the same
     bytes. ``png_level``: zlib's level for a PNG (other formats keep their
     source's compression); Pillow's default, 6, gives the bytes of
-    earlier versions.
+    earlier versions. A volume is written as its source was
+    (:func:`nsegaug.volume.nifti.encode_nifti`).
     """
+    if like.volume is not None:
+        from .volume.nifti import encode_nifti
+
+        return encode_nifti(like.volume, indices)
     mode = like.mode
     if like.colour_palette is not None:
         rgb = like.colour_palette.decode(indices)

@@ -27,6 +27,11 @@ def check_fits(needed: int, what: str) -> None:
         raise UsageError(f"{what} needs about {_size(needed)} of memory, and {_size(available)} is available")
 
 
+def format_size(count: int) -> str:
+    """A byte count as people read it: ``1.5 GiB``."""
+    return _size(count)
+
+
 def _size(count: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024:

@@ -67,9 +67,14 @@ class NoiseJob(MaskJob):
         config = self.config
         label_image = read_label(source, cached_colour_palette(config.palette), data=data)
         clean = label_image.indices
-        noisy = annotation_noise(clean, config.seed, sample.label, config.params)
+        if clean.ndim == 3:
+            from .volume.slices import volume_noise
+
+            noisy = volume_noise(clean, config.seed, sample.label, config.params, label_image.volume.axis_codes)
+        else:
+            noisy = annotation_noise(clean, config.seed, sample.label, config.params)
         encoded = encode_label(label_image, noisy, config.png_level)
-        height, width = clean.shape
+        height, width = clean.shape[:2]
         row = NoiseRow(
             label=sample.label,
             image=sample.image,
@@ -79,6 +84,7 @@ class NoiseJob(MaskJob):
             width=width,
             sha256_label=sha256_bytes(data),
             sha256_output=sha256_bytes(encoded),
+            depth=clean.shape[2] if clean.ndim == 3 else None,
         )
         return [row], [Output(sample.label, encoded)]
 

@@ -35,6 +35,9 @@ PAPER_PROB = 0.5
 MAX_COPIES = 1000
 VARIANTS = ("nsegment+", "nsegment")
 PRECISIONS = ("float32", "float64")
+# What alpha, sigma and area_thresh are measured in: voxels (pixels of a 2D map), or millimetres (mm³ for the
+# threshold) from a volume's header, so that a deformation on anisotropic voxels is the same in every direction.
+UNITS = ("voxels", "mm")
 # OpenCV's Gaussian kernel for sigma has about 8 * sigma + 1 taps: at 100 px a 1024x2048 field already
 # takes over a second to blur, and beyond it the field is all but flat. The paper's largest sigma is 10.
 MAX_SIGMA = 100.0
@@ -65,7 +68,11 @@ class DeformParams:
     - ``variant``: ``"nsegment+"``, or ``"nsegment"``, the pilot method,
       without suppression, which draws the pair before the fields;
     - ``precision``: ``"float32"`` (fast) or ``"float64"`` (bit-identical to
-      the reference code).
+      the reference code);
+    - ``units``: ``"voxels"`` (pixels of a 2D map), or ``"mm"``: alpha and
+      sigma in millimetres and ``area_thresh`` in mm³, turned into voxels per
+      axis from a volume's spacing (:mod:`nsegaug.volume`); 2D maps have no
+      spacing, so they take voxels only.
 
     Raises :class:`nsegaug.errors.UsageError` (a ``ValueError``) for values
     the method cannot use.
@@ -88,6 +95,12 @@ class DeformParams:
     precision: str = field(
         default="float32", metadata=_spec("float64 is bit-identical to the reference code, and slower.")
     )
+    units: str = field(
+        default="voxels",
+        metadata=_spec(
+            "alpha, sigma and area_thresh in voxels (pixels of 2D maps), or mm (mm³) from each volume's header."
+        ),
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha_sigma", check_alpha_sigma(self.alpha_sigma))
@@ -101,6 +114,8 @@ class DeformParams:
             raise UsageError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.units not in UNITS:
+            raise UsageError(f"units must be one of {', '.join(UNITS)}, got {self.units!r}")
 
     @property
     def suppresses(self) -> bool:
@@ -115,6 +130,7 @@ class DeformParams:
             "ignore_index": self.ignore_index,
             "variant": self.variant,
             "precision": self.precision,
+            "units": self.units,
         }
 
     @classmethod

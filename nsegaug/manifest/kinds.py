@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from .. import storage
-from ..dataset import LABEL_EXTENSIONS, output_pattern
+from ..dataset import LABEL_EXTENSIONS, output_pattern, split_extension
 from ..storage import Location
 from .rows import CopyRow, NoiseRow
 
@@ -46,7 +46,7 @@ def _generate_could_write(name: str, parameters: Mapping, out: Location) -> bool
 def _noise_could_write(name: str, parameters: Mapping, out: Location) -> bool:
     # A noise run mirrors its label folder: a file is its output where the folder has a label of that name.
     labels = parameters.get("labels")
-    if not labels or PurePosixPath(name).suffix.lower() not in LABEL_EXTENSIONS:
+    if not labels or split_extension(PurePosixPath(name).name)[1].lower() not in LABEL_EXTENSIONS:
         return False
     # Recorded relative to the output folder where both are local, else absolute (a path or a URL).
     relative = not storage.is_url(labels) and not storage.is_url(out) and not Path(labels).is_absolute()

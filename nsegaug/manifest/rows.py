@@ -14,6 +14,8 @@ from ..errors import ManifestError
 
 # 2: the metadata records its run's kind, and folders relative to the manifest's folder.
 SCHEMA_VERSION = 2
+# Keys a row leaves out where they are None: a 2-D map's row has no depth, and stays the row earlier versions wrote.
+_OPTIONAL_KEYS = ("depth",)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class CopyRow:
     width: int
     sha256_label: str
     sha256_output: str
+    depth: int | None = None  # a volume's third axis (height, width: its first two); absent for a 2-D map
 
     @property
     def key(self) -> int:
@@ -63,13 +66,15 @@ class CopyRow:
             for name in ("alpha", "sigma")
             if getattr(self, name) is not None and not _is_number(getattr(self, name))
         ]
+        numbers += ["depth"] if self.depth is not None and not _is_int(self.depth) else []
         if numbers:
             raise ManifestError(f"{where}: not a manifest row ({', '.join(numbers)}: not a number)")
         if self.deformed and (self.alpha is None or self.sigma is None):
             raise ManifestError(f"{where}: deformed copy without alpha and sigma")
 
 
-ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow))
+# The keys of every row (a volume's row adds its depth).
+ROW_KEYS = tuple(spec.name for spec in dataclasses.fields(CopyRow) if spec.name not in _OPTIONAL_KEYS)
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class NoiseRow:
     width: int
     sha256_label: str
     sha256_output: str
+    depth: int | None = None  # a volume's third axis (height, width: its first two); absent for a 2-D map
 
     @property
     def key(self) -> int:
@@ -100,19 +106,24 @@ class NoiseRow:
         if not isinstance(self.label, str) or not isinstance(self.output, str):
             raise ManifestError(f"{where}: not a noise manifest row (label and output must be paths)")
         numbers = [name for name in ("changed_fraction", "height", "width") if not _is_number(getattr(self, name))]
+        numbers += ["depth"] if self.depth is not None and not _is_int(self.depth) else []
         if numbers:
             raise ManifestError(f"{where}: not a manifest row ({', '.join(numbers)}: not a number)")
 
 
 def _row_json(row) -> str:
-    return json.dumps(dataclasses.asdict(row), sort_keys=True)
+    values = dataclasses.asdict(row)
+    for key in _OPTIONAL_KEYS:
+        if values.get(key, 0) is None:
+            del values[key]
+    return json.dumps(values, sort_keys=True)
 
 
 def _from_dict(row_type: type, values: object, where: str):
     keys = tuple(spec.name for spec in dataclasses.fields(row_type))
     if not isinstance(values, dict):
         raise ManifestError(f"{where}: not a manifest row (a JSON object is expected)")
-    missing = sorted(set(keys) - set(values))
+    missing = sorted(set(keys) - set(values) - set(_OPTIONAL_KEYS))
     if missing:
         raise ManifestError(f"{where}: not a manifest row (missing {', '.join(missing)})")
     extra = sorted(set(values) - set(keys))

@@ -156,6 +156,7 @@ def _as_copy(row: NoiseRow) -> CopyRow:
         width=row.width,
         sha256_label=row.sha256_label,
         sha256_output=row.sha256_output,
+        depth=row.depth,
     )
 
 

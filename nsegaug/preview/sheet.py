@@ -28,7 +28,7 @@ from .tiles import (
     short_name,
     tile_size,
 )
-from .views import MaskView, crop_view, grid_copies
+from .views import MaskView, crop_view, grid_copies, volume_planes
 
 PAD = 6  # between cells and around the sheet
 CAPTION_GAP = 2  # between a tile and its caption
@@ -239,10 +239,13 @@ def preview_sheet(
     tile: int = DEFAULT_TILE_SIZE,
     opacity: float = DEFAULT_OPACITY,
 ) -> Sheet:
-    """The contact sheet of ``views``: one row per mask."""
+    """The contact sheet of ``views``: one row per mask (three per volume: see
+    :func:`~nsegaug.preview.views.volume_planes`)."""
+    masks = len(views)
+    views = [planes for view in views for planes in volume_planes(view)]
     if crop is not None:
         views = [crop_view(view, crop) for view in views]
-    return replace(render(sheet_cells(views, tile, opacity)), masks=len(views))
+    return replace(render(sheet_cells(views, tile, opacity)), masks=masks)
 
 
 def preview_grid(
@@ -256,7 +259,9 @@ def preview_grid(
 ) -> Sheet:
     """Each view under every (alpha, sigma) pair of ``params``, as an alpha x sigma table (the draw of copy 1 for
     ``seed``)."""
-    views = [replace(view, copies=grid_copies(view.segment, view.label, params, seed)) for view in views]
+    views = [replace(view, copies=grid_copies(view.segment, view.label, params, seed, view.spacing)) for view in views]
+    masks = len(views)
+    views = [planes for view in views for planes in volume_planes(view)]
     if crop is not None:
         views = [crop_view(view, crop) for view in views]
-    return replace(render(grid_cells(views, tile, opacity)), masks=len(views))
+    return replace(render(grid_cells(views, tile, opacity)), masks=masks)

@@ -102,7 +102,9 @@ def label_views(
         label_image = read_label(source, colour_palette)
         segment = label_image.indices
         photo, note = None, None
-        if images is not None:
+        if images is not None and segment.ndim == 3:
+            note = "volume: labels only"  # a scan is not drawn under its labels (yet)
+        elif images is not None:
             image_name = find_image(images, key, label_suffix, image_suffix)
             if image_name is None:
                 warn(
@@ -112,9 +114,9 @@ def label_views(
             else:
                 photo = read_photo(storage.join(images, image_name), segment.shape, warn)
                 note = None if photo is not None else "image unreadable"
-        made = generated_copies(segment, key, copies, params, seed, prob) if copies else ()
+        made = generated_copies(segment, key, copies, params, seed, prob, label_image.spacing) if copies else ()
         colours = ColourMap.for_label(label_image, params.ignore_index)
-        views.append(MaskView(key, segment, colours, photo, note, made))
+        views.append(MaskView(key, segment, colours, photo, note, made, spacing=label_image.spacing))
     return views
 
 
@@ -180,9 +182,13 @@ class _ManifestSource:
             title = "noisy" if self.index.manifest.kind == "noise" else None
             views_of_copies.append(CopyView(copy_segment, row.copy, alpha, sigma, title))
         image_name = next((row.image for _, row in rows if row.image), None)
-        photo, note = self.photo(entry.line, label, image_name, segment.shape)
+        if segment.ndim == 3:  # a scan is not drawn under its labels (yet)
+            photo, note = None, "volume: labels only" if self.images_root is not None else None
+        else:
+            photo, note = self.photo(entry.line, label, image_name, segment.shape)
         colours = ColourMap.for_label(label_image, self.index.params.get("ignore_index"))
-        return MaskView(label, segment, colours, photo, note, tuple(views_of_copies))
+        views_of_copies = tuple(views_of_copies)
+        return MaskView(label, segment, colours, photo, note, views_of_copies, spacing=label_image.spacing)
 
     def read(self, number: int, path: Path, sha256: str) -> LabelImage:
         """A file the manifest lists, after checking it is there and (with ``verify``) unchanged."""

@@ -44,6 +44,7 @@ class MaskView:
     copies: tuple[CopyView, ...] = ()
     crop: tuple[int, int, int, int] | None = None  # (x, y, w, h) in the full map, once cropped
     full_shape: tuple[int, int] | None = None  # (h, w) before the crop
+    spacing: tuple[float, float, float] | None = None  # a volume's voxel sides in mm (for units mm)
 
     @property
     def wants_image(self) -> bool:
@@ -72,20 +73,47 @@ def crop_view(view: MaskView, crop: tuple[int, int, int, int]) -> MaskView:
     )
 
 
+def volume_planes(view: MaskView) -> list[MaskView]:
+    """A volume's view as three views of orthogonal slices through the place its copies changed most
+    (:func:`nsegaug.volume.slices.changed_centre`); a 2-D map's view as it is."""
+    if view.segment.ndim != 3:
+        return [view]
+    from ..volume.slices import changed_centre, plane
+
+    centre = changed_centre(view.segment, [copy.segment for copy in view.copies])
+    return [
+        replace(
+            view,
+            label=f"{view.label}, axis {axis} = {index}",
+            segment=plane(view.segment, axis, index),
+            copies=tuple(replace(copy, segment=plane(copy.segment, axis, index)) for copy in view.copies),
+        )
+        for axis, index in enumerate(centre)
+    ]
+
+
 # --------------------------------------------------------------------------- deformation, as generate does it
 
 
 def generated_copies(
-    segment: np.ndarray, key: str, copies: int, params: DeformParams, seed: int = 0, prob: float = 1.0
+    segment: np.ndarray,
+    key: str,
+    copies: int,
+    params: DeformParams,
+    seed: int = 0,
+    prob: float = 1.0,
+    spacing: tuple[float, float, float] | None = None,
 ) -> tuple[CopyView, ...]:
     """Copies 1..``copies`` of a mask exactly as ``nsegaug generate`` writes them for sample ``key``."""
     return tuple(
         CopyView(result.segment, k, result.alpha, result.sigma) if result else CopyView(segment, k, None, None)
-        for k, result in deformed_copies(segment, key, copies, params, seed, prob)
+        for k, result in deformed_copies(segment, key, copies, params, seed, prob, spacing)
     )
 
 
-def grid_copies(segment: np.ndarray, key: str, params: DeformParams, seed: int = 0) -> tuple[CopyView, ...]:
+def grid_copies(
+    segment: np.ndarray, key: str, params: DeformParams, seed: int = 0, spacing=None
+) -> tuple[CopyView, ...]:
     """The mask under every (alpha, sigma) pair, all from one noise draw.
 
     One draw for all cells, so cells differ by alpha and sigma only. It is
@@ -94,6 +122,8 @@ def grid_copies(segment: np.ndarray, key: str, params: DeformParams, seed: int =
     """
     state = random_state(seed, key, 1)
     draw_coin(state, 1.0)  # generate's prob coin, drawn and not used: the grid deforms every cell
+    if segment.ndim == 3:
+        return _volume_grid(segment, state, params, spacing)
     draw = draw_deformation(state, segment.shape, params)
     boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index) if params.suppresses else None
     return tuple(
@@ -102,3 +132,15 @@ def grid_copies(segment: np.ndarray, key: str, params: DeformParams, seed: int =
         )
         for alpha, sigma in params.alpha_sigma
     )
+
+
+def _volume_grid(segment: np.ndarray, state, params: DeformParams, spacing) -> tuple[CopyView, ...]:
+    from ..volume.engine import apply_volume_deformation, draw_volume_deformation, volume_boxes
+
+    draw = draw_volume_deformation(state, segment.shape, params)
+    boxes = volume_boxes(segment, params, spacing) if params.suppresses else None
+    cells = []
+    for alpha, sigma in params.alpha_sigma:  # the engine overwrites the fields it is given: each cell a copy
+        cell = replace(draw, noise=draw.noise.copy(), alpha=alpha, sigma=sigma)
+        cells.append(CopyView(apply_volume_deformation(segment, cell, params, spacing, boxes).segment, 0, alpha, sigma))
+    return tuple(cells)
