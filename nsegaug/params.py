@@ -27,6 +27,11 @@ DEFAULT_ALPHA_SIGMA: tuple[tuple[float, float], ...] = tuple(
     (alpha, sigma) for alpha in (1, 15, 30, 50, 100) for sigma in (3, 5, 10)
 )
 DEFAULT_AREA_THRESH = 1000
+# The strengths ``nsegaug calibrate`` tries unless told: the paper's alphas and sigmas with more on both sides,
+# and area thresholds at the edges of its object size bins (the paper's 1000 among them).
+CALIBRATION_ALPHAS = (1, 5, 10, 15, 30, 50, 100, 200)
+CALIBRATION_SIGMAS = (2, 3, 5, 10)
+CALIBRATION_THRESHOLDS = (0, 16, 64, 256, 1000, 4000)
 # The method's own probability of deforming a sample (the paper's p).
 PAPER_PROB = 0.5
 # The most copies of one mask a run makes. A worker holds a mask's copies and rows until all its files are
@@ -223,6 +228,11 @@ def check_alpha_sigma(pairs: Iterable[Sequence[float]]) -> tuple[tuple[float, fl
             )
     # NumPy scalars (a pair list given as an array) become Python numbers: the metadata is JSON.
     return tuple((_plain(alpha), _plain(sigma)) for alpha, sigma in checked)
+
+
+def format_alpha_sigma(pairs: Iterable[Sequence[float]]) -> str:
+    """The pairs as ``ALPHA:SIGMA,...``, the form of the ``--alpha-sigma`` option and of a params file."""
+    return ",".join(f"{alpha:g}:{sigma:g}" for alpha, sigma in pairs)
 
 
 def check_ignore_index(ignore_index: int | None) -> None:

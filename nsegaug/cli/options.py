@@ -10,7 +10,7 @@ import click
 
 from ..cpus import available_cpus, default_jobs
 from ..errors import UsageError
-from ..params import PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma
+from ..params import PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma, format_alpha_sigma
 
 
 class AlphaSigmaList(click.ParamType):
@@ -80,10 +80,6 @@ storage_options_option = click.option(
     help='fsspec options of s3:// (gs://, az://, ...) locations as JSON, e.g. \'{"client_kwargs": '
     '{"endpoint_url": "http://minio:9000"}}\'; credentials come from the environment otherwise. Never recorded.',
 )
-
-
-def format_alpha_sigma(pairs) -> str:
-    return ",".join(f"{alpha:g}:{sigma:g}" for alpha, sigma in pairs)
 
 
 def spec_options(spec: type, types: Mapping[str, object], formats: Mapping[str, Callable] | None = None):
