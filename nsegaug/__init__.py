@@ -44,6 +44,7 @@ PUBLIC_MODULES = (
     "nsegaug.mmseg",
     "nsegaug.seeding",
     "nsegaug.copies",
+    "nsegaug.calibrate",
 )
 
 

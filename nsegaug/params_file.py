@@ -34,22 +34,28 @@ NOISE_TABLE = "noise"
 RECORD_TABLE = "calibration"
 
 
-def read_params_file(path: os.PathLike | str) -> dict:
-    """The file's tables (tomllib on Python 3.11+, else tomli when installed); a bad file is a UsageError."""
+def read_toml(path: os.PathLike | str, what: str = "params file") -> dict:
+    """A TOML file's tables (tomllib on Python 3.11+, else tomli when installed); a bad file is a UsageError
+    naming it (``what``: what the file is, for the message)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         try:
             import tomli as tomllib
         except ModuleNotFoundError:
-            raise UsageError(f"{path}: reading a params file needs Python 3.11+ or `pip install tomli`") from None
+            raise UsageError(f"{path}: reading a {what} needs Python 3.11+ or `pip install tomli`") from None
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except OSError as error:
-        raise UsageError(f"{path}: cannot read the params file ({error.strerror or error})") from error
+        raise UsageError(f"{path}: cannot read the {what} ({error.strerror or error})") from error
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{path}: not valid TOML ({error})") from error
+
+
+def read_params_file(path: os.PathLike | str) -> dict:
+    """The params file's tables (see :func:`read_toml`)."""
+    return read_toml(path, "params file")
 
 
 def params_table(path: os.PathLike | str, table: str | None, known: tuple[str, ...]) -> dict:

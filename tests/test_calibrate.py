@@ -211,3 +211,20 @@ def test_displacement_scale_is_the_rms_of_the_blurred_uniform_field(alpha_sigma)
         field = smooth_field(alpha * (2 * rng.rand(400, 400) - 1), sigma)
         squares.append(float((field[50:-50, 50:-50] ** 2).mean()))
     assert math.sqrt(np.mean(squares)) == pytest.approx(displacement_scale(alpha_sigma), rel=0.1)
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_the_scaling_rule_scales_displacement_and_protection_with_the_map(factor):
+    from nsegaug.fields import smooth_field
+
+    paper = DeformParams()
+    scaled = paper.scaled(factor)
+    assert scaled.area_thresh == paper.area_thresh * factor**2
+    assert displacement_scale(scaled.alpha_sigma) == pytest.approx(factor * displacement_scale(paper.alpha_sigma))
+    # The blurred fields themselves: rms times the factor, pair by pair (sigma 3 x 0.5 stays at the 2 px floor).
+    rng = np.random.RandomState(1)
+    for (alpha, sigma), (new_alpha, new_sigma) in zip(paper.alpha_sigma[3:6], scaled.alpha_sigma[3:6], strict=True):
+        noise = 2 * rng.rand(600, 600) - 1
+        rms = np.sqrt((smooth_field(alpha * noise, sigma)[100:-100, 100:-100] ** 2).mean())
+        new_rms = np.sqrt((smooth_field(new_alpha * noise, new_sigma)[100:-100, 100:-100] ** 2).mean())
+        assert new_rms == pytest.approx(factor * rms, rel=0.12)
