@@ -87,3 +87,30 @@ def test_a_hole_and_two_outlines_on_one_slice_are_drawn():
     mask = lidc_pairs.outline_mask(contours, slice(0, 64), slice(0, 64))
     assert mask[12, 12] and not mask[20, 20] and mask[42, 42]
     assert not mask[10, 10] and not mask[15, 15]  # the outlines' own points are not the nodule's
+
+
+def test_the_example_runs_from_pairs_to_a_calibration(tmp_path):
+    import json
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from nsegaug.cli import main
+
+    out = tmp_path / "lidc"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "lidc_pairs.py"), "--out", str(out), "--max-scans", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["scans"] == 2 and summary["counts"]["maps"] > 10
+    assert summary["disagreement"]["mean_mm"] > 0
+    firsts = sorted(path.relative_to(out / "first") for path in (out / "first").rglob("*.png"))
+    assert firsts == sorted(path.relative_to(out / "second") for path in (out / "second").rglob("*.png"))
+    arguments = ["--labels", str(out / "second"), "--reference", str(out / "first"), "--equal-readers"]
+    grid = ["--alphas", "5,30", "--sigmas", "3", "--thresholds", "0,1000", "--sample", "8", "--no-noise"]
+    calibrated = CliRunner().invoke(main, ["calibrate", *arguments, *grid, "--out", str(tmp_path / "cal")])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "equal-readers" in (tmp_path / "cal" / "params.toml").read_text()
