@@ -41,7 +41,7 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 def _band(calibration: Calibration, row: int) -> tuple[np.ndarray, np.ndarray]:
     """The 2.5 and 97.5 percentiles of the annotations' shares in size bin ``row``, resampling maps."""
     rng = np.random.default_rng(np.random.SeedSequence([BOOTSTRAP_STREAM, calibration.config.seed, row]))
-    counts = calibration.per_map_counts[:, row, :]
+    counts = calibration.group_counts[:, row, :]
     maps = len(counts)
     samples = [_shares(counts[rng.integers(0, maps, maps)].sum(axis=0)) for _ in range(BOOTSTRAP)]
     return np.percentile(samples, 2.5, axis=0), np.percentile(samples, 97.5, axis=0)

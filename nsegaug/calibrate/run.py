@@ -18,8 +18,11 @@ from .pairs import pair_maps, read_pairs
 from .search import MODELS, Grid, Recommendation, Summary, distance, grid_stats, recommend, sample_keys
 
 DEFAULT_SAMPLE = 24
-# Resamples of the maps for the intervals; their own stream, apart from the copies'.
+# Resamples of the maps for the intervals; their own stream, apart from the copies'. Past BOOTSTRAP_GROUPS maps,
+# the maps are dealt into that many groups (map i into group i mod BOOTSTRAP_GROUPS) and the groups resampled: the
+# counts kept stay small for 100,000 maps.
 BOOTSTRAP = 200
+BOOTSTRAP_GROUPS = 1000
 BOOTSTRAP_STREAM = 0x626F6F74  # "boot"
 
 
@@ -83,8 +86,8 @@ class Calibration:
     maps: int
     sampled: tuple[str, ...]
     target: Disagreement
-    per_map_counts: np.ndarray  # (maps, size bins, displacement bins): the target's pooled counts of each map
-    per_map_changed: np.ndarray  # (maps,): its changed pixels
+    group_counts: np.ndarray  # (groups, size bins, displacement bins): the target's pooled counts by group of maps
+    group_changed: np.ndarray  # (groups,): their changed pixels
     recommendation: Recommendation
     params: DeformParams
     achieved: Disagreement
@@ -103,9 +106,9 @@ class Calibration:
         rng = np.random.default_rng(np.random.SeedSequence([BOOTSTRAP_STREAM, self.config.seed]))
         values = []
         for _ in range(resamples):
-            picked = rng.integers(0, len(self.per_map_changed), len(self.per_map_changed))
-            counts = self.per_map_counts[picked].sum(axis=0, dtype=np.int64).astype(np.float64)
-            goal = Summary(counts, float(self.per_map_changed[picked].sum()), float(counts.sum()))
+            picked = rng.integers(0, len(self.group_changed), len(self.group_changed))
+            counts = self.group_counts[picked].sum(axis=0).astype(np.float64)
+            goal = Summary(counts, float(self.group_changed[picked].sum()), float(counts.sum()))
             values.append(distance(goal, model))
         tail = (1 - level) / 2
         return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
@@ -123,12 +126,18 @@ def calibrate(config: CalibrateConfig, log: Callable[[str], None] = lambda messa
     palette = cached_colour_palette(config.palette)
     pairs = pair_maps(config.labels, config.reference, config.pattern, config.label_suffix, config.reference_suffix)
     sampled = sample_keys([pair.key for pair in pairs], config.sample, config.seed)
-    chosen, references, target, per_map = set(sampled), [], Disagreement(), []
+    chosen, references, target = set(sampled), [], Disagreement()
+    groups = min(len(pairs), BOOTSTRAP_GROUPS)
+    group_counts = np.zeros((groups, *Disagreement().pooled().shape), dtype=np.int64)
+    group_changed = np.zeros(groups, dtype=np.int64)
     tick = progress(len(pairs) + 2 * len(sampled)) if progress else (lambda: None)
-    for pair, a, b in read_pairs(pairs, config.labels, config.reference, palette, config.ignore_index):
+    for index, (pair, a, b) in enumerate(
+        read_pairs(pairs, config.labels, config.reference, palette, config.ignore_index)
+    ):
         measured = compare(a, b, config.ignore_index)
         target.add(measured)
-        per_map.append((measured.pooled().astype(np.int32), measured.changed))
+        group_counts[index % groups] += measured.pooled()
+        group_changed[index % groups] += measured.changed
         if pair.key in chosen:
             references.append((pair.key, b))
         tick()
@@ -155,8 +164,8 @@ def calibrate(config: CalibrateConfig, log: Callable[[str], None] = lambda messa
         maps=len(pairs),
         sampled=tuple(sampled),
         target=target,
-        per_map_counts=np.stack([counts for counts, _ in per_map]),
-        per_map_changed=np.array([changed for _, changed in per_map], dtype=np.int64),
+        group_counts=group_counts,
+        group_changed=group_changed,
         recommendation=found,
         params=params,
         achieved=achieved,

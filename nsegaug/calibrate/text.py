@@ -70,7 +70,7 @@ def report_markdown(calibration: Calibration, measured: dict, command_line: Sequ
 def _distance_table(calibration: Calibration, measured: dict) -> list[str]:
     lines = [
         "Distance from the annotations' disagreement (px, lower is closer; 95 % bootstrap interval over the "
-        "annotated maps, the copies held fixed):",
+        "annotated maps, dealt into at most 1,000 groups, the copies held fixed):",
         "",
         "| strength | distance (px) | 95 % interval |",
         "|---|---|---|",
