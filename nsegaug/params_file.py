@@ -54,7 +54,7 @@ def read_toml(path: os.PathLike | str, what: str = "params file") -> dict:
 
 
 def read_params_file(path: os.PathLike | str) -> dict:
-    """The params file's tables (see :func:`read_toml`)."""
+    """The params file's tables (see [`read_toml`][nsegaug.params_file.read_toml])."""
     return read_toml(path, "params file")
 
 

@@ -1,7 +1,7 @@
 """The LIDC pairs' disagreement in pixels and in millimetres, and the nodules' sizes, for OUT/summary.json.
 
 Displacements are measured as ``nsegaug calibrate`` measures them
-(:func:`nsegaug.calibrate.compare`: both ways, every boundary pixel of either
+([`compare`][nsegaug.calibrate.compare]: both ways, every boundary pixel of either
 reader, nodule and background alike), and turned into millimetres with each
 scan's pixel spacing.
 """

@@ -2,16 +2,16 @@
 
 ``nsegaug calibrate`` and its library. Read in this order:
 
-- :mod:`nsegaug.calibrate.measure`: how one annotation differs from another
+- [`nsegaug.calibrate.measure`][nsegaug.calibrate.measure]: how one annotation differs from another
   (changed pixels, boundary displacement by object size and class);
-- :mod:`nsegaug.calibrate.search`: the distance minimised, the grid, the
+- [`nsegaug.calibrate.search`][nsegaug.calibrate.search]: the distance minimised, the grid, the
   sampling, the search over sets of (alpha, sigma) pairs and thresholds;
-- :mod:`nsegaug.calibrate.copies`: the strengths' and the noise's copies,
+- ``nsegaug.calibrate.copies``: the strengths' and the noise's copies,
   measured as ``generate`` and ``noise`` make them, and the noise's fit;
-- :mod:`nsegaug.calibrate.pairs`: the two folders paired and checked;
-- :mod:`nsegaug.calibrate.run`: a calibration from start to end;
-- :mod:`nsegaug.calibrate.report`, :mod:`nsegaug.calibrate.text`,
-  :mod:`nsegaug.calibrate.figure`, :mod:`nsegaug.calibrate.output`: its files.
+- ``nsegaug.calibrate.pairs``: the two folders paired and checked;
+- ``nsegaug.calibrate.run``: a calibration from start to end;
+- ``nsegaug.calibrate.report``, ``nsegaug.calibrate.text``,
+  ``nsegaug.calibrate.figure``, ``nsegaug.calibrate.output``: its files.
 """
 
 from __future__ import annotations

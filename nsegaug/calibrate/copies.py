@@ -1,4 +1,4 @@
-"""The disagreement of whole strengths (a :class:`~nsegaug.params.DeformParams`, or the noise of ``nsegaug
+"""The disagreement of whole strengths (a [`DeformParams`][nsegaug.params.DeformParams], or the noise of ``nsegaug
 noise``) with their source, measured on the sampled maps exactly as ``generate`` and ``noise`` would make them.
 
 These are the distances a calibration reports (the grid's own figures are
@@ -69,7 +69,7 @@ def scaled_noise(scale: float, ignore_index: int | None, base: NoiseParams = DEF
 
 @dataclass(frozen=True)
 class NoiseFit:
-    """The noise that matches the disagreement best among :data:`NOISE_SCALES`, and the defaults' distance."""
+    """The noise that matches the disagreement best among ``NOISE_SCALES``, and the defaults' distance."""
 
     params: NoiseParams
     scale: float
@@ -82,7 +82,7 @@ class NoiseFit:
 def fit_noise(
     target: Disagreement, references: Sequence[tuple[str, np.ndarray]], model: str, seed: int, ignore_index
 ) -> NoiseFit:
-    """Try ``nsegaug noise``'s models at every scale of :data:`NOISE_SCALES`; keep the nearest to ``target``."""
+    """Try ``nsegaug noise``'s models at every scale of ``NOISE_SCALES``; keep the nearest to ``target``."""
     goal = Summary.of(target)
     tried = []
     for scale in NOISE_SCALES:

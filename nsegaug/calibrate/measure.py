@@ -1,6 +1,6 @@
 """How one annotation differs from another where NSegment+ acts: at class boundaries, by object size and class.
 
-For two label maps ``a`` and ``b`` of the same scene, :func:`compare` counts
+For two label maps ``a`` and ``b`` of the same scene, [`compare`][nsegaug.calibrate.measure.compare] counts
 
 - the **changed pixels**: pixels where the two give different classes (pixels
   that either gives the ignore index are left out);
@@ -9,17 +9,17 @@ For two label maps ``a`` and ``b`` of the same scene, :func:`compare` counts
   map to the nearest boundary pixel of class ``c`` in the other, both
   directions pooled (a boundary pixel is a pixel of ``c`` with a 4-neighbour of
   another value; the edge of the map is not a boundary). A class the other map
-  lacks, and any distance of :data:`CAP_PX` or more, counts in the last bin.
+  lacks, and any distance of [`CAP_PX`][nsegaug.calibrate.measure.CAP_PX] or more, counts in the last bin.
 
 Each boundary pixel is counted in the size bin of its own object (its
 8-connected component of one class, as NSegment+'s suppression finds them), so
 small objects are seen apart from large ones, and by class. The counts are a
-:class:`Disagreement`, which adds up over maps. A boundary pixel that is a
+[`Disagreement`][nsegaug.calibrate.measure.Disagreement], which adds up over maps. A boundary pixel that is a
 boundary pixel of its class in the other map too is at distance 0; the others
 are looked up in a k-d tree of the other map's boundary pixels (exact
 Euclidean distances, and only where something moved: a small disagreement
 costs little). A map compared many times (the source of many copies) has its
-boundaries found once (:func:`class_edges`).
+boundaries found once ([`class_edges`][nsegaug.calibrate.measure.class_edges]).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Disagreement:
     """Counts of boundary pixels by class, size bin and displacement bin, and of changed pixels; adds up.
 
     ``counts[c]`` is an array (size bins, displacement bins); ``sums[c]`` the
-    exact sum of the displacements in each size bin (capped at :data:`CAP_PX`).
+    exact sum of the displacements in each size bin (capped at [`CAP_PX`][nsegaug.calibrate.measure.CAP_PX]).
     """
 
     counts: dict[int, np.ndarray] = field(default_factory=dict)
@@ -179,7 +179,8 @@ class ClassEdges:
 
 
 def class_edges(segment: np.ndarray, ignore_index: int | None = None) -> dict[int, ClassEdges]:
-    """Every class's :class:`ClassEdges` in ``segment`` (the ignore index has none); a class that fills the map
+    """Every class's [`ClassEdges`][nsegaug.calibrate.measure.ClassEdges] in ``segment`` (the ignore index has
+    none); a class that fills the map
     has no boundary and is left out."""
     found = {}
     width = segment.shape[1]

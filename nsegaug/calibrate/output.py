@@ -44,7 +44,7 @@ def calibrate_into(
     log: Callable[[str], None] = lambda message: None,
     progress: bool = False,
 ) -> tuple[Calibration, list]:
-    """Calibrate (:func:`~nsegaug.calibrate.run.calibrate`) and write the files into ``out``; a refusal writes
+    """Calibrate (``nsegaug.calibrate.calibrate``) and write the files into ``out``; a refusal writes
     nothing. ``figure`` needs matplotlib, checked before any work; a figure of an earlier calibration in
     ``out`` is removed when none is drawn, so the folder never mixes two calibrations."""
     if figure:
@@ -65,7 +65,7 @@ def calibrate_into(
 
 @contextmanager
 def _bar(enabled: bool):
-    """A progress callback for :func:`calibrate`: given the total, it returns the callable to tick."""
+    """A progress callback for ``calibrate``: given the total, it returns the callable to tick."""
     from tqdm import tqdm
 
     bars = []

@@ -4,7 +4,7 @@ A map of the labels folder pairs with the map of the reference folder in the
 same relative folder with the same stem (after the suffixes given are
 removed), whatever their extensions: ``A/a/x.png`` with ``B/a/x.tif``, as
 ``generate`` pairs labels with images. Every refusal is a
-:class:`~nsegaug.errors.LabelFormatError` naming one file: a map without a
+[`LabelFormatError`][nsegaug.errors.LabelFormatError] naming one file: a map without a
 partner, two maps of different sizes, two maps that disagree on almost every
 pixel (not two annotations of the same thing: another encoding of the
 classes, another scene).

@@ -1,6 +1,6 @@
 """A calibration's files: ``params.toml`` (for ``--params``), ``report.md``, ``calibration.json`` and the figure.
 
-Every file is written whole or not at all (:func:`nsegaug.storage.write_file`),
+Every file is written whole or not at all ([`write_file`][nsegaug.storage.write_file]),
 and only after the calibration has succeeded: a refused calibration writes
 nothing.
 """

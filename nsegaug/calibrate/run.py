@@ -96,11 +96,11 @@ class Calibration:
     elapsed_s: float
 
     def distance_of(self, measured: Disagreement) -> float:
-        """:func:`~nsegaug.calibrate.search.distance` of ``measured`` from the disagreement."""
+        """[`distance`][nsegaug.calibrate.search.distance] of ``measured`` from the disagreement."""
         return distance(Summary.of(self.target), Summary.of(measured))
 
     def interval_of(self, measured: Disagreement, resamples: int = BOOTSTRAP, level: float = 0.95) -> tuple:
-        """A bootstrap interval of :meth:`distance_of` over the annotated maps (the copies held fixed): how much
+        """A bootstrap interval of ``distance_of`` over the annotated maps (the copies held fixed): how much
         the distance owes to which maps were annotated."""
         model = Summary.of(measured)
         rng = np.random.default_rng(np.random.SeedSequence([BOOTSTRAP_STREAM, self.config.seed]))
@@ -118,7 +118,7 @@ def calibrate(config: CalibrateConfig, log: Callable[[str], None] = lambda messa
     """Measure the disagreement of ``config.labels`` with ``config.reference`` and the strength that matches it.
 
     ``progress(total)`` returns a callable to call once per unit of work
-    (None: no progress shown). Refusals (:class:`~nsegaug.errors.LabelFormatError`)
+    (None: no progress shown). Refusals ([`LabelFormatError`][nsegaug.errors.LabelFormatError])
     come before any output could be written: the caller writes the result.
     """
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Which NSegment+ strength makes copies of the reference differ from it as the annotations do.
 
-The distance minimised (:func:`distance`), in pixels:
+The distance minimised ([`distance`][nsegaug.calibrate.search.distance]), in pixels:
 
     sum over size bins s of  w_s * W1(target_s, model_s)  +  |e_target - e_model|
 
@@ -15,12 +15,12 @@ pooled: NSegment+ has one strength for every class, so a per-class match could
 not be acted on (the report still shows each class). Size bins are kept apart
 because the area threshold acts by size.
 
-How copies are measured (:func:`grid_stats`), by sampling, not brute force:
+How copies are measured ([`grid_stats`][nsegaug.calibrate.search.grid_stats]), by sampling, not brute force:
 
 - a sample of the reference maps (``sample`` of them, chosen by a hash of the
   seed and each map's path: the same maps for any order or number of maps);
 - per map and copy index ``k``, the uniform noise fields are drawn once from
-  :func:`nsegaug.seeding.random_state` (seed, map, k), as ``generate`` draws
+  [`random_state`][nsegaug.seeding.random_state] (seed, map, k), as ``generate`` draws
   them, and every grid point (alpha, sigma, area threshold) deforms the map
   with those same fields (common random numbers: grid points differ by their
   strength, not by their luck);
@@ -29,7 +29,7 @@ How copies are measured (:func:`grid_stats`), by sampling, not brute force:
 
 NSegment+ draws one (alpha, sigma) pair of its set per copy, so a set's
 copies are the equal mixture of its pairs' copies: the search
-(:func:`recommend`) scores every set it tries from the grid's counts without
+([`recommend`][nsegaug.calibrate.search.recommend]) scores every set it tries from the grid's counts without
 deforming again, by a beam search over sets of up to ``max_pairs`` pairs.
 """
 
@@ -57,7 +57,8 @@ BEAM = 8
 
 @dataclass(frozen=True)
 class Summary:
-    """What the distance reads of a :class:`Disagreement`: pooled counts (size bins x displacement bins), the
+    """What the distance reads of a [`Disagreement`][nsegaug.calibrate.measure.Disagreement]: pooled counts
+    (size bins x displacement bins), the
     changed pixels and the boundary pixels; a set of pairs is the mean of its pairs' summaries."""
 
     counts: np.ndarray
@@ -192,10 +193,11 @@ def recommend(
     max_pairs: int = 4,
     paper_thresh: float = 1000,
 ) -> Recommendation:
-    """The set of at most ``max_pairs`` grid pairs and the threshold of least :func:`distance` (beam search).
+    """The set of at most ``max_pairs`` grid pairs and the threshold of least
+    [`distance`][nsegaug.calibrate.search.distance] (beam search).
 
-    Among the candidates within :data:`RELATIVE_TOLERANCE` (and
-    :data:`ABSOLUTE_TOLERANCE_PX`) of the best, the fewest pairs win, then the
+    Among the candidates within ``RELATIVE_TOLERANCE`` (and
+    ``ABSOLUTE_TOLERANCE_PX``) of the best, the fewest pairs win, then the
     threshold nearest the paper's (a threshold that changes nothing on these
     maps is left where the method puts it), then the distance.
     """
