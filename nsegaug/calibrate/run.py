@@ -122,7 +122,6 @@ def calibrate(config: CalibrateConfig, log: Callable[[str], None] = lambda messa
     come before any output could be written: the caller writes the result.
     """
     started = time.perf_counter()
-    storage.configure(None)
     palette = cached_colour_palette(config.palette)
     pairs = pair_maps(config.labels, config.reference, config.pattern, config.label_suffix, config.reference_suffix)
     sampled = sample_keys([pair.key for pair in pairs], config.sample, config.seed)
