@@ -103,6 +103,10 @@ def calibration_json(calibration: Calibration, measured: dict) -> str:
         "alpha_sigma": [list(pair) for pair in calibration.params.alpha_sigma],
         "area_thresh": calibration.params.area_thresh,
         "predicted_distance_px": float(calibration.recommendation.predicted),
+        "by_threshold": [
+            {"area_thresh": threshold, "alpha_sigma": [list(pair) for pair in pairs], "predicted_distance_px": value}
+            for threshold, pairs, value in calibration.recommendation.by_threshold
+        ],
         "distances_px": {name: list(values) for name, values in measured.items()},
         "grid": {
             "alphas": list(config.grid.alphas),

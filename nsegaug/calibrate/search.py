@@ -184,6 +184,8 @@ class Recommendation:
     pairs: tuple[tuple[float, float], ...]
     area_thresh: float
     predicted: float
+    # Per threshold tried: (threshold, the best set there, its predicted distance): what the threshold changes.
+    by_threshold: tuple[tuple[float, tuple[tuple[float, float], ...], float], ...] = ()
 
 
 def recommend(
@@ -227,4 +229,9 @@ def recommend(
         return len(members), abs(math.log1p(threshold) - math.log1p(paper_thresh)), value
 
     (members, threshold_index), value = min((item for item in found.items() if item[1] <= bound), key=preference)
-    return Recommendation(tuple(grid.pairs[i] for i in members), grid.thresholds[threshold_index], float(value))
+    by_threshold = []
+    for index, threshold in enumerate(grid.thresholds):
+        there = min((item for item in found.items() if item[0][1] == index), key=lambda item: item[1])
+        by_threshold.append((threshold, tuple(grid.pairs[i] for i in there[0][0]), float(there[1])))
+    pairs = tuple(grid.pairs[i] for i in members)
+    return Recommendation(pairs, grid.thresholds[threshold_index], float(value), tuple(by_threshold))

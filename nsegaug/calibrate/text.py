@@ -114,8 +114,18 @@ def _threshold_words(calibration: Calibration) -> list[str]:
     protected_by_paper = pooled[: SIZE_EDGES.index(1000) + 1].sum() / total if total else 0.0
     chosen = calibration.params.area_thresh
     protected = pooled[: sum(1 for edge in SIZE_EDGES if edge <= chosen)].sum() / total if total else 0.0
+    rows = [
+        f"| {threshold:g} | {format_alpha_sigma(pairs)} | {value:.3f} |"
+        for threshold, pairs, value in calibration.recommendation.by_threshold
+    ]
     return [
         "## The area threshold",
+        "",
+        "The best set of pairs the grid found at each threshold tried, and its predicted distance (px):",
+        "",
+        "| area_thresh (px) | best alpha_sigma there | predicted distance (px) |",
+        "|---|---|---|",
+        *rows,
         "",
         f"{protected_by_paper:.1%} of the annotations' boundary pixels belong to objects of at most 1000 px, which "
         "the paper's threshold would never deform. "
