@@ -9,7 +9,7 @@ For two label maps ``a`` and ``b`` of the same scene, [`compare`][nsegaug.calibr
   map to the nearest boundary pixel of class ``c`` in the other, both
   directions pooled (a boundary pixel is a pixel of ``c`` with a 4-neighbour of
   another value; the edge of the map is not a boundary). A class the other map
-  lacks, and any distance of [`CAP_PX`][nsegaug.calibrate.measure.CAP_PX] or more, counts in the last bin.
+  lacks, and any distance of ``CAP_PX`` or more, counts in the last bin.
 
 Each boundary pixel is counted in the size bin of its own object (its
 8-connected component of one class, as NSegment+'s suppression finds them), so
@@ -48,7 +48,7 @@ class Disagreement:
     """Counts of boundary pixels by class, size bin and displacement bin, and of changed pixels; adds up.
 
     ``counts[c]`` is an array (size bins, displacement bins); ``sums[c]`` the
-    exact sum of the displacements in each size bin (capped at [`CAP_PX`][nsegaug.calibrate.measure.CAP_PX]).
+    exact sum of the displacements in each size bin (capped at ``CAP_PX``).
     """
 
     counts: dict[int, np.ndarray] = field(default_factory=dict)
