@@ -47,6 +47,7 @@ PUBLIC_MODULES = (
     "nsegaug.volume",
     "nsegaug.monai",
     "nsegaug.torchio",
+    "nsegaug.calibrate",
 )
 
 

@@ -27,6 +27,11 @@ DEFAULT_ALPHA_SIGMA: tuple[tuple[float, float], ...] = tuple(
     (alpha, sigma) for alpha in (1, 15, 30, 50, 100) for sigma in (3, 5, 10)
 )
 DEFAULT_AREA_THRESH = 1000
+# The strengths ``nsegaug calibrate`` tries unless told: the paper's alphas and sigmas with more on both sides,
+# and area thresholds at the edges of its object size bins (the paper's 1000 among them).
+CALIBRATION_ALPHAS = (1, 5, 10, 15, 30, 50, 100, 200)
+CALIBRATION_SIGMAS = (2, 3, 5, 10)
+CALIBRATION_THRESHOLDS = (0, 16, 64, 256, 1000, 4000)
 # The method's own probability of deforming a sample (the paper's p).
 PAPER_PROB = 0.5
 # The most copies of one mask a run makes. A worker holds a mask's copies and rows until all its files are
@@ -143,6 +148,26 @@ class DeformParams:
         """A copy with some fields changed, checked again."""
         return dataclasses.replace(self, **changes)
 
+    def scaled(self, factor: float, min_sigma: float = 2.0) -> DeformParams:
+        """The same deformation for maps ``factor`` times as large (the paper's grid, tuned on crops of about
+        512 px, for maps of 128 px: 0.25).
+
+        Every displacement and the field's smoothness scale with the map, and
+        the same objects are protected: sigma times ``factor`` (but at least
+        ``min_sigma`` px: a blur narrower than a pixel or two leaves a ragged
+        field), alpha such that the field's rms displacement (alpha / sigma,
+        see ``docs/calibration.md``) is ``factor`` times as large (``factor``
+        squared times alpha while sigma scales freely), the area threshold
+        times ``factor`` squared.
+        """
+        if not (_is_number(factor) and math.isfinite(factor) and factor > 0):
+            raise UsageError(f"the scale factor must be a number > 0, got {factor!r}")
+        pairs = []
+        for alpha, sigma in self.alpha_sigma:
+            new_sigma = max(sigma * factor, min(min_sigma, sigma))
+            pairs.append((round(alpha * factor * new_sigma / sigma, 4), round(new_sigma, 4)))
+        return self.replace(alpha_sigma=tuple(pairs), area_thresh=round(self.area_thresh * factor**2, 4))
+
     @classmethod
     def from_flat(
         cls,
@@ -239,6 +264,11 @@ def check_alpha_sigma(pairs: Iterable[Sequence[float]]) -> tuple[tuple[float, fl
             )
     # NumPy scalars (a pair list given as an array) become Python numbers: the metadata is JSON.
     return tuple((_plain(alpha), _plain(sigma)) for alpha, sigma in checked)
+
+
+def format_alpha_sigma(pairs: Iterable[Sequence[float]]) -> str:
+    """The pairs as ``ALPHA:SIGMA,...``, the form of the ``--alpha-sigma`` option and of a params file."""
+    return ",".join(f"{alpha:g}:{sigma:g}" for alpha, sigma in pairs)
 
 
 def check_ignore_index(ignore_index: int | None) -> None:

@@ -28,6 +28,7 @@ from ..errors import NsegaugError, OutputInUse, StorageError, UsageError
 # The lines are the commands' own (a test keeps them equal): ``nsegaug --help`` lists the commands without
 # importing them, which would cost more than starting Python.
 COMMANDS = {
+    "calibrate": "Measure how two annotations of the same maps disagree, and the NSegment+ strength that matches it.",
     "evaluate": "Recompute mIoU, boundary IoU, band mIoU, per-class IoU and pixel accuracy of a saved model.",
     "export": "Write a manifest's (image, label) pairs, so that nobody has to glob the output folder.",
     "generate": "Write K deformed copies of every label map, with a manifest.",

@@ -7,9 +7,17 @@ import click
 from ..dataset import DEFAULT_NAME_TEMPLATE
 from ..errors import shown_path
 from ..params import split_options
+from ..params_file import DEFORM_KEYS
 from . import Command
 from .jobs import job_options, run_job_command
-from .options import deform_options, format_alpha_sigma, png_level_option, prob_option
+from .options import (
+    apply_params_file,
+    deform_options,
+    format_alpha_sigma,
+    params_file_option,
+    png_level_option,
+    prob_option,
+)
 
 EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out out/train"
 
@@ -19,6 +27,7 @@ EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out
 @click.option("--copies", "-k", type=click.IntRange(min=1), required=True, help="Deformed copies per mask.")
 @prob_option
 @deform_options()
+@params_file_option
 @click.option(
     "--name-template",
     default=DEFAULT_NAME_TEMPLATE,
@@ -38,8 +47,9 @@ def generate(dry_run, quiet, resume, overwrite, **options) -> None:
     from ..generate import GenerateConfig, generate_dataset
     from ..jobs import count_masks
 
+    provenance = apply_params_file(click.get_current_context(), options, None, DEFORM_KEYS)
     params, rest = split_options(options)
-    config = GenerateConfig(params=params, **rest)
+    config = GenerateConfig(params=params, provenance=provenance, **rest)
     if dry_run:
         storage.configure(config.storage_options)
         count_masks(config)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from ..params import NOISE_MODELS, NoiseParams
+from ..params_file import NOISE_TABLE
 from . import Command
 from .jobs import job_options, run_job_command
-from .options import png_level_option, spec_options
+from .options import apply_params_file, params_file_option, png_level_option, spec_options
 
 EXAMPLE = "nsegaug noise --labels examples/data/train/labels --out out/noisy --models boundary,jitter --seed 1"
 
@@ -58,6 +59,7 @@ NOISE_TYPES = {
 @click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
 @job_options
 @spec_options(NoiseParams, NOISE_TYPES, {"models": ",".join})
+@params_file_option
 @png_level_option
 def noise(quiet, resume, overwrite, **options) -> None:
     """Write a noisy version of every label map: annotation error, seeded and reproducible.
@@ -73,5 +75,7 @@ def noise(quiet, resume, overwrite, **options) -> None:
     from ..noise import NoiseConfig, add_noise
 
     names = NOISE_TYPES.keys()
+    provenance = apply_params_file(click.get_current_context(), options, NOISE_TABLE, tuple(names))
     params = NoiseParams(**{name: options.pop(name) for name in list(options) if name in names})
-    run_job_command("noise", add_noise, NoiseConfig(params=params, **options), resume, overwrite, quiet)
+    config = NoiseConfig(params=params, provenance=provenance, **options)
+    run_job_command("noise", add_noise, config, resume, overwrite, quiet)

@@ -10,7 +10,7 @@ import click
 
 from ..cpus import available_cpus, default_jobs
 from ..errors import UsageError
-from ..params import PRECISIONS, UNITS, VARIANTS, DeformParams, check_alpha_sigma
+from ..params import PRECISIONS, UNITS, VARIANTS, DeformParams, check_alpha_sigma, format_alpha_sigma
 
 
 class AlphaSigmaList(click.ParamType):
@@ -82,10 +82,6 @@ storage_options_option = click.option(
 )
 
 
-def format_alpha_sigma(pairs) -> str:
-    return ",".join(f"{alpha:g}:{sigma:g}" for alpha, sigma in pairs)
-
-
 def spec_options(spec: type, types: Mapping[str, object], formats: Mapping[str, Callable] | None = None):
     """A decorator adding one option per field of the dataclass ``spec`` named in ``types``.
 
@@ -129,6 +125,49 @@ def deform_options(*names: str):
     return spec_options(
         DeformParams, {name: DEFORM_TYPES[name] for name in wanted}, {"alpha_sigma": format_alpha_sigma}
     )
+
+
+params_file_option = click.option(
+    "--params",
+    "params_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A params.toml of nsegaug calibrate: its values for this command's options; an option given here "
+    "overrides the file's. The run records where each value came from.",
+)
+
+
+def apply_params_file(ctx: click.Context, options: dict, table: str | None, names) -> dict | None:
+    """Take the values of ``names`` from ``options["params_file"]`` (popped) where the command line gave none.
+
+    Each file value is checked by the option's own click type, as if typed;
+    returns the record of where each value came from (None without a file).
+    """
+    from click.core import ParameterSource
+
+    from ..params_file import params_table
+    from ..storage import sha256_file
+
+    path = options.pop("params_file", None)
+    if path is None:
+        return None
+    values = params_table(path, table, tuple(names))
+    params = {param.name: param for param in ctx.command.params}
+    sources = {}
+    for name in names:
+        given = ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        if name in values and not given:
+            value = values[name]
+            if isinstance(value, list) and params[name].nargs == 1:
+                value = ",".join(str(item) for item in value)  # a TOML list for an A,B,... option
+            try:
+                options[name] = params[name].type.convert(value, params[name], ctx)
+            except click.BadParameter as error:
+                raise UsageError(f"{path}: {name}: {error.message}") from error
+            sources[name] = "params file"
+        else:
+            sources[name] = "command line" if given else "default"
+    return {"params_file": str(path), "params_file_sha256": sha256_file(path), "sources": sources}
 
 
 seed_option = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Base seed.")

@@ -21,7 +21,16 @@ from ..train.config import (
     resumed_config,
 )
 from . import Command, reporting
-from .options import Location, available_cores, deform_options, quiet_option, seed_option, storage_options_option
+from .options import (
+    Location,
+    apply_params_file,
+    available_cores,
+    deform_options,
+    params_file_option,
+    quiet_option,
+    seed_option,
+    storage_options_option,
+)
 
 EXAMPLE = (
     "nsegaug train --manifest out/train/manifest.jsonl --val-labels examples/data/val/labels "
@@ -112,6 +121,7 @@ threads_option = click.option(
     "uses --alpha-sigma, --area-thresh and --ignore-index.",
 )
 @deform_options("alpha_sigma", "area_thresh")
+@params_file_option
 @click.option(
     "--model",
     default="unet",
@@ -216,6 +226,15 @@ def train(resume, overwrite, quiet, storage_options, cache, **options) -> None:
 
 def _config(ctx: click.Context, resume: bool, options: dict) -> TrainConfig:
     """The run's config: from the options, or on --resume from the run's config.json with the options given."""
+    if resume and options.get("params_file") is not None:
+        raise click.UsageError("--params applies when a run starts; --resume continues with the run's own values")
+    sources = apply_params_file(ctx, options, None, ONLINE_ONLY)
+    if sources is not None:
+        if not options["online"]:
+            raise click.UsageError(
+                "--params sets the deformation of --online runs; offline, the copies are made by generate --params"
+            )
+        options["parameter_sources"] = sources
     if resume:
         given = {
             name: value

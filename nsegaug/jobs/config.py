@@ -44,6 +44,8 @@ class JobConfig:
     on_error: str = "skip"
     # fsspec's keyword arguments for remote locations (endpoint, credentials): never recorded nor shown.
     storage_options: dict | None = field(default=None, repr=False, compare=False)
+    # Where the parameters came from (a params file, the command line): recorded, never compared on resume.
+    provenance: dict | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("labels", "out", "images", "palette"):  # str paths from Python callers, or URLs

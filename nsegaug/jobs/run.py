@@ -91,6 +91,7 @@ def _start_meta(job: MaskJob, command_line: list[str] | None) -> RunMeta:
         command_line=command_line if command_line is not None else sys.argv,
         started=_now(),
         execution={"jobs": config.jobs, "backend": config.backend, "scheduler": config.scheduler},
+        provenance=config.provenance,
     )
 
 

@@ -43,6 +43,8 @@ class RunMeta:
     warnings: list[str] = field(default_factory=list)
     # Where the folders of ``parameters`` were, as absolute paths: found again when only the output moved.
     locations: dict = field(default_factory=dict)
+    # Where the parameters came from: a params file (path, sha256) and, per option, file, command line or default.
+    provenance: dict | None = None
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)

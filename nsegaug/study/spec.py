@@ -94,20 +94,9 @@ class StudySpec:
 
 def read_study_file(path: Path) -> dict:
     """The TOML file's tables (tomllib on Python 3.11+, else tomli when installed)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise UsageError(f"{path}: reading a study file needs Python 3.11+ or `pip install tomli`") from None
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read the study file ({error.strerror or error})") from error
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{path}: not valid TOML ({error})") from error
+    from ..params_file import read_toml
+
+    return read_toml(path, "study file")
 
 
 def build_spec(tables: dict, source: str | None = None, overrides: dict | None = None) -> StudySpec:

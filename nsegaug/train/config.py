@@ -41,6 +41,7 @@ RUNTIME_FIELDS = frozenset(
         "labels",
         "images",
         "allow_changed_labels",
+        "parameter_sources",
     }
 )
 CONFIG_NAME = "config.json"
@@ -91,6 +92,8 @@ class TrainConfig:
     checkpoint_every: int = 0
     mean: tuple[float, float, float] = field(default=MEAN)
     std: tuple[float, float, float] = field(default=STD)
+    # Where alpha_sigma and area_thresh came from (a params file, the command line): a record, not a setting.
+    parameter_sources: dict | None = None
 
     def __post_init__(self) -> None:
         # The data may be in object storage (fsspec URLs); the run folder and initial weights are local.
