@@ -185,7 +185,7 @@ def _scenes(root: Path, train: int = 8, val: int = 4) -> dict:
 def test_the_methods_of_a_seed_share_initial_weights_batches_crops_scales_and_flips(tmp_path):
     import torch
 
-    from nsegaug.cli.train import config_of
+    from nsegaug.options.train import config_of
     from nsegaug.study.run import UnitLog, run_unit
     from nsegaug.train.distributed import launched_processes, pick_device
     from nsegaug.train.runlog import RunLog

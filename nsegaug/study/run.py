@@ -105,7 +105,7 @@ def finished_differences(unit: Unit) -> list[str]:
     """What differs between a finished training's config and the one ``unit`` asks for (its length included)."""
     import click
 
-    from ..cli.train import config_of
+    from ..options.train import config_of
     from ..train.config import read_config, result_differences
 
     try:
