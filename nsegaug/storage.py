@@ -431,9 +431,21 @@ def atomic_writer(path: os.PathLike | str, durable: bool = True) -> Iterator[Bin
                 stream.flush()
                 os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if _about_this_write(error, temporary):
+            # A full disk raises from write() without a file name: name the file being written, not "?" nor
+            # the temporary file the user never asked for.
+            raise StorageError.from_os_error(error, path, "cannot write") from error
         raise
+
+
+def _about_this_write(error: BaseException, temporary: Path) -> bool:
+    """Whether ``error`` is an OS error of the write itself (no file named, or the temporary file), not one of
+    the caller's reads inside the block (which names its own file) nor one already worded."""
+    if not isinstance(error, OSError) or isinstance(error, StorageError):
+        return False
+    return error.filename is None or os.fspath(error.filename) == os.fspath(temporary)
 
 
 def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = True) -> None:
