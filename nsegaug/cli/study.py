@@ -75,9 +75,11 @@ def study(study_file, out, parallel, dry_run, probe_steps, **options) -> None:
     added) at each seed, every training a real `nsegaug train` in its own
     folder; the methods of a seed share initial weights, data order, crops,
     scales and flips. A rerun skips finished trainings and resumes
-    interrupted ones. Writes OUT/results.json, results.md, paired.png and
-    curves.png: each cell's mean and std and each method's paired difference
-    with its 95 % interval. See docs/study.md.
+    interrupted ones (Ctrl-C stops it; rerun the same command). Writes
+    OUT/results.json, results.md and charts (paired, curves: PNG and SVG):
+    each cell's mean and std and each method's paired difference with its
+    95 % interval, no verdict from runs that did not learn, and class
+    collapse; ends with the primary comparison. See docs/study.md.
     """
     from ..study.driver import check_data, plan_text, run_study
     from ..study.options import parse_assignments

@@ -31,7 +31,7 @@ def train(resume, overwrite, quiet, storage_options, cache, **options) -> None:
     chance --prob with one of its deformed copies (--baseline: originals
     only; --online: the original deformed on the device in each batch).
     Writes RUN/last.pt, best.pt, metrics.jsonl (one line per evaluation),
-    metrics.json (final), loss.jsonl and curves.png.
+    metrics.json (final), loss.jsonl and curves.png/svg.
     """
     config = config_from_options(click.get_current_context(), resume, options)
     try:

@@ -89,7 +89,7 @@ def collapse_section(record: dict) -> list[str]:
     rates, runs = record["collapse"], record["runs"]
     conditions = list(rates["by_cell"])
     lines = [
-        f"A class is lost when {record['definitions']['lost_class']}.",
+        f"A lost class: {record['definitions']['lost_class']}.",
         "",
         "| method | " + " | ".join(f"{condition} labels" for condition in conditions) + " | all |",
         "|---|" + "---:|" * (len(conditions) + 1),

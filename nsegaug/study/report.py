@@ -19,7 +19,7 @@ from .markdown import headline, results_markdown
 from .plan import Unit
 from .provenance import code_version, codes_seen, unit_times
 from .run import read_unit_log
-from .spec import StudySpec
+from .spec import DEFAULT_PRIMARY, StudySpec
 
 OUTPUTS = ("results.json", "results.md", "paired.png", "paired.svg", "curves.png", "curves.svg")
 EVAL_KEYS = (
@@ -108,9 +108,11 @@ def analyse(record: dict) -> dict:
     """``record`` (study, code, machine, environment, commands, runs) with every number drawn from its runs:
     definitions, class collapse, both readings, the noise's cost and the headline. Pure: a committed
     results.json is rendered again with it, without training anything."""
-    study = record["study"]
+    # A study recorded before it could name them ran with the defaults: say so in the record.
+    study = {"primary": DEFAULT_PRIMARY, "collapse_iou": collapse.CLASS_IOU_FLOOR, **record["study"]}
+    record = {**record, "study": study}
     runs, methods, conditions = record["runs"], study["methods"], study["conditions"]
-    floor = study.get("collapse_iou", collapse.CLASS_IOU_FLOOR)
+    floor = study["collapse_iou"]
     for run in runs:
         run["convergence"] = analysis.convergence(run, floor)
     record = {key: value for key, value in record.items() if key not in ("last", "baseline_best", "noise_cost")}
