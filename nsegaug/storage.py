@@ -35,16 +35,14 @@ import hashlib
 import os
 import posixpath
 import re
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
 
 from .errors import StorageError, UsageError, shown_path
+from .local_files import atomic_writer, sha256_file, write_bytes_atomic
 
 Location = Path | str
 # Retries of a transient fault: waits of 0.25, 0.5, 1, 2, 4 s, then the error.
@@ -409,62 +407,16 @@ def shown(location: Location) -> str:
     return shown_path(str(public(location)))
 
 
-# --------------------------------------------------------------------------- bytes on a local disk
-
-
-@contextmanager
-def atomic_writer(path: os.PathLike | str, durable: bool = True) -> Iterator[BinaryIO]:
-    """A binary stream whose content replaces ``path`` only when the block ends without error.
-
-    The bytes go to ``.<name>.<pid>-<thread>.tmp`` in the same folder (same file system,
-    so the rename is atomic), are flushed to disk, then renamed into place:
-    ``path`` is always either absent, old or complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The thread too: threads of one process may write the same file (a cache filled by a thread pool).
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        with open(temporary, "wb") as stream:
-            yield stream
-            if durable:
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        temporary.unlink(missing_ok=True)
-        if _about_this_write(error, temporary):
-            # A full disk raises from write() without a file name: name the file being written, not "?" nor
-            # the temporary file the user never asked for.
-            raise StorageError.from_os_error(error, path, "cannot write") from error
-        raise
-
-
-def _about_this_write(error: BaseException, temporary: Path) -> bool:
-    """Whether ``error`` is an OS error of the write itself (no file named, or the temporary file), not one of
-    the caller's reads inside the block (which names its own file) nor one already worded."""
-    if not isinstance(error, OSError) or isinstance(error, StorageError):
-        return False
-    return error.filename is None or os.fspath(error.filename) == os.fspath(temporary)
-
-
-def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`).
-
-    ``durable=False`` skips the flush to disk: the rename is still atomic for a
-    killed process, and only a power cut can leave an incomplete file, which
-    callers that verify checksums (``generate --resume``) detect.
-    """
-    with atomic_writer(path, durable) as stream:
-        stream.write(data)
-
-
 def write_file(location: Location, data: bytes) -> None:
     """Write a file the user named (a preview, a list, metrics), on a disk or in a bucket, whole or not at all;
     a failure is a :class:`StorageError` naming ``location``, not the temporary file the bytes went to first
     (a read-only or full disk under it)."""
     try:
-        write_bytes(location, data)
+        if is_url(location):
+            write_bytes(location, data)
+        else:
+            with atomic_writer(location, own=False) as stream:  # a link the user named is replaced, as before
+                stream.write(data)
     except StorageError:
         raise
     except OSError as error:
@@ -473,11 +425,3 @@ def write_file(location: Location, data: bytes) -> None:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: os.PathLike | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

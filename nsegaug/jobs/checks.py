@@ -42,11 +42,12 @@ def check_request(job: MaskJob, resume: bool, overwrite: bool) -> None:
         raise UsageError("resume and overwrite exclude each other")
 
 
-def check_folder(job: MaskJob, resume: bool, overwrite: bool) -> None:
+def check_folder(job: MaskJob, resume: bool, overwrite: bool, names: list[str] | None = None) -> None:
     """Refuse a run that the output folder's state does not allow; called while the run holds the folder,
-    so that what it sees stays true (a run that started a moment earlier cannot fill it in between)."""
+    so that what it sees stays true (a run that started a moment earlier cannot fill it in between).
+    ``names``: the folder's listing, when the caller has it."""
     config = job.config
-    used = any(name != LOCK_NAME for name in storage.walk(config.out))
+    used = any(name != LOCK_NAME for name in (storage.walk(config.out) if names is None else names))
     if not (resume or overwrite) and used:
         raise OutputInUse(f"{storage.shown(config.out)} is not empty")
     meta_path = join(config.out, META_NAME)

@@ -7,6 +7,12 @@ recognises an earlier run's files (those its manifest lists, and those its
 recorded kind may have written before it was stopped), removes them on
 overwrite, verifies them on resume, and refuses a folder holding anything
 else; after it, :func:`sweep` removes what the manifest does not list.
+
+Another run's folder inside the output folder (a sub-folder holding a lock,
+a manifest or its metadata: [`other_run_folders`][nsegaug.jobs.folder.other_run_folders]) is never touched: a
+run into a folder that holds one is refused, naming it, and the sweep at the
+end of a run, as well as the removal of temporary files, leaves every file
+under such a sub-folder alone.
 """
 
 from __future__ import annotations
@@ -44,32 +50,47 @@ def _is_relative_name(name: str) -> bool:
     return bool(name) and not path.is_absolute() and ".." not in path.parts
 
 
-def make_output_folder(out: Location) -> None:
-    """Create a local output folder (a bucket prefix needs nothing)."""
-    if is_url(out):
-        return
+def make_output_folder(out: Location) -> bool:
+    """Create a local output folder (a bucket prefix needs nothing); whether it was made now."""
+    if is_url(out) or Path(out).is_dir():
+        return False
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError.from_os_error(error, out, "cannot create the output folder") from error
+    return True
 
 
-def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tuple[set[str], ManifestLog]:
+def remove_empty_folder(out: Location) -> None:
+    """Remove a local output folder if it is empty (one made for a run that was then refused)."""
+    if not is_url(out):
+        try:
+            Path(out).rmdir()
+        except OSError:
+            pass  # not empty, or gone: left as it is
+
+
+def prepare_output(
+    job: MaskJob, resume: bool, overwrite: bool, log: Log, names: list[str] | None = None
+) -> tuple[set[str], ManifestLog]:
     """Make the output folder ready for this run: the labels an earlier run finished (on resume), and the log.
 
     Files an earlier run wrote (those its manifest lists, and those it may
     have written before being stopped) are removed with ``overwrite``, also
     when that run was of another kind or its records are damaged; a file no
-    earlier nsegaug run could have written stops the run (:class:`UsageError`
-    naming it): the folder may hold someone's data.
+    earlier nsegaug run could have written, or another run's folder inside,
+    stops the run (:class:`UsageError` naming it): the folder may hold
+    someone's data. ``names``: the folder's listing, when the caller has it.
     """
     out = job.config.out
+    # Listed once: on a bucket a listing is a request per thousand keys.
+    names = list(storage.walk(out)) if names is None else names
+    refuse_other_runs_inside(out, names)
     previous = previous_run(out, overwrite, log)
     manifest_log = ManifestLog(out, job.row_type)
     rows = manifest_log.rows_file() if (resume or overwrite) else None
     row_type = previous.row_type if previous else job.row_type
     listed = _listed_outputs(rows, row_type, out, overwrite, log)
-    names = list(storage.walk(out))  # listed once: on a bucket a listing is a request per thousand keys
     foreign = [name for name in names if not _is_ours(name, listed, previous, out)]
     if foreign:
         shown = ", ".join(shown_path(name) for name in foreign[:SHOWN_FILES])
@@ -78,7 +99,7 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
             f"{storage.shown(out)} holds files no nsegaug run wrote: {shown}{more}; "
             "move them away, or choose another output folder"
         )
-    remove_temporary_files(out)
+    remove_temporary_files(out, names)
     if overwrite:  # the manifest goes below with every run that resumes nothing
         ours = {name for name in names if not _is_record(name) and not _is_temporary(name)}
         _remove(out, sorted(listed | ours))
@@ -91,6 +112,38 @@ def prepare_output(job: MaskJob, resume: bool, overwrite: bool, log: Log) -> tup
     else:
         manifest_log.discard()
     return done, manifest_log
+
+
+def other_run_folders(names: list[str]) -> list[str]:
+    """The sub-folders (relative) that hold another run's records: a lock, a manifest, its metadata or a remote
+    manifest's parts; ``names`` as [`walk`][nsegaug.storage.walk] lists a folder."""
+    found = set()
+    for name in names:
+        parts = name.split("/")
+        if len(parts) > 1 and parts[-1] in (LOCK_NAME, MANIFEST_NAME, META_NAME):
+            found.add("/".join(parts[:-1]))
+        elif PARTS in parts[1:-1]:
+            found.add("/".join(parts[: parts.index(PARTS, 1)]))
+    return sorted(found)
+
+
+def refuse_other_runs_inside(out: Location, names: list[str]) -> None:
+    """Refuse a run into a folder that holds another run's folder: its clean-up would take that run's files for
+    its own ([`UsageError`][nsegaug.errors.UsageError] naming them)."""
+    inner = other_run_folders(names)
+    if inner:
+        shown = ", ".join(storage.shown(join(out, name)) for name in inner[:SHOWN_FILES])
+        more = f" and {len(inner) - SHOWN_FILES} more" if len(inner) > SHOWN_FILES else ""
+        raise UsageError(
+            f"{storage.shown(out)} holds the folder of another nsegaug run: {shown}{more}; nsegaug never removes "
+            "another run's files nor mixes its own with them: move it away, or choose another output folder"
+        )
+
+
+def _outside_other_runs(names: list[str]) -> list[str]:
+    """``names`` but those inside another run's folder."""
+    inner = tuple(folder + "/" for folder in other_run_folders(names))
+    return [name for name in names if not name.startswith(inner)] if inner else names
 
 
 def previous_run(out: Location, overwrite: bool, log: Log) -> RunMeta | None:
@@ -181,12 +234,15 @@ def _remove(out: Location, names) -> None:
             raise StorageError.from_os_error(error, target, "cannot remove") from error
 
 
-def remove_temporary_files(out: Location) -> None:
-    """Temp files of a killed run (``.<name>.<pid>.tmp``): never outputs, safe to delete. (A store has none.)"""
-    if not is_url(out):  # walked without following links: a link's target is not the folder's
-        for name in storage.walk(out):
-            if _is_temporary(name):
-                (Path(out) / name).unlink(missing_ok=True)
+def remove_temporary_files(out: Location, names: list[str] | None = None) -> None:
+    """Temp files of a killed run (``.<name>.<pid>.tmp``): never outputs, safe to delete (a store has none);
+    ``names``: the folder's listing, when the caller has it. Those of another run's folder inside are its own."""
+    if is_url(out):
+        return
+    names = list(storage.walk(out)) if names is None else names  # walked without following links
+    for name in _outside_other_runs(names):
+        if _is_temporary(name):
+            (Path(out) / name).unlink(missing_ok=True)
 
 
 def completed_labels(job: MaskJob, rows_file: Path, log: Log = lambda message: None) -> set[str]:
@@ -225,11 +281,13 @@ def _has_checksum(location: Location, sha: str) -> bool:
 
 def sweep(job: MaskJob, rows: Path | None) -> None:
     """Remove what the manifest does not list: temp files of stopped workers, the files of masks whose rows
-    were never appended (a failure, an interruption, a stop after the first error)."""
+    were never appended (a failure, an interruption, a stop after the first error). A file inside another
+    run's folder is never removed ([`other_run_folders`][nsegaug.jobs.folder.other_run_folders])."""
     out = job.config.out
-    remove_temporary_files(out)
+    names = _outside_other_runs(list(storage.walk(out)))
+    remove_temporary_files(out, names)
     listed = _listed_outputs(rows, job.row_type, out)
     parameters = job.parameters()
-    stale = [name for name in storage.walk(out) if not _is_record(name) and name not in listed]
+    stale = [name for name in names if not _is_record(name) and not _is_temporary(name) and name not in listed]
     could_write = KINDS[job.kind].could_write
     _remove(out, [name for name in stale if could_write(name, parameters, out)])

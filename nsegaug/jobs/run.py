@@ -17,7 +17,7 @@ from ..storage import Location, join
 from .backends import run_parallel
 from .checks import check_folder, check_request
 from .config import Log
-from .folder import make_output_folder, prepare_output, sweep
+from .folder import make_output_folder, prepare_output, remove_empty_folder, sweep
 from .job import JobSummary, MaskJob
 from .manifest_log import ManifestLog
 from .sources import count_masks, plan
@@ -63,16 +63,23 @@ def run_job(
     storage.configure(job.config.storage_options)
     check_request(job, resume, overwrite)
     total = count_masks(job.config)
-    make_output_folder(job.config.out)
-    with lock.hold(job.config.out, job.kind):
-        check_folder(job, resume, overwrite)
-        done, manifest_log = prepare_output(job, resume, overwrite, log)
-        run = Run(job, manifest_log, _start_meta(job, command_line), JobSummary(), total, log, progress, started)
-        try:
-            with _caller_settings_kept():
-                return execute(run, done)
-        finally:
-            manifest_log.close()
+    made = make_output_folder(job.config.out)
+    try:
+        with lock.hold(job.config.out, job.kind, check_inside=False):
+            names = list(storage.walk(job.config.out))  # listed once for every check of what the folder holds
+            lock.refuse_held_inside(job.config.out, names)
+            check_folder(job, resume, overwrite, names)
+            done, manifest_log = prepare_output(job, resume, overwrite, log, names)
+            made = False  # the run starts: its folder stays, whatever happens from here
+            run = Run(job, manifest_log, _start_meta(job, command_line), JobSummary(), total, log, progress, started)
+            try:
+                with _caller_settings_kept():
+                    return execute(run, done)
+            finally:
+                manifest_log.close()
+    finally:
+        if made:  # refused: a folder made only to be held (inside another run's, say) is not left behind
+            remove_empty_folder(job.config.out)
 
 
 def _start_meta(job: MaskJob, command_line: list[str] | None) -> RunMeta:

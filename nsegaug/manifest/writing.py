@@ -6,7 +6,7 @@ import os
 from collections.abc import Container, Iterable
 from pathlib import Path
 
-from ..storage import atomic_writer
+from ..local_files import atomic_writer, open_own
 from .reading import _parse_line
 from .rows import CopyRow
 
@@ -18,7 +18,8 @@ def append_rows(path: Path, rows: Iterable) -> None:
     file that is not there.
     """
     data = memoryview("".join(row.to_json() + "\n" for row in rows).encode("utf-8"))
-    with open(path, "ab", buffering=0) as handle:  # unbuffered: nothing left to flush after a failure
+    descriptor = open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # never appended through a link
+    with os.fdopen(descriptor, "ab", buffering=0) as handle:  # unbuffered: nothing left to flush after a failure
         size = handle.tell()
         try:
             while data:  # a write may take only part of the bytes (a disk filling up) before one fails

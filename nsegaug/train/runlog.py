@@ -11,6 +11,7 @@ logged after the last checkpoint).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,8 +20,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import OutputInUse, StorageError, UsageError
+from ..local_files import open_own, write_bytes_atomic
 from ..lock import LOCK_NAME, hold
-from ..storage import write_bytes_atomic
 from .checkpoint import save_checkpoint
 from .config import CONFIG_NAME
 from .curves import draw_curves
@@ -112,8 +113,11 @@ def write_lines(path: Path, rows: list[dict]) -> None:
 
 def _append_line(path: Path, row: dict) -> None:
     try:
-        with open(path, "a", encoding="utf-8") as handle:
+        descriptor = open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # never appended through a link
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
+    except StorageError:
+        raise
     except OSError as error:  # a full disk raises from write() or close() without a file name
         raise StorageError.from_os_error(error, path, "cannot write") from error
 
