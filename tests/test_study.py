@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -550,3 +551,21 @@ def test_a_dry_run_refuses_a_data_folder_that_does_not_exist(tmp_path):
     assert result.exit_code == 2, result.output
     assert f"{tmp_path / 'nowhere'}: the study's labels folder does not exist" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@needs_torch
+def test_a_second_study_on_a_held_folder_is_refused_at_once_naming_the_holder(tmp_path):
+    path, out = _study_file(tmp_path, seeds=(0,), iters=16, checkpoint_every=1), tmp_path / "out"
+    first = subprocess.Popen(_study(path, out), env=_environment(), stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        # Held once it has started a unit (its units nest their own runs inside the held folder).
+        _wait_for(lambda: any(row["action"] == "start" for row in _log(out)) or first.poll() is not None)
+        second = subprocess.run(_study(path, out), env=_environment(), capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0 and f"is in use by study run on host {socket.gethostname()}, pid {first.pid}" in (
+            second.stderr
+        ), second.stderr
+        assert not [row for row in _log(out) if row["action"] == "failed"]  # nothing of the first study broken
+    finally:
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(timeout=60)
+    assert first.returncode == 130  # the first study was not disturbed: stopped only by its Ctrl-C

@@ -4,10 +4,12 @@ the dry run, which prints the plan and writes nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import UsageError
+from .. import lock
+from ..errors import FolderHeld, UsageError
 from ..storage import write_bytes_atomic
 from .plan import Layout, Unit, plan_units
 from .report import study_record, write_outputs
@@ -25,15 +27,35 @@ def run_study(spec: StudySpec, out: Path, parallel: int, say: Callable[[str], No
     out = Path(out)
     check_data(spec)
     units = plan_units(spec, out, threads_per_run(parallel))
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    record = {"study": spec.to_dict(), "commands": [unit.shell() for unit in units]}
-    write_bytes_atomic(out / STUDY_RECORD, (json.dumps(record, indent=2) + "\n").encode("utf-8"), durable=False)
+    # One study per folder, for its whole life; its units nest their own runs inside it by delegation.
+    with _held(out, made) as identity:
+        record = {"study": spec.to_dict(), "commands": [unit.shell() for unit in units]}
+        write_bytes_atomic(out / STUDY_RECORD, (json.dumps(record, indent=2) + "\n").encode("utf-8"), durable=False)
+        try:
+            run_stages(units, out, parallel, say, lock.child_environment(identity))
+        except KeyboardInterrupt:
+            say("interrupted: rerun the same command to resume")
+            raise
+        results = study_record(spec, units, out, thread_environment(threads_per_run(parallel)))
+        return _finish(out, results, say)
+
+
+@contextmanager
+def _held(out: Path, made: bool) -> Iterator[dict]:
+    """The study's hold on ``out`` (its identity, for the units' delegation); a folder made only to be held,
+    then refused, is removed again."""
     try:
-        run_stages(units, out, parallel, say)
-    except KeyboardInterrupt:
-        say("interrupted: rerun the same command to resume")
+        with lock.hold(out, "study") as identity:
+            yield identity
+    except FolderHeld:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
         raise
-    results = study_record(spec, units, out, thread_environment(threads_per_run(parallel)))
+
+
+def _finish(out: Path, results: dict, say: Callable[[str], None]) -> dict:
     written = write_outputs(out, results, say)
     say("wrote " + ", ".join(str(path) for path in written))
     for line in results["headline"]:
@@ -42,14 +64,17 @@ def run_study(spec: StudySpec, out: Path, parallel: int, say: Callable[[str], No
     return results
 
 
-def run_stages(units: list[Unit], out: Path, parallel: int, say: Callable[[str], None]) -> None:
-    """The noise, then the copies, then the trainings; a stage with a failed unit stops the study there."""
+def run_stages(
+    units: list[Unit], out: Path, parallel: int, say: Callable[[str], None], delegation: dict[str, str]
+) -> None:
+    """The noise, then the copies, then the trainings; a stage with a failed unit stops the study there.
+    ``delegation``: the environment that lets the units hold folders inside the study's."""
     layout, log = Layout(out), UnitLog(out / UNITS_LOG)
     stages = [[unit for unit in units if unit.kind == kind] for kind in ("noise", "generate", "train")]
     for number, stage in enumerate(stages):
         if not stage:
             continue
-        failures = run_units(stage, parallel, log, layout.log, say)
+        failures = run_units(stage, parallel, log, layout.log, say, delegation)
         if failures:
             later = " (the later steps need it: not run)" if number < len(stages) - 1 else ""
             raise StudyError(f"{len(failures)} unit(s) failed{later}:\n" + "\n".join(failures))

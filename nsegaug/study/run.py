@@ -250,9 +250,17 @@ class Runner:
 
 
 def run_unit(
-    unit: Unit, environment: dict[str, str], log_file: Path, log: UnitLog, runner: Runner | None = None
+    unit: Unit,
+    environment: dict[str, str],
+    log_file: Path,
+    log: UnitLog,
+    runner: Runner | None = None,
+    delegation: dict[str, str] | None = None,
 ) -> float | None:
     """Run ``unit`` unless it is done; its output appended to ``log_file``; the seconds it took (None: skipped).
+    ``environment`` is shown in the log with the command; ``delegation`` (the study's
+    [`child_environment`][nsegaug.lock.child_environment], which lets the unit hold a folder inside the
+    study's) is passed too, not shown.
 
     Raises StudyError when it fails, UnitInterrupted when Ctrl-C (or SIGTERM) stopped it or the study stopped
     before it started."""
@@ -267,7 +275,7 @@ def run_unit(
         process = runner.start(
             unit.name,
             [sys.executable, "-m", "nsegaug", *argv[1:]],
-            env={**os.environ, **environment},
+            env={**os.environ, **environment, **(delegation or {})},
             stdout=handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -296,7 +304,12 @@ def run_unit(
 
 
 def run_units(
-    units: Sequence[Unit], parallel: int, log: UnitLog, log_file: Callable[[str], Path], say: Callable[[str], None]
+    units: Sequence[Unit],
+    parallel: int,
+    log: UnitLog,
+    log_file: Callable[[str], Path],
+    say: Callable[[str], None],
+    delegation: dict[str, str] | None = None,
 ) -> list[str]:
     """Run ``units`` ``parallel`` at a time, each with its share of the CPUs (and its GPU); the failures' messages.
 
@@ -315,7 +328,7 @@ def run_units(
         slot = slots.get()
         try:
             environment = {**thread_environment(threads), **slot_environment(slot, parallel, unit)}
-            seconds = run_unit(unit, environment, log_file(unit.name), log, runner)
+            seconds = run_unit(unit, environment, log_file(unit.name), log, runner, delegation)
             say(f"{unit.name}: " + ("finished before" if seconds is None else f"{seconds:.0f} s"))
         except UnitInterrupted as error:
             if not runner.stopping.is_set():  # stopped on its own (a signal to it alone): the stage cannot finish
