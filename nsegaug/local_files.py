@@ -75,9 +75,21 @@ def atomic_writer(path: os.PathLike | str, durable: bool = True, own: bool = Tru
                 stream.flush()
                 os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if _about_this_write(error, temporary):
+            # A full disk raises from write() without a file name: name the file being written, not "?" nor
+            # the temporary file the user never asked for.
+            raise StorageError.from_os_error(error, path, "cannot write") from error
         raise
+
+
+def _about_this_write(error: BaseException, temporary: Path) -> bool:
+    """Whether ``error`` is an OS error of the write itself (no file named, or the temporary file), not one of
+    the caller's reads inside the block (which names its own file) nor one already worded."""
+    if not isinstance(error, OSError) or isinstance(error, StorageError):
+        return False
+    return error.filename is None or os.fspath(error.filename) == os.fspath(temporary)
 
 
 def _new_temporary(temporary: Path) -> int:

@@ -133,3 +133,50 @@ def test_the_manual_imports_only_public_modules():
     taught = {(page.name, module) for page in pages for module in pattern.findall(page.read_text(encoding="utf-8"))}
     internal = sorted((page, module) for page, module in taught if module not in nsegaug.PUBLIC_MODULES)
     assert taught and not internal, internal
+
+
+# The command line's entry point: its one job is to start the commands.
+ENTRY_POINTS = ("nsegaug._entry",)
+
+
+def _named_imports(name: str) -> set[str]:
+    """Module names that ``name`` loads by string: ``importlib.import_module("...")``, ``__import__("...")``
+    (an f-string counts by its constant start, e.g. ``f"nsegaug.cli.{name}"``)."""
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if function not in ("import_module", "__import__"):
+            continue
+        argument = node.args[0]
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            found.add(argument.value)
+        elif isinstance(argument, ast.JoinedStr) and argument.values and isinstance(argument.values[0], ast.Constant):
+            found.add(str(argument.values[0].value))
+    return found
+
+
+def _reaches_cli(name: str) -> list[str]:
+    """What module ``name`` imports of ``nsegaug.cli``, as a statement or by name."""
+    imported = {target for target in imports_of(name) if target == "nsegaug.cli" or target.startswith("nsegaug.cli.")}
+    named = {text for text in _named_imports(name) if text.startswith("nsegaug.cli")}
+    return sorted(imported | named)
+
+
+def test_the_seam_finder_sees_lazy_and_named_imports(tmp_path, monkeypatch):
+    module = tmp_path / "_seam_probe.py"
+    module.write_text(
+        "import importlib\n\n\ndef f(name):\n    from ..cli.train import train\n\n"
+        "    return importlib.import_module(f'nsegaug.cli.{name}'), __import__('nsegaug.cli')\n"
+    )
+    monkeypatch.setitem(MODULES, "nsegaug.study._seam_probe", module)
+    assert _reaches_cli("nsegaug.study._seam_probe") == ["nsegaug.cli", "nsegaug.cli.", "nsegaug.cli.train"]
+
+
+def test_nothing_below_the_commands_imports_them():
+    """The commands sit on top: a library module that imports ``nsegaug.cli`` (even lazily, even by name) makes
+    the layers a circle. Their options live in ``nsegaug.options``, which both read."""
+    below = [name for name in MODULES if name != "nsegaug.cli" and not name.startswith("nsegaug.cli.")]
+    reaching = {name: found for name in below if name not in ENTRY_POINTS and (found := _reaches_cli(name))}
+    assert not reaching, reaching

@@ -7,18 +7,22 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+import nsegaug
 from nsegaug.cli import main
 from nsegaug.errors import UsageError
 from nsegaug.study import analysis
@@ -49,7 +53,10 @@ def test_the_paired_interval_and_its_reading_by_hand():
     assert entry["mean"] == pytest.approx(0.01) and entry["std"] == pytest.approx(0.01)
     assert entry["half_width"] == pytest.approx(0.0248414, abs=1e-6)
     assert entry["ci95"] == pytest.approx([0.01 - 0.0248414, 0.01 + 0.0248414], abs=1e-6)
-    assert entry["reading"] == "no resolvable effect; the smallest effect this study could have seen is ±0.0248"
+    assert entry["verdict"] == "no resolvable effect"
+    assert entry["reading"] == (
+        "no resolvable effect; the smallest effect this study could have seen, about half the time, is ±0.0248"
+    )
     above = analysis.paired_difference({0: 0.52, 1: 0.53, 2: 0.52, 3: 0.51, 4: 0.52}, dict.fromkeys(range(5), 0.5))
     assert above["reading"] == "above 0"  # differences 2, 3, 2, 1, 2 points: mean 2, half-width 0.88 points
     below = analysis.paired_difference(dict.fromkeys(range(5), 0.5), {0: 0.52, 1: 0.53, 2: 0.52, 3: 0.51, 4: 0.52})
@@ -105,9 +112,105 @@ def test_convergence_plateau_and_classes_by_hand():
     assert analysis.plateau([0.5])["plateau"] is None
     # 5 evaluations: a quarter rounds up to 2, from the 3rd value.
     assert analysis.plateau([0.1, 0.2, 0.4, 0.5, 0.6])["relative_change"] == pytest.approx(0.5)
-    learned = analysis.classes_learned([0.9, 0.06, None, 0.05, 0.0])  # None: absent from the validation labels
-    assert learned == {"every_class_learned": False, "unlearned_classes": [3, 4]}
-    assert analysis.classes_learned([0.9, 0.5, None])["every_class_learned"] is True
+    # Class 2 absent from the validation labels (0 pixels): predicted (IoU 0) or not (None), it is not judged.
+    run = {"iou": [0.9, 0.06, 0.0, 0.05, 0.0], "class_pixels": [50, 20, 0, 10, 5]}
+    learned = analysis.classes_learned(run)
+    assert learned["lost_classes"] == [3, 4] and learned["every_class_learned"] is False
+    assert learned["classes_present"] == 4 and learned["learned_share"] == 0.5 and learned["learned"] is True
+    assert analysis.classes_learned(run, floor=0.07)["learned"] is False  # 1 of 4 above 0.07
+    # A record made before train recorded class_pixels: the classes with an IoU are the ones judged.
+    assert analysis.classes_learned({"iou": [0.9, 0.5, None]})["every_class_learned"] is True
+
+
+# --- class collapse and the collapse-robust metrics, by hand ---------------------------------------------------------
+
+# 4 classes, all in the validation labels; at seed 1 the baseline lost class 3 (IoU 0), NSegment+ kept it.
+COLLAPSE_RUNS = {
+    ("baseline", 0): ([0.9, 0.8, 0.6, 0.5], [0.5, 0.4, 0.3, 0.2]),
+    ("nsegment+", 0): ([0.9, 0.8, 0.7, 0.5], [0.5, 0.4, 0.4, 0.2]),
+    ("baseline", 1): ([0.9, 0.8, 0.6, 0.0], [0.5, 0.4, 0.3, 0.0]),
+    ("nsegment+", 1): ([0.9, 0.8, 0.6, 0.6], [0.5, 0.4, 0.3, 0.3]),
+    ("baseline", 2): ([0.9, 0.8, 0.6, 0.5], [0.5, 0.4, 0.3, 0.2]),
+    ("nsegment+", 2): ([0.9, 0.8, 0.5, 0.5], [0.5, 0.4, 0.2, 0.2]),
+}
+
+
+def collapse_run(method: str, seed: int, iou: list, boundary: list) -> dict:
+    final = {"miou": sum(iou) / 4, "boundary_miou": sum(boundary) / 4, "band_miou": sum(boundary) / 4}
+    final.update(iou=iou, boundary_iou=boundary, band_iou=boundary)
+    evals = [{"step": 10, **final}, {"step": 20, **final}]  # flat: a plateau
+    return {"condition": "noisy", "method": method, "seed": seed, **final, "class_pixels": [9] * 4, "evals": evals}
+
+
+def test_class_collapse_and_the_collapse_robust_metrics_by_hand():
+    from nsegaug.study import collapse
+
+    runs = [collapse_run(method, seed, *values) for (method, seed), values in COLLAPSE_RUNS.items()]
+    summary = analysis.compare(runs, ["baseline", "nsegment+"], ["noisy"])
+    plain = summary["miou"]["noisy"]["differences"]["nsegment+ - baseline"]
+    # mIoU: baseline 0.7, 0.575, 0.7; NSegment+ 0.725, 0.725, 0.675.
+    assert plain["values"] == pytest.approx([0.025, 0.15, -0.025])
+    # Seed 1's +0.15 is class 3 alone (the other classes are equal): 0.15 of the 0.2 summed |differences|.
+    pair = plain["collapse"]["pairs"][1]
+    assert pair["lost_only_by"] == {"baseline": [3]} and pair["contribution"] == pytest.approx(0.15)
+    assert list(plain["collapse"]["pairs"]) == [1] and plain["collapse"]["dominated"] is True
+    assert plain["warnings"][0].startswith("dominated by class collapse: seed 1: class 3 lost by baseline only")
+    # Over the classes both runs learned: all 4 at seeds 0 and 2, classes 0-2 at seed 1 (equal there).
+    robust = summary["miou_learned"]["noisy"]["differences"]["nsegment+ - baseline"]
+    assert robust["classes"] == {0: [0, 1, 2, 3], 1: [0, 1, 2], 2: [0, 1, 2, 3]}
+    assert robust["values"] == pytest.approx([0.025, 0.0, -0.025]) and robust["mean"] == pytest.approx(0.0)
+    # std 0.025, n 3: half-width t(0.975, 2) 4.302653 x 0.025 / sqrt(3) = 0.0621033.
+    assert robust["half_width"] == pytest.approx(0.0621033, abs=1e-6) and robust["verdict"] == "no resolvable effect"
+    boundary = summary["boundary_miou_learned"]["noisy"]["differences"]["nsegment+ - baseline"]
+    # Boundary IoU over the same classes: 0.375 - 0.35, 0.4 - 0.4, 0.325 - 0.35.
+    assert boundary["values"] == pytest.approx([0.025, 0.0, -0.025])
+    assert summary["miou_learned"]["noisy"]["cells"] is None  # a pair metric has no per-method cell
+    rates = collapse.collapse_rates(runs, ["baseline", "nsegment+"], ["noisy"])
+    assert rates["by_cell"]["noisy"]["baseline"] == {
+        "runs": 3,
+        "collapsed": 1,
+        "rate": 1 / 3,
+        "lost": {0: [], 1: [3], 2: []},
+    }
+    assert rates["by_method"]["nsegment+"]["collapsed"] == 0
+    # A floor of 0.65 (a study file's collapse_iou): classes 2 and 3 count as lost in a run of every pair.
+    higher = analysis.compare(runs, ["baseline", "nsegment+"], ["noisy"], floor=0.65)["miou_learned"]["noisy"]
+    assert higher["differences"]["nsegment+ - baseline"]["classes"] == {0: [0, 1], 1: [0, 1], 2: [0, 1]}
+
+
+def test_runs_that_did_not_learn_give_no_verdict_whatever_their_interval():
+    runs = [collapse_run(method, seed, *values) for (method, seed), values in COLLAPSE_RUNS.items()]
+    # An online method whose runs learned 1 of 4 classes: 0.30 above the floor, the others at 0.01.
+    runs += [collapse_run("nsegment+online", seed, [0.3, 0.01, 0.01, 0.01], [0.1, 0.0, 0.0, 0.0]) for seed in range(3)]
+    for run in runs[-3:]:
+        run["miou"] += 0.001 * run["seed"]  # a tight, nonzero spread: an interval off 0
+    entry = analysis.compare(runs, ["baseline", "nsegment+", "nsegment+online"], ["noisy"])["miou"]["noisy"]
+    online = entry["differences"]["nsegment+online - baseline"]
+    assert online["ci95"][1] < 0 and online["verdict"] is None and online["warnings"] == []
+    assert online["reading"] == (
+        "no verdict: 3 of 6 runs did not learn (fewer than half of the classes in the validation labels above IoU 0.05)"
+    )
+    assert entry["differences"]["nsegment+ - baseline"]["verdict"] == "no resolvable effect"
+    assert analysis.convergence(runs[-1])["learned"] is False and analysis.convergence(runs[0])["learned"] is True
+
+
+def test_the_paired_chart_holds_zero_and_every_interval_whole():
+    from nsegaug.study.charts import paired_figure
+    from nsegaug.study.report import analyse
+
+    runs = [collapse_run(method, seed, *values) for (method, seed), values in COLLAPSE_RUNS.items()]
+    study = {"methods": ["baseline", "nsegment+"], "conditions": ["noisy"], "seeds": [0, 1, 2], "primary": "miou"}
+    record = analyse({"study": study, "runs": runs})
+    figure = paired_figure(record)
+    for axis, metric in zip(figure.axes, analysis.ALL_METRICS, strict=False):
+        low, high = axis.get_ylim()
+        entry = record["last"][metric]["noisy"]["differences"]["nsegment+ - baseline"]
+        assert low < 0 < high and low <= min(entry["ci95"]) and max(entry["ci95"]) <= high, metric
+        assert axis.get_title().startswith(analysis.METRIC_NAMES[metric])
+    assert (
+        record["headline"][0]
+        == "primary comparison: nsegment+ - baseline, noisy labels, last evaluation, 3 paired seed(s)"
+    )
 
 
 # --- the description -----------------------------------------------------------------------------------------------
@@ -185,7 +288,7 @@ def _scenes(root: Path, train: int = 8, val: int = 4) -> dict:
 def test_the_methods_of_a_seed_share_initial_weights_batches_crops_scales_and_flips(tmp_path):
     import torch
 
-    from nsegaug.cli.train import config_of
+    from nsegaug.options.train import config_of
     from nsegaug.study.run import UnitLog, run_unit
     from nsegaug.train.distributed import launched_processes, pick_device
     from nsegaug.train.runlog import RunLog
@@ -223,10 +326,10 @@ def test_the_methods_of_a_seed_share_initial_weights_batches_crops_scales_and_fl
 # --- whole studies through the command line ------------------------------------------------------------------------
 
 
-def _study_file(tmp_path: Path, **train) -> Path:
+def _study_file(tmp_path: Path, seeds: tuple[int, ...] = (0, 1), **train) -> Path:
     data = _scenes(tmp_path / "data")
     lines = ["[data]", *(f"{key} = {json.dumps(value)}" for key, value in data.items())]
-    lines += ["[study]", 'methods = ["baseline", "nsegment+"]', "seeds = [0, 1]", "[generate]", "copies = 2"]
+    lines += ["[study]", 'methods = ["baseline", "nsegment+"]', f"seeds = {list(seeds)}", "[generate]", "copies = 2"]
     lines += ["[train]", *(f"{key} = {json.dumps(value)}" for key, value in {**TINY, **train}.items())]
     path = tmp_path / "study.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -307,6 +410,7 @@ def test_a_study_killed_with_sigkill_finishes_on_a_rerun_without_redoing_a_finis
     assert "| boundary IoU | clean |" in markdown and runs[("baseline", 1)]["command"] in markdown
     for name in ("paired.png", "curves.png"):
         Image.open(out / name).load()
+        assert (out / name).with_suffix(".svg").read_bytes().startswith(b"<?xml")
     assert json.loads((out / "study.json").read_text())["study"]["seeds"] == [0, 1]
 
     # A third run does nothing but the report.
@@ -335,3 +439,133 @@ def test_a_dry_run_prints_every_command_and_an_estimate_and_writes_nothing(tmp_p
     assert any(line.startswith("estimate: 8 trainings x 8 steps x ") for line in lines)
     # torch may keep its own cache there; the probe's folder is gone.
     assert not out.exists() and not [path for path in temporary.iterdir() if "nsegaug-study" in path.name]
+
+
+@needs_torch
+def test_a_study_whose_runs_did_not_learn_gives_no_verdict_in_results_and_on_the_console(tmp_path):
+    """8 training steps learn none of the 19 classes: the study says so instead of reading an interval."""
+    from nsegaug.study.markdown import figure
+
+    path, out = _study_file(tmp_path), tmp_path / "out"
+    result = subprocess.run(_study(path, out), env=_environment(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "results.json").read_text())
+    assert all(run["convergence"]["learned"] is False for run in record["runs"])
+    for metric in analysis.ALL_METRICS:
+        entry = record["last"][metric]["clean"]["differences"]["nsegment+ - baseline"]
+        assert entry["verdict"] is None and entry["reading"].startswith("no verdict: "), metric
+    primary = record["last"]["miou"]["clean"]["differences"]["nsegment+ - baseline"]
+    assert "4 of 4 runs did not learn" in primary["reading"] and "smallest effect" not in primary["reading"]
+    # The three agree: results.json's headline is results.md's, and the console ends with it.
+    headline = record["headline"]
+    assert headline[1] == f"  mIoU (primary metric): {figure(primary)}: {primary['reading']}"
+    assert "\n".join(headline) in (out / "results.md").read_text()
+    console = result.stderr.strip().splitlines()
+    assert console[-len(headline) - 1 : -1] == headline and console[-1].startswith("every comparison: ")
+    # What proves the order: the code and every unit's clock times.
+    code = record["code"]
+    assert code["nsegaug"] == nsegaug.__version__ and code["units_ran_with"] and code["commit"] == _head_commit()
+    for entry in record["commands"]:
+        assert entry["started"] <= entry["finished"] and entry["invocations"][0]["outcome"] == "done", entry
+        datetime.fromisoformat(entry["started"])
+
+
+def _head_commit() -> str | None:
+    """The commit of the checkout the tests run from (None outside a git checkout), as git says it."""
+    root = Path(__file__).resolve().parents[1]
+    found = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if found.returncode != 0 or Path(found.stdout.strip()).resolve() != root:
+        return None
+    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+@needs_torch
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the study's children")
+def test_ctrl_c_stops_the_study_starts_no_unit_and_a_rerun_resumes(tmp_path):
+    path, out = _study_file(tmp_path, seeds=(0,), iters=16, eval_every=2, checkpoint_every=1), tmp_path / "out"
+    # A process group of its own, which receives the SIGINT as a terminal sends it: to every process in it.
+    process = subprocess.Popen(_study(path, out), env=_environment(), stderr=subprocess.PIPE, start_new_session=True)
+    running = out / "runs" / "clean" / "baseline" / "seed0"
+    _wait_for(lambda: (running / "last.pt").exists() or process.poll() is not None)
+    children = _children(process.pid)
+    before = _log(out)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=60)  # a deadline, not a measurement: the study stops within seconds
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stderr = process.stderr.read().decode()
+    assert process.returncode == 130, stderr
+    assert "interrupted: rerun the same command to resume" in stderr and "Traceback" not in stderr
+    after = _log(out)[len(before) :]
+    assert not [row for row in after if row["action"] in ("start", "resume")]  # no unit started after Ctrl-C
+    assert [(row["unit"], row["action"]) for row in after] == [("train-clean-baseline-seed0", "interrupted")]
+    assert not (running / "metrics.json").exists()
+    _wait_for(lambda: not any(Path(f"/proc/{child}").exists() for child in children), 30)
+
+    again = subprocess.run(_study(path, out), env=_environment(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    actions = {row["unit"]: row["action"] for row in _log(out)[len(before) + len(after) :] if row["action"] != "done"}
+    assert actions == {
+        "generate-clean-nsegment-plus-seed0": "skip",
+        "train-clean-baseline-seed0": "resume",
+        "train-clean-nsegment-plus-seed0": "start",
+    }
+    record = json.loads((out / "results.json").read_text())
+    commands = {entry["name"]: entry for entry in record["commands"]}
+    spans = commands["train-clean-baseline-seed0"]["invocations"]
+    assert [(span["action"], span["outcome"]) for span in spans] == [("start", "interrupted"), ("resume", "done")]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 KiB file system (tmpfs; needs root), mounted where a study's first training writes."""
+    where = tmp_path / "out" / "runs" / "clean" / "baseline" / "seed0"
+    where.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@needs_torch
+def test_a_full_disk_inside_a_studys_training_names_the_file(tmp_path, small_disk):
+    path, out = _study_file(tmp_path, seeds=(0,)), tmp_path / "out"
+    result = subprocess.run(_study(path, out), env=_environment(), capture_output=True, text=True)
+    assert result.returncode == 1
+    # The first checkpoint (a few hundred KiB) does not fit: named, in the training's log and the study's error.
+    log = (out / "logs" / "train-clean-baseline-seed0.log").read_text()
+    assert re.search(rf"{re.escape(str(small_disk))}/(best|last)\.pt: cannot write: No space left on device", log)
+    assert "?: No space left" not in log and "No space left on device" in result.stderr
+    assert not [name for name in os.listdir(small_disk) if name.endswith(".tmp")]  # no temporary file left
+
+
+def test_a_dry_run_refuses_a_data_folder_that_does_not_exist(tmp_path):
+    path = _study_file(tmp_path)
+    path.write_text(path.read_text().replace(str(tmp_path / "data" / "train" / "labels"), str(tmp_path / "nowhere")))
+    result = CliRunner().invoke(main, ["study", str(path), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'nowhere'}: the study's labels folder does not exist" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@needs_torch
+def test_a_second_study_on_a_held_folder_is_refused_at_once_naming_the_holder(tmp_path):
+    path, out = _study_file(tmp_path, seeds=(0,), iters=16, checkpoint_every=1), tmp_path / "out"
+    first = subprocess.Popen(_study(path, out), env=_environment(), stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        # Held once it has started a unit (its units nest their own runs inside the held folder).
+        _wait_for(lambda: any(row["action"] == "start" for row in _log(out)) or first.poll() is not None)
+        second = subprocess.run(_study(path, out), env=_environment(), capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0 and f"is in use by study run on host {socket.gethostname()}, pid {first.pid}" in (
+            second.stderr
+        ), second.stderr
+        assert not [row for row in _log(out) if row["action"] == "failed"]  # nothing of the first study broken
+    finally:
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(timeout=60)
+    assert first.returncode == 130  # the first study was not disturbed: stopped only by its Ctrl-C

@@ -361,7 +361,8 @@ def test_train_a_few_steps_writes_the_run_folder_and_evaluate_agrees(manifest, v
     assert final["steps"] == 4 and final["prob"] == 0.5 and final["baseline"] is False
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [4]
     assert len((out / "loss.jsonl").read_text().splitlines()) == 4
-    assert Image.open(out / "curves.png").size == (880, 300)
+    assert Image.open(out / "curves.png").size == (1080, 408)  # 9 x 3.4 inches at 120 dpi
+    assert (out / "curves.svg").read_bytes().startswith(b"<?xml")
     assert {"last.pt", "best.pt", "config.json"} <= {path.name for path in out.iterdir()}
 
     report = tmp_path / "evaluation.json"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from ..options.train import device_option, existing_folder, local_file, threads_option, workers_option
 from ..train import require_torch
 from . import Command
 from .options import Location, storage_options_option
-from .train import device_option, existing_folder, local_file, threads_option, workers_option
 
 EXAMPLE = (
     "nsegaug evaluate --checkpoint runs/nsp/best.pt --labels examples/data/val/labels --images examples/data/val/images"

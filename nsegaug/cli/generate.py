@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import click
 
-from ..dataset import DEFAULT_NAME_TEMPLATE
 from ..errors import shown_path
+from ..options import apply_params_file, format_alpha_sigma
+from ..options.generate import generate_options
 from ..params import split_options
 from ..params_file import DEFORM_KEYS
 from . import Command
-from .jobs import job_options, run_job_command
-from .options import (
-    apply_params_file,
-    deform_options,
-    format_alpha_sigma,
-    params_file_option,
-    png_level_option,
-    prob_option,
-)
+from .jobs import run_job_command
 
 EXAMPLE = "nsegaug generate --labels examples/data/train/labels --copies 5 --out out/train"
 
 
 @click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
-@job_options
-@click.option("--copies", "-k", type=click.IntRange(min=1), required=True, help="Deformed copies per mask.")
-@prob_option
-@deform_options()
-@params_file_option
-@click.option(
-    "--name-template",
-    default=DEFAULT_NAME_TEMPLATE,
-    show_default=True,
-    help="File name of each copy, from {stem}, {copy} (1..K) and {ext} (last).",
-)
-@png_level_option
-@click.option("--dry-run", is_flag=True, help="List what would be written, write nothing.")
+@generate_options
 def generate(dry_run, quiet, resume, overwrite, **options) -> None:
     """Write K deformed copies of every label map, with a manifest.
 

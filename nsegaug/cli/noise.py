@@ -4,63 +4,18 @@ from __future__ import annotations
 
 import click
 
-from ..params import NOISE_MODELS, NoiseParams
+from ..options import apply_params_file
+from ..options.noise import NOISE_TYPES, noise_options
+from ..params import NoiseParams
 from ..params_file import NOISE_TABLE
 from . import Command
-from .jobs import job_options, run_job_command
-from .options import apply_params_file, params_file_option, png_level_option, spec_options
+from .jobs import run_job_command
 
 EXAMPLE = "nsegaug noise --labels examples/data/train/labels --out out/noisy --models boundary,jitter --seed 1"
 
 
-class NameList(click.ParamType):
-    """``a,b,c`` -> ("a", "b", "c"), each one of ``choices``."""
-
-    name = "NAME,..."
-
-    def __init__(self, choices: tuple[str, ...]) -> None:
-        self.choices = choices
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        names = tuple(name.strip() for name in value.split(",") if name.strip())
-        unknown = [name for name in names if name not in self.choices]
-        if unknown or not names:
-            self.fail(f"{value!r}: choose from {', '.join(self.choices)}", param, ctx)
-        return names
-
-
-class IntegerList(click.ParamType):
-    name = "N,..."
-
-    def convert(self, value, param, ctx):
-        if value is None or isinstance(value, tuple):
-            return value
-        try:
-            return tuple(int(item) for item in value.split(",") if item.strip())
-        except ValueError:
-            self.fail(f"{value!r}: integers separated by commas, e.g. 11,12", param, ctx)
-
-
-NOISE_TYPES = {
-    "models": NameList(NOISE_MODELS),
-    "max_radius": click.IntRange(min=0),
-    "max_epsilon": click.FloatRange(min=0),
-    "jitter_amplitude": click.FloatRange(min=0),
-    "jitter_sigma": click.FloatRange(min=0, min_open=True),
-    "bias_radius": click.IntRange(min=0),
-    "bias_wide": click.FloatRange(0, 1),
-    "bias_classes": IntegerList(),
-    "ignore_index": int,
-}
-
-
 @click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
-@job_options
-@spec_options(NoiseParams, NOISE_TYPES, {"models": ",".join})
-@params_file_option
-@png_level_option
+@noise_options
 def noise(quiet, resume, overwrite, **options) -> None:
     """Write a noisy version of every label map: annotation error, seeded and reproducible.
 

@@ -43,6 +43,18 @@ def _seeds(ctx, param, value):
 @click.option("--conditions", callback=_names, default=None, help="clean, noisy or clean,noisy.")
 @click.option("--seeds", callback=_seeds, default=None, help="Comma-separated seeds  [default: 0,1,2].")
 @click.option("--prob", type=click.FloatRange(0, 1), default=None, help="Chance of a deformed label  [0.5].")
+@click.option(
+    "--primary",
+    default=None,
+    help="The primary metric: miou, boundary_miou, band_miou, or the collapse-robust miou_learned, "
+    "boundary_miou_learned  [default: miou].",
+)
+@click.option(
+    "--collapse-iou",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="A class at or below this IoU at the end of a run is lost (class collapse)  [default: 0.05].",
+)
 @click.option("--generate-option", multiple=True, metavar="KEY=VALUE", help="An option of nsegaug generate.")
 @click.option("--noise-option", multiple=True, metavar="KEY=VALUE", help="An option of nsegaug noise (adds 'noisy').")
 @click.option("--train-option", multiple=True, metavar="KEY=VALUE", help="An option of nsegaug train, e.g. epochs=8.")
@@ -63,18 +75,19 @@ def study(study_file, out, parallel, dry_run, probe_steps, **options) -> None:
     added) at each seed, every training a real `nsegaug train` in its own
     folder; the methods of a seed share initial weights, data order, crops,
     scales and flips. A rerun skips finished trainings and resumes
-    interrupted ones. Writes OUT/results.json, results.md, paired.png and
-    curves.png: each cell's mean and std and each method's paired difference
-    with its 95 % interval. See docs/study.md.
+    interrupted ones (Ctrl-C stops it; rerun the same command). Writes
+    OUT/results.json, results.md and charts (paired, curves: PNG and SVG):
+    each cell's mean and std and each method's paired difference with its
+    95 % interval, no verdict from runs that did not learn, and class
+    collapse; ends with the primary comparison. See docs/study.md.
     """
-    from ..study.driver import plan_text, run_study
+    from ..study.driver import check_data, plan_text, run_study
     from ..study.options import parse_assignments
     from ..study.plan import plan_units
     from ..study.run import threads_per_run
     from ..study.spec import load_spec
 
-    overrides = {name: options[name] for name in ("labels", "images", "val_labels", "val_images", "num_classes")}
-    overrides.update({name: options[name] for name in ("ignore_index", "methods", "conditions", "seeds", "prob")})
+    overrides = {name: value for name, value in options.items() if not name.endswith("_option")}
     for table in ("generate", "noise", "train"):
         given = options[f"{table}_option"]
         overrides[table] = parse_assignments(given, f"--{table}-option") if given else None
@@ -82,6 +95,7 @@ def study(study_file, out, parallel, dry_run, probe_steps, **options) -> None:
     if not dry_run:
         run_study(spec, out, parallel, lambda message: click.echo(message, err=True))
         return
+    check_data(spec)
     units = plan_units(spec, out, threads_per_run(parallel))
     click.echo(plan_text(spec, units, parallel))
     if probe_steps:

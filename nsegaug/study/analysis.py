@@ -1,8 +1,16 @@
 """The study's numbers, as pure functions of the runs' records: cells, paired differences, readings, convergence.
 
 A run record (see :mod:`nsegaug.study.report`) holds ``condition``, ``method``,
-``seed``, the final metrics (``miou``, ``boundary_miou``, ``band_miou``, ``iou``
-per class) and ``evals``, the rows of its metrics.jsonl.
+``seed``, the final metrics (``miou``, ``boundary_miou``, ``band_miou``, with
+``iou``, ``boundary_iou``, ``band_iou`` per class and ``class_pixels``) and
+``evals``, the rows of its metrics.jsonl.
+
+A reading is a verdict only where the runs behind it learned: a paired
+difference of runs of which one did not learn (the study's own criterion,
+:func:`convergence`) is given with its numbers and **no verdict**, and says
+why. Runs that did not reach a plateau, and differences made by a class that
+one run of a pair lost (:mod:`nsegaug.study.collapse`), are given with a
+warning.
 """
 
 from __future__ import annotations
@@ -10,14 +18,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from . import collapse
+from .collapse import CLASS_IOU_FLOOR, ROBUST
+
 METRICS = ("miou", "boundary_miou", "band_miou")
-METRIC_NAMES = {"miou": "mIoU", "boundary_miou": "boundary IoU", "band_miou": "band mIoU"}
+# Every metric a comparison is made in: the runs' own, then the collapse-robust ones (per pair).
+ALL_METRICS = (*METRICS, *ROBUST)
+METRIC_NAMES = {
+    "miou": "mIoU",
+    "boundary_miou": "boundary IoU",
+    "band_miou": "band mIoU",
+    "miou_learned": "mIoU, classes learned in both",
+    "boundary_miou_learned": "boundary IoU, classes learned in both",
+}
 LEVEL = 0.95
 # Plateau: the metric changed by less than this share of its value over the last quarter of the evaluations.
 PLATEAU_RELATIVE_CHANGE = 0.01
-# A class is learned when its final IoU is above this floor (a class never predicted has IoU 0; one predicted
-# only here and there stays near it). Classes absent from the validation labels (IoU None) are not judged.
-CLASS_IOU_FLOOR = 0.05
+# A run learned (the task, not every class) when at least half of the classes present in the validation labels
+# end above the IoU floor. A run below it gives no verdict to any comparison it is in.
+LEARNED_SHARE = 0.5
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -38,9 +57,10 @@ def t_quantile(df: int, level: float = LEVEL) -> float:
     return float(stats.t.ppf(0.5 + level / 2, df))
 
 
-def paired_difference(values: dict[int, float], reference: dict[int, float]) -> dict:
+def paired_difference(values: dict[int, float], reference: dict[int, float], blocked: str | None = None) -> dict:
     """``values - reference`` seed by seed: the differences, mean, std, the 95 % interval (Student's t, n - 1
-    degrees of freedom) and its half-width, and the plain reading. Seeds without a pair are left out."""
+    degrees of freedom) and its half-width, the verdict and its reading. Seeds without a pair are left out.
+    ``blocked``: why no verdict may be given (runs that did not learn); the numbers are still computed."""
     seeds = sorted(set(values) & set(reference))
     differences = [values[seed] - reference[seed] for seed in seeds]
     mean, std = mean_std(differences)
@@ -50,21 +70,33 @@ def paired_difference(values: dict[int, float], reference: dict[int, float]) -> 
         entry.update(ci95=[mean - half, mean + half], half_width=half)
     else:
         entry.update(ci95=None, half_width=None)
-    entry["reading"] = reading(entry)
+    entry["verdict"] = None if blocked else verdict(entry)
+    entry["reading"] = f"no verdict: {blocked}" if blocked else reading(entry)
+    entry["warnings"] = []
     return entry
+
+
+def verdict(entry: dict) -> str:
+    """``above 0``, ``below 0``, ``no resolvable effect``, or ``no interval`` (fewer than 2 paired seeds)."""
+    if entry.get("ci95") is None:
+        return "no interval"
+    low, high = entry["ci95"]
+    return "above 0" if low > 0 else "below 0" if high < 0 else "no resolvable effect"
 
 
 def reading(entry: dict) -> str:
     """The interval in words: above 0, below 0, or no resolvable effect and the smallest effect the study could
-    have seen, which is the interval's half-width (an effect that large would have put the interval off 0)."""
-    if entry.get("ci95") is None:
+    have seen, which is the interval's half-width (an effect that large would have put the interval off 0
+    about half the time)."""
+    word = verdict(entry)
+    if word == "no interval":
         return "no interval (fewer than 2 paired seeds)"
-    low, high = entry["ci95"]
-    if low > 0:
-        return "above 0"
-    if high < 0:
-        return "below 0"
-    return f"no resolvable effect; the smallest effect this study could have seen is ±{entry['half_width']:.4f}"
+    if word != "no resolvable effect":
+        return word
+    return (
+        f"no resolvable effect; the smallest effect this study could have seen, about half the time, is "
+        f"±{entry['half_width']:.4f}"
+    )
 
 
 def cell(values: dict[int, float]) -> dict:
@@ -74,12 +106,9 @@ def cell(values: dict[int, float]) -> dict:
     return {"seeds": seeds, "values": [values[seed] for seed in seeds], "mean": mean, "std": std, "n": len(seeds)}
 
 
-def value_at(evals: Sequence[dict], step: int, metric: str) -> float | None:
-    """The metric at the evaluation of ``step`` (None: no evaluation there)."""
-    for row in evals:
-        if row["step"] == step:
-            return row.get(metric)
-    return None
+def eval_at(evals: Sequence[dict], step: int | None) -> dict | None:
+    """The metrics.jsonl row of ``step`` (None: no evaluation there)."""
+    return next((row for row in evals if row["step"] == step), None) if step is not None else None
 
 
 def best_step(evals: Sequence[dict], metric: str) -> int | None:
@@ -88,64 +117,181 @@ def best_step(evals: Sequence[dict], metric: str) -> int | None:
     return max(rows, key=lambda row: row[metric])["step"] if rows else None
 
 
+def snapshots(runs: Sequence[dict], condition: str, method: str, steps: dict | None = None) -> dict[int, dict]:
+    """``{seed: snapshot}`` of one cell: the run record (its final metrics), or with ``steps`` ({seed: step})
+    its metrics.jsonl row at that step; a seed without one is left out."""
+    found = {}
+    for run in runs:
+        if (run["condition"], run["method"]) != (condition, method):
+            continue
+        snapshot = run if steps is None else eval_at(run.get("evals", []), steps.get(run["seed"]))
+        if snapshot is not None:
+            found[run["seed"]] = snapshot
+    return found
+
+
 def values_by_seed(runs: Sequence[dict], metric: str, condition: str, method: str, steps: dict | None = None) -> dict:
     """``{seed: value}`` of one cell: the final value, or with ``steps`` ({seed: step}) the value at that step."""
-    values = {}
-    for run in runs:
-        if run["condition"] != condition or run["method"] != method:
-            continue
-        if steps is None:
-            value = run.get(metric)
-        else:
-            step = steps.get(run["seed"])
-            value = value_at(run.get("evals", []), step, metric) if step is not None else None
-        if value is not None:
-            values[run["seed"]] = value
-    return values
+    found = snapshots(runs, condition, method, steps)
+    return {seed: row[metric] for seed, row in found.items() if row.get(metric) is not None}
 
 
-def baseline_best_steps(runs: Sequence[dict], metric: str, condition: str, reference: str) -> dict[int, int]:
+def reference_best_steps(runs: Sequence[dict], metric: str, condition: str, reference: str) -> dict[int, int]:
     """Per seed, the step at which the reference method's run of ``condition`` was best in ``metric``."""
     return {
-        run["seed"]: best_step(run.get("evals", []), metric)
+        run["seed"]: step
         for run in runs
-        if run["condition"] == condition and run["method"] == reference and best_step(run.get("evals", []), metric)
+        if (run["condition"], run["method"]) == (condition, reference)
+        and (step := best_step(run.get("evals", []), metric)) is not None
     }
 
 
-def compare(runs: Sequence[dict], methods: Sequence[str], conditions: Sequence[str], at: str = "last") -> dict:
-    """Per metric and condition: each method's cell and every method's paired difference against the reference
-    (baseline, or the first method), then against each method before it. ``at``: "last" (the final evaluation)
-    or "baseline_best" (every run at the step where the reference run of its seed was best in that metric)."""
+def method_order(methods: Sequence[str]) -> list[str]:
+    """The reference (baseline, or the first method) first, then the others as given."""
     reference = "baseline" if "baseline" in methods else methods[0]
-    order = [reference, *(method for method in methods if method != reference)]
+    return [reference, *(method for method in methods if method != reference)]
+
+
+def compare(
+    runs: Sequence[dict],
+    methods: Sequence[str],
+    conditions: Sequence[str],
+    at: str = "last",
+    floor: float = CLASS_IOU_FLOOR,
+) -> dict:
+    """Per metric (``ALL_METRICS``) and condition: each method's cell and every method's paired difference
+    against the reference (baseline, or the first method), then against each method before it. ``at``: "last"
+    (the final evaluation) or "baseline_best" (every run at the step where the reference run of its seed was
+    best in that metric; for a collapse-robust metric, in the metric it restricts). ``floor``: the IoU at or
+    below which a class counts as lost."""
+    order = method_order(methods)
     pairs = [(later, earlier) for index, later in enumerate(order) for earlier in order[:index]]
+    judged = {id(run): convergence(run, floor) for run in runs}
     summary: dict = {}
-    for metric in METRICS:
+    for metric in ALL_METRICS:
         summary[metric] = {}
+        base = ROBUST.get(metric, metric)
         for condition in conditions:
-            steps = baseline_best_steps(runs, metric, condition, reference) if at == "baseline_best" else None
-            values = {method: values_by_seed(runs, metric, condition, method, steps) for method in order}
-            entry = {"cells": {method: cell(values[method]) for method in order}, "differences": {}}
+            steps = reference_best_steps(runs, base, condition, order[0]) if at == "baseline_best" else None
+            cells = None
+            if metric not in ROBUST:
+                cells = {method: cell(values_by_seed(runs, metric, condition, method, steps)) for method in order}
+            entry: dict = {"cells": cells, "differences": {}}
             if steps is not None:
                 entry["steps"] = steps
             for later, earlier in pairs:
-                entry["differences"][f"{later} - {earlier}"] = paired_difference(values[later], values[earlier])
+                found = [_paired_runs(runs, condition, method, steps) for method in (later, earlier)]
+                difference = _difference(metric, *found, floor, (later, earlier))
+                involved = [
+                    run for cell_runs in found for seed, (run, _) in cell_runs.items() if seed in difference["seeds"]
+                ]
+                _judge(difference, involved, judged)
+                entry["differences"][f"{later} - {earlier}"] = difference
             summary[metric][condition] = entry
     return summary
 
 
-def condition_effects(runs: Sequence[dict], methods: Sequence[str]) -> dict:
+def _paired_runs(runs: Sequence[dict], condition: str, method: str, steps: dict | None) -> dict[int, tuple]:
+    """``{seed: (run, snapshot)}`` of one cell (see :func:`snapshots`)."""
+    records = {run["seed"]: run for run in runs if (run["condition"], run["method"]) == (condition, method)}
+    return {seed: (records[seed], snapshot) for seed, snapshot in snapshots(runs, condition, method, steps).items()}
+
+
+def _difference(metric: str, later: dict, earlier: dict, floor: float, names: tuple[str, str]) -> dict:
+    """One paired difference of ``metric`` between two cells (``{seed: (run, snapshot)}``); with, per pair, what
+    class collapse did. The classes judged are those present in the validation labels by both runs' records."""
+    seeds = sorted(set(later) & set(earlier))
+    present = {
+        seed: sorted(set(collapse.present_classes(later[seed][0])) & set(collapse.present_classes(earlier[seed][0])))
+        for seed in seeds
+    }
+    first, second = {seed: later[seed][1] for seed in seeds}, {seed: earlier[seed][1] for seed in seeds}
+    if metric in ROBUST:
+        found = {seed: collapse.robust_pair(metric, first[seed], second[seed], present[seed], floor) for seed in seeds}
+        kept = {seed: pair for seed, pair in found.items() if pair and None not in pair["values"]}
+        entry = paired_difference(
+            {seed: pair["values"][0] for seed, pair in kept.items()},
+            {seed: pair["values"][1] for seed, pair in kept.items()},
+        )
+        entry["classes"] = {seed: pair["classes"] for seed, pair in kept.items()}
+        unrecorded = [seed for seed in seeds if found[seed] is None]
+        if unrecorded:
+            entry["warnings"].append(f"seed(s) {_list(unrecorded)} left out: no per-class values recorded there")
+        none_learned = [seed for seed in seeds if found[seed] is not None and seed not in kept]
+        if none_learned:
+            entry["warnings"].append(f"seed(s) {_list(none_learned)} left out: no class learned by both runs")
+        return entry
+    entry = paired_difference(
+        {seed: row[metric] for seed, row in first.items() if row.get(metric) is not None},
+        {seed: row[metric] for seed, row in second.items() if row.get(metric) is not None},
+    )
+    one_sided = {}
+    for seed in entry["seeds"]:
+        found = collapse.one_sided(metric, first[seed], second[seed], present[seed], floor)
+        if found:
+            lost = {names[0]: found.pop("lost_by_first"), names[1]: found.pop("lost_by_second")}
+            one_sided[seed] = {"lost_only_by": {name: classes for name, classes in lost.items() if classes}, **found}
+    entry["collapse"] = {"pairs": one_sided, "dominated": collapse.dominated(one_sided, entry["values"])}
+    if entry["collapse"]["dominated"]:
+        entry["warnings"].append("dominated by class collapse: " + _one_sided_words(one_sided, metric))
+    return entry
+
+
+def _one_sided_words(pairs: dict, metric: str) -> str:
+    parts = []
+    for seed, pair in sorted(pairs.items()):
+        lost = " and ".join(
+            f"class {_list(classes)} lost by {name} only" for name, classes in pair["lost_only_by"].items()
+        )
+        parts.append(f"seed {seed}: {lost}, {pair['contribution']:+.4f} of the pair's {pair['difference']:+.4f}")
+    robust = {"miou": "miou_learned", "boundary_miou": "boundary_miou_learned"}.get(metric)
+    return "; ".join(parts) + (f" (see {METRIC_NAMES[robust]})" if robust else "")
+
+
+def _judge(entry: dict, involved: Sequence[dict], judged: dict) -> None:
+    """Withhold the verdict of ``entry`` when a run behind it did not learn; warn of runs without a plateau."""
+    not_learned = [run for run in involved if judged[id(run)]["learned"] is False]
+    if not_learned:
+        # Runs that learned nothing have no plateau or collapse worth a warning: the reading says all there is.
+        entry.update(verdict=None, warnings=[])
+        entry["reading"] = (
+            f"no verdict: {len(not_learned)} of {len(involved)} runs did not learn (fewer than half of the classes "
+            f"in the validation labels above IoU {judged[id(not_learned[0])]['floor']:g})"
+        )
+        return
+    still = [run for run in involved if judged[id(run)]["plateau"] is False]
+    if still:
+        entry["warnings"].append(
+            f"{len(still)} of {len(involved)} runs had not reached a plateau ({_names(still)}): longer training may "
+            "change this difference"
+        )
+    unjudged = [run for run in involved if judged[id(run)]["plateau"] is None]
+    if unjudged:
+        entry["warnings"].append(f"convergence not judged for {len(unjudged)} runs (fewer than 2 evaluations)")
+
+
+def _names(runs: Sequence[dict]) -> str:
+    return ", ".join(f"{run['method']} seed {run['seed']}" for run in runs)
+
+
+def _list(values: Sequence) -> str:
+    return ", ".join(str(value) for value in values)
+
+
+def condition_effects(runs: Sequence[dict], methods: Sequence[str], floor: float = CLASS_IOU_FLOOR) -> dict:
     """Per metric and method, noisy minus clean, paired by seed: what the noise cost that method."""
-    return {
-        metric: {
-            method: paired_difference(
+    judged = {id(run): convergence(run, floor) for run in runs}
+    effects: dict = {}
+    for metric in METRICS:
+        effects[metric] = {}
+        for method in methods:
+            entry = paired_difference(
                 values_by_seed(runs, metric, "noisy", method), values_by_seed(runs, metric, "clean", method)
             )
-            for method in methods
-        }
-        for metric in METRICS
-    }
+            involved = [run for run in runs if run["method"] == method and run["seed"] in entry["seeds"]]
+            _judge(entry, involved, judged)
+            effects[metric][method] = entry
+    return effects
 
 
 def plateau(values: Sequence[float], threshold: float = PLATEAU_RELATIVE_CHANGE) -> dict:
@@ -160,12 +306,24 @@ def plateau(values: Sequence[float], threshold: float = PLATEAU_RELATIVE_CHANGE)
     return {"relative_change": change, "plateau": change < threshold}
 
 
-def classes_learned(iou: Sequence[float | None], floor: float = CLASS_IOU_FLOOR) -> dict:
-    """Whether every class present in the validation labels ended with IoU above ``floor``; those that did not."""
-    unlearned = [index for index, value in enumerate(iou) if value is not None and value <= floor]
-    return {"every_class_learned": not unlearned, "unlearned_classes": unlearned}
+def classes_learned(run: dict, floor: float = CLASS_IOU_FLOOR) -> dict:
+    """Which classes present in the validation labels the run ends without (IoU at or below ``floor``), and
+    whether it learned the task: at least ``LEARNED_SHARE`` of them above the floor (None: no class judged)."""
+    present = collapse.present_classes(run)
+    lost = collapse.lost_classes(run["iou"], present, floor) if run.get("iou") is not None else []
+    share = (len(present) - len(lost)) / len(present) if present else None
+    return {
+        "floor": floor,
+        "classes_present": len(present),
+        "lost_classes": lost,
+        "every_class_learned": not lost,
+        "learned_share": share,
+        "learned": None if share is None else share >= LEARNED_SHARE,
+    }
 
 
-def convergence(evals: Sequence[dict], iou: Sequence[float | None], metric: str = "miou") -> dict:
-    """A run's convergence verdict (reported, never used to leave a run out): plateau of ``metric`` and classes."""
-    return {"metric": metric, **plateau([row.get(metric) for row in evals]), **classes_learned(iou)}
+def convergence(run: dict, floor: float = CLASS_IOU_FLOOR, metric: str = "miou") -> dict:
+    """A run's convergence verdict: plateau of ``metric``, the classes it lost, and whether it learned at all.
+    A run that did not learn withholds the verdict of every comparison it is in; one without a plateau warns."""
+    values = [row.get(metric) for row in run.get("evals", [])]
+    return {"metric": metric, **plateau(values), **classes_learned(run, floor)}

@@ -1,111 +1,165 @@
-"""The study's two pictures, drawn with Pillow (as train's curves.png; no plotting library): the paired chart
-(a dot per seed, a line joining the runs of one seed) and the validation curves of every run."""
+"""The study's two figures, drawn with matplotlib (``pip install 'nsegaug[plots]'``), each as PNG and SVG.
+
+- ``paired``: a panel per metric; in it, per condition and paired difference,
+  every seed's difference (a dot, a colour per seed) and the mean with its
+  95 % interval (a bar). The axis always holds 0 and the whole interval, so a
+  difference without a verdict never looks like one; the reading is written
+  under each bar.
+- ``curves``: validation mIoU (solid) and boundary IoU (dashed) of every run
+  against the step, a panel per (condition, method), a colour per seed, on
+  the metrics' whole range 0-1.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from ..plots import figure_bytes, new_figure
+from .analysis import ALL_METRICS, METRIC_NAMES
 
-from PIL import Image, ImageDraw, ImageFont
-
-from .analysis import METRIC_NAMES, METRICS
-
-PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (140, 86, 75), (23, 190, 207)]
-GREY, BLACK, LIGHT = (120, 120, 120), (0, 0, 0), (200, 200, 200)
+SEED_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+VERDICT_COLOURS = {"above 0": "#1a7f37", "below 0": "#b42318", "no resolvable effect": "#333333"}
+NO_VERDICT = "#9a9a9a"
+TITLE = "nsegaug study: paired differences (method minus reference, seed by seed) at the last evaluation"
 
 
-def paired_chart(summary: dict, methods: Sequence[str], conditions: Sequence[str]) -> Image.Image:
-    """A panel per metric; in it a group per condition, a column per method, each seed's runs joined by a line
-    (the pair shares everything but the labels), a black bar at each cell's mean."""
-    panel_width = max(260, 90 * len(methods) * len(conditions) + 70)
-    height = 400
-    image = Image.new("RGB", (panel_width * len(METRICS), height), "white")
-    draw, font = ImageDraw.Draw(image), ImageFont.load_default()
-    for index, metric in enumerate(METRICS):
-        _paired_panel(draw, font, index * panel_width, panel_width, height, metric, summary[metric], methods)
-    return image
+def _seed_colour(seeds: list[int], seed: int) -> str:
+    return SEED_COLOURS[seeds.index(seed) % len(SEED_COLOURS)]
 
 
-def _paired_panel(draw, font, origin, width, height, metric, by_condition, methods) -> None:
-    left, top, right, bottom = origin + 52, 34, origin + width - 10, height - 60
-    cells = [entry["cells"][method] for entry in by_condition.values() for method in methods]
-    values = [value for cell in cells for value in cell["values"]]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = max((high - low) * 0.1, 0.005)
-    low, high = (low - pad if low - pad > 0 or low < 0 else 0.0), high + pad
-
-    def y_of(value: float) -> float:
-        return bottom - (bottom - top) * (value - low) / (high - low)
-
-    draw.text((left, 8), METRIC_NAMES[metric], fill=BLACK, font=font)
-    draw.rectangle((left, top, right, bottom), outline=GREY)
-    for step in range(5):
-        value = low + (high - low) * step / 4
-        draw.text((origin + 4, y_of(value) - 6), f"{value:.3f}", fill=BLACK, font=font)
-    group = (right - left) / max(len(by_condition), 1)
-    for group_index, (condition, entry) in enumerate(by_condition.items()):
-        columns = {
-            method: left + group * (group_index + (index + 0.5) / len(methods)) for index, method in enumerate(methods)
-        }
-        by_seed: dict[int, list[tuple[float, float]]] = {}
-        for method, x in columns.items():
-            cell = entry["cells"][method]
-            for seed, value in zip(cell["seeds"], cell["values"], strict=True):
-                by_seed.setdefault(seed, []).append((x, y_of(value)))
-        for points in by_seed.values():
-            if len(points) > 1:
-                draw.line(points, fill=LIGHT, width=1)
-        for index, (method, x) in enumerate(columns.items()):
-            cell = entry["cells"][method]
-            for value in cell["values"]:
-                y = y_of(value)
-                draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=PALETTE[index % len(PALETTE)])
-            if not math.isnan(cell["mean"]):
-                draw.line((x - 9, y_of(cell["mean"]), x + 9, y_of(cell["mean"])), fill=BLACK, width=2)
-            draw.text((x - 20, bottom + 20 + 12 * (index % 2)), method[:14], fill=PALETTE[index % len(PALETTE)])
-        draw.text((left + group * group_index + 4, bottom + 6), f"{condition} labels", fill=BLACK, font=font)
-    draw.text((origin + 8, height - 14), "dot: a seed; line: its runs; bar: mean", fill=GREY, font=font)
+def paired_chart(record: dict) -> dict[str, bytes]:
+    """The paired differences of ``record["last"]``: ``{"png": ..., "svg": ...}``."""
+    return figure_bytes(paired_figure(record))
 
 
-def curves_chart(runs: Sequence[dict], methods: Sequence[str], conditions: Sequence[str]) -> Image.Image:
-    """A panel per (condition, method): validation mIoU (thick) and boundary IoU (thin) against the step,
-    a colour per seed."""
-    cells = [(condition, method) for condition in conditions for method in methods]
-    panel, columns = (320, 220), min(len(cells), 4)
-    rows = math.ceil(len(cells) / columns)
-    image = Image.new("RGB", (panel[0] * columns, panel[1] * rows + 16), "white")
-    draw, font = ImageDraw.Draw(image), ImageFont.load_default()
-    keys = ("miou", "boundary_miou")
-    values = [row[key] for run in runs for row in run["evals"] for key in keys if row.get(key) is not None]
-    low = max(0.0, math.floor(min(values, default=0.0) * 10) / 10)
-    last = max((row["step"] for run in runs for row in run["evals"]), default=1)
-    seeds = sorted({run["seed"] for run in runs})
-    for index, (condition, method) in enumerate(cells):
-        x0, y0 = (index % columns) * panel[0], (index // columns) * panel[1]
-        box = (x0 + 40, y0 + 24, x0 + panel[0] - 10, y0 + panel[1] - 24)
-        draw.rectangle(box, outline=GREY)
-        draw.text((box[0], y0 + 6), f"{method}, {condition} labels", fill=BLACK, font=font)
-        for fraction in (0.0, 0.5, 1.0):
-            y = box[3] - (box[3] - box[1]) * fraction
-            draw.text((x0 + 4, y - 6), f"{low + (1 - low) * fraction:.2f}", fill=BLACK, font=font)
-        draw.text((box[2] - 70, box[3] + 6), f"step 0-{last}", fill=BLACK, font=font)
-        for run in runs:
-            if (run["condition"], run["method"]) != (condition, method):
-                continue
-            colour = PALETTE[seeds.index(run["seed"]) % len(PALETTE)]
-            for key, thickness in (("miou", 2), ("boundary_miou", 1)):
-                points = [
-                    _place(box, last, low, row["step"], row[key]) for row in run["evals"] if row.get(key) is not None
-                ]
-                if len(points) > 1:
-                    draw.line(points, fill=colour, width=thickness)
-                for x, y in points[-1:]:
-                    draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
-    draw.text((8, image.height - 14), "thick: mIoU, thin: boundary IoU; a colour per seed", fill=GREY, font=font)
-    return image
+def paired_figure(record: dict):
+    """The paired chart as a matplotlib figure: a panel per metric of ``ALL_METRICS``, in that order."""
+    summary, study = record["last"], record["study"]
+    seeds = sorted(study["seeds"])
+    groups = [(condition, name) for condition in study["conditions"] for name in _differences(summary, condition)]
+    columns = 3 if len(groups) <= 3 else 2
+    rows = -(-len(ALL_METRICS) // columns)
+    figure = new_figure((max(4.0, 1.25 * len(groups)) * columns, 4.0 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis, metric in zip(axes, ALL_METRICS, strict=False):
+        _paired_panel(axis, summary[metric], groups, seeds)
+        primary = " (primary)" if metric == study.get("primary", "miou") else ""
+        axis.set_title(METRIC_NAMES[metric] + primary, fontsize=10)
+    for axis in axes[len(ALL_METRICS) :]:
+        axis.set_axis_off()
+    _legend(figure, axes[-1] if len(axes) > len(ALL_METRICS) else None, seeds)
+    figure.suptitle(TITLE, fontsize=11)
+    return figure
 
 
-def _place(box, last: int, low: float, step: int, value: float) -> tuple[float, float]:
-    left, top, right, bottom = box
-    share = (min(max(value, low), 1.0) - low) / ((1.0 - low) or 1.0)
-    return left + (right - left) * step / max(last, 1), bottom - (bottom - top) * share
+def _differences(summary: dict, condition: str) -> list[str]:
+    return list(summary[ALL_METRICS[0]][condition]["differences"])
+
+
+def _paired_panel(axis, by_condition: dict, groups: list[tuple[str, str]], seeds: list[int]) -> None:
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    for position in range(1, len(groups)):
+        if groups[position][0] != groups[position - 1][0]:  # a line between the conditions
+            axis.axvline(position - 0.5, color="#bbbbbb", linewidth=0.8, linestyle=":")
+    spread = 0.25
+    for position, (condition, name) in enumerate(groups):
+        entry = by_condition[condition]["differences"][name]
+        for index, (seed, value) in enumerate(zip(entry["seeds"], entry["values"], strict=True)):
+            offset = spread * (index / max(len(entry["seeds"]) - 1, 1) - 0.5) if len(entry["seeds"]) > 1 else 0.0
+            axis.plot(position + offset, value, "o", color=_seed_colour(seeds, seed), markersize=4, alpha=0.85)
+        colour = VERDICT_COLOURS.get(entry["verdict"], NO_VERDICT)
+        if entry["n"]:
+            low, high = entry["ci95"] if entry["ci95"] else (entry["mean"], entry["mean"])
+            axis.errorbar(
+                position + spread * 0.9,
+                entry["mean"],
+                yerr=[[entry["mean"] - low], [high - entry["mean"]]],
+                fmt="D",
+                color=colour,
+                markersize=6,
+                capsize=5,
+                linewidth=2,
+                markerfacecolor=colour if entry["verdict"] else "white",
+            )
+    axis.set_xticks(range(len(groups)))
+    axis.set_xticklabels([_group_label(condition, name, by_condition) for condition, name in groups], fontsize=7.5)
+    axis.set_xlim(-0.6, len(groups) - 0.4)
+    axis.set_ylabel("difference (paired)", fontsize=9)
+    axis.tick_params(axis="y", labelsize=8)
+    axis.grid(axis="y", color="#dddddd", linewidth=0.6)
+    _honest_limits(axis, by_condition, groups)
+
+
+def _group_label(condition: str, name: str, by_condition: dict) -> str:
+    later, earlier = name.split(" - ")
+    verdict = by_condition[condition]["differences"][name]["verdict"] or "no verdict"
+    verdict = verdict.replace("no resolvable ", "no resolvable\n")  # narrower than the column
+    return f"{later}\n− {earlier}\n{condition} labels\n{verdict}"
+
+
+def _honest_limits(axis, by_condition: dict, groups: list[tuple[str, str]]) -> None:
+    """Limits that hold 0, every seed's difference and every interval whole, with a margin."""
+    values = [0.0]
+    for condition, name in groups:
+        entry = by_condition[condition]["differences"][name]
+        values += list(entry["values"]) + (list(entry["ci95"]) if entry["ci95"] else [])
+    low, high = min(values), max(values)
+    margin = max((high - low) * 0.08, 1e-3)
+    axis.set_ylim(low - margin, high + margin)
+
+
+def _legend(figure, spare_axis, seeds: list[int]) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=_seed_colour(seeds, seed), label=f"seed {seed}")
+        for seed in seeds
+    ]
+    handles += [
+        Line2D([], [], marker="D", color=colour, label=f"mean, 95 % interval: {verdict}")
+        for verdict, colour in VERDICT_COLOURS.items()
+    ]
+    handles.append(
+        Line2D([], [], marker="D", color=NO_VERDICT, markerfacecolor="white", label="no verdict (runs did not learn)")
+    )
+    if spare_axis is not None:
+        spare_axis.legend(handles=handles, loc="center", fontsize=9, frameon=False)
+    else:
+        figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+
+
+def curves_chart(record: dict) -> dict[str, bytes]:
+    """Validation curves of every run: ``{"png": ..., "svg": ...}``."""
+    from matplotlib.lines import Line2D
+
+    study, runs = record["study"], record["runs"]
+    seeds = sorted(study["seeds"])
+    methods = [method for method in study["methods"]]
+    conditions = study["conditions"]
+    figure = new_figure((3.6 * len(methods), 2.9 * len(conditions) + 0.9))
+    axes = figure.subplots(len(conditions), len(methods), squeeze=False, sharex=True, sharey=True)
+    for row, condition in enumerate(conditions):
+        for column, method in enumerate(methods):
+            axis = axes[row][column]
+            for run in runs:
+                if (run["condition"], run["method"]) != (condition, method):
+                    continue
+                colour = _seed_colour(seeds, run["seed"])
+                for key, style in (("miou", "-"), ("boundary_miou", "--")):
+                    points = [(row_["step"], row_[key]) for row_ in run["evals"] if row_.get(key) is not None]
+                    if points:
+                        axis.plot(*zip(*points, strict=True), style, color=colour, linewidth=1.2)
+            axis.set_title(f"{method}, {condition} labels", fontsize=9)
+            axis.set_ylim(0.0, 1.0)
+            axis.grid(color="#e5e5e5", linewidth=0.6)
+            axis.tick_params(labelsize=8)
+            if column == 0:
+                axis.set_ylabel("validation", fontsize=9)
+            if row == len(conditions) - 1:
+                axis.set_xlabel("training step", fontsize=9)
+    handles = [Line2D([], [], color=_seed_colour(seeds, seed), label=f"seed {seed}") for seed in seeds]
+    handles += [
+        Line2D([], [], color="black", linestyle="-", label="mIoU"),
+        Line2D([], [], color="black", linestyle="--", label="boundary IoU"),
+    ]
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    figure.suptitle("nsegaug study: validation curves of every run", fontsize=11)
+    return figure_bytes(figure, bottom_legend=True)

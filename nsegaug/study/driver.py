@@ -4,12 +4,15 @@ the dry run, which prints the plan and writes nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from .. import lock
+from ..errors import FolderHeld, UsageError
 from ..storage import write_bytes_atomic
 from .plan import Layout, Unit, plan_units
-from .report import OUTPUTS, study_record, write_outputs
+from .report import study_record, write_outputs
 from .run import UNITS_LOG, StudyError, UnitLog, run_units, thread_environment, threads_per_run
 from .spec import StudySpec
 
@@ -18,29 +21,81 @@ STUDY_RECORD = "study.json"
 
 def run_study(spec: StudySpec, out: Path, parallel: int, say: Callable[[str], None]) -> dict:
     """Run every unit not finished yet (data first, then the trainings, ``parallel`` at a time), then write the
-    outputs; returns results.json's record. Raises StudyError naming the units that failed."""
+    outputs and end with the headline (the primary comparison, one line per metric, and its warnings); returns
+    results.json's record. Raises StudyError naming the units that failed; on Ctrl-C, stops the running units
+    (recorded as interrupted), says how to resume and raises KeyboardInterrupt again."""
     out = Path(out)
+    check_data(spec)
     units = plan_units(spec, out, threads_per_run(parallel))
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    record = {"study": spec.to_dict(), "commands": [unit.shell() for unit in units]}
-    write_bytes_atomic(out / STUDY_RECORD, (json.dumps(record, indent=2) + "\n").encode("utf-8"), durable=False)
+    # One study per folder, for its whole life; its units nest their own runs inside it by delegation.
+    with _held(out, made) as identity:
+        record = {"study": spec.to_dict(), "commands": [unit.shell() for unit in units]}
+        write_bytes_atomic(out / STUDY_RECORD, (json.dumps(record, indent=2) + "\n").encode("utf-8"), durable=False)
+        try:
+            run_stages(units, out, parallel, say, lock.child_environment(identity))
+        except KeyboardInterrupt:
+            say("interrupted: rerun the same command to resume")
+            raise
+        results = study_record(spec, units, out, thread_environment(threads_per_run(parallel)))
+        return _finish(out, results, say)
+
+
+@contextmanager
+def _held(out: Path, made: bool) -> Iterator[dict]:
+    """The study's hold on ``out`` (its identity, for the units' delegation); a folder made only to be held,
+    then refused, is removed again."""
+    try:
+        with lock.hold(out, "study") as identity:
+            yield identity
+    except FolderHeld:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _finish(out: Path, results: dict, say: Callable[[str], None]) -> dict:
+    written = write_outputs(out, results, say)
+    say("wrote " + ", ".join(str(path) for path in written))
+    for line in results["headline"]:
+        say(line)
+    say(f"every comparison: {out / 'results.md'}")
+    return results
+
+
+def run_stages(
+    units: list[Unit], out: Path, parallel: int, say: Callable[[str], None], delegation: dict[str, str]
+) -> None:
+    """The noise, then the copies, then the trainings; a stage with a failed unit stops the study there.
+    ``delegation``: the environment that lets the units hold folders inside the study's."""
     layout, log = Layout(out), UnitLog(out / UNITS_LOG)
-    stages = [
-        [unit for unit in units if unit.kind == "noise"],
-        [unit for unit in units if unit.kind == "generate"],
-        [unit for unit in units if unit.kind == "train"],
-    ]
+    stages = [[unit for unit in units if unit.kind == kind] for kind in ("noise", "generate", "train")]
     for number, stage in enumerate(stages):
         if not stage:
             continue
-        failures = run_units(stage, parallel, log, layout.log, say)
+        failures = run_units(stage, parallel, log, layout.log, say, delegation)
         if failures:
             later = " (the later steps need it: not run)" if number < len(stages) - 1 else ""
             raise StudyError(f"{len(failures)} unit(s) failed{later}:\n" + "\n".join(failures))
-    results = study_record(spec, units, out, thread_environment(threads_per_run(parallel)))
-    write_outputs(out, results)
-    say("wrote " + ", ".join(str(out / name) for name in OUTPUTS))
-    return results
+
+
+def check_data(spec: StudySpec) -> None:
+    """Refuse, naming it, a local data folder of the study that does not exist, is not a folder, or holds no
+    label map: before any unit runs, and in a dry run, which would otherwise plan commands that cannot run.
+    Folders in object storage are checked by the units that read them."""
+    from .. import storage
+    from ..dataset import iter_label_files
+
+    for key in ("labels", "images", "val_labels", "val_images"):
+        folder = getattr(spec, key)
+        if storage.is_url(folder):
+            continue
+        if not Path(folder).is_dir():
+            problem = "does not exist" if not Path(folder).exists() else "is not a folder"
+            raise UsageError(f"{folder}: the study's {key} folder {problem}")
+        if key in ("labels", "val_labels") and next(iter_label_files(Path(folder)), None) is None:
+            raise UsageError(f"{folder}: the study's {key} folder holds no label map")
 
 
 def plan_text(spec: StudySpec, units: list[Unit], parallel: int) -> str:

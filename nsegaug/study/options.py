@@ -1,6 +1,7 @@
 """A study file's [generate], [noise] and [train] tables as command-line flags of those commands.
 
-The flags come from the commands' own click options, so every option of
+The flags come from the commands' own click options, declared in
+:mod:`nsegaug.options` (the study never imports the commands), so every option of
 ``nsegaug train`` (``--model pkg:factory``, ``--schedule``, ``--crop``, ...)
 is available under its own name (``model``, ``schedule``, ``crop = [64, 64]``)
 and is checked by the command's own type before anything runs. The keys the
@@ -9,11 +10,10 @@ study sets itself (data, seeds, methods, run folders) are refused there.
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from ..errors import UsageError
+from ..options import command_options
 
 # Set by the study for every unit; a table that sets them would break the pairing or the layout.
 COMMON_OWNED = ("labels", "images", "out", "resume", "overwrite", "quiet", "storage_options", "ignore_index")
@@ -44,15 +44,9 @@ WHERE_ELSE = {
 }
 
 
-def command_params(name: str) -> dict[str, click.Option]:
-    """The options of ``nsegaug NAME`` by their Python names."""
-    command = getattr(importlib.import_module(f"nsegaug.cli.{name}"), name)
-    return {param.name: param for param in command.params if isinstance(param, click.Option)}
-
-
 def flags(command: str, values: dict, where: str = "") -> list[str]:
     """``values`` (a study table) as flags of ``nsegaug COMMAND``, each value checked by the option's own type."""
-    params = command_params(command)
+    params = command_options(command)
     argv: list[str] = []
     for key, value in values.items():
         name = key.replace("-", "_")

@@ -26,8 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..cpus import available_cpus
-from ..errors import NsegaugError, UsageError
+from ..errors import NsegaugError, StorageError, UsageError
 from .plan import Unit
+from .provenance import current_code
 
 UNITS_LOG = "units.jsonl"
 METRICS = "metrics.json"
@@ -105,7 +106,7 @@ def finished_differences(unit: Unit) -> list[str]:
     """What differs between a finished training's config and the one ``unit`` asks for (its length included)."""
     import click
 
-    from ..cli.train import config_of
+    from ..options.train import config_of
     from ..train.config import read_config, result_differences
 
     try:
@@ -149,6 +150,22 @@ def comparable(argv: Sequence[str]) -> list[str]:
 
 # --- running ------------------------------------------------------------------------------------------------------
 
+# Exit statuses of a unit stopped by Ctrl-C or SIGTERM: nsegaug's own (130, 143), or the signal itself when it
+# came before Python's handler was in place.
+INTERRUPTED_EXITS = (130, 143, -signal.SIGINT, -signal.SIGTERM)
+# How long a unit has to stop after Ctrl-C (a training saves nothing more, a job records its state) before it
+# is terminated, then killed.
+STOP_GRACE_S = 20.0
+
+
+class UnitInterrupted(NsegaugError):
+    """A unit stopped by Ctrl-C or SIGTERM, or not started because the study was stopping (not a failure: a
+    rerun resumes it)."""
+
+    def __init__(self, message: str, started: bool = True) -> None:
+        super().__init__(message)
+        self.started = started
+
 
 class UnitLog:
     """``OUT/units.jsonl``: one line per thing done to a unit, appended by any thread."""
@@ -160,9 +177,12 @@ class UnitLog:
         row = {"unit": unit.name, "action": action, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         line = json.dumps({**row, **extra}) + "\n"
         with self.lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(line)
+            except OSError as error:  # a full disk: name the log, not "?"
+                raise StorageError.from_os_error(error, self.path, "cannot write the units log") from error
 
 
 def read_unit_log(path: Path) -> list[dict]:
@@ -182,62 +202,151 @@ def extra_flags(state: str) -> list[str]:
     return {"resume": ["--resume"], "restart": ["--overwrite"]}.get(state, [])
 
 
-def run_unit(unit: Unit, environment: dict[str, str], log_file: Path, log: UnitLog) -> float | None:
-    """Run ``unit`` unless it is done; its output appended to ``log_file``; the seconds it took (None: skipped)."""
+class Runner:
+    """The unit processes running now, and the stop: after :meth:`stop` no unit starts, and the running ones are
+    asked to stop as Ctrl-C asks them (SIGINT), then terminated, then killed."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: Sequence[str], **popen) -> subprocess.Popen | None:
+        """The started process of unit ``name``, or None once a stop was asked (checked under the same lock as
+        the stop, so no unit starts after it)."""
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            process = subprocess.Popen(list(argv), **popen)
+            self._running[name] = process
+            return process
+
+    def done(self, name: str) -> None:
+        with self._lock:
+            self._running.pop(name, None)
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Start nothing more; SIGINT to every running unit (a terminal's Ctrl-C reached them already; a SIGINT
+        sent to the study alone did not), then SIGTERM and SIGKILL to those still running after ``grace_s``."""
+        with self._lock:
+            self.stopping.set()
+            running = list(self._running.values())
+        for sent, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, grace_s / 2), (signal.SIGKILL, None)):
+            running = [process for process in running if process.poll() is None]
+            for process in running:
+                try:
+                    process.send_signal(sent)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + (wait or 0)
+            try:
+                for process in running:
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()) if wait is not None else None)
+            except subprocess.TimeoutExpired:
+                continue
+            except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+                continue
+            return
+
+
+def run_unit(
+    unit: Unit,
+    environment: dict[str, str],
+    log_file: Path,
+    log: UnitLog,
+    runner: Runner | None = None,
+    delegation: dict[str, str] | None = None,
+) -> float | None:
+    """Run ``unit`` unless it is done; its output appended to ``log_file``; the seconds it took (None: skipped).
+    ``environment`` is shown in the log with the command; ``delegation`` (the study's
+    [`child_environment`][nsegaug.lock.child_environment], which lets the unit hold a folder inside the
+    study's) is passed too, not shown.
+
+    Raises StudyError when it fails, UnitInterrupted when Ctrl-C (or SIGTERM) stopped it or the study stopped
+    before it started."""
+    runner = runner or Runner()
     state = unit_state(unit)
     if state == "done":
         log.add(unit, "skip")
         return None
     argv = [*unit.argv, *extra_flags(state)]
-    log.add(unit, "resume" if state == "resume" else "start", command=" ".join(argv))
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     with open(log_file, "a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {' '.join(argv)}\n")
-        handle.flush()
-        result = subprocess.run(
+        process = runner.start(
+            unit.name,
             [sys.executable, "-m", "nsegaug", *argv[1:]],
-            env={**os.environ, **environment},
+            env={**os.environ, **environment, **(delegation or {})},
             stdout=handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
+        if process is None:
+            raise UnitInterrupted(f"{unit.name}: not started (the study was stopped)", started=False)
+        log.add(unit, "resume" if state == "resume" else "start", command=" ".join(argv), code=current_code())
+        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {' '.join(argv)}\n")
+        handle.flush()
+        started = time.perf_counter()
+        try:
+            returncode = process.wait()
+        finally:
+            runner.done(unit.name)
     seconds = round(time.perf_counter() - started, 2)
-    if result.returncode != 0:
-        log.add(unit, "failed", elapsed_s=seconds, exit=result.returncode)
+    if returncode in INTERRUPTED_EXITS or (returncode != 0 and runner.stopping.is_set()):
+        log.add(unit, "interrupted", elapsed_s=seconds, exit=returncode)
+        raise UnitInterrupted(f"{unit.name}: interrupted (exit {returncode}); see {log_file}")
+    if returncode != 0:
+        log.add(unit, "failed", elapsed_s=seconds, exit=returncode)
         tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-6:]
-        raise StudyError(f"{unit.name} failed (exit {result.returncode}); see {log_file}:\n  " + "\n  ".join(tail))
+        raise StudyError(f"{unit.name} failed (exit {returncode}); see {log_file}:\n  " + "\n  ".join(tail))
     log.add(unit, "done", elapsed_s=seconds)
     return seconds
 
 
 def run_units(
-    units: Sequence[Unit], parallel: int, log: UnitLog, log_file: Callable[[str], Path], say: Callable[[str], None]
+    units: Sequence[Unit],
+    parallel: int,
+    log: UnitLog,
+    log_file: Callable[[str], Path],
+    say: Callable[[str], None],
+    delegation: dict[str, str] | None = None,
 ) -> list[str]:
     """Run ``units`` ``parallel`` at a time, each with its share of the CPUs (and its GPU); the failures' messages.
 
-    A failed unit does not stop the others: they are independent.
+    A failed unit does not stop the others: they are independent. Ctrl-C (KeyboardInterrupt in this thread)
+    starts no further unit, stops the running ones (recorded as interrupted) and is raised again once they
+    have stopped.
     """
     threads = threads_per_run(parallel)
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(parallel):
         slots.put(slot)
     failures: list[str] = []
+    runner = Runner()
 
     def work(unit: Unit) -> None:
         slot = slots.get()
         try:
             environment = {**thread_environment(threads), **slot_environment(slot, parallel, unit)}
-            seconds = run_unit(unit, environment, log_file(unit.name), log)
+            seconds = run_unit(unit, environment, log_file(unit.name), log, runner, delegation)
             say(f"{unit.name}: " + ("finished before" if seconds is None else f"{seconds:.0f} s"))
+        except UnitInterrupted as error:
+            if not runner.stopping.is_set():  # stopped on its own (a signal to it alone): the stage cannot finish
+                failures.append(str(error))
+            say(f"{unit.name}: {'interrupted' if error.started else 'not started'}")
         except NsegaugError as error:
             failures.append(str(error))
             say(f"{unit.name}: FAILED")
         finally:
             slots.put(slot)
 
-    with ThreadPoolExecutor(max(1, parallel)) as pool:
+    pool = ThreadPoolExecutor(max(1, parallel))
+    try:
         for future in [pool.submit(work, unit) for unit in units]:
             future.result()
+    except KeyboardInterrupt:
+        runner.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return failures

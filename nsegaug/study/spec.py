@@ -3,7 +3,7 @@
 The file has up to six tables; every key is optional except the data's::
 
     [data]      labels, images, val_labels, val_images, num_classes, ignore_index
-    [study]     methods, seeds, conditions, prob
+    [study]     methods, seeds, conditions, prob, primary, collapse_iou
     [generate]  options of ``nsegaug generate`` for the offline copies (copies, alpha_sigma, area_thresh, ...)
     [noise]     options of ``nsegaug noise`` for the noisy condition (its presence adds that condition)
     [train]     options of ``nsegaug train`` (model, width, epochs, batch_size, crop, device, ...)
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from .analysis import ALL_METRICS
+from .collapse import CLASS_IOU_FLOOR as DEFAULT_COLLAPSE_IOU  # a class at or below this IoU is lost
 
 # Method -> how its training differs. Offline methods read generate's copies; "nsegment" is NSegment+
 # without the small-object suppression (generate's --area-thresh 0).
@@ -31,7 +33,11 @@ DEFAULT_COPIES = 5
 PAPER_PROB = 0.5
 TABLES = ("data", "study", "generate", "noise", "train")
 DATA_KEYS = ("labels", "images", "val_labels", "val_images", "num_classes", "ignore_index")
-STUDY_KEYS = ("methods", "seeds", "conditions", "prob")
+STUDY_KEYS = ("methods", "seeds", "conditions", "prob", "primary", "collapse_iou")
+# The metric a study names as its primary (the headline's first line); the others are reported as secondary.
+# Among them the collapse-robust ones: per pair, over the classes both runs learned (docs/study.md says when).
+PRIMARY_METRICS = ALL_METRICS
+DEFAULT_PRIMARY = "miou"
 REQUIRED = ("labels", "images", "val_labels", "val_images", "num_classes")
 
 Options = tuple[tuple[str, object], ...]
@@ -51,6 +57,8 @@ class StudySpec:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     conditions: tuple[str, ...] = ("clean",)
     prob: float = PAPER_PROB  # train's --prob: the chance of a deformed label per epoch (offline and online)
+    primary: str = DEFAULT_PRIMARY
+    collapse_iou: float = DEFAULT_COLLAPSE_IOU
     generate: Options = (("copies", DEFAULT_COPIES),)
     noise: Options | None = None  # None: no noisy condition
     train: Options = ()
@@ -72,6 +80,11 @@ class StudySpec:
             ),
             ("noisy" not in self.conditions or self.noise is not None, "the noisy condition needs a [noise] table"),
             (0 <= self.prob <= 1, f"prob must be in [0, 1], got {self.prob}"),
+            (
+                self.primary in PRIMARY_METRICS,
+                f"primary must be one of {', '.join(PRIMARY_METRICS)}, got {self.primary!r}",
+            ),
+            (0 <= self.collapse_iou < 1, f"collapse_iou must be in [0, 1), got {self.collapse_iou}"),
             (self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}"),
         ]
         for ok, message in checks:
@@ -142,6 +155,8 @@ def build_spec(tables: dict, source: str | None = None, overrides: dict | None =
             seeds=tuple(int(seed) for seed in values.get("seeds", DEFAULT_SEEDS)),
             conditions=tuple(values["conditions"]),
             prob=float(values.get("prob", PAPER_PROB)),
+            primary=str(values.get("primary", DEFAULT_PRIMARY)),
+            collapse_iou=float(values.get("collapse_iou", DEFAULT_COLLAPSE_IOU)),
             generate=tuple(generate.items()),
             noise=tuple(noise.items()) if noise is not None else None,
             train=tuple(passed["train"].items()),

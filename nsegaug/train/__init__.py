@@ -1,8 +1,9 @@
 """Training a segmentation model on generated copies (``nsegaug train`` / ``evaluate``).
 
-``config`` (settings), ``samples`` (manifest rows, checks, label choice),
-``metrics`` and ``curves`` need only NumPy and Pillow, so the command line can
-parse and check a run before torch is loaded. ``data`` (Dataset, augmentation,
+``config`` (settings), ``samples`` (manifest rows, checks, label choice) and
+``metrics`` need only NumPy, so the command line can parse and check a run
+before torch is loaded; ``curves`` draws with matplotlib (``pip install
+'nsegaug[plots]'``). ``data`` (Dataset, augmentation,
 samplers), ``model`` (U-Net, ``module:factory``), ``step`` (loss, one optimizer
 step), ``checkpoint`` (``TrainState``, checkpoint files, RNG states),
 ``evaluation`` (confusion matrix, ``evaluate_checkpoint``), ``distributed``

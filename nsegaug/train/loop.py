@@ -351,7 +351,9 @@ def finish(plan: Plan, learner: Learner, state: TrainState, run_log: RunLog) -> 
     run_log.say(
         f"done: mIoU {final['miou'] or 0:.4f} (best {best['miou'] or 0:.4f} at step {best['step']}), "
         f"boundary mIoU {final['boundary_miou'] or 0:.4f}, band mIoU {final['band_miou'] or 0:.4f}, "
-        f"pixel acc {final['pixel_acc'] or 0:.4f}; wrote {config.out / METRICS_FINAL}, {config.out / CURVES}, "
-        f"{config.out / BEST}"
+        f"pixel acc {final['pixel_acc'] or 0:.4f}; wrote "
+        + ", ".join(
+            str(path) for path in (config.out / METRICS_FINAL, config.out / CURVES, config.out / BEST) if path.exists()
+        )
     )
     return result

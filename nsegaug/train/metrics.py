@@ -231,6 +231,9 @@ def summarize(
         "mean_acc": _number(_nanmean(accuracies)),
         "iou": [_number(value) for value in iou_per_class(confusion)],
         "pixels": int(np.asarray(confusion).sum()),
+        # Per class, its ground-truth pixels: 0 says the class is absent from the validation labels, so its IoU
+        # (0 where it is predicted, else None) says nothing about whether it was learned.
+        "class_pixels": [int(value) for value in np.asarray(confusion).sum(axis=1)],
     }
     if boundary is not None:
         ious = boundary_iou_per_class(boundary)
@@ -242,6 +245,18 @@ def summarize(
             band_pixels=int(np.asarray(band_confusion).sum()),
         )
     return summary
+
+
+def class_mean(values, classes=None) -> float | None:
+    """The mean of per-class ``values`` (as :func:`summarize` records them, None for a class not seen) over
+    ``classes`` (None: all), leaving None out, as mIoU and boundary mIoU are taken; None when none has a value.
+
+    ``class_mean(summary["iou"]) == summary["miou"]``; over a subset of classes it is the same metric restricted
+    to them (``nsegaug study``'s mean over the classes both runs of a pair learned).
+    """
+    chosen = range(len(values)) if classes is None else classes
+    kept = [float(values[index]) for index in chosen if values[index] is not None]
+    return _number(sum(kept) / len(kept)) if kept else None
 
 
 def summarize_counts(counts: dict) -> dict:

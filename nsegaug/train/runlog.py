@@ -2,7 +2,7 @@
 
 The folder holds ``config.json``, ``loss.jsonl`` (a line about ``LOSS_POINTS``
 times per run), ``metrics.jsonl`` (a line per evaluation), ``metrics.json``
-(the final result), ``curves.png`` and the checkpoints ``last.pt`` and
+(the final result), ``curves.png`` and ``curves.svg`` (with matplotlib) and the checkpoints ``last.pt`` and
 ``best.pt``. Every write is atomic or an append of whole lines, so a killed run
 leaves files that ``--resume`` can use (``RunLog.rewind`` drops the lines
 logged after the last checkpoint).
@@ -10,7 +10,6 @@ logged after the last checkpoint).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -29,8 +28,9 @@ from .curves import draw_curves
 
 LAST, BEST = "last.pt", "best.pt"
 METRICS_LINES, METRICS_FINAL, LOSS_LINES, CURVES = "metrics.jsonl", "metrics.json", "loss.jsonl", "curves.png"
+CURVES_SVG = "curves.svg"
 # Only these are removed by --overwrite: a run folder may hold the user's own files.
-RUN_FILES = (LAST, BEST, METRICS_LINES, METRICS_FINAL, LOSS_LINES, CURVES, CONFIG_NAME)
+RUN_FILES = (LAST, BEST, METRICS_LINES, METRICS_FINAL, LOSS_LINES, CURVES, CURVES_SVG, CONFIG_NAME)
 # About this many loss points per run, whatever its length: enough for the curve, small in the checkpoint.
 LOSS_POINTS = 200
 
@@ -112,9 +112,14 @@ def write_lines(path: Path, rows: list[dict]) -> None:
 
 
 def _append_line(path: Path, row: dict) -> None:
-    descriptor = open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # never appended through a link
-    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+    try:
+        descriptor = open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # never appended through a link
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+    except StorageError:
+        raise
+    except OSError as error:  # a full disk raises from write() or close() without a file name
+        raise StorageError.from_os_error(error, path, "cannot write") from error
 
 
 class RunLog:
@@ -129,6 +134,7 @@ class RunLog:
         self.main = main
         self._log = log
         self._bar: tqdm | None = None
+        self._curves_missing = False  # said once that curves are not drawn
 
     # --- the terminal ---
 
@@ -189,11 +195,19 @@ class RunLog:
             save_checkpoint(self.out / LAST, snapshot)
 
     def curves(self, history: dict, total: int) -> None:
-        if self.main:
-            image = draw_curves([(point["step"], point["loss"]) for point in history["loss"]], history["evals"], total)
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            write_bytes_atomic(self.out / CURVES, buffer.getvalue())
+        """curves.png and curves.svg, redrawn at each evaluation; without matplotlib, said once and skipped (a
+        training does not need its figure)."""
+        if not self.main or self._curves_missing:
+            return
+        loss = [(point["step"], point["loss"]) for point in history["loss"]]
+        try:
+            drawn = draw_curves(loss, history["evals"], total)
+        except ImportError as error:
+            self._curves_missing = True
+            self.say(f"{self.out / CURVES} not drawn: {error}")
+            return
+        write_bytes_atomic(self.out / CURVES, drawn["png"])
+        write_bytes_atomic(self.out / CURVES_SVG, drawn["svg"])
 
     def final(self, result: dict) -> None:
         if self.main:
