@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from nsegaug.cli import main
-from nsegaug.cli.train import config_of
+from nsegaug.options.train import config_of
 from nsegaug.params_file import toml_text
 
 EXAMPLE_LABELS = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels"

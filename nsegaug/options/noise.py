@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from ..params import NOISE_MODELS, NoiseParams
-from . import parser as bare_parser
 from . import params_file_option, png_level_option, spec_options
+from . import parser as bare_parser
 from .jobs import job_options
 
 
