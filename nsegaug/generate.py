@@ -10,7 +10,6 @@ from pathlib import Path
 
 from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
 from .dataset import output_name as make_output_name
-from .deform import ENGINE_VERSION
 from .errors import LabelFormatError, UsageError
 from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
@@ -59,8 +58,6 @@ class GenerateConfig(JobConfig):
             **self.source_parameters(),
             "name_template": self.name_template,
             "png_level": self.png_level,
-            # Engine 2 changed float32 outputs: a run of engine 1 is not resumed with engine 2.
-            "engine": ENGINE_VERSION,
         }
 
 

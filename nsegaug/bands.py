@@ -1,0 +1,231 @@
+"""Steps 2 to 4 of :mod:`nsegaug.deform` band by band: a large map in bounded memory, with the same bytes.
+
+A map above :data:`WHOLE_MAP_PX` pixels is not given two whole fields
+(16 bytes a pixel in float32, twice that with their float64 draws).
+It is cut into bands of rows; each band's fields are drawn in order
+(:mod:`nsegaug.draws`), suppressed, and blurred in a window that reaches
+the blur's radius beyond the band (the halo), so every kept row sees the
+rows the whole map's blur would; the band is then warped from the whole
+label map (a displacement may reach any row) and its statistics summed.
+
+Every output byte is the whole map's (tested on 4096x4096 maps and the
+largest sigma):
+
+- the draws fill each field's rows in the stream's order;
+- OpenCV filters a row in SIMD blocks counted from its first element and
+  rounds its last (length mod block) elements one by one, a little
+  differently: windows start on a multiple of :data:`ALIGN` rows and,
+  except the last, span a multiple of it, so each kept value is summed in
+  the same kind of block as in the whole map;
+- the mean displacement is summed exactly (in 1/256 px, integers that
+  float64 adds exactly in any order), the counts are integers.
+
+Memory beyond the label map and its copy: the window's fields, about
+``16 * window`` bytes in float32 (:func:`window_bytes`), whatever the
+number of bands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .fields import _DFT_TAPS, _row_kernel, gaussian_taps
+from .warp import transpose, warp_labels
+
+# Maps up to this many pixels are deformed whole (their fields take at most ~90 MB in float32).
+WHOLE_MAP_PX = 1 << 22
+# The pixels of a band, halo not counted (a window is larger by twice the blur's radius).
+BAND_PX = 1 << 21
+# Windows start on a multiple of this many rows: any SIMD width up to 16 floats, unrolled four times.
+ALIGN = 64
+
+
+@dataclass(frozen=True)
+class Window:
+    """Band rows ``[top, bottom)`` are kept from the window of rows ``[start, stop)``, blurred as a whole."""
+
+    top: int
+    bottom: int
+    start: int
+    stop: int
+
+
+def is_banded(shape: tuple[int, int]) -> bool:
+    """Whether a map of ``shape`` is deformed in bands (above :data:`WHOLE_MAP_PX` pixels)."""
+    return shape[0] * shape[1] > WHOLE_MAP_PX
+
+
+def band_rows(shape: tuple[int, int], halo: int) -> int:
+    """Rows per band: :data:`BAND_PX` pixels, at least four halos (the halo's rows are blurred twice)."""
+    height, width = shape
+    rows = max(BAND_PX // max(1, width), 4 * halo, ALIGN)
+    return min(height, -(-rows // ALIGN) * ALIGN)
+
+
+def windows(shape: tuple[int, int], halo: int, rows: int | None = None) -> Iterator[Window]:
+    """The bands of a map of ``shape`` and their windows, top to bottom."""
+    height = shape[0]
+    rows = band_rows(shape, halo) if rows is None else rows
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        start = max(0, top - halo) // ALIGN * ALIGN
+        stop = min(height, start + -(-(bottom + halo - start) // ALIGN) * ALIGN)
+        yield Window(top, bottom, start, stop)
+
+
+def window_bytes(shape: tuple[int, int], sigma: float, itemsize: int = 4) -> int:
+    """The bytes of a banded deformation's fields: two fields, each a window and its blurred copy."""
+    halo = gaussian_taps(sigma) // 2
+    longest = max(window.stop - window.start for window in windows(shape, halo))
+    return 4 * longest * shape[1] * itemsize
+
+
+@dataclass
+class BandTotals:
+    """The statistics of :class:`nsegaug.deform.DeformResult`, summed over bands."""
+
+    suppressed: int = 0
+    changed: int = 0
+    fixed_sum: float = 0.0  # displacements in 1/256 px: integers, exact in float64
+    largest: float = 0.0
+
+    def stats(self, size: int) -> dict:
+        return {
+            "suppressed_fraction": self.suppressed / size,
+            "mean_displacement": self.fixed_sum / 256.0 / size,
+            "max_displacement": self.largest,
+            "changed_fraction": self.changed / size,
+        }
+
+
+def deform_in_bands(
+    segment: np.ndarray,
+    draw,
+    alpha: float,
+    sigma: float,
+    boxes: np.ndarray | None,
+    pad: int,
+    dtype: np.dtype,
+    blur: str,
+) -> tuple[np.ndarray, dict]:
+    """The deformed map and its statistics, band by band; ``draw`` fills the fields' rows in order.
+
+    ``boxes``: the small components' (none: nothing suppressed), grown by
+    ``pad``; ``dtype``: the fields'; ``blur``: ``"rows"`` or
+    ``"reference"`` (see :func:`nsegaug.deform.deform_with_noise`).
+    """
+    height, width = segment.shape
+    taps = gaussian_taps(sigma)
+    rows_blur = blur == "rows" and dtype == np.float32 and taps < _DFT_TAPS
+    plan = list(windows(segment.shape, taps // 2))
+    longest = max(window.stop - window.start for window in plan)
+    drawn = [np.empty((longest, width), dtype) for _ in range(2)]  # the window's rows, before the column pass
+    blurred = [np.empty(longest * width, dtype) for _ in range(2)]  # the window blurred (transposed for rows)
+    padded = _padded_boxes(boxes, pad, segment.shape)
+    deformed = np.empty_like(segment)
+    totals = BandTotals()
+    previous = Window(0, 0, 0, 0)
+    for window in plan:
+        kept = previous.stop - window.start  # rows of this window the previous one drew
+        top = window.start + kept  # the first row to draw
+        mask = _suppression_rows(padded, top, window.stop, width)
+        totals.suppressed += int(np.count_nonzero(mask)) if mask is not None else 0
+        for field in (0, 1):
+            rows = drawn[field]
+            if kept and previous.start != window.start:
+                rows[:kept] = rows[window.start - previous.start : previous.stop - previous.start]
+            new = rows[kept : window.stop - window.start]
+            if not len(new):
+                continue
+            draw.fill(field, new, alpha)
+            if mask is not None:
+                np.copyto(new, 0, where=mask)
+            if rows_blur:  # the row pass, once per row: kept rows had theirs in the previous window
+                cv2.filter2D(new, -1, _row_kernel(float(sigma), taps), dst=new, borderType=cv2.BORDER_REFLECT_101)
+        size = window.stop - window.start
+        fields = [_blur_window(drawn[field][:size], blurred[field], sigma, taps, rows_blur) for field in (0, 1)]
+        lo, hi = window.top - window.start, window.bottom - window.start
+        if rows_blur:
+            band = (fields[0][:, lo:hi], fields[1][:, lo:hi])
+        else:
+            band = (fields[0][lo:hi], fields[1][lo:hi])
+        _warp_band(segment, band, window, rows_blur, deformed, totals)
+        previous = window
+    return deformed, totals.stats(segment.size)
+
+
+def _blur_window(rows: np.ndarray, out: np.ndarray, sigma: float, taps: int, rows_blur: bool) -> np.ndarray:
+    """The window blurred: with the row pass already done, transposed and filtered along its new rows; else
+    OpenCV's GaussianBlur (the reference's), in the map's layout."""
+    size, width = rows.shape
+    if not rows_blur:
+        return cv2.GaussianBlur(rows, (0, 0), sigma, dst=out[: size * width].reshape(size, width))
+    columns = cv2.transpose(rows, dst=out[: size * width].reshape(width, size))
+    return cv2.filter2D(columns, -1, _row_kernel(float(sigma), taps), dst=columns, borderType=cv2.BORDER_REFLECT_101)
+
+
+def _padded_boxes(boxes: np.ndarray | None, pad: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """Boxes grown by ``pad`` and clipped, as ``(y1, x1, y2, x2)`` with exclusive ends, by first row."""
+    if boxes is None or not len(boxes):
+        return None
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    tops_lefts = np.maximum(boxes[:, :2] - pad, 0)
+    bottoms_rights = np.minimum(boxes[:, 2:] + pad + 1, shape)
+    grown = np.concatenate([tops_lefts, bottoms_rights], axis=1)
+    return grown[np.argsort(grown[:, 0], kind="stable")]
+
+
+def _suppression_rows(padded: np.ndarray | None, top: int, bottom: int, width: int) -> np.ndarray | None:
+    """The suppression mask of map rows ``[top, bottom)`` (None: nothing suppressed there)."""
+    if padded is None or bottom <= top:
+        return None
+    reaching = padded[: np.searchsorted(padded[:, 0], bottom, side="left")]
+    reaching = reaching[reaching[:, 2] > top]
+    if not len(reaching):
+        return None
+    mask = np.zeros((bottom - top, width), dtype=bool)
+    for y1, x1, y2, x2 in reaching.tolist():
+        mask[max(y1 - top, 0) : y2 - top, x1:x2] = True
+    return mask
+
+
+def _warp_band(
+    segment: np.ndarray,
+    band: tuple[np.ndarray, np.ndarray],
+    window: Window,
+    transposed: bool,
+    deformed: np.ndarray,
+    totals: BandTotals,
+) -> None:
+    """Warp rows ``[top, bottom)`` into ``deformed`` and add their statistics (overwrites ``band``)."""
+    height, width = segment.shape
+    top, bottom = window.top, window.bottom
+    dx, dy = band
+    along = np.arange(top, bottom, dtype=dx.dtype)  # the band's map rows
+    across = np.arange(width, dtype=dx.dtype)
+    if transposed:  # row j, column i of the band's fields is pixel (top + i, j) of the map
+        along, across = along[None, :], across[:, None]
+    else:
+        along, across = along[:, None], across[None, :]
+    dx += across
+    dy += along
+    np.clip(dx, 0, width - 1, out=dx)
+    np.clip(dy, 0, height - 1, out=dy)
+    map_x, map_y = dx.astype(np.float32, copy=False), dy.astype(np.float32, copy=False)
+    warped = warp_labels(segment, map_x, map_y)
+    deformed[top:bottom] = transpose(warped) if transposed else warped
+    totals.changed += int(np.count_nonzero(deformed[top:bottom] != segment[top:bottom]))
+    map_x -= across.astype(np.float32)
+    map_y -= along.astype(np.float32)
+    np.multiply(map_x, map_x, out=map_x)
+    np.multiply(map_y, map_y, out=map_y)
+    magnitude = np.add(map_x, map_y, out=map_x)
+    magnitude = np.sqrt(magnitude, out=magnitude)
+    totals.largest = max(totals.largest, float(magnitude.max()))
+    fixed = np.multiply(magnitude, np.float32(256.0), out=magnitude)
+    fixed = np.rint(fixed, out=fixed)
+    totals.fixed_sum += float(fixed.sum(dtype=np.float64))
