@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from .fields import _DFT_TAPS, _row_kernel, gaussian_taps
-from .warp import transpose, warp_labels
+from .warp import WarpTotals, warp_measured
 
 # Maps up to this many pixels are deformed whole (their fields take at most ~90 MB in float32).
 WHOLE_MAP_PX = 1 << 22
@@ -84,24 +84,6 @@ def window_bytes(shape: tuple[int, int], sigma: float, itemsize: int = 4) -> int
     return 4 * longest * shape[1] * itemsize
 
 
-@dataclass
-class BandTotals:
-    """The statistics of :class:`nsegaug.deform.DeformResult`, summed over bands."""
-
-    suppressed: int = 0
-    changed: int = 0
-    fixed_sum: float = 0.0  # displacements in 1/256 px: integers, exact in float64
-    largest: float = 0.0
-
-    def stats(self, size: int) -> dict:
-        return {
-            "suppressed_fraction": self.suppressed / size,
-            "mean_displacement": self.fixed_sum / 256.0 / size,
-            "max_displacement": self.largest,
-            "changed_fraction": self.changed / size,
-        }
-
-
 def deform_in_bands(
     segment: np.ndarray,
     draw,
@@ -127,13 +109,14 @@ def deform_in_bands(
     blurred = [np.empty(longest * width, dtype) for _ in range(2)]  # the window blurred (transposed for rows)
     padded = _padded_boxes(boxes, pad, segment.shape)
     deformed = np.empty_like(segment)
-    totals = BandTotals()
+    totals = WarpTotals()
+    suppressed = 0
     previous = Window(0, 0, 0, 0)
     for window in plan:
         kept = previous.stop - window.start  # rows of this window the previous one drew
         top = window.start + kept  # the first row to draw
         mask = _suppression_rows(padded, top, window.stop, width)
-        totals.suppressed += int(np.count_nonzero(mask)) if mask is not None else 0
+        suppressed += int(np.count_nonzero(mask)) if mask is not None else 0
         for field in (0, 1):
             rows = drawn[field]
             if kept and previous.start != window.start:
@@ -149,13 +132,13 @@ def deform_in_bands(
         size = window.stop - window.start
         fields = [_blur_window(drawn[field][:size], blurred[field], sigma, taps, rows_blur) for field in (0, 1)]
         lo, hi = window.top - window.start, window.bottom - window.start
-        if rows_blur:
-            band = (fields[0][:, lo:hi], fields[1][:, lo:hi])
+        if rows_blur:  # back to the map's layout: warped from the map itself, no transposed copy of it is held
+            band = [cv2.transpose(fields[field][:, lo:hi]) for field in (0, 1)]
         else:
-            band = (fields[0][lo:hi], fields[1][lo:hi])
-        _warp_band(segment, band, window, rows_blur, deformed, totals)
+            band = [fields[field][lo:hi] for field in (0, 1)]
+        warp_measured(segment, band[0], band[1], window.top, deformed[window.top : window.bottom], totals)
         previous = window
-    return deformed, totals.stats(segment.size)
+    return deformed, {"suppressed_fraction": suppressed / segment.size, **totals.figures(segment.size)}
 
 
 def _blur_window(rows: np.ndarray, out: np.ndarray, sigma: float, taps: int, rows_blur: bool) -> np.ndarray:
@@ -191,41 +174,3 @@ def _suppression_rows(padded: np.ndarray | None, top: int, bottom: int, width: i
     for y1, x1, y2, x2 in reaching.tolist():
         mask[max(y1 - top, 0) : y2 - top, x1:x2] = True
     return mask
-
-
-def _warp_band(
-    segment: np.ndarray,
-    band: tuple[np.ndarray, np.ndarray],
-    window: Window,
-    transposed: bool,
-    deformed: np.ndarray,
-    totals: BandTotals,
-) -> None:
-    """Warp rows ``[top, bottom)`` into ``deformed`` and add their statistics (overwrites ``band``)."""
-    height, width = segment.shape
-    top, bottom = window.top, window.bottom
-    dx, dy = band
-    along = np.arange(top, bottom, dtype=dx.dtype)  # the band's map rows
-    across = np.arange(width, dtype=dx.dtype)
-    if transposed:  # row j, column i of the band's fields is pixel (top + i, j) of the map
-        along, across = along[None, :], across[:, None]
-    else:
-        along, across = along[:, None], across[None, :]
-    dx += across
-    dy += along
-    np.clip(dx, 0, width - 1, out=dx)
-    np.clip(dy, 0, height - 1, out=dy)
-    map_x, map_y = dx.astype(np.float32, copy=False), dy.astype(np.float32, copy=False)
-    warped = warp_labels(segment, map_x, map_y)
-    deformed[top:bottom] = transpose(warped) if transposed else warped
-    totals.changed += int(np.count_nonzero(deformed[top:bottom] != segment[top:bottom]))
-    map_x -= across.astype(np.float32)
-    map_y -= along.astype(np.float32)
-    np.multiply(map_x, map_x, out=map_x)
-    np.multiply(map_y, map_y, out=map_y)
-    magnitude = np.add(map_x, map_y, out=map_x)
-    magnitude = np.sqrt(magnitude, out=magnitude)
-    totals.largest = max(totals.largest, float(magnitude.max()))
-    fixed = np.multiply(magnitude, np.float32(256.0), out=magnitude)
-    fixed = np.rint(fixed, out=fixed)
-    totals.fixed_sum += float(fixed.sum(dtype=np.float64))

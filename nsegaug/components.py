@@ -111,28 +111,32 @@ def _joins(
     pixel below the upper run's start, or below the pixel left of its start,
     or below the pixel right of its end; or else the lower run starts under
     the upper run. Probing those four pixels per run finds every touching
-    pair; a probe joins two runs of the same class. One kind of probe at a
-    time, so only one kind's candidates are held.
+    pair; a probe joins two runs of the same class. Two searches find the
+    runs probed: the run below a start (the run left of it is the one before,
+    or itself), and the run above a start; the pixel right of a run's end
+    starts the next run of its row, whose run below is known.
     """
-    stops = np.empty_like(starts)
-    stops[:-1] = starts[1:]
-    stops[-1] = size
-    has_below = starts < size - width
-    probes_of = (
-        (has_below, starts, width),
-        (has_below & (starts % width != 0), starts, width - 1),
-        (has_below & (stops % width != 0), stops, width),
-        (starts >= width, starts, -width),
+    runs = starts.size
+    below = np.flatnonzero(starts < size - width).astype(index, copy=False)  # runs of every row but the last
+    # The run that holds the pixel below each start (searchsorted walks ascending keys fast).
+    under = np.searchsorted(starts, starts[below] + index(width), side="right").astype(index, copy=False) - 1
+    under_start = starts[under] == starts[below] + index(width)
+    left = (starts[below] % width != 0) & under_start  # below the pixel left of the start: the run before
+    # Below the pixel right of a run's end: the next run's start, in the same row, has its run below found.
+    right = np.zeros(runs, dtype=bool)
+    right[below[:-1]] = (below[1:] == below[:-1] + 1) & (starts[below[1:]] % width != 0)
+    right_of = np.flatnonzero(right[below]).astype(index, copy=False)
+    above = np.flatnonzero(starts >= width).astype(index, copy=False)
+    over = np.searchsorted(starts, starts[above] - index(width), side="right").astype(index, copy=False) - 1
+    candidates = (
+        (below, under),
+        (below[left], under[left] - 1),
+        (below[right_of], under[right_of + 1]),
+        (above, over),
     )
     owners, touched = [], []
-    for chosen, where, offset in probes_of:
-        owner = np.flatnonzero(chosen).astype(index, copy=False)
-        probe = where[owner] + index(offset)
-        keep = (flat[probe] == run_class[owner]) & ~background[owner]
-        owner, probe = owner[keep], probe[keep]
-        # The run each probe lands in; probes come in ascending order, which searchsorted walks fast.
-        hit = np.searchsorted(starts, probe, side="right").astype(index, copy=False)
-        hit -= 1
-        owners.append(owner)
-        touched.append(hit)
+    for owner, hit in candidates:
+        keep = (run_class[hit] == run_class[owner]) & ~background[owner]
+        owners.append(owner[keep])
+        touched.append(hit[keep])
     return np.concatenate(owners), np.concatenate(touched)

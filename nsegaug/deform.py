@@ -35,7 +35,7 @@ from . import bands, components
 from .draws import FastRows, ReferenceRows
 from .fields import _scratch, draw_noise_float32, smooth_field, smooth_field_transposed
 from .params import DEFAULT_ENGINE, DEFAULT_PARAMS, VARIANTS, DeformParams
-from .warp import _REMAP_DTYPES, _pixel_grid, _warp, sampling_maps, transpose, warp_labels  # noqa: F401
+from .warp import WarpTotals, sampling_maps, transpose, warp_labels, warp_measured  # noqa: F401
 
 # The blurs of step 3 (see smooth_field and smooth_field_transposed). "reference" is the reference code's
 # cv2.GaussianBlur; "rows" is the same kernel, applied as two row passes with a transpose between them.
@@ -234,25 +234,25 @@ def _deform_fields(
             np.copyto(dy, 0, where=mask)
             suppressed_fraction = float(np.count_nonzero(mask)) / mask.size
 
+    totals = WarpTotals()
     if blur == "reference":
-        deformed, mean_displacement, max_displacement = _warp(
-            segment, smooth_field(dx, sigma), smooth_field(dy, sigma), scratch=False
-        )
+        deformed = np.empty_like(segment)
+        warp_measured(segment, smooth_field(dx, sigma), smooth_field(dy, sigma), 0, deformed, totals)
     else:
         # Warped in the transposed layout the blur leaves: row j, column i of it is pixel (i, j) of the map.
         # The sampled coordinates are the same numbers, so the warp and the statistics are the same too.
         scratch = _scratch("fields_t", (2, shape[1], shape[0]))
         fields_t = smooth_field_transposed(dy, sigma, scratch[0]), smooth_field_transposed(dx, sigma, scratch[1])
-        deformed_t, mean_displacement, max_displacement = _warp(transpose(segment), *fields_t)
+        segment_t = transpose(segment)
+        deformed_t = np.empty_like(segment_t)
+        warp_measured(segment_t, *fields_t, 0, deformed_t, totals)
         deformed = transpose(deformed_t)
     return DeformResult(
         segment=deformed,
         alpha=alpha,
         sigma=sigma,
         suppressed_fraction=suppressed_fraction,
-        mean_displacement=mean_displacement,
-        max_displacement=max_displacement,
-        changed_fraction=float(np.count_nonzero(deformed != segment)) / segment.size,
+        **totals.figures(segment.size),
     )
 
 

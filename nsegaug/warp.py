@@ -7,6 +7,7 @@ the public names, where the method's steps are read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -67,32 +68,63 @@ def transpose(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.T)
 
 
-def _warp(segment: np.ndarray, dx: np.ndarray, dy: np.ndarray, scratch: bool = True) -> tuple[np.ndarray, float, float]:
-    """The warped map and the mean and largest displacement applied (after clipping at the borders).
+# Pixels per chunk of the warp and its statistics: the chunk's maps stay in the cache between the dozen passes.
+CHUNK_PX = 1 << 17
 
-    Overwrites ``dx`` and ``dy``; ``scratch=False`` (engine 1, kept as it was for the benchmarks) takes the
-    mean on new arrays, as that engine did.
+
+@dataclass
+class WarpTotals:
+    """What :func:`warp_measured` adds up over chunks (and bands): exact, so any split gives the same figures."""
+
+    changed: int = 0
+    fixed_sum: float = 0.0  # displacements in 1/256 px: integers, which float64 adds exactly in any order
+    largest: float = 0.0
+
+    def figures(self, size: int) -> dict:
+        """``mean_displacement``, ``max_displacement`` and ``changed_fraction`` of a map of ``size`` pixels."""
+        return {
+            "mean_displacement": self.fixed_sum / 256.0 / size,
+            "max_displacement": self.largest,
+            "changed_fraction": self.changed / size,
+        }
+
+
+def warp_measured(
+    source: np.ndarray, fx: np.ndarray, fy: np.ndarray, top: int, out: np.ndarray, totals: WarpTotals
+) -> None:
+    """Warp rows ``[top, top + len(fx))`` of ``source`` into ``out`` and add their statistics to ``totals``.
+
+    ``fx`` and ``fy`` (overwritten) displace those rows' pixels along and
+    across the rows. A chunk of rows at a time: the coordinates
+    ``clip(grid + d)`` in the fields' precision, one cast to float32,
+    :func:`warp_labels`, then the displacement applied after the clip, the
+    largest, and its sum in 1/256 px (the manifest's figures must not depend
+    on how numpy splits a float sum).
     """
-    map_x, map_y = sampling_maps(dx, dy)
-    deformed = warp_labels(segment, map_x, map_y)
-    xs, ys = _pixel_grid(segment.shape, "float32")
-    map_x -= xs
-    map_y -= ys
-    # numpy, not cv2.magnitude: OpenCV's result varies in the last bit with
-    # the arrays' memory alignment, and the manifest must not.
-    np.multiply(map_x, map_x, out=map_x)
-    np.multiply(map_y, map_y, out=map_y)
-    magnitude = np.add(map_x, map_y, out=map_x)
-    magnitude = np.sqrt(magnitude, out=magnitude)
-    largest = float(magnitude.max())
-    return deformed, _exact_mean(magnitude, overwrite=scratch), largest
-
-
-def _exact_mean(values: np.ndarray, overwrite: bool = False) -> float:
-    # A float sum's last bits depend on how numpy splits it (memory
-    # alignment, SIMD width). Values fixed to 1/256 px are integers that
-    # float64 adds exactly in any order, so the manifest is byte-identical
-    # however the work was split. Exact for displacements below 65536 px.
-    fixed = np.multiply(values, np.float32(256.0), out=values if overwrite else None)
-    fixed = np.rint(fixed, out=fixed)
-    return float(fixed.sum(dtype=np.float64)) / 256.0 / values.size
+    height, width = source.shape
+    columns = _pixel_grid((1, width), fx.dtype.name)[0]
+    columns32 = _pixel_grid((1, width), "float32")[0]
+    step = max(1, CHUNK_PX // width)
+    for first in range(0, len(fx), step):
+        dx, dy = fx[first : first + step], fy[first : first + step]
+        rows = np.arange(top + first, top + first + len(dx), dtype=fx.dtype)[:, None]
+        dx += columns
+        dy += rows
+        np.clip(dx, 0, width - 1, out=dx)
+        np.clip(dy, 0, height - 1, out=dy)
+        map_x, map_y = dx.astype(np.float32, copy=False), dy.astype(np.float32, copy=False)
+        warped = out[first : first + len(dx)]
+        warped[...] = warp_labels(source, map_x, map_y)
+        totals.changed += int(np.count_nonzero(warped != source[top + first : top + first + len(dx)]))
+        map_x -= columns32
+        map_y -= rows.astype(np.float32, copy=False)
+        # numpy, not cv2.magnitude: OpenCV's result varies in the last bit with
+        # the arrays' memory alignment, and the manifest must not.
+        np.multiply(map_x, map_x, out=map_x)
+        np.multiply(map_y, map_y, out=map_y)
+        magnitude = np.add(map_x, map_y, out=map_x)
+        magnitude = np.sqrt(magnitude, out=magnitude)
+        totals.largest = max(totals.largest, float(magnitude.max()))
+        fixed = np.multiply(magnitude, np.float32(256.0), out=magnitude)
+        fixed = np.rint(fixed, out=fixed)
+        totals.fixed_sum += float(fixed.sum(dtype=np.float64))
