@@ -22,7 +22,7 @@ except ImportError as error:
     raise ImportError("nsegaug.albumentations needs albumentations: pip install 'nsegaug[albumentations]'") from error
 
 from .deform import deform
-from .params import PAPER_PROB, DeformParams, FlatParams
+from .params import DEFAULT_ENGINE, PAPER_PROB, DeformParams, FlatParams
 
 
 class NoisySegmentPlus(FlatParams, A.DualTransform):
@@ -49,12 +49,15 @@ class NoisySegmentPlus(FlatParams, A.DualTransform):
         variant: str = "nsegment+",
         precision: str = "float32",
         p: float = PAPER_PROB,
+        engine: int = DEFAULT_ENGINE,
     ) -> None:
         super().__init__(p=p)
-        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
+        self.deform_params = DeformParams.from_flat(
+            alpha_sigma_list, area_thresh, ignore_index, variant, precision, engine
+        )
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("alpha_sigma_list", "area_thresh", "ignore_index", "variant", "precision")
+        return ("alpha_sigma_list", "area_thresh", "ignore_index", "variant", "precision", "engine")
 
     def get_params(self) -> dict[str, Any]:
         # albumentations 2 gives each transform its own generator, seeded by Compose(seed=...); older

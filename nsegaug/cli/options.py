@@ -10,7 +10,7 @@ import click
 
 from ..cpus import available_cpus, default_jobs
 from ..errors import UsageError
-from ..params import PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma
+from ..params import ENGINES, PRECISIONS, VARIANTS, DeformParams, check_alpha_sigma
 
 
 class AlphaSigmaList(click.ParamType):
@@ -119,6 +119,7 @@ DEFORM_TYPES = {
     "ignore_index": int,
     "variant": click.Choice(VARIANTS),
     "precision": click.Choice(PRECISIONS),
+    "engine": click.IntRange(min(ENGINES), max(ENGINES)),
 }
 
 
