@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import components
 from .fields import _DFT_TAPS, _row_kernel, gaussian_taps
 from .warp import WarpTotals, warp_measured
 
@@ -40,6 +41,11 @@ from .warp import WarpTotals, warp_measured
 WHOLE_MAP_PX = 1 << 22
 # The pixels of a band, halo not counted (a window is larger by twice the blur's radius).
 BAND_PX = 1 << 21
+# Bytes a pixel of a map deformed whole holds beyond the map and its copies (measured on street scenes: 22.8 in
+# float32, 52 in float64 with its float64 draws; see benchmarks/bench_memory.py).
+WHOLE_BYTES_PER_PX = {"float32": 24, "float64": 56}
+# Runs a pixel on street scenes (1024x2048, 700 objects: 0.023); a map of noise has one a pixel.
+TYPICAL_RUNS_PER_PX = 0.03
 # Windows start on a multiple of this many rows: any SIMD width up to 16 floats, unrolled four times.
 ALIGN = 64
 
@@ -75,6 +81,28 @@ def windows(shape: tuple[int, int], halo: int, rows: int | None = None) -> Itera
         start = max(0, top - halo) // ALIGN * ALIGN
         stop = min(height, start + -(-(bottom + halo - start) // ALIGN) * ALIGN)
         yield Window(top, bottom, start, stop)
+
+
+def deform_bytes(
+    shape: tuple[int, int], itemsize: int, sigma: float, precision: str = "float32", runs: int | None = None
+) -> int:
+    """The most bytes a deformation of a map of ``shape`` holds beyond the map itself, at its peak.
+
+    ``itemsize``: the map's bytes a pixel; ``sigma``: the largest it may
+    draw; ``runs``: the map's (:func:`nsegaug.components.count_runs`), else
+    a street scene's density is assumed. A map deformed whole holds two
+    fields and their transposes (float32) or float64 draws: about
+    :data:`WHOLE_BYTES_PER_PX` a pixel. In bands: its output, the window's
+    fields (:func:`window_bytes`), a band's fields in the map's layout, and
+    the labelling (:func:`nsegaug.components.labelling_bytes`).
+    """
+    pixels = shape[0] * shape[1]
+    labelling = components.labelling_bytes(runs if runs is not None else round(TYPICAL_RUNS_PER_PX * pixels))
+    if not is_banded(shape):
+        return pixels * (WHOLE_BYTES_PER_PX[precision] + 3 * itemsize) + labelling
+    field = 4 if precision == "float32" else 8
+    band = band_rows(shape, gaussian_taps(sigma) // 2) * shape[1] * (2 * 4 + 1 + itemsize)
+    return pixels * itemsize + window_bytes(shape, sigma, field) + band + labelling
 
 
 def window_bytes(shape: tuple[int, int], sigma: float, itemsize: int = 4) -> int:

@@ -5,7 +5,7 @@ the runs are joined into components as a graph (scipy's
 ``connected_components``), so the work and the memory grow with the number
 of runs, not with the pixels: the runs are found a block of rows at a time
 (no array of the map's size), and each kind of join is kept in the index
-type the map needs (32 bits up to 2**31 pixels). About 40 bytes a run at
+type the map needs (32 bits up to 2**31 pixels). About 80 bytes a run at
 the peak; street scenes have one run in 50 to 100 pixels, a map of noise
 one a pixel (:func:`labelling_bytes`).
 """
@@ -17,7 +17,7 @@ import numpy as np
 # Pixels per block of rows when the runs are found (the change mask of a block stays in the cache).
 BLOCK_PX = 1 << 18
 # The peak bytes of the labelling per run (measured on street scenes; see labelling_bytes).
-BYTES_PER_RUN = 40
+BYTES_PER_RUN = 80
 
 
 def run_starts(values: np.ndarray, index_dtype: type = np.int64) -> np.ndarray:

@@ -21,6 +21,9 @@ import os
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# What a worker process holds before any map: the interpreter, NumPy, OpenCV, SciPy, Pillow (about 100 MiB
+# measured), with room to spare.
+WORKER_BYTES = 160 << 20
 SELF_CGROUP = Path("/proc/self/cgroup")
 
 
@@ -133,12 +136,22 @@ def worker_count(requested: int, work_items: int | None = None) -> int:
     """The workers to start for ``requested`` and ``work_items`` tasks (None: unknown, e.g. a bucket's listing).
 
     A worker beyond the tasks would only start and idle, and one beyond the CPUs only takes turns with the
-    others (each is a whole process with its own memory), so both bound the count.
+    others (each is a whole process with its own memory), so both bound the count; so does the memory this
+    process may use, at :data:`WORKER_BYTES` a worker before any map (the maps' own memory is shared out
+    while they are deformed: :func:`nsegaug.memory.reserved`).
     """
-    bounds = [requested, available_cpus()]
+    bounds = [requested, available_cpus(), memory_workers()]
     if work_items is not None:
         bounds.append(work_items)
     return max(1, min(bounds))
+
+
+def memory_workers() -> int:
+    """The workers the memory this process may use holds, before any map (at least 1)."""
+    from .memory import available_memory
+
+    available = available_memory()
+    return max(1, available // WORKER_BYTES) if available is not None else 1 << 30
 
 
 def capped_note(requested: int, workers: int, work_items: int | None) -> str | None:
@@ -146,6 +159,10 @@ def capped_note(requested: int, workers: int, work_items: int | None) -> str | N
     if workers >= requested:
         return None
     reasons = [f"{available_cpus()} CPUs available"]
+    if memory_workers() <= workers:
+        from .memory import available_memory, size_text
+
+        reasons.append(f"{size_text(available_memory() or 0)} of memory available")
     if work_items is not None and work_items <= workers:
         reasons.insert(0, f"{work_items} masks to do")
     return f"note: {workers} worker(s), not {requested}: " + ", ".join(reasons)
