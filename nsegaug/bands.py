@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 
 from . import components
-from .fields import _DFT_TAPS, _row_kernel, gaussian_taps
-from .warp import WarpTotals, warp_measured
+from .fields import _DFT_TAPS, _row_kernel, _scratch, gaussian_taps
+from .warp import WarpTotals, transpose, warp_measured
 
 # Maps up to this many pixels are deformed whole (their fields take at most ~90 MB in float32).
 WHOLE_MAP_PX = 1 << 22
@@ -46,6 +46,11 @@ BAND_PX = 1 << 21
 WHOLE_BYTES_PER_PX = {"float32": 24, "float64": 56}
 # Runs a pixel on street scenes (1024x2048, 700 objects: 0.023); a map of noise has one a pixel.
 TYPICAL_RUNS_PER_PX = 0.03
+# Rows are drawn and suppressed this many pixels at a time (a block stays in the cache).
+BLOCK_PX = 1 << 16
+# Windows up to this many values (per field and buffer) reuse this thread's scratch arrays (32 MiB each).
+SCRATCH_PX = 1 << 23
+BORDER = cv2.BORDER_REFLECT_101
 # Windows start on a multiple of this many rows: any SIMD width up to 16 floats, unrolled four times.
 ALIGN = 64
 
@@ -121,24 +126,28 @@ def deform_in_bands(
     pad: int,
     dtype: np.dtype,
     blur: str,
+    whole: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """The deformed map and its statistics, band by band; ``draw`` fills the fields' rows in order.
 
     ``boxes``: the small components' (none: nothing suppressed), grown by
     ``pad``; ``dtype``: the fields'; ``blur``: ``"rows"`` or
     ``"reference"`` (see :func:`nsegaug.deform.deform_with_noise`).
+    ``whole``: one window, the map, warped in the blur's transposed layout
+    (a draw that knows its pair first fills and suppresses the fields a block
+    of rows at a time while it is in the cache).
     """
     height, width = segment.shape
     taps = gaussian_taps(sigma)
     rows_blur = blur == "rows" and dtype == np.float32 and taps < _DFT_TAPS
-    plan = list(windows(segment.shape, taps // 2))
+    plan = [Window(0, height, 0, height)] if whole else list(windows(segment.shape, taps // 2))
     longest = max(window.stop - window.start for window in plan)
-    drawn = [np.empty((longest, width), dtype) for _ in range(2)]  # the window's rows, before the column pass
-    blurred = [np.empty(longest * width, dtype) for _ in range(2)]  # the window blurred (transposed for rows)
+    drawn = _buffer("drawn", (2, longest, width), dtype)  # the window's rows, before the column pass
+    blurred = _buffer("blurred", (2, longest * width), dtype)  # the window blurred (transposed for rows)
     padded = _padded_boxes(boxes, pad, segment.shape)
+    step = max(1, BLOCK_PX // width)
+    totals, suppressed = WarpTotals(), 0
     deformed = np.empty_like(segment)
-    totals = WarpTotals()
-    suppressed = 0
     previous = Window(0, 0, 0, 0)
     for window in plan:
         kept = previous.stop - window.start  # rows of this window the previous one drew
@@ -150,15 +159,21 @@ def deform_in_bands(
             if kept and previous.start != window.start:
                 rows[:kept] = rows[window.start - previous.start : previous.stop - previous.start]
             new = rows[kept : window.stop - window.start]
-            if not len(new):
-                continue
-            draw.fill(field, new, alpha)
-            if mask is not None:
-                np.copyto(new, 0, where=mask)
-            if rows_blur:  # the row pass, once per row: kept rows had theirs in the previous window
-                cv2.filter2D(new, -1, _row_kernel(float(sigma), taps), dst=new, borderType=cv2.BORDER_REFLECT_101)
+            for first in range(0, len(new), step):  # drawn and suppressed while the block is in the cache
+                block = new[first : first + step]
+                draw.fill(field, block, alpha)
+                if mask is not None:
+                    np.copyto(block, 0, where=mask[first : first + step])
+            if rows_blur and len(new):  # the row pass, once per row: kept rows had theirs in the previous window
+                cv2.filter2D(new, -1, _row_kernel(float(sigma), taps), dst=new, borderType=BORDER)
         size = window.stop - window.start
         fields = [_blur_window(drawn[field][:size], blurred[field], sigma, taps, rows_blur) for field in (0, 1)]
+        if whole and rows_blur:  # warped in the blur's layout: row j, column i is pixel (i, j) of the map
+            segment_t = transpose(segment)
+            deformed_t = np.empty_like(segment_t)
+            warp_measured(segment_t, fields[1], fields[0], 0, deformed_t, totals)
+            deformed = transpose(deformed_t)
+            break
         lo, hi = window.top - window.start, window.bottom - window.start
         if rows_blur:  # back to the map's layout: warped from the map itself, no transposed copy of it is held
             band = [cv2.transpose(fields[field][:, lo:hi]) for field in (0, 1)]
@@ -169,6 +184,14 @@ def deform_in_bands(
     return deformed, {"suppressed_fraction": suppressed / segment.size, **totals.figures(segment.size)}
 
 
+def _buffer(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """This thread's scratch array (float32, up to :data:`SCRATCH_PX` values: reused, its pages already in), or a
+    new one (a large window's memory is given back when the map is done)."""
+    if dtype == np.float32 and np.prod(shape) <= SCRATCH_PX:
+        return _scratch(f"bands.{name}", shape)
+    return np.empty(shape, dtype)
+
+
 def _blur_window(rows: np.ndarray, out: np.ndarray, sigma: float, taps: int, rows_blur: bool) -> np.ndarray:
     """The window blurred: with the row pass already done, transposed and filtered along its new rows; else
     OpenCV's GaussianBlur (the reference's), in the map's layout."""
@@ -176,7 +199,7 @@ def _blur_window(rows: np.ndarray, out: np.ndarray, sigma: float, taps: int, row
     if not rows_blur:
         return cv2.GaussianBlur(rows, (0, 0), sigma, dst=out[: size * width].reshape(size, width))
     columns = cv2.transpose(rows, dst=out[: size * width].reshape(width, size))
-    return cv2.filter2D(columns, -1, _row_kernel(float(sigma), taps), dst=columns, borderType=cv2.BORDER_REFLECT_101)
+    return cv2.filter2D(columns, -1, _row_kernel(float(sigma), taps), dst=columns, borderType=BORDER)
 
 
 def _padded_boxes(boxes: np.ndarray | None, pad: int, shape: tuple[int, int]) -> np.ndarray | None:

@@ -58,14 +58,15 @@ def small_boxes(values: np.ndarray, area_thresh: float, ignore_index: int | None
     from scipy.sparse.csgraph import connected_components
 
     height, width = values.shape
-    index = np.int32 if height * width < 2**31 else np.int64
+    # Machine-size indices for small maps (numpy gathers with them directly); 32 bits spare memory on large ones.
+    index = np.intp if height * width <= 1 << 23 else np.int32 if height * width < 2**31 else np.int64
     flat = values.reshape(-1)
     starts = run_starts(values, index)
     run_class = flat[starts]
     background = run_class == -1 if np.issubdtype(run_class.dtype, np.signedinteger) else np.zeros(starts.size, bool)
     if ignore_index is not None:
         background |= run_class == ignore_index
-    owners, touched = _joins(flat, starts, run_class, background, width, height * width, index)
+    owners, touched = _joins(flat, starts, run_class, background, width, height * width)
     graph = csr_matrix((np.ones(owners.size, dtype=np.int8), (owners, touched)), shape=(starts.size, starts.size))
     del owners, touched
     n_components, component = connected_components(graph, directed=False)
@@ -96,13 +97,7 @@ def small_boxes(values: np.ndarray, area_thresh: float, ignore_index: int | None
 
 
 def _joins(
-    flat: np.ndarray,
-    starts: np.ndarray,
-    run_class: np.ndarray,
-    background: np.ndarray,
-    width: int,
-    size: int,
-    index: type,
+    flat: np.ndarray, starts: np.ndarray, run_class: np.ndarray, background: np.ndarray, width: int, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of runs in consecutive rows that touch (8-connected) and share a class, as (run, run) indices.
 
@@ -112,27 +107,27 @@ def _joins(
     or below the pixel right of its end; or else the lower run starts under
     the upper run. Probing those four pixels per run finds every touching
     pair; a probe joins two runs of the same class. Two searches find the
-    runs probed: the run below a start (the run left of it is the one before,
-    or itself), and the run above a start; the pixel right of a run's end
-    starts the next run of its row, whose run below is known.
+    runs probed: the run below each start (the run left of that pixel is the
+    one before, or itself), and the run above each start; the pixel right of
+    a run's end starts the next run of its row, whose run below is known.
+    Runs come row by row, so the runs with a row below, and those with a row
+    above, are a prefix and a suffix of them.
     """
-    runs = starts.size
-    below = np.flatnonzero(starts < size - width).astype(index, copy=False)  # runs of every row but the last
-    # The run that holds the pixel below each start (searchsorted walks ascending keys fast).
-    under = np.searchsorted(starts, starts[below] + index(width), side="right").astype(index, copy=False) - 1
-    under_start = starts[under] == starts[below] + index(width)
-    left = (starts[below] % width != 0) & under_start  # below the pixel left of the start: the run before
-    # Below the pixel right of a run's end: the next run's start, in the same row, has its run below found.
-    right = np.zeros(runs, dtype=bool)
-    right[below[:-1]] = (below[1:] == below[:-1] + 1) & (starts[below[1:]] % width != 0)
-    right_of = np.flatnonzero(right[below]).astype(index, copy=False)
-    above = np.flatnonzero(starts >= width).astype(index, copy=False)
-    over = np.searchsorted(starts, starts[above] - index(width), side="right").astype(index, copy=False) - 1
+    runs, index = starts.size, starts.dtype  # 32-bit on large maps: the memory is per run
+    lower = int(np.searchsorted(starts, size - width))  # runs [0, lower) have a row below
+    upper = int(np.searchsorted(starts, width))  # runs [upper, runs) have a row above
+    below = starts[:lower] + width
+    under = (np.searchsorted(starts, below, side="right") - 1).astype(index, copy=False)  # the run below a start
+    row_start = starts[:lower] % width == 0
+    # The run left of the pixel below a start is the one before, where the run below starts right there.
+    left = np.flatnonzero(~row_start & (starts[under] == below)).astype(index, copy=False)
+    right = np.flatnonzero(~row_start[1:]).astype(index, copy=False)  # the next run, same row: its run below
+    over = (np.searchsorted(starts, starts[upper:] - width, side="right") - 1).astype(index, copy=False)
     candidates = (
-        (below, under),
-        (below[left], under[left] - 1),
-        (below[right_of], under[right_of + 1]),
-        (above, over),
+        (np.arange(lower, dtype=index), under),
+        (left, under[left] - 1),
+        (right, under[right + 1]),
+        (np.arange(upper, runs, dtype=index), over),
     )
     owners, touched = [], []
     for owner, hit in candidates:

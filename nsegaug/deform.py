@@ -335,13 +335,8 @@ def deform(
             draw = FastRows(random_state, len(params.alpha_sigma))
         else:
             draw = ReferenceRows(random_state, segment.shape, len(params.alpha_sigma), params.variant)
-        if banded:
-            return _deform_in_bands(segment, draw, params, pending.result() if pending else boxes, blur)
-        alpha, sigma = params.alpha_sigma[draw.pair_index]
-        dx, dy = _fields(segment.shape, _field_dtype(params, blur))
-        draw.fill(0, dx, alpha)
-        draw.fill(1, dy, alpha)
-        return _deform_fields(segment, dx, dy, alpha, sigma, params, pending.result() if pending else boxes, blur)
+        # Engine 3 knows its pair first, and fills the fields a block at a time even on a map deformed whole.
+        return _deform_in_bands(segment, draw, params, pending.result() if pending else boxes, blur, not banded)
     if blur != "rows":
         draw = draw_deformation(random_state, segment.shape, params)
         return apply_deformation(segment, draw, params, pending.result() if pending else boxes, blur)
@@ -359,14 +354,8 @@ def _field_dtype(params: DeformParams, blur: str) -> np.dtype:
     return np.dtype(np.float32 if blur == "rows" or params.precision == "float32" else np.float64)
 
 
-def _fields(shape: tuple[int, int], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Two fields of a map: this thread's float32 scratch arrays, or new float64 ones."""
-    fields = _scratch("fields", (2, *shape)) if dtype == np.float32 else np.empty((2, *shape), dtype)
-    return fields[0], fields[1]
-
-
 def _deform_in_bands(
-    segment: np.ndarray, draw, params: DeformParams, boxes: np.ndarray | None, blur: str
+    segment: np.ndarray, draw, params: DeformParams, boxes: np.ndarray | None, blur: str, whole: bool = False
 ) -> DeformResult:
     """A large map deformed band by band (see :mod:`nsegaug.bands`): the bytes of the whole-map engine."""
     if blur not in BLURS:

@@ -127,4 +127,5 @@ def warp_measured(
         totals.largest = max(totals.largest, float(magnitude.max()))
         fixed = np.multiply(magnitude, np.float32(256.0), out=magnitude)
         fixed = np.rint(fixed, out=fixed)
-        totals.fixed_sum += float(fixed.sum(dtype=np.float64))
+        # OpenCV sums float32 in float64, exactly for these integers (below 2**24 each), faster than numpy.
+        totals.fixed_sum += cv2.sumElems(fixed)[0]
