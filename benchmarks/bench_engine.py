@@ -14,6 +14,9 @@ an order that rotates each round):
 - ``engine 3``: engine 2's arithmetic on its own stream (the pair first, then
   16-bit levels from PCG64); compared with the reference code's arithmetic on
   that stream (float64 on the noise it drew), since its noise is its own;
+- ``engine 2 map``, ``engine 3 map``: the same maps without their statistics
+  (``nsegaug.deform.deform_labels``, what the transforms call): the mask path,
+  comparable with albumentations';
 - ``albumentations``: ``ElasticTransform``'s mask path with uniform noise (the
   field drawn and the mask warped; no small-object suppression at all), where
   albumentations is installed.
@@ -50,7 +53,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import conditions, interleaved, print_conditions  # noqa: E402
 from oracle import oracle_nsegment_plus  # noqa: E402
 
-from nsegaug.deform import apply_deformation, deform, draw_deformation, small_component_boxes  # noqa: E402
+from nsegaug.deform import (  # noqa: E402
+    apply_deformation,
+    deform,
+    deform_labels,
+    draw_deformation,
+    small_component_boxes,
+)
 from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams  # noqa: E402
 from nsegaug.synthetic import street_scene  # noqa: E402
 
@@ -66,6 +75,7 @@ CASES = [
 ORACLE = "naive reference"
 DEFAULT = "engine 2 (default)"
 FAST = "engine 3"
+MAPS = {"engine 2 map": 2, "engine 3 map": 3}
 # Contender -> (precision, engine) of nsegaug.
 ENGINES = {"float64": ("float64", 2), "engine 1": ("float32", 1), DEFAULT: ("float32", 2), FAST: ("float32", 3)}
 
@@ -106,6 +116,11 @@ def contenders(segment: np.ndarray, seeds: list[int], pairs: dict[int, tuple], o
             oracle_nsegment_plus(segment, np.random.RandomState(seed), [pairs[seed]])[0] for seed in seeds
         ]
     found.update({name: nsegaug(*engine) for name, engine in ENGINES.items()})
+    for name, engine in MAPS.items():
+        params = {seed: DeformParams((pairs[seed],), engine=engine) for seed in seeds}
+        found[name] = lambda _, params=params: [
+            deform_labels(segment, np.random.RandomState(seed), params[seed]) for seed in seeds
+        ]
     if albu:
         found["albumentations"] = lambda _: [albumentations_mask(segment, *pairs[seed], seed) for seed in seeds]
     return found
@@ -136,6 +151,9 @@ def agreement(segment: np.ndarray, results: dict, seeds: list[int], pairs: dict,
         draw = draw_deformation(np.random.RandomState(seed), segment.shape, params)
         fast_reference.append(apply_deformation(segment, draw, params.replace(precision="float64")).segment)
     found[FAST] = min(float(np.mean(a == b)) for a, b in zip(results[FAST], fast_reference, strict=True))
+    for name, engine in MAPS.items():  # the same bytes as deform's maps
+        same = all(np.array_equal(a, b) for a, b in zip(results[name], results[FAST if engine == 3 else DEFAULT]))
+        found[name] = found[FAST if engine == 3 else DEFAULT] if same else -1.0
     return found
 
 
@@ -188,7 +206,8 @@ def print_case(row: dict, seeds: int, rounds: int) -> None:
             f"  {name:<20} {ms['cpu_min']:>9.1f} {ms['cpu_median']:>9.1f} {ms['wall_min']:>9.1f} "
             f"{ms['wall_median']:>9.1f}  {agree}"
         )
-    for slow, fast in (("albumentations", DEFAULT), ("albumentations", FAST), ("engine 1", DEFAULT), (ORACLE, DEFAULT)):
+    comparisons = [("albumentations", name) for name in (DEFAULT, FAST, *MAPS)]
+    for slow, fast in [*comparisons, ("engine 1", DEFAULT), (ORACLE, DEFAULT)]:
         print("  " + speedups(row, slow, fast))
 
 

@@ -21,7 +21,7 @@ try:
 except ImportError as error:
     raise ImportError("nsegaug.albumentations needs albumentations: pip install 'nsegaug[albumentations]'") from error
 
-from .deform import deform
+from .deform import deform_labels
 from .params import DEFAULT_ENGINE, PAPER_PROB, DeformParams, FlatParams
 
 
@@ -71,7 +71,7 @@ class NoisySegmentPlus(FlatParams, A.DualTransform):
     def apply_to_mask(self, mask: np.ndarray, deform_seed: np.ndarray, **params: Any) -> np.ndarray:
         if mask.ndim == 3:
             return np.stack([self.apply_to_mask(mask[..., c], deform_seed) for c in range(mask.shape[2])], axis=2)
-        return deform(mask, np.random.RandomState(deform_seed), self.deform_params).segment
+        return deform_labels(mask, np.random.RandomState(deform_seed), self.deform_params)
 
     def apply_to_masks(self, masks: Any, deform_seed: np.ndarray, **params: Any) -> Any:
         deformed = [self.apply_to_mask(mask, deform_seed) for mask in masks]

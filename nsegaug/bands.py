@@ -44,10 +44,11 @@ BAND_PX = 1 << 21
 # Bytes a pixel of a map deformed whole holds beyond the map and its copies (measured on street scenes: 22.8 in
 # float32, 52 in float64 with its float64 draws; see benchmarks/bench_memory.py).
 WHOLE_BYTES_PER_PX = {"float32": 24, "float64": 56}
-# Runs a pixel on street scenes (1024x2048, 700 objects: 0.023); a map of noise has one a pixel.
-TYPICAL_RUNS_PER_PX = 0.03
+# Runs a pixel assumed before a map is read: street scenes have 0.011 (6144x6144) to 0.023 (1024x2048, 700
+# objects); a map of noise has one a pixel, and is counted once read.
+TYPICAL_RUNS_PER_PX = 0.025
 # Rows are drawn and suppressed this many pixels at a time (a block stays in the cache).
-BLOCK_PX = 1 << 16
+BLOCK_PX = 1 << 18
 # Windows up to this many values (per field and buffer) reuse this thread's scratch arrays (32 MiB each).
 SCRATCH_PX = 1 << 23
 BORDER = cv2.BORDER_REFLECT_101
@@ -126,9 +127,11 @@ def deform_in_bands(
     pad: int,
     dtype: np.dtype,
     blur: str,
+    totals: WarpTotals,
     whole: bool = False,
-) -> tuple[np.ndarray, dict]:
-    """The deformed map and its statistics, band by band; ``draw`` fills the fields' rows in order.
+) -> tuple[np.ndarray, float]:
+    """The deformed map and the suppressed share, band by band (the warp's figures are added to ``totals``);
+    ``draw`` fills the fields' rows in order.
 
     ``boxes``: the small components' (none: nothing suppressed), grown by
     ``pad``; ``dtype``: the fields'; ``blur``: ``"rows"`` or
@@ -146,7 +149,7 @@ def deform_in_bands(
     blurred = _buffer("blurred", (2, longest * width), dtype)  # the window blurred (transposed for rows)
     padded = _padded_boxes(boxes, pad, segment.shape)
     step = max(1, BLOCK_PX // width)
-    totals, suppressed = WarpTotals(), 0
+    suppressed = 0
     deformed = np.empty_like(segment)
     previous = Window(0, 0, 0, 0)
     for window in plan:
@@ -181,7 +184,7 @@ def deform_in_bands(
             band = [fields[field][lo:hi] for field in (0, 1)]
         warp_measured(segment, band[0], band[1], window.top, deformed[window.top : window.bottom], totals)
         previous = window
-    return deformed, {"suppressed_fraction": suppressed / segment.size, **totals.figures(segment.size)}
+    return deformed, suppressed / segment.size
 
 
 def _buffer(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -218,6 +218,7 @@ def _deform_fields(
     params: DeformParams,
     boxes: np.ndarray | None,
     blur: str | None,
+    totals: WarpTotals | None = None,
 ) -> DeformResult:
     """Steps 2 to 4 on displacement fields ``alpha * (2u - 1)``, which are overwritten."""
     blur = default_blur(params.precision, params.engine) if blur is None else blur
@@ -234,7 +235,7 @@ def _deform_fields(
             np.copyto(dy, 0, where=mask)
             suppressed_fraction = float(np.count_nonzero(mask)) / mask.size
 
-    totals = WarpTotals()
+    totals = WarpTotals() if totals is None else totals
     if blur == "reference":
         deformed = np.empty_like(segment)
         warp_measured(segment, smooth_field(dx, sigma), smooth_field(dy, sigma), 0, deformed, totals)
@@ -322,6 +323,32 @@ def deform(
     :data:`nsegaug.bands.WHOLE_MAP_PX` pixels are deformed in bands of rows,
     in bounded memory, with the same bytes (:mod:`nsegaug.bands`).
     """
+    return _deform(segment, random_state, params, boxes, blur, WarpTotals())
+
+
+def deform_labels(
+    segment: np.ndarray,
+    random_state: np.random.RandomState,
+    params: DeformParams = DEFAULT_PARAMS,
+    boxes: np.ndarray | None = None,
+) -> np.ndarray:
+    """The map :func:`deform` gives, byte for byte, without its statistics: what the transforms return.
+
+    The mean and largest displacement and the changed share cost about a
+    fifth of a deformation; a transform in a training pipeline has no use
+    for them.
+    """
+    return _deform(segment, random_state, params, boxes, None, WarpTotals(measure=False)).segment
+
+
+def _deform(
+    segment: np.ndarray,
+    random_state: np.random.RandomState,
+    params: DeformParams,
+    boxes: np.ndarray | None,
+    blur: str | None,
+    totals: WarpTotals,
+) -> DeformResult:
     check_label_map(segment)
     # The labelling does not depend on the draw and releases the GIL, so it
     # runs on a second core while the fields are drawn.
@@ -336,17 +363,21 @@ def deform(
         else:
             draw = ReferenceRows(random_state, segment.shape, len(params.alpha_sigma), params.variant)
         # Engine 3 knows its pair first, and fills the fields a block at a time even on a map deformed whole.
-        return _deform_in_bands(segment, draw, params, pending.result() if pending else boxes, blur, not banded)
+        boxes = pending.result() if pending else boxes
+        return _deform_in_bands(segment, draw, params, boxes, blur, totals, whole=not banded)
     if blur != "rows":
         draw = draw_deformation(random_state, segment.shape, params)
-        return apply_deformation(segment, draw, params, pending.result() if pending else boxes, blur)
+        noise = draw.noise_x, draw.noise_y
+        dx, dy = (displacement_field(field, draw.alpha, params.precision) for field in noise)
+        boxes = pending.result() if pending else boxes
+        return _deform_fields(segment, dx, dy, draw.alpha, draw.sigma, params, boxes, blur, totals)
     # The rows blur runs in float32, which rounds u first: the same fields as drawing a DeformDraw and
     # applying it, without the float64 copies. (blur="reference" keeps the engine 1 code, for comparison.)
     u_x, u_y, pair_index = draw_noise_float32(random_state, segment.shape, len(params.alpha_sigma), params.variant)
     alpha, sigma = params.alpha_sigma[pair_index]
     dx = displacement_field(u_x, alpha, out=u_x)
     dy = displacement_field(u_y, alpha, out=u_y)
-    return _deform_fields(segment, dx, dy, alpha, sigma, params, pending.result() if pending else boxes, blur)
+    return _deform_fields(segment, dx, dy, alpha, sigma, params, pending.result() if pending else boxes, blur, totals)
 
 
 def _field_dtype(params: DeformParams, blur: str) -> np.dtype:
@@ -355,25 +386,26 @@ def _field_dtype(params: DeformParams, blur: str) -> np.dtype:
 
 
 def _deform_in_bands(
-    segment: np.ndarray, draw, params: DeformParams, boxes: np.ndarray | None, blur: str, whole: bool = False
+    segment: np.ndarray,
+    draw,
+    params: DeformParams,
+    boxes: np.ndarray | None,
+    blur: str,
+    totals: WarpTotals,
+    whole: bool = False,
 ) -> DeformResult:
-    """A large map deformed band by band (see :mod:`nsegaug.bands`): the bytes of the whole-map engine."""
+    """A map deformed band by band (see :mod:`nsegaug.bands`): the bytes of the whole-map engine."""
     if blur not in BLURS:
         raise ValueError(f"blur must be one of {BLURS}, got {blur!r}")
     alpha, sigma = params.alpha_sigma[draw.pair_index]
     if params.suppresses and boxes is None:
         boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index)
-    deformed, stats = bands.deform_in_bands(
-        segment,
-        draw,
-        alpha,
-        sigma,
-        boxes if params.suppresses else None,
-        suppression_pad(alpha),
-        _field_dtype(params, blur),
-        blur,
-    )
-    return DeformResult(segment=deformed, alpha=alpha, sigma=sigma, **stats)
+    boxes = boxes if params.suppresses else None
+    dtype = _field_dtype(params, blur)
+    pad = suppression_pad(alpha)
+    deformed, suppressed = bands.deform_in_bands(segment, draw, alpha, sigma, boxes, pad, dtype, blur, totals, whole)
+    figures = totals.figures(segment.size)
+    return DeformResult(deformed, alpha, sigma, suppressed_fraction=suppressed, **figures)
 
 
 @lru_cache(maxsize=1)

@@ -95,7 +95,7 @@ class GenerateJob(MaskJob):
             label_image = read_label(source, cached_colour_palette(config.palette), data=data)
             segment = label_image.indices
             _check_ignore_index(source, segment, config.params.ignore_index)
-            held.grow(map_memory(size, mode, len(data), config.params, count_runs(segment)), detail)
+            held.resize(map_memory(size, mode, len(data), config.params, count_runs(segment)), detail)
             height, width = segment.shape
             source_sha = sha256_bytes(data)
             # Copy 0, the original: lets a training loop draw from all K + 1 labels.
@@ -149,8 +149,9 @@ class GenerateJob(MaskJob):
 # Bytes a pixel of each image mode decodes to, and of the class indices it becomes (nsegaug.io's types).
 _DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I": 4, "RGB": 3, "RGBA": 4}
 _INDEX_BYTES = {"I;16": 2, "I;16B": 2, "I": 4, "RGB": 2, "RGBA": 2}
-# The estimate's margin: the engine's estimate is within 10 % of what it holds (benchmarks/bench_memory.py).
-MEMORY_MARGIN = 1.2
+# The estimate's margin: the engine's is within 10 % of what it holds (benchmarks/bench_memory.py); the rest is
+# what the allocator keeps between a map's phases.
+MEMORY_MARGIN = 1.25
 
 
 def map_memory(
@@ -158,14 +159,17 @@ def map_memory(
 ) -> int:
     """The most bytes ``generate`` holds for one map of ``size`` (width, height) and image ``mode``.
 
-    Its file; then either its decoding (Pillow's image, its bytes and the
-    array), or the map, a deformation (:func:`nsegaug.bands.deform_bytes`,
-    for the largest sigma and the map's ``runs`` when counted) and the
-    encoding of a copy (Pillow's writable copy of it); with a margin.
-    ``size`` None (a header Pillow cannot read): the file alone, and reading
-    it says what is wrong.
+    Its file, and the largest of: its decoding (Pillow's image, its bytes and
+    the array), or the map with, one after the other, its labelling (once for
+    all copies: :func:`nsegaug.components.labelling_bytes` of its ``runs``
+    when counted, else of a street scene's), a deformation with the boxes
+    known (:func:`nsegaug.bands.deform_bytes`, for the largest sigma) while
+    the copy before is still held, and a copy's encoding (the copy, and
+    Pillow's writable copy of it); with a margin for what the allocator keeps. ``size`` None (a header Pillow cannot read): the file alone, and
+    reading it says what is wrong.
     """
-    from .bands import deform_bytes
+    from .bands import TYPICAL_RUNS_PER_PX, deform_bytes
+    from .components import labelling_bytes
 
     if size is None:
         return file_bytes
@@ -174,7 +178,9 @@ def map_memory(
     itemsize = _INDEX_BYTES.get(mode, 1)
     decoding = pixels * (2 * _DECODED_BYTES.get(mode, 4) + itemsize)
     sigma = max(sigma for _, sigma in params.alpha_sigma)
-    deforming = pixels * itemsize * 2 + deform_bytes((height, width), itemsize, sigma, params.precision, runs)
+    labelling = labelling_bytes(runs if runs is not None else round(TYPICAL_RUNS_PER_PX * pixels))
+    deformation = deform_bytes((height, width), itemsize, sigma, params.precision, runs=0)
+    deforming = pixels * itemsize + max(labelling, pixels * itemsize + deformation, 2 * pixels * itemsize)
     return file_bytes + int(MEMORY_MARGIN * max(decoding, deforming))
 
 

@@ -69,13 +69,12 @@ class Reservation:
     needed: int
     what: str
 
-    def grow(self, needed: int, detail: str = "") -> None:
-        """Hold ``needed`` bytes from now on; :class:`NotEnoughMemory` (without waiting) when they do not fit."""
-        if needed <= self.needed:
-            return
+    def resize(self, needed: int, detail: str = "") -> None:
+        """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
+        that does not fit is a :class:`NotEnoughMemory`, at once (waiting while holding could wait forever)."""
         with _ledger() as entries:
             others = sum(held for token, held in entries.items() if token != self.token)
-            if not _fits(needed - self.needed, others):
+            if needed > self.needed and not _fits(needed - self.needed, others):
                 raise NotEnoughMemory(self.what, _refusal(needed, others, detail))
             entries[self.token] = self.needed = needed
 

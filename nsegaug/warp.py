@@ -68,8 +68,8 @@ def transpose(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.T)
 
 
-# Pixels per chunk of the warp and its statistics: the chunk's maps stay in the cache between the dozen passes.
-CHUNK_PX = 1 << 17
+# Pixels per chunk of the warp and its statistics: the chunk's two maps (2 MiB) stay in the cache between passes.
+CHUNK_PX = 1 << 18
 
 
 @dataclass
@@ -79,6 +79,7 @@ class WarpTotals:
     changed: int = 0
     fixed_sum: float = 0.0  # displacements in 1/256 px: integers, which float64 adds exactly in any order
     largest: float = 0.0
+    measure: bool = True  # False: the map alone (the figures stay 0)
 
     def figures(self, size: int) -> dict:
         """``mean_displacement``, ``max_displacement`` and ``changed_fraction`` of a map of ``size`` pixels."""
@@ -92,7 +93,8 @@ class WarpTotals:
 def warp_measured(
     source: np.ndarray, fx: np.ndarray, fy: np.ndarray, top: int, out: np.ndarray, totals: WarpTotals
 ) -> None:
-    """Warp rows ``[top, top + len(fx))`` of ``source`` into ``out`` and add their statistics to ``totals``.
+    """Warp rows ``[top, top + len(fx))`` of ``source`` into ``out`` and add their statistics to ``totals``
+    (unless ``totals.measure`` is False).
 
     ``fx`` and ``fy`` (overwritten) displace those rows' pixels along and
     across the rows. A chunk of rows at a time: the coordinates
@@ -115,6 +117,8 @@ def warp_measured(
         map_x, map_y = dx.astype(np.float32, copy=False), dy.astype(np.float32, copy=False)
         warped = out[first : first + len(dx)]
         warped[...] = warp_labels(source, map_x, map_y)
+        if not totals.measure:
+            continue
         totals.changed += int(np.count_nonzero(warped != source[top + first : top + first + len(dx)]))
         map_x -= columns32
         map_y -= rows.astype(np.float32, copy=False)

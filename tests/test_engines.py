@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from oracle import oracle_nsegment_plus
 
+from nsegaug import bands
 from nsegaug import deform as D
 from nsegaug.cli import main
 from nsegaug.draws import LEVEL, FastRows
@@ -139,3 +140,21 @@ def test_a_run_records_its_engine_and_resume_refuses_another(tmp_path):
     again = tmp_path / "again"
     assert generate("--labels", labels, "--out", again, "-k", 2, "--engine", 3, "-q", "-j", 2).exit_code == 0
     assert (again / MANIFEST_NAME).read_bytes() == (out / MANIFEST_NAME).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "engine,precision", [(1, "float32"), (2, "float32"), (3, "float32"), (2, "float64"), (3, "float64")]
+)
+def test_the_map_alone_is_the_map_deform_gives(monkeypatch, label_map, engine, precision):
+    params = replace(ENGINE3, engine=engine, precision=precision)
+    for banded in (False, True):
+        if banded:
+            monkeypatch.setattr(bands, "WHOLE_MAP_PX", 16)
+            monkeypatch.setattr(bands, "BAND_PX", 1 << 10)
+        for seed in range(3):
+            state = np.random.RandomState(seed)
+            alone = D.deform_labels(label_map, state, params)
+            np.testing.assert_array_equal(alone, D.deform(label_map, np.random.RandomState(seed), params).segment)
+            after = np.random.RandomState(seed)
+            D.deform(label_map, after, params)
+            assert state.rand() == after.rand()
