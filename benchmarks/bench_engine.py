@@ -152,8 +152,9 @@ def agreement(segment: np.ndarray, results: dict, seeds: list[int], pairs: dict,
         fast_reference.append(apply_deformation(segment, draw, params.replace(precision="float64")).segment)
     found[FAST] = min(float(np.mean(a == b)) for a, b in zip(results[FAST], fast_reference, strict=True))
     for name, engine in MAPS.items():  # the same bytes as deform's maps
-        same = all(np.array_equal(a, b) for a, b in zip(results[name], results[FAST if engine == 3 else DEFAULT]))
-        found[name] = found[FAST if engine == 3 else DEFAULT] if same else -1.0
+        full = FAST if engine == 3 else DEFAULT
+        same = all(np.array_equal(a, b) for a, b in zip(results[name], results[full], strict=True))
+        found[name] = found[full] if same else -1.0
     return found
 
 

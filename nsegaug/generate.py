@@ -165,8 +165,9 @@ def map_memory(
     when counted, else of a street scene's), a deformation with the boxes
     known (:func:`nsegaug.bands.deform_bytes`, for the largest sigma) while
     the copy before is still held, and a copy's encoding (the copy, and
-    Pillow's writable copy of it); with a margin for what the allocator keeps. ``size`` None (a header Pillow cannot read): the file alone, and
-    reading it says what is wrong.
+    Pillow's writable copy of it); with a margin for what the allocator keeps.
+    ``size`` None (a header Pillow cannot read): the file alone, and reading
+    it says what is wrong.
     """
     from .bands import TYPICAL_RUNS_PER_PX, deform_bytes
     from .components import labelling_bytes
