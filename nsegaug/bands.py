@@ -1,9 +1,9 @@
-"""Steps 2 to 4 of :mod:`nsegaug.deform` band by band: a large map in bounded memory, with the same bytes.
+"""Steps 2 to 4 of [`nsegaug.deform`][nsegaug.deform] band by band: a large map in bounded memory, with the same bytes.
 
-A map above :data:`WHOLE_MAP_PX` pixels is not given two whole fields
+A map above [`WHOLE_MAP_PX`][nsegaug.bands.WHOLE_MAP_PX] pixels is not given two whole fields
 (16 bytes a pixel in float32, twice that with their float64 draws).
 It is cut into bands of rows; each band's fields are drawn in order
-(:mod:`nsegaug.draws`), suppressed, and blurred in a window that reaches
+([`nsegaug.draws`][nsegaug.draws]), suppressed, and blurred in a window that reaches
 the blur's radius beyond the band (the halo), so every kept row sees the
 rows the whole map's blur would; the band is then warped from the whole
 label map (a displacement may reach any row) and its statistics summed.
@@ -14,14 +14,14 @@ largest sigma):
 - the draws fill each field's rows in the stream's order;
 - OpenCV filters a row in SIMD blocks counted from its first element and
   rounds its last (length mod block) elements one by one, a little
-  differently: windows start on a multiple of :data:`ALIGN` rows and,
+  differently: windows start on a multiple of [`ALIGN`][nsegaug.bands.ALIGN] rows and,
   except the last, span a multiple of it, so each kept value is summed in
   the same kind of block as in the whole map;
 - the mean displacement is summed exactly (in 1/256 px, integers that
   float64 adds exactly in any order), the counts are integers.
 
 Memory beyond the label map and its copy: the window's fields, about
-``16 * window`` bytes in float32 (:func:`window_bytes`), whatever the
+``16 * window`` bytes in float32 ([`window_bytes`][nsegaug.bands.window_bytes]), whatever the
 number of bands.
 """
 
@@ -67,12 +67,13 @@ class Window:
 
 
 def is_banded(shape: tuple[int, int]) -> bool:
-    """Whether a map of ``shape`` is deformed in bands (above :data:`WHOLE_MAP_PX` pixels)."""
+    """Whether a map of ``shape`` is deformed in bands (above [`WHOLE_MAP_PX`][nsegaug.bands.WHOLE_MAP_PX] pixels)."""
     return shape[0] * shape[1] > WHOLE_MAP_PX
 
 
 def band_rows(shape: tuple[int, int], halo: int) -> int:
-    """Rows per band: :data:`BAND_PX` pixels, at least four halos (the halo's rows are blurred twice)."""
+    """Rows per band: [`BAND_PX`][nsegaug.bands.BAND_PX] pixels, and at least four halos (a halo's rows are
+    blurred twice)."""
     height, width = shape
     rows = max(BAND_PX // max(1, width), 4 * halo, ALIGN)
     return min(height, -(-rows // ALIGN) * ALIGN)
@@ -95,12 +96,12 @@ def deform_bytes(
     """The most bytes a deformation of a map of ``shape`` holds beyond the map itself, at its peak.
 
     ``itemsize``: the map's bytes a pixel; ``sigma``: the largest it may
-    draw; ``runs``: the map's (:func:`nsegaug.components.count_runs`), else
+    draw; ``runs``: the map's ([`count_runs`][nsegaug.components.count_runs]), else
     a street scene's density is assumed. A map deformed whole holds two
     fields and their transposes (float32) or float64 draws: about
-    :data:`WHOLE_BYTES_PER_PX` a pixel. In bands: its output, the window's
-    fields (:func:`window_bytes`), a band's fields in the map's layout, and
-    the labelling (:func:`nsegaug.components.labelling_bytes`).
+    [`WHOLE_BYTES_PER_PX`][nsegaug.bands.WHOLE_BYTES_PER_PX] a pixel. In bands: its output, the window's
+    fields ([`window_bytes`][nsegaug.bands.window_bytes]), a band's fields in the map's layout, and
+    the labelling ([`labelling_bytes`][nsegaug.components.labelling_bytes]).
     """
     pixels = shape[0] * shape[1]
     labelling = components.labelling_bytes(runs if runs is not None else round(TYPICAL_RUNS_PER_PX * pixels))
@@ -135,7 +136,7 @@ def deform_in_bands(
 
     ``boxes``: the small components' (none: nothing suppressed), grown by
     ``pad``; ``dtype``: the fields'; ``blur``: ``"rows"`` or
-    ``"reference"`` (see :func:`nsegaug.deform.deform_with_noise`).
+    ``"reference"`` (see [`deform_with_noise`][nsegaug.deform.deform_with_noise]).
     ``whole``: one window, the map, warped in the blur's transposed layout
     (a draw that knows its pair first fills and suppresses the fields a block
     of rows at a time while it is in the cache).
@@ -188,8 +189,8 @@ def deform_in_bands(
 
 
 def _buffer(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """This thread's scratch array (float32, up to :data:`SCRATCH_PX` values: reused, its pages already in), or a
-    new one (a large window's memory is given back when the map is done)."""
+    """This thread's scratch array (float32, up to [`SCRATCH_PX`][nsegaug.bands.SCRATCH_PX] values: reused,
+    its pages already in), or a new one (a large window's memory is given back when the map is done)."""
     if dtype == np.float32 and np.prod(shape) <= SCRATCH_PX:
         return _scratch(f"bands.{name}", shape)
     return np.empty(shape, dtype)

@@ -1,4 +1,4 @@
-"""The labelling of step 2 of :mod:`nsegaug.deform`: small components found from runs, in little memory.
+"""The labelling of step 2 of [`nsegaug.deform`][nsegaug.deform]: small components found from runs, in little memory.
 
 The map is cut into runs (maximal stretches of one class along a row) and
 the runs are joined into components as a graph (scipy's
@@ -7,7 +7,7 @@ of runs, not with the pixels: the runs are found a block of rows at a time
 (no array of the map's size), and each kind of join is kept in the index
 type the map needs (32 bits up to 2**31 pixels). About 80 bytes a run at
 the peak; street scenes have one run in 50 to 100 pixels, a map of noise
-one a pixel (:func:`labelling_bytes`).
+one a pixel ([`labelling_bytes`][nsegaug.components.labelling_bytes]).
 """
 
 from __future__ import annotations
@@ -48,12 +48,12 @@ def count_runs(values: np.ndarray) -> int:
 
 
 def labelling_bytes(runs: int) -> int:
-    """The peak bytes of :func:`small_boxes` on a map of ``runs`` runs."""
+    """The peak bytes of [`small_boxes`][nsegaug.components.small_boxes] on a map of ``runs`` runs."""
     return BYTES_PER_RUN * runs
 
 
 def small_boxes(values: np.ndarray, area_thresh: float, ignore_index: int | None) -> np.ndarray:
-    """:func:`nsegaug.deform.small_component_boxes` on an integer map (see there)."""
+    """[`small_component_boxes`][nsegaug.deform.small_component_boxes] on an integer map (see there)."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 

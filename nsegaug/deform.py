@@ -147,7 +147,7 @@ def small_component_boxes(segment: np.ndarray, area_thresh: float, ignore_index:
     ``connected_components``), so the work grows with the number of runs, not
     with every pixel's eight neighbours: about 5x faster than labelling pixels
     with ``skimage.measure.label``, and in about 40 bytes a run, with no
-    array of the map's size (:mod:`nsegaug.components`). The tests check it
+    array of the map's size (``nsegaug.components``). The tests check it
     against a class-by-class labelling with OpenCV.
     """
     values = segment.view(np.uint8) if segment.dtype == np.bool_ else segment
@@ -279,10 +279,10 @@ class DeformDraw:
 def draw_deformation(
     random_state: np.random.RandomState, shape: tuple[int, int], params: DeformParams = DEFAULT_PARAMS
 ) -> DeformDraw:
-    """Draw one deformation of a map of ``shape`` from ``random_state``, as :func:`deform` draws it.
+    """Draw one deformation of a map of ``shape`` from ``random_state``, as [`deform`][nsegaug.deform.deform] draws it.
 
     Engines 1 and 2 draw in the reference code's order; engine 3 its own
-    stream's 16-bit levels as ``u`` (:class:`nsegaug.draws.FastRows`).
+    stream's 16-bit levels as ``u`` (``nsegaug.draws.FastRows``).
     """
     if params.engine == 3:
         draw = FastRows(random_state, len(params.alpha_sigma))
@@ -317,11 +317,11 @@ def deform(
     2 by default) draw the same numbers in the same order as the method's
     reference code for ``params.variant`` and so give its result (bit for
     bit with ``precision="float64"``); engine 3 draws the pair, then a seed
-    of its own faster stream (:mod:`nsegaug.draws`). ``boxes``: the map's
-    :func:`small_component_boxes`, when several copies of one map share
-    them; ``blur``: see :func:`deform_with_noise`. Maps above
-    :data:`nsegaug.bands.WHOLE_MAP_PX` pixels are deformed in bands of rows,
-    in bounded memory, with the same bytes (:mod:`nsegaug.bands`).
+    of its own faster stream (``nsegaug.draws``). ``boxes``: the map's
+    [`small_component_boxes`][nsegaug.deform.small_component_boxes], when several copies of one map share
+    them; ``blur``: see [`deform_with_noise`][nsegaug.deform.deform_with_noise]. Maps above
+    ``nsegaug.bands.WHOLE_MAP_PX`` pixels are deformed in bands of rows,
+    in bounded memory, with the same bytes (``nsegaug.bands``).
     """
     return _deform(segment, random_state, params, boxes, blur, WarpTotals())
 
@@ -332,7 +332,8 @@ def deform_labels(
     params: DeformParams = DEFAULT_PARAMS,
     boxes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The map :func:`deform` gives, byte for byte, without its statistics: what the transforms return.
+    """The map [`deform`][nsegaug.deform.deform] gives, byte for byte, without its statistics (what the
+    transforms return).
 
     The mean and largest displacement and the changed share cost about a
     fifth of a deformation; a transform in a training pipeline has no use
@@ -394,7 +395,7 @@ def _deform_in_bands(
     totals: WarpTotals,
     whole: bool = False,
 ) -> DeformResult:
-    """A map deformed band by band (see :mod:`nsegaug.bands`): the bytes of the whole-map engine."""
+    """A map deformed band by band (see ``nsegaug.bands``): the bytes of the whole-map engine."""
     if blur not in BLURS:
         raise ValueError(f"blur must be one of {BLURS}, got {blur!r}")
     alpha, sigma = params.alpha_sigma[draw.pair_index]

@@ -1,27 +1,27 @@
-"""Step 1 of :mod:`nsegaug.deform` as a stream of rows: the uniform fields, drawn in order, a block at a time.
+"""Step 1 of [`nsegaug.deform`][nsegaug.deform] as a stream of rows: the uniform fields, in order, a block at a time.
 
 A draw here knows its (alpha, sigma) pair before any field is filled, and
 fills the displacement ``alpha * (2u - 1)`` of each field a block of rows
 at a time, in order, so that a map too large to hold its fields whole
-(:mod:`nsegaug.bands`) gets the same numbers as one drawn whole:
+([`nsegaug.bands`][nsegaug.bands]) gets the same numbers as one drawn whole:
 
-- :class:`ReferenceRows`, engines 1 and 2: the reference code's Mersenne
+- [`ReferenceRows`][nsegaug.draws.ReferenceRows], engines 1 and 2: the reference code's Mersenne
   Twister stream. NSegment+ draws its pair after both fields, so the stream
   is first run through both fields once without keeping them (the pair is
   then known), and each field is drawn again from a copy of the state where
   it starts. That costs a second pass of the generator: paid by maps drawn
   in bands only.
-- :class:`FastRows`, engine 3: the pair first, then two PCG64 streams
+- [`FastRows`][nsegaug.draws.FastRows], engine 3: the pair first, then two PCG64 streams
   seeded from the map's own ``RandomState``, each 64-bit draw giving four
   16-bit levels ``v``, ``u = (v + 0.5) / 65536``. The generator is eight
   times as fast as the Mersenne Twister's doubles here; 16 bits are far
   below what a blur of many taps keeps (a level is 1/65536 of alpha). The
   fields are the reference's arithmetic on those ``u``, so engine 3 is
-  :func:`nsegaug.deform.apply_deformation` of the noise it draws, bit for
+  [`apply_deformation`][nsegaug.deform.apply_deformation] of the noise it draws, bit for
   bit (tested).
 
 The float32 fields round ``u`` first and fold the reference's operations
-into one multiply and one subtract (:func:`nsegaug.deform.displacement_field`);
+into one multiply and one subtract ([`displacement_field`][nsegaug.deform.displacement_field]);
 float64 repeats the reference's operations one by one.
 """
 
@@ -42,7 +42,7 @@ class ReferenceRows:
 
     Constructing it moves ``random_state`` past everything the reference
     draws for one deformation (fields and pair), exactly as drawing them
-    whole does; :meth:`fill` then gives each field's rows in order.
+    whole does; [`fill`][nsegaug.draws.ReferenceRows.fill] then gives each field's rows in order.
     """
 
     def __init__(
@@ -113,7 +113,8 @@ class FastRows:
                 block -= np.float32(alpha)
 
     def uniform(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Both fields' ``u`` in [0, 1), float64, as :class:`nsegaug.deform.DeformDraw` holds them (uses the draw)."""
+        """Both fields' ``u`` in [0, 1), float64, as [`DeformDraw`][nsegaug.deform.DeformDraw] holds them
+        (uses the draw)."""
         return tuple((self.levels(field, shape[0] * shape[1]).reshape(shape) + 0.5) * LEVEL for field in (0, 1))
 
 

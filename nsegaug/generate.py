@@ -161,9 +161,9 @@ def map_memory(
 
     Its file, and the largest of: its decoding (Pillow's image, its bytes and
     the array), or the map with, one after the other, its labelling (once for
-    all copies: :func:`nsegaug.components.labelling_bytes` of its ``runs``
+    all copies: ``nsegaug.components.labelling_bytes`` of its ``runs``
     when counted, else of a street scene's), a deformation with the boxes
-    known (:func:`nsegaug.bands.deform_bytes`, for the largest sigma) while
+    known (``nsegaug.bands.deform_bytes``, for the largest sigma) while
     the copy before is still held, and a copy's encoding (the copy, and
     Pillow's writable copy of it); with a margin for what the allocator keeps.
     ``size`` None (a header Pillow cannot read): the file alone, and reading

@@ -7,7 +7,7 @@ kernel can drop is not counted as held), and the address-space limit
 (``ulimit -v``) less this process's size. Linux only; elsewhere nothing is
 known and nothing is refused.
 
-:func:`reserved` shares that memory between the processes of this machine
+[`reserved`][nsegaug.memory.reserved] shares that memory between the processes of this machine
 that deform large maps (a run's workers, other runs of the same user): each
 holds what its map needs while it works on it, so ``--jobs N`` on huge maps
 deforms as many at once as fit, and a map that cannot fit even alone is
@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cgroups
 from .errors import NotEnoughMemory, UsageError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -63,7 +64,7 @@ _size = size_text  # the name preview's sheet check knew
 
 @dataclass
 class Reservation:
-    """Bytes this process holds in the machine's ledger (see :func:`reserved`)."""
+    """Bytes this process holds in the machine's ledger (see [`reserved`][nsegaug.memory.reserved])."""
 
     token: str
     needed: int
@@ -71,7 +72,8 @@ class Reservation:
 
     def resize(self, needed: int, detail: str = "") -> None:
         """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
-        that does not fit is a :class:`NotEnoughMemory`, at once (waiting while holding could wait forever)."""
+        that does not fit is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory], at once (waiting while
+        holding could wait forever)."""
         with _ledger() as entries:
             others = sum(held for token, held in entries.items() if token != self.token)
             if needed > self.needed and not _fits(needed - self.needed, others):
@@ -84,7 +86,7 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
     """Hold ``needed`` bytes for this process while the block runs.
 
     Waits while other processes of this machine hold what it needs (they
-    finish and give it back); raises :class:`NotEnoughMemory` naming
+    finish and give it back); raises [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory] naming
     ``what`` (a file) and the estimate when it cannot fit even with nothing
     else held. With nothing known about the memory, it just runs.
     """
@@ -178,50 +180,36 @@ def _meminfo_available() -> int | None:
 
 def _cgroup_headroom(root: Path = CGROUP_ROOT, self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
     """The smallest limit less use over this process's memory cgroup and its parents (v2 and v1)."""
-    try:
-        lines = self_cgroup.read_text().strip().splitlines()
-    except OSError:
-        return None
     headrooms = []
-    for line in lines:
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, group = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            headrooms += _v2_headrooms(root, group)
-        elif "memory" in controllers.split(","):
-            headrooms += [room for room in [_v1_headroom(root / controllers, group)] if room is not None]
+    for hierarchy, controllers, group in cgroups.entries(self_cgroup):
+        if hierarchy == "0" and not controllers:
+            for mount in (root, root / "unified"):
+                headrooms += [room for folder in cgroups.folders(mount, group) if (room := _v2_headroom(folder))]
+        elif "memory" in controllers:
+            room = _v1_headroom(next(cgroups.folders(root / ",".join(controllers), group)))
+            headrooms += [room] if room is not None else []
     return min(headrooms) if headrooms else None
 
 
-def _v2_headrooms(root: Path, group: str) -> list[int]:
-    folder = root / group.strip("/")
-    if not folder.is_dir():  # a container without its own cgroup namespace: the mount's root is its group
-        folder = root
-    found = []
-    while True:
-        try:
-            limit = (folder / "memory.max").read_text().strip()
-            if limit != "max":
-                stat = _stat(folder / "memory.stat")
-                held = int((folder / "memory.current").read_text()) - stat.get("file", 0) + stat.get("shmem", 0)
-                found.append(max(0, int(limit) - held))
-        except (OSError, ValueError):
-            pass
-        if folder == root or root not in folder.parents:
-            return found
-        folder = folder.parent
+def _v2_headroom(folder: Path) -> int | None:
+    """cgroup v2: the group's limit less what its processes hold (page cache the kernel can drop not counted)."""
+    try:
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        stat = _stat(folder / "memory.stat")
+        held = int((folder / "memory.current").read_text()) - stat.get("file", 0) + stat.get("shmem", 0)
+        return max(0, int(limit) - held)
+    except (OSError, ValueError):
+        return None
 
 
-def _v1_headroom(mount: Path, group: str) -> int | None:
+def _v1_headroom(folder: Path) -> int | None:
     """cgroup v1: the hierarchical limit (the group's or a parent's) less the group's use."""
-    folder = mount / group.strip("/")
-    if not folder.is_dir():
-        folder = mount
     try:
         stat = _stat(folder / "memory.stat")
-        limit = min(
-            int((folder / "memory.limit_in_bytes").read_text()), stat.get("hierarchical_memory_limit", _NO_LIMIT)
-        )
+        limit = int((folder / "memory.limit_in_bytes").read_text())
+        limit = min(limit, stat.get("hierarchical_memory_limit", _NO_LIMIT))
         if limit >= _NO_LIMIT:
             return None
         usage = int((folder / "memory.usage_in_bytes").read_text())

@@ -72,7 +72,7 @@ class DeformParams:
       without suppression, which draws the pair before the fields;
     - ``precision``: ``"float32"`` (fast) or ``"float64"`` (bit-identical to
       the reference code);
-    - ``engine``: how the fields are drawn and blurred (:data:`ENGINES`): 2,
+    - ``engine``: how the fields are drawn and blurred (``nsegaug.params.ENGINES``): 2,
       the default, draws the reference code's stream; 3 draws its own, faster
       stream (same seed, other copies), for about twice the speed.
 

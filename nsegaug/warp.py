@@ -1,7 +1,7 @@
-"""Step 4 of :mod:`nsegaug.deform`: sampling coordinates and the nearest-neighbour warp, as pure functions.
+"""Step 4 of [`nsegaug.deform`][nsegaug.deform]: sampling coordinates and the nearest-neighbour warp, as pure functions.
 
-Shared by the whole-map engine (:mod:`nsegaug.deform`), the banded one
-(:mod:`nsegaug.bands`) and the noise models; :mod:`nsegaug.deform` re-exports
+Shared by the whole-map engine ([`nsegaug.deform`][nsegaug.deform]), the banded one
+([`nsegaug.bands`][nsegaug.bands]) and the noise models; [`nsegaug.deform`][nsegaug.deform] re-exports
 the public names, where the method's steps are read.
 """
 
@@ -74,7 +74,8 @@ CHUNK_PX = 1 << 18
 
 @dataclass
 class WarpTotals:
-    """What :func:`warp_measured` adds up over chunks (and bands): exact, so any split gives the same figures."""
+    """What [`warp_measured`][nsegaug.warp.warp_measured] adds up over chunks (and bands): exact, so any split
+    gives the same figures."""
 
     changed: int = 0
     fixed_sum: float = 0.0  # displacements in 1/256 px: integers, which float64 adds exactly in any order
@@ -99,7 +100,7 @@ def warp_measured(
     ``fx`` and ``fy`` (overwritten) displace those rows' pixels along and
     across the rows. A chunk of rows at a time: the coordinates
     ``clip(grid + d)`` in the fields' precision, one cast to float32,
-    :func:`warp_labels`, then the displacement applied after the clip, the
+    [`warp_labels`][nsegaug.warp.warp_labels], then the displacement applied after the clip, the
     largest, and its sum in 1/256 px (the manifest's figures must not depend
     on how numpy splits a float sum).
     """
