@@ -133,8 +133,11 @@ def ledger_path() -> Path:
 @contextmanager
 def _ledger() -> Iterator[dict[str, int]]:
     """The ledger's entries, locked against other processes; entries of processes gone are dropped."""
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # Windows: no ledger (and nothing known about the memory there either)
+        yield {}
+        return
     try:
         descriptor = os.open(ledger_path(), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except OSError:  # no ledger to share (a link or another user's file there): this process counts alone
