@@ -39,6 +39,15 @@ class LabelFormatError(NsegaugError, ValueError):
         self.reason = reason
 
 
+class NotEnoughMemory(NsegaugError, MemoryError):
+    """A map that needs more memory than this process may use; ``str()`` names the file and the estimate."""
+
+    def __init__(self, path: os.PathLike | str, reason: str) -> None:
+        super().__init__(f"{shown_path(path)}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
 class ManifestError(NsegaugError, ValueError):
     """A manifest or its metadata that cannot be used; the message names the file and line."""
 

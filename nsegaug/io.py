@@ -330,10 +330,12 @@ def encode_label(like: LabelImage, indices: np.ndarray, png_level: int = DEFAULT
         image = Image.fromarray(indices.astype(np.uint16))
     elif mode == "I":
         image = Image.fromarray(indices.astype(np.int32))
+    elif mode == "P" and like.palette is not None:
+        image = _with_palette(indices, like)
     else:
-        image = Image.fromarray(indices.astype(np.uint8))
+        image = Image.fromarray(indices.astype(np.uint8, copy=False))
         if mode == "P":
-            image = image.convert("P") if like.palette is None else _with_palette(image, like)
+            image = image.convert("P")
     options = {key: value for key, value in like.info.items() if key in _KEPT_INFO}
     if like.format == "PNG":
         options.pop("compression", None)
@@ -343,9 +345,11 @@ def encode_label(like: LabelImage, indices: np.ndarray, png_level: int = DEFAULT
     return buffer.getvalue()
 
 
-def _with_palette(image: Image.Image, like: LabelImage) -> Image.Image:
-    # Reinterpreting the bytes as mode "P" keeps every index as is; Image.convert would remap them.
-    paletted = Image.frombytes("P", image.size, image.tobytes())
+def _with_palette(indices: np.ndarray, like: LabelImage) -> Image.Image:
+    # The indices' bytes as mode "P" keep every index as is (Image.convert would remap them). Mapped, not
+    # copied: putpalette makes the one copy a writable image needs (a 30000x30000 map is 900 MB a copy).
+    pixels = np.ascontiguousarray(indices, dtype=np.uint8)
+    paletted = Image.frombuffer("P", (pixels.shape[1], pixels.shape[0]), pixels, "raw", "P", 0, 1)
     paletted.putpalette(like.palette, like.info.get("palette_mode", "RGB"))
     return paletted
 
