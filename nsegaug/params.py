@@ -201,7 +201,7 @@ class DeformParams:
         """The spec from the flat keyword arguments of the method's own transform (``alpha_sigma_list=None``:
         the paper's pairs), as mmsegmentation and albumentations configs name them."""
         pairs = DEFAULT_ALPHA_SIGMA if alpha_sigma_list is None else alpha_sigma_list
-        return cls(pairs, area_thresh, ignore_index, variant, precision, engine)
+        return cls(pairs, area_thresh, ignore_index, variant, precision, engine=engine)
 
 
 class FlatParams:
