@@ -275,6 +275,26 @@ def test_resume_with_other_parameters_shows_the_difference(dataset, tmp_path):
     assert "copies: 2 -> 3" in result.stderr and "seed: 1 -> 2" in result.stderr
 
 
+def test_a_run_recorded_before_volumes_resumes_as_it_ran(dataset, tmp_path):
+    """0.1.0 (0f2d1df) recorded no units and no volume engine: its 2D run is a run in voxels, and resumes."""
+    labels, _ = dataset
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert invoke("--labels", labels, "--copies", 2, "--out", clean).exit_code == 0
+    assert invoke("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
+    meta = json.loads((out / META_NAME).read_text())
+    del meta["parameters"]["units"], meta["parameters"]["volume_engine"]  # as 0.1.0 wrote its record
+    (out / META_NAME).write_text(json.dumps(meta))
+    (out / "aachen" / "aachen_0_gtFine_nsp2.png").unlink()
+    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
+    assert tree(out) == tree(clean)
+    meta["parameters"]["units"] = "mm"  # a parameter the record does name is still compared
+    (out / META_NAME).write_text(json.dumps(meta))
+    refused = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
+    assert refused.exit_code != 0 and "units: 'mm' -> 'voxels'" in refused.stderr
+
+
 def test_resume_repairs_missing_corrupt_and_torn_state(dataset, tmp_path):
     labels, _ = dataset
     clean, out = tmp_path / "clean", tmp_path / "out"

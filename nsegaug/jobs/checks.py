@@ -9,7 +9,7 @@ from .. import storage
 from ..dataset import is_inside
 from ..errors import OutputInUse, UsageError
 from ..lock import LOCK_NAME
-from ..manifest import META_NAME, parameter_differences, read_meta, resolved_parameters
+from ..manifest import KINDS, META_NAME, parameter_differences, read_meta, resolved_parameters
 from ..storage import is_url, join
 from .job import MaskJob
 
@@ -61,8 +61,9 @@ def check_folder(job: MaskJob, resume: bool, overwrite: bool, names: list[str] |
         old = read_meta(meta_path)
         if old.kind != job.kind:
             raise UsageError(f"cannot resume: {meta_path} is the record of a {old.kind} run, not of {job.kind}")
+        recorded = KINDS[old.kind].recorded_parameters(old.parameters)
         differences = parameter_differences(
-            resolved_parameters(old.parameters, config.out), resolved_parameters(job.parameters(), config.out)
+            resolved_parameters(recorded, config.out), resolved_parameters(job.parameters(), config.out)
         )
         if differences:
             raise UsageError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
