@@ -108,7 +108,8 @@ class FastRows:
                 block *= alpha
             else:
                 # u = (v + 0.5) / 65536 is exact in float32, and so is u * fl32(2 alpha) = (v + 0.5) * c.
-                np.add(levels, np.float32(0.5), out=block, dtype=np.float32)
+                block[...] = levels  # exact, and a faster cast than an add with one
+                block += np.float32(0.5)
                 block *= np.float32(2.0 * alpha) * np.float32(LEVEL)
                 block -= np.float32(alpha)
 
