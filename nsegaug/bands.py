@@ -133,18 +133,20 @@ def deform_in_bands(
     whole: bool = False,
 ) -> tuple[np.ndarray, float]:
     """The deformed map and the suppressed share, band by band (the warp's figures are added to ``totals``);
-    ``draw`` fills the fields' rows in order.
+    ``draw`` fills the fields' rows in order ([`nsegaug.draws`][nsegaug.draws]; a draw of levels gives
+    the rows blur levels, and their scale, which the row kernel applies).
 
     ``boxes``: the small components' (none: nothing suppressed), grown by
     ``pad``; ``dtype``: the fields'; ``blur``: ``"rows"`` or
     ``"reference"`` (see [`deform_with_noise`][nsegaug.deform.deform_with_noise]).
-    ``whole``: one window, the map, warped in the blur's transposed layout
-    (a draw that knows its pair first fills and suppresses the fields a block
-    of rows at a time while it is in the cache).
+    ``whole``: one window, the map, warped in the blur's transposed layout.
     """
     height, width = segment.shape
     taps = gaussian_taps(sigma)
     rows_blur = blur == "rows" and dtype == np.float32 and taps < _DFT_TAPS
+    # A draw of levels (engine 3) gives the rows blur its levels: their scale to displacements is in the row kernel.
+    levels = rows_blur and hasattr(draw, "fill_levels")
+    row_kernel = _row_kernel(float(sigma), taps, draw.scale(alpha) if levels else 1.0)
     plan = [Window(0, height, 0, height)] if whole else list(windows(segment.shape, taps // 2))
     longest = max(window.stop - window.start for window in plan)
     drawn = _buffer("drawn", (2, longest, width), dtype)  # the window's rows, before the column pass
@@ -160,12 +162,15 @@ def deform_in_bands(
             rows = drawn[field]
             if kept and previous.start != window.start:
                 rows[:kept] = rows[window.start - previous.start : previous.stop - previous.start]
-            draw.fill(field, rows[kept : window.stop - window.start], alpha)
+            if levels:
+                draw.fill_levels(field, rows[kept : window.stop - window.start])
+            else:
+                draw.fill(field, rows[kept : window.stop - window.start], alpha)
         new = drawn[:, kept : window.stop - window.start]
         suppressed += _suppress(new, padded, top, totals.measure)
         if rows_blur and new.shape[1]:  # the row pass, once per row: kept rows had theirs in the previous window
             for rows in new:
-                cv2.filter2D(rows, -1, _row_kernel(float(sigma), taps), dst=rows, borderType=BORDER)
+                cv2.filter2D(rows, -1, row_kernel, dst=rows, borderType=BORDER)
         size = window.stop - window.start
         fields = [_blur_window(drawn[field][:size], blurred[field], sigma, taps, rows_blur) for field in (0, 1)]
         if whole and rows_blur:  # warped in the blur's layout: row j, column i is pixel (i, j) of the map

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import bands, components
-from .draws import FastRows, ReferenceRows
+from .draws import FastRows, NoiseRows, ReferenceRows
 from .fields import _scratch, draw_noise_float32, smooth_field, smooth_field_transposed
 from .params import DEFAULT_ENGINE, DEFAULT_PARAMS, VARIANTS, DeformParams
 from .warp import WarpTotals, sampling_maps, transpose, warp_labels, warp_measured  # noqa: F401
@@ -201,6 +201,11 @@ def deform_with_noise(
     check_label_map(segment)
     if noise_x.shape != segment.shape or noise_y.shape != segment.shape:
         raise ValueError(f"noise fields {noise_x.shape}, {noise_y.shape} do not match label map {segment.shape}")
+    if params.engine == 3:  # its own arithmetic on u, as it deforms with the noise it draws
+        blur = default_blur(params.precision, params.engine) if blur is None else blur
+        draw = NoiseRows(noise_x, noise_y)
+        whole = not bands.is_banded(segment.shape)
+        return _deform_in_bands(segment, draw, alpha, sigma, params, boxes, blur, WarpTotals(), whole)
     dx = displacement_field(noise_x, alpha, params.precision)
     dy = displacement_field(noise_y, alpha, params.precision)
     return _deform_fields(segment, dx, dy, alpha, sigma, params, boxes, blur)
@@ -361,7 +366,8 @@ def _deform(
         else:
             draw = ReferenceRows(random_state, segment.shape, len(params.alpha_sigma), params.variant)
         # Engine 3 knows its pair first, and fills the fields a block at a time even on a map deformed whole.
-        return _deform_in_bands(segment, draw, params, boxes, blur, totals, whole=not banded)
+        alpha, sigma = params.alpha_sigma[draw.pair_index]
+        return _deform_in_bands(segment, draw, alpha, sigma, params, boxes, blur, totals, whole=not banded)
     if blur != "rows":
         draw = draw_deformation(random_state, segment.shape, params)
         noise = draw.noise_x, draw.noise_y
@@ -384,6 +390,8 @@ def _field_dtype(params: DeformParams, blur: str) -> np.dtype:
 def _deform_in_bands(
     segment: np.ndarray,
     draw,
+    alpha: float,
+    sigma: float,
     params: DeformParams,
     boxes: np.ndarray | None,
     blur: str,
@@ -393,7 +401,6 @@ def _deform_in_bands(
     """A map deformed band by band (see ``nsegaug.bands``): the bytes of the whole-map engine."""
     if blur not in BLURS:
         raise ValueError(f"blur must be one of {BLURS}, got {blur!r}")
-    alpha, sigma = params.alpha_sigma[draw.pair_index]
     if params.suppresses and boxes is None:
         boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index)
     boxes = boxes if params.suppresses else None
