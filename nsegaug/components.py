@@ -137,18 +137,10 @@ def _joins(
     left = np.flatnonzero(~row_start & (starts[under] == below)).astype(index, copy=False)
     right = np.flatnonzero(~row_start[1:]).astype(index, copy=False)  # the next run, same row: its run below
     over = (np.searchsorted(starts, starts[upper:] - width, side="right") - 1).astype(index, copy=False)
-    candidates = (
-        (np.arange(lower, dtype=index), under),
-        (left, under[left] - 1),
-        (right, under[right + 1]),
-        (np.arange(upper, runs, dtype=index), over),
-    )
-    owners, touched = [], []
-    foreground = ~background if background.any() else None
-    for owner, hit in candidates:
-        keep = run_class[hit] == run_class[owner]
-        if foreground is not None:
-            keep &= foreground[owner]
-        owners.append(owner[keep])
-        touched.append(hit[keep])
-    return np.concatenate(owners), np.concatenate(touched)
+    # The four probes' (owner, run probed) pairs, as one pair of arrays: fewer calls on a map of few runs.
+    owner = np.concatenate((np.arange(lower, dtype=index), left, right, np.arange(upper, runs, dtype=index)))
+    hit = np.concatenate((under, under[left] - 1, under[right + 1], over))
+    keep = run_class[hit] == run_class[owner]
+    if background.any():
+        keep &= ~background[owner]
+    return owner[keep], hit[keep]
