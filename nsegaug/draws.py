@@ -39,6 +39,8 @@ from .params import VARIANTS
 
 # Values per block when a field is filled in blocks (1 MiB of float32, 2 of float64: in a core's cache).
 BLOCK_PX = 1 << 18
+# The steps of numpy's PCG64.jumped(): the golden ratio times 2**128, odd.
+PCG64_JUMP = 0x9E3779B97F4A7C15F39CC0605CEDC835
 # 2**-16, exact in float32: engine 3's u = (s + 32768) * LEVEL for a signed 16-bit level s.
 LEVEL = 1.0 / 65536
 
@@ -86,9 +88,10 @@ class FastRows:
 
     def __init__(self, random_state: np.random.RandomState, n_pairs: int) -> None:
         self.pair_index = int(random_state.randint(0, n_pairs))
-        words = random_state.randint(0, 2**32, size=4, dtype=np.uint64)
-        first = np.random.PCG64(np.random.SeedSequence([int(word) for word in words]))
-        self._streams = [first, first.jumped()]
+        seed = np.random.SeedSequence(random_state.randint(0, 2**32, size=4, dtype=np.uint64).tolist())
+        second = np.random.PCG64(seed)
+        second.advance(PCG64_JUMP)  # PCG64(seed).jumped(), without seeding a generator from the OS first
+        self._streams = [np.random.PCG64(seed), second]
         # A 64-bit draw holds four levels; those a fill did not use start the next fill of that field.
         self._spare = [np.zeros(0, dtype="<i2"), np.zeros(0, dtype="<i2")]
 
