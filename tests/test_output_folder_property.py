@@ -24,7 +24,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from nsegaug.errors import NsegaugError, UsageError  # noqa: E402
+from nsegaug.errors import NsegaugError, RunRefused  # noqa: E402
 from nsegaug.generate import GenerateConfig, generate_dataset  # noqa: E402
 from nsegaug.lock import LOCK_NAME  # noqa: E402
 from nsegaug.manifest import MANIFEST_NAME, META_NAME  # noqa: E402
@@ -117,7 +117,7 @@ def test_nothing_outside_the_output_changes_and_the_folder_ends_as_its_manifest_
         link.unlink()
     try:
         generate_dataset(world.config(), overwrite=True, log=print)
-    except UsageError as error:
+    except RunRefused as error:
         # Without its metadata and with a damaged manifest, nothing says the files are nsegaug's: the folder is
         # refused, never emptied. The user moves it away and starts again.
         assert "drop_meta" in actions and "holds files no nsegaug run wrote" in str(error)

@@ -518,7 +518,7 @@ def test_a_folder_without_nsegaugs_record_is_never_taken_for_a_run(labels, tmp_p
     shutil.copytree(labels, out)
     before = tree(out)
     result = noise("--labels", labels, "--out", out, "--overwrite")
-    assert result.exit_code == 2 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
+    assert result.exit_code == 3 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
     assert tree(out) == before
 
 
@@ -604,7 +604,7 @@ def test_a_used_run_folder_is_refused_as_generate_refuses_a_used_out(tmp_path):
     (run / "notes.txt").write_text("mine")
     (run / ".last.pt.123-456.tmp").write_bytes(b"half a checkpoint")
     refused = train(tmp_path / "gen", run)  # the manifest's folder is enough
-    assert refused.exit_code == 2 and "is not empty; pass --resume" in refused.stderr
+    assert refused.exit_code == 3 and "is not empty; pass --resume" in refused.stderr
     assert train(tmp_path / "gen", run, "--overwrite").exit_code == 0
     assert not list(run.glob(".*.tmp")) and (run / "notes.txt").read_text() == "mine"
 

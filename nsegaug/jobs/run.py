@@ -53,9 +53,10 @@ def run_job(
     """Run ``job`` over its label folder; see :mod:`nsegaug.jobs` for the guarantees.
 
     Returns the summary; bad masks are counted in it (and stop the run with
-    ``on_error="fail"``). Raises :class:`UsageError` (refused before anything
-    is written; :class:`~nsegaug.errors.FolderHeld` while another run holds the
-    output folder), :class:`StorageError` (the output folder failed: the run is
+    ``on_error="fail"``). Raises :class:`UsageError` (a request that cannot be
+    met), :class:`~nsegaug.errors.RunRefused` (refused by the state of the output
+    folder before anything is written; :class:`~nsegaug.errors.FolderHeld` while
+    another run holds it, or a folder inside or around it), :class:`StorageError` (the output folder failed: the run is
     recorded as failed where the folder still takes a write) or
     ``KeyboardInterrupt`` (recorded as interrupted).
     """

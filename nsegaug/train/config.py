@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import TrainError, UsageError
+from ..errors import RunRefused, TrainError, UsageError
 from ..params import DEFAULT_ALPHA_SIGMA, DEFAULT_AREA_THRESH, PAPER_PROB, DeformParams
 from ..storage import as_location
 
@@ -219,7 +219,7 @@ def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:
     wanted = TrainConfig.from_dict(values)
     differences = result_differences(saved, wanted)
     if differences:
-        raise UsageError(
+        raise RunRefused(
             "cannot resume with settings that change the result (start a new run in another folder):\n  "
             + "\n  ".join(differences)
         )
@@ -232,6 +232,6 @@ def read_config(run_dir: Path) -> TrainConfig:
     try:
         return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["config"])
     except FileNotFoundError as error:
-        raise UsageError(f"{path}: not found; nothing to resume in {run_dir}") from error
+        raise RunRefused(f"{path}: not found; nothing to resume in {run_dir}") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TrainError(f"{path}: not a training config ({error})") from error
