@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..cpus import available_cpus
 from ..errors import NsegaugError, UsageError
+from ..storage import public_text
 from .plan import Unit
 
 UNITS_LOG = "units.jsonl"
@@ -189,11 +190,11 @@ def run_unit(unit: Unit, environment: dict[str, str], log_file: Path, log: UnitL
         log.add(unit, "skip")
         return None
     argv = [*unit.argv, *extra_flags(state)]
-    log.add(unit, "resume" if state == "resume" else "start", command=" ".join(argv))
+    log.add(unit, "resume" if state == "resume" else "start", command=public_text(" ".join(argv)))
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open(log_file, "a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {' '.join(argv)}\n")
+        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {public_text(' '.join(argv))}\n")
         handle.flush()
         result = subprocess.run(
             [sys.executable, "-m", "nsegaug", *argv[1:]],
