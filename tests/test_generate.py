@@ -104,7 +104,7 @@ def test_copies_mirror_the_layout_and_the_manifest_describes_them(dataset, tmp_p
     suppressed = sum(row["suppressed_fraction"] for row in deformed) / len(deformed)
     assert meta["counts"] == {
         "copies_written": 18, "masks_done": 6, "masks_failed": 0, "masks_skipped": 0, "masks_total": 6,
-        "masks_unpaired": 0, "copies_deformed": 18, "copies_unchanged": unchanged,
+        "masks_unpaired": 0, "masks_image_size_differs": 0, "copies_deformed": 18, "copies_unchanged": unchanged,
         "mean_suppressed_fraction": pytest.approx(suppressed, abs=1e-6),
     }  # fmt: skip
     assert meta["warnings"] == [] and meta["kind"] == "generate" and meta["schema"] == 2

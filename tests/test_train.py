@@ -562,7 +562,9 @@ def test_bad_training_data_is_refused_before_training_with_a_count_and_the_files
     assert result.exit_code == 1
     assert "2 problem(s) in the training data" in result.output
     assert "scene_0003_nsp1.png: label file not found" in result.output
-    assert "scene_0005_nsp2.png: label is 50x100, its image scene_0005.jpg is 256x512" in result.output
+    # The words generate, export and preview use too (io.size_mismatch): width x height, both files named.
+    assert "scene_0005_nsp2.png: the label map is 100x50 (width x height), its image " in result.output
+    assert "train/images/scene_0005.jpg is 512x256" in result.output
     assert not (tmp_path / "run").exists()
 
 

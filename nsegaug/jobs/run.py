@@ -133,6 +133,9 @@ def run_masks(run: Run, samples) -> str:
                 for warning in outcome.warnings:
                     run.log(f"warning: {warning}")
                 summary.unpaired += outcome.unpaired
+                if outcome.size_differs:
+                    run.log(f"warning: {outcome.size_differs}")
+                    summary.size_differs.append(outcome.size_differs)
                 if outcome.error:
                     summary.failed += 1
                     summary.failures.append(outcome.error)
@@ -170,6 +173,11 @@ def finish_run(run: Run) -> StorageError | None:
     run.summary.counts, run.summary.warnings = run.job.report()
     for warning in run.summary.warnings:
         run.log(f"warning: {warning}")
+    if run.summary.size_differs:
+        run.log(
+            f"warning: {len(run.summary.size_differs)} label map(s) differ in size from their image (each named "
+            f"above, and in {META_NAME}): a loader that pairs them will crop, resize or refuse them"
+        )
     _record(meta, run.summary, run.total)
     try:
         _write_meta(run.out, meta)
@@ -198,12 +206,13 @@ def _record(meta: RunMeta, summary: JobSummary, total: int | None) -> None:
         "masks_skipped": summary.skipped,
         "masks_failed": summary.failed,
         "masks_unpaired": summary.unpaired,
+        "masks_image_size_differs": len(summary.size_differs),
         summary.outputs_name.replace(" ", "_"): summary.outputs_written,
         **summary.counts,
     }
     meta.masks_per_second = round(summary.masks_per_second, 3)
     meta.failures = sorted(summary.failures)[:100]  # workers finish in any order; the record does not
-    meta.warnings = summary.warnings
+    meta.warnings = summary.warnings + sorted(summary.size_differs)[:100]
 
 
 def _write_meta(out: Location, meta: RunMeta) -> None:
