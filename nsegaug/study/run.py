@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..cpus import available_cpus
 from ..errors import NsegaugError, StorageError, UsageError
+from ..storage import public_text
 from .plan import Unit
 from .provenance import current_code
 
@@ -283,8 +284,9 @@ def run_unit(
         )
         if process is None:
             raise UnitInterrupted(f"{unit.name}: not started (the study was stopped)", started=False)
-        log.add(unit, "resume" if state == "resume" else "start", command=" ".join(argv), code=current_code())
-        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {' '.join(argv)}\n")
+        command = public_text(" ".join(argv))
+        log.add(unit, "resume" if state == "resume" else "start", command=command, code=current_code())
+        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {command}\n")
         handle.flush()
         started = time.perf_counter()
         try:
