@@ -359,3 +359,36 @@ def open_image(location: os.PathLike | str) -> Image.Image:
     from .storage import is_url, read_bytes
 
     return Image.open(io.BytesIO(read_bytes(location))) if is_url(location) else Image.open(location)
+
+
+def image_size(location: os.PathLike | str) -> tuple[int, int]:
+    """An image's (width, height) from its header: only the first bytes Pillow needs are read (of an object in a
+    store, blocks of 64 KiB), never its pixels."""
+    from .storage import filesystem, is_url, with_retries
+
+    if not is_url(location):
+        with Image.open(location) as image:
+            return image.size
+    fs, path = filesystem(location)
+
+    def read() -> tuple[int, int]:
+        with fs.open(path, "rb", block_size=1 << 16) as stream, Image.open(stream) as image:
+            return image.size
+
+    return with_retries(read, location, "cannot read")
+
+
+def size_mismatch(
+    label: os.PathLike | str, label_size: tuple[int, int], image: os.PathLike | str, size: tuple[int, int]
+) -> str | None:
+    """The one line that says a label map and its image differ in size, naming both (sizes as width x height);
+    None when they agree. Every command that pairs them says it in these words: generate, export and preview
+    warn, train refuses."""
+    if tuple(label_size) == tuple(size):
+        return None
+    from .storage import shown
+
+    return (
+        f"{shown(label)}: the label map is {label_size[0]}x{label_size[1]} (width x height), "
+        f"its image {shown(image)} is {size[0]}x{size[1]}"
+    )
