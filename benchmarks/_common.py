@@ -55,6 +55,29 @@ LIBRARIES = (
 )
 
 
+def cpu_model() -> str:
+    """The CPU's model name as ``lscpu`` shows it (from /proc/cpuinfo), with its family, model and widest SIMD.
+
+    A virtual machine may show only the vendor's name ("AMD EPYC"): the family and model (25, 17: Zen 4) and
+    the vector extensions (what OpenCV's kernels dispatch on) still tell CPUs apart.
+    """
+    fields: dict[str, str] = {}
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first CPU's block is enough
+            fields.setdefault(key.strip().lower(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = fields.get("flags", "").split()
+    simd = next((name for name in ("avx512f", "avx2", "avx", "sse4_2", "neon", "asimd") if name in flags), "")
+    model = fields.get("model name", platform.processor() or platform.machine())
+    family = f"family {fields['cpu family']}, model {fields['model']}" if "cpu family" in fields else ""
+    details = ", ".join(part for part in (family, simd.upper()) if part)
+    return f"{model} ({details})" if details else model
+
+
 def conditions(**threads: int | None) -> dict:
     """The conditions a figure was measured under: CPUs, load, interpreter, library versions, threads.
 
@@ -62,6 +85,7 @@ def conditions(**threads: int | None) -> dict:
     """
     versions = {name: _version(name) for name in LIBRARIES}
     return {
+        "cpu_model": cpu_model(),
         "cpus_available": cpus_available(),
         "cpus_machine": os.cpu_count(),
         "cpu_quota": cpu_quota(),
@@ -78,6 +102,7 @@ def print_conditions(found: Mapping) -> None:
     """Two lines: the machine and its load, then the library versions and threads."""
     load = ", ".join(f"{value:.2f}" for value in found["load_average"])
     quota = f", cgroup quota {found['cpu_quota']:g} CPUs" if found.get("cpu_quota") is not None else ""
+    print(f"CPU: {found.get('cpu_model', cpu_model())}")
     print(
         f"conditions: {found['cpus_available']} CPUs available to the process (machine: {found['cpus_machine']}"
         f"{quota}), "

@@ -21,8 +21,8 @@ try:
 except ImportError as error:
     raise ImportError("nsegaug.albumentations needs albumentations: pip install 'nsegaug[albumentations]'") from error
 
-from .deform import deform
-from .params import PAPER_PROB, DeformParams, FlatParams
+from .deform import deform_labels
+from .params import DEFAULT_ENGINE, PAPER_PROB, DeformParams, FlatParams
 
 
 class NoisySegmentPlus(FlatParams, A.DualTransform):
@@ -49,12 +49,15 @@ class NoisySegmentPlus(FlatParams, A.DualTransform):
         variant: str = "nsegment+",
         precision: str = "float32",
         p: float = PAPER_PROB,
+        engine: int = DEFAULT_ENGINE,
     ) -> None:
         super().__init__(p=p)
-        self.deform_params = DeformParams.from_flat(alpha_sigma_list, area_thresh, ignore_index, variant, precision)
+        self.deform_params = DeformParams.from_flat(
+            alpha_sigma_list, area_thresh, ignore_index, variant, precision, engine
+        )
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("alpha_sigma_list", "area_thresh", "ignore_index", "variant", "precision")
+        return ("alpha_sigma_list", "area_thresh", "ignore_index", "variant", "precision", "engine")
 
     def get_params(self) -> dict[str, Any]:
         # albumentations 2 gives each transform its own generator, seeded by Compose(seed=...); older
@@ -68,7 +71,7 @@ class NoisySegmentPlus(FlatParams, A.DualTransform):
     def apply_to_mask(self, mask: np.ndarray, deform_seed: np.ndarray, **params: Any) -> np.ndarray:
         if mask.ndim == 3:
             return np.stack([self.apply_to_mask(mask[..., c], deform_seed) for c in range(mask.shape[2])], axis=2)
-        return deform(mask, np.random.RandomState(deform_seed), self.deform_params).segment
+        return deform_labels(mask, np.random.RandomState(deform_seed), self.deform_params)
 
     def apply_to_masks(self, masks: Any, deform_seed: np.ndarray, **params: Any) -> Any:
         deformed = [self.apply_to_mask(mask, deform_seed) for mask in masks]

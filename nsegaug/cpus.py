@@ -20,7 +20,12 @@ import math
 import os
 from pathlib import Path
 
+from . import cgroups
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# What a worker process holds before any map: the interpreter, NumPy, OpenCV, SciPy, Pillow (about 100 MiB
+# measured), with room to spare.
+WORKER_BYTES = 160 << 20
 SELF_CGROUP = Path("/proc/self/cgroup")
 
 
@@ -67,42 +72,20 @@ def cgroup_cpu_quota(root: Path | str = CGROUP_ROOT, self_cgroup: Path | str = S
     its children too; the smallest wins. ``root`` is where the hierarchies are mounted: v2 at the root
     itself or at ``unified/`` (hybrid systems), v1 per controller (``cpu/``, ``cpu,cpuacct/``).
     """
-    try:
-        lines = Path(self_cgroup).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
     quotas = []
-    for line in lines:
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, group = rest.partition(":")
-        if not group:
-            continue
-        if hierarchy == "0" and controllers == "":
+    for hierarchy, controllers, group in cgroups.entries(self_cgroup):
+        if hierarchy == "0" and not controllers:
             for mount in (Path(root), Path(root) / "unified"):
                 quotas += _quotas(mount, group, _v2_quota)
-        elif "cpu" in controllers.split(","):
-            for mount in {Path(root) / controllers, Path(root) / "cpu"}:
+        elif "cpu" in controllers:
+            for mount in {Path(root) / ",".join(controllers), Path(root) / "cpu"}:
                 quotas += _quotas(mount, group, _v1_quota)
     return min(quotas) if quotas else None
 
 
 def _quotas(mount: Path, group: str, read) -> list[float]:
-    """The quotas set on ``group`` and its parents under ``mount``.
-
-    Inside a container without its own cgroup namespace, ``/proc/self/cgroup`` names the host's path,
-    which is not under the container's mount: then the mount's root is the process's cgroup.
-    """
-    folder = mount / group.strip("/")
-    if not folder.is_dir():
-        folder = mount
-    found = []
-    while True:
-        quota = read(folder)
-        if quota is not None:
-            found.append(quota)
-        if folder == mount or mount not in folder.parents:
-            return found
-        folder = folder.parent
+    """The quotas set on ``group`` and its parents under ``mount``."""
+    return [quota for folder in cgroups.folders(mount, group) if (quota := read(folder)) is not None]
 
 
 def _v2_quota(folder: Path) -> float | None:
@@ -133,12 +116,23 @@ def worker_count(requested: int, work_items: int | None = None) -> int:
     """The workers to start for ``requested`` and ``work_items`` tasks (None: unknown, e.g. a bucket's listing).
 
     A worker beyond the tasks would only start and idle, and one beyond the CPUs only takes turns with the
-    others (each is a whole process with its own memory), so both bound the count.
+    others (each is a whole process with its own memory), so both bound the count; so does the memory this
+    process may use, at [`WORKER_BYTES`][nsegaug.cpus.WORKER_BYTES] a worker before any map (the maps' own
+    memory is shared out while they are deformed: [`reserved`][nsegaug.memory.reserved]).
     """
-    bounds = [requested, available_cpus()]
+    bounds = [requested, available_cpus(), memory_workers()]
     if work_items is not None:
         bounds.append(work_items)
     return max(1, min(bounds))
+
+
+def memory_workers() -> int:
+    """The workers the memory this process may use holds (at least 1): each with room for itself and for a map
+    below [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR], so that such maps need not be shared out."""
+    from .memory import LEDGER_FLOOR, available_memory
+
+    available = available_memory()
+    return max(1, available // (WORKER_BYTES + LEDGER_FLOOR)) if available is not None else 1 << 30
 
 
 def capped_note(requested: int, workers: int, work_items: int | None) -> str | None:
@@ -146,6 +140,10 @@ def capped_note(requested: int, workers: int, work_items: int | None) -> str | N
     if workers >= requested:
         return None
     reasons = [f"{available_cpus()} CPUs available"]
+    if memory_workers() <= workers:
+        from .memory import available_memory, size_text
+
+        reasons.append(f"{size_text(available_memory() or 0)} of memory available")
     if work_items is not None and work_items <= workers:
         reasons.insert(0, f"{work_items} masks to do")
     return f"note: {workers} worker(s), not {requested}: " + ", ".join(reasons)

@@ -29,22 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
+from . import bands, components
+from .draws import FastRows, ReferenceRows
 from .fields import _scratch, draw_noise_float32, smooth_field, smooth_field_transposed
-from .params import DEFAULT_PARAMS, VARIANTS, DeformParams
+from .params import DEFAULT_ENGINE, DEFAULT_PARAMS, VARIANTS, DeformParams
+from .warp import WarpTotals, sampling_maps, transpose, warp_labels, warp_measured  # noqa: F401
 
 # The blurs of step 3 (see smooth_field and smooth_field_transposed). "reference" is the reference code's
 # cv2.GaussianBlur; "rows" is the same kernel, applied as two row passes with a transpose between them.
 BLURS = ("reference", "rows")
-# Bumped whenever a default engine's output changes for the same draw (recorded in a run's metadata):
-# 1, cv2.GaussianBlur in both precisions; 2, float32 blurs with "rows".
-ENGINE_VERSION = 2
-
-# cv2.remap's nearest-neighbour path handles these; other integer types take
-# the NumPy indexing path, which rounds the same way (half to even).
-_REMAP_DTYPES = {np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32)}
+# The default engine (params.ENGINES says what each one is; a run records the one it used).
+ENGINE_VERSION = DEFAULT_ENGINE
 
 
 @dataclass(frozen=True)
@@ -149,68 +146,12 @@ def small_component_boxes(segment: np.ndarray, area_thresh: float, ignore_index:
     the runs are joined into components as a graph (scipy's
     ``connected_components``), so the work grows with the number of runs, not
     with every pixel's eight neighbours: about 5x faster than labelling pixels
-    with ``skimage.measure.label``. The tests check it against a class-by-class
-    labelling with OpenCV.
+    with ``skimage.measure.label``, and in about 40 bytes a run, with no
+    array of the map's size (``nsegaug.components``). The tests check it
+    against a class-by-class labelling with OpenCV.
     """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    height, width = segment.shape
     values = segment.view(np.uint8) if segment.dtype == np.bool_ else segment
-    flat = values.ravel()
-    # A run starts at every row start and wherever the class changes; it stops where the next one starts.
-    change = np.empty((height, width), dtype=bool)
-    change[:, 0] = True
-    np.not_equal(values[:, 1:], values[:, :-1], out=change[:, 1:])
-    starts = np.flatnonzero(change)  # flat indices, ascending
-    stops = np.append(starts[1:], height * width)
-    run_class = flat[starts]
-    background = run_class.astype(np.int64) == -1
-    if ignore_index is not None:
-        background |= run_class == ignore_index
-
-    # Runs in consecutive rows touch (8-connected) when one, widened by a
-    # pixel on each side, overlaps the other. For every touching pair, the
-    # lower run covers the pixel below the upper run's start, or below the
-    # pixel left of its start, or below the pixel right of its end; or else
-    # the lower run starts under the upper run. Probing those four pixels per
-    # run finds every touching pair; a probe joins two runs of the same class.
-    has_below = starts < (height - 1) * width
-    below = np.flatnonzero(has_below)
-    below_left = np.flatnonzero(has_below & (starts % width != 0))
-    below_right = np.flatnonzero(has_below & (stops % width != 0))
-    above = np.flatnonzero(starts >= width)
-    owners = np.concatenate([below, below_left, below_right, above])
-    probes = np.concatenate(
-        [starts[below] + width, starts[below_left] + (width - 1), stops[below_right] + width, starts[above] - width]
-    )
-    joins = (flat[probes] == run_class[owners]) & ~background[owners]
-    owners, probes = owners[joins], probes[joins]
-    touched = np.searchsorted(starts, probes, side="right") - 1  # the run each probe lands in
-    graph = csr_matrix((np.ones(owners.size, dtype=np.int8), (owners, touched)), shape=(starts.size, starts.size))
-    n_components, component = connected_components(graph, directed=False)
-
-    lengths = stops - starts
-    areas = np.bincount(component, weights=lengths, minlength=n_components)  # integers: exact in float64
-    small_runs = np.flatnonzero((areas <= area_thresh)[component] & ~background)
-    if small_runs.size == 0:
-        return np.zeros((0, 4), dtype=np.int64)
-    small_runs = small_runs[np.argsort(component[small_runs], kind="stable")]
-    owner = component[small_runs]
-    first = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))  # first run of each component
-    rows = starts[small_runs] // width
-    x1 = starts[small_runs] - rows * width
-    x2 = x1 + lengths[small_runs] - 1
-    boxes = np.stack(
-        [
-            np.minimum.reduceat(rows, first),
-            np.minimum.reduceat(x1, first),
-            np.maximum.reduceat(rows, first),
-            np.maximum.reduceat(x2, first),
-        ],
-        axis=1,
-    )
-    return boxes.astype(np.int64, copy=False)
+    return components.small_boxes(values, area_thresh, ignore_index)
 
 
 def suppression_mask(shape: tuple[int, int], boxes: np.ndarray, pad: int) -> np.ndarray:
@@ -231,47 +172,6 @@ def suppression_mask(shape: tuple[int, int], boxes: np.ndarray, pad: int) -> np.
 def suppression_pad(alpha: float) -> int:
     """Padding of the suppression boxes: ``alpha // 2`` as the reference does."""
     return int(alpha // 2)
-
-
-@lru_cache(maxsize=8)
-def _pixel_grid(shape: tuple[int, int], dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    height, width = shape
-    xs = np.arange(width, dtype=dtype)[None, :]
-    ys = np.arange(height, dtype=dtype)[:, None]
-    xs.flags.writeable = False
-    ys.flags.writeable = False
-    return xs, ys
-
-
-def sampling_maps(dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Source coordinates ``clip(grid + d)``, in float32 as cv2.remap takes them.
-
-    Overwrites ``dx`` and ``dy``. The sum and the clip are done in the fields'
-    own precision before the single cast to float32, as in the reference.
-    """
-    height, width = dx.shape
-    xs, ys = _pixel_grid(dx.shape, dx.dtype.name)
-    dx += xs
-    dy += ys
-    np.clip(dx, 0, width - 1, out=dx)
-    np.clip(dy, 0, height - 1, out=dy)
-    return dx.astype(np.float32, copy=False), dy.astype(np.float32, copy=False)
-
-
-def warp_labels(segment: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    """Nearest-neighbour resampling ``out[y, x] = segment[map_y, map_x]``.
-
-    Coordinates are rounded half to even, as cv2.remap does; labels are never
-    blended.
-    """
-    if segment.dtype == np.bool_:
-        return warp_labels(segment.view(np.uint8), map_x, map_y).view(np.bool_)
-    # cv2.remap refuses maps with a side of 32767 px or more (SHRT_MAX).
-    if segment.dtype in _REMAP_DTYPES and max(segment.shape) < 32767:
-        return cv2.remap(segment, map_x, map_y, interpolation=cv2.INTER_NEAREST)
-    rows = np.rint(map_y).astype(np.intp)
-    cols = np.rint(map_x).astype(np.intp)
-    return segment[rows, cols]
 
 
 def deform_with_noise(
@@ -318,9 +218,10 @@ def _deform_fields(
     params: DeformParams,
     boxes: np.ndarray | None,
     blur: str | None,
+    totals: WarpTotals | None = None,
 ) -> DeformResult:
     """Steps 2 to 4 on displacement fields ``alpha * (2u - 1)``, which are overwritten."""
-    blur = default_blur(params.precision) if blur is None else blur
+    blur = default_blur(params.precision, params.engine) if blur is None else blur
     if blur not in BLURS:
         raise ValueError(f"blur must be one of {BLURS}, got {blur!r}")
     shape = segment.shape
@@ -334,71 +235,31 @@ def _deform_fields(
             np.copyto(dy, 0, where=mask)
             suppressed_fraction = float(np.count_nonzero(mask)) / mask.size
 
+    totals = WarpTotals() if totals is None else totals
     if blur == "reference":
-        deformed, mean_displacement, max_displacement = _warp(
-            segment, smooth_field(dx, sigma), smooth_field(dy, sigma), scratch=False
-        )
+        deformed = np.empty_like(segment)
+        warp_measured(segment, smooth_field(dx, sigma), smooth_field(dy, sigma), 0, deformed, totals)
     else:
         # Warped in the transposed layout the blur leaves: row j, column i of it is pixel (i, j) of the map.
         # The sampled coordinates are the same numbers, so the warp and the statistics are the same too.
         scratch = _scratch("fields_t", (2, shape[1], shape[0]))
         fields_t = smooth_field_transposed(dy, sigma, scratch[0]), smooth_field_transposed(dx, sigma, scratch[1])
-        deformed_t, mean_displacement, max_displacement = _warp(transpose(segment), *fields_t)
+        segment_t = transpose(segment)
+        deformed_t = np.empty_like(segment_t)
+        warp_measured(segment_t, *fields_t, 0, deformed_t, totals)
         deformed = transpose(deformed_t)
     return DeformResult(
         segment=deformed,
         alpha=alpha,
         sigma=sigma,
         suppressed_fraction=suppressed_fraction,
-        mean_displacement=mean_displacement,
-        max_displacement=max_displacement,
-        changed_fraction=float(np.count_nonzero(deformed != segment)) / segment.size,
+        **totals.figures(segment.size),
     )
 
 
-def default_blur(precision: str) -> str:
-    """The blur a precision uses unless told: the reference's for float64 (bit-identical), rows for float32."""
-    return "reference" if precision == "float64" else "rows"
-
-
-def transpose(array: np.ndarray) -> np.ndarray:
-    """``array.T`` as a contiguous array (OpenCV's blocked transpose where it takes the dtype)."""
-    if array.dtype == np.bool_:
-        return transpose(array.view(np.uint8)).view(np.bool_)
-    if array.dtype in _REMAP_DTYPES or array.dtype in (np.float32, np.float64):
-        return cv2.transpose(array)
-    return np.ascontiguousarray(array.T)
-
-
-def _warp(segment: np.ndarray, dx: np.ndarray, dy: np.ndarray, scratch: bool = True) -> tuple[np.ndarray, float, float]:
-    """The warped map and the mean and largest displacement applied (after clipping at the borders).
-
-    Overwrites ``dx`` and ``dy``; ``scratch=False`` (engine 1, kept as it was for the benchmarks) takes the
-    mean on new arrays, as that engine did.
-    """
-    map_x, map_y = sampling_maps(dx, dy)
-    deformed = warp_labels(segment, map_x, map_y)
-    xs, ys = _pixel_grid(segment.shape, "float32")
-    map_x -= xs
-    map_y -= ys
-    # numpy, not cv2.magnitude: OpenCV's result varies in the last bit with
-    # the arrays' memory alignment, and the manifest must not.
-    np.multiply(map_x, map_x, out=map_x)
-    np.multiply(map_y, map_y, out=map_y)
-    magnitude = np.add(map_x, map_y, out=map_x)
-    magnitude = np.sqrt(magnitude, out=magnitude)
-    largest = float(magnitude.max())
-    return deformed, _exact_mean(magnitude, overwrite=scratch), largest
-
-
-def _exact_mean(values: np.ndarray, overwrite: bool = False) -> float:
-    # A float sum's last bits depend on how numpy splits it (memory
-    # alignment, SIMD width). Values fixed to 1/256 px are integers that
-    # float64 adds exactly in any order, so the manifest is byte-identical
-    # however the work was split. Exact for displacements below 65536 px.
-    fixed = np.multiply(values, np.float32(256.0), out=values if overwrite else None)
-    fixed = np.rint(fixed, out=fixed)
-    return float(fixed.sum(dtype=np.float64)) / 256.0 / values.size
+def default_blur(precision: str, engine: int = DEFAULT_ENGINE) -> str:
+    """The blur unless told: the reference's for float64 (bit-identical) and engine 1, rows for float32."""
+    return "reference" if precision == "float64" or engine == 1 else "rows"
 
 
 @dataclass(frozen=True)
@@ -418,7 +279,15 @@ class DeformDraw:
 def draw_deformation(
     random_state: np.random.RandomState, shape: tuple[int, int], params: DeformParams = DEFAULT_PARAMS
 ) -> DeformDraw:
-    """Draw one deformation of a map of ``shape`` from ``random_state``, in the reference code's order."""
+    """Draw one deformation of a map of ``shape`` from ``random_state``, as [`deform`][nsegaug.deform.deform] draws it.
+
+    Engines 1 and 2 draw in the reference code's order; engine 3 its own
+    stream's 16-bit levels as ``u`` (``nsegaug.draws.FastRows``).
+    """
+    if params.engine == 3:
+        draw = FastRows(random_state, len(params.alpha_sigma))
+        noise_x, noise_y = draw.uniform(shape)
+        return DeformDraw(noise_x, noise_y, *params.alpha_sigma[draw.pair_index])
     noise_x, noise_y, pair_index = draw_noise(random_state, shape, len(params.alpha_sigma), params.variant)
     alpha, sigma = params.alpha_sigma[pair_index]
     return DeformDraw(noise_x, noise_y, alpha, sigma)
@@ -444,28 +313,100 @@ def deform(
 ) -> DeformResult:
     """Deform one label map with random draws from ``random_state``.
 
-    Given ``np.random.RandomState(s)``, this draws the same numbers in the
-    same order as the method's reference code for ``params.variant`` and so
-    gives its result (bit for bit with ``precision="float64"``). ``boxes``:
-    the map's :func:`small_component_boxes`, when several copies of one map
-    share them; ``blur``: see :func:`deform_with_noise`.
+    Given ``np.random.RandomState(s)``, engines 1 and 2 (``params.engine``,
+    2 by default) draw the same numbers in the same order as the method's
+    reference code for ``params.variant`` and so give its result (bit for
+    bit with ``precision="float64"``); engine 3 draws the pair, then a seed
+    of its own faster stream (``nsegaug.draws``). ``boxes``: the map's
+    [`small_component_boxes`][nsegaug.deform.small_component_boxes], when several copies of one map share
+    them; ``blur``: see [`deform_with_noise`][nsegaug.deform.deform_with_noise]. Maps above
+    ``nsegaug.bands.WHOLE_MAP_PX`` pixels are deformed in bands of rows,
+    in bounded memory, with the same bytes (``nsegaug.bands``).
     """
+    return _deform(segment, random_state, params, boxes, blur, WarpTotals())
+
+
+def deform_labels(
+    segment: np.ndarray,
+    random_state: np.random.RandomState,
+    params: DeformParams = DEFAULT_PARAMS,
+    boxes: np.ndarray | None = None,
+) -> np.ndarray:
+    """The map [`deform`][nsegaug.deform.deform] gives, byte for byte, without its statistics (what the
+    transforms return).
+
+    The mean and largest displacement and the changed share cost about a
+    fifth of a deformation; a transform in a training pipeline has no use
+    for them.
+    """
+    return _deform(segment, random_state, params, boxes, None, WarpTotals(measure=False)).segment
+
+
+def _deform(
+    segment: np.ndarray,
+    random_state: np.random.RandomState,
+    params: DeformParams,
+    boxes: np.ndarray | None,
+    blur: str | None,
+    totals: WarpTotals,
+) -> DeformResult:
     check_label_map(segment)
     # The labelling does not depend on the draw and releases the GIL, so it
-    # runs on a second core while the Mersenne Twister fills the fields.
+    # runs on a second core while the fields are drawn.
     pending = None
     if params.suppresses and boxes is None:
         pending = _labelling_thread().submit(small_component_boxes, segment, params.area_thresh, params.ignore_index)
-    if (default_blur(params.precision) if blur is None else blur) != "rows":
+    blur = default_blur(params.precision, params.engine) if blur is None else blur
+    banded = bands.is_banded(segment.shape)
+    if params.engine == 3 or banded:
+        if params.engine == 3:
+            draw = FastRows(random_state, len(params.alpha_sigma))
+        else:
+            draw = ReferenceRows(random_state, segment.shape, len(params.alpha_sigma), params.variant)
+        # Engine 3 knows its pair first, and fills the fields a block at a time even on a map deformed whole.
+        boxes = pending.result() if pending else boxes
+        return _deform_in_bands(segment, draw, params, boxes, blur, totals, whole=not banded)
+    if blur != "rows":
         draw = draw_deformation(random_state, segment.shape, params)
-        return apply_deformation(segment, draw, params, pending.result() if pending else boxes, blur)
+        noise = draw.noise_x, draw.noise_y
+        dx, dy = (displacement_field(field, draw.alpha, params.precision) for field in noise)
+        boxes = pending.result() if pending else boxes
+        return _deform_fields(segment, dx, dy, draw.alpha, draw.sigma, params, boxes, blur, totals)
     # The rows blur runs in float32, which rounds u first: the same fields as drawing a DeformDraw and
     # applying it, without the float64 copies. (blur="reference" keeps the engine 1 code, for comparison.)
     u_x, u_y, pair_index = draw_noise_float32(random_state, segment.shape, len(params.alpha_sigma), params.variant)
     alpha, sigma = params.alpha_sigma[pair_index]
     dx = displacement_field(u_x, alpha, out=u_x)
     dy = displacement_field(u_y, alpha, out=u_y)
-    return _deform_fields(segment, dx, dy, alpha, sigma, params, pending.result() if pending else boxes, blur)
+    return _deform_fields(segment, dx, dy, alpha, sigma, params, pending.result() if pending else boxes, blur, totals)
+
+
+def _field_dtype(params: DeformParams, blur: str) -> np.dtype:
+    # The rows blur is a float32 blur, whatever the precision (as deform's float32 path has always drawn it).
+    return np.dtype(np.float32 if blur == "rows" or params.precision == "float32" else np.float64)
+
+
+def _deform_in_bands(
+    segment: np.ndarray,
+    draw,
+    params: DeformParams,
+    boxes: np.ndarray | None,
+    blur: str,
+    totals: WarpTotals,
+    whole: bool = False,
+) -> DeformResult:
+    """A map deformed band by band (see ``nsegaug.bands``): the bytes of the whole-map engine."""
+    if blur not in BLURS:
+        raise ValueError(f"blur must be one of {BLURS}, got {blur!r}")
+    alpha, sigma = params.alpha_sigma[draw.pair_index]
+    if params.suppresses and boxes is None:
+        boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index)
+    boxes = boxes if params.suppresses else None
+    dtype = _field_dtype(params, blur)
+    pad = suppression_pad(alpha)
+    deformed, suppressed = bands.deform_in_bands(segment, draw, alpha, sigma, boxes, pad, dtype, blur, totals, whole)
+    figures = totals.figures(segment.size)
+    return DeformResult(deformed, alpha, sigma, suppressed_fraction=suppressed, **figures)
 
 
 @lru_cache(maxsize=1)

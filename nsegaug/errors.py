@@ -19,19 +19,36 @@ class NsegaugError(Exception):
 
 
 class UsageError(NsegaugError, ValueError):
-    """A request that cannot be met as asked: a parameter out of range, a run refused before it starts."""
+    """A request that cannot be met as asked: a parameter out of range, options that exclude each other, a
+    folder named that is not there."""
 
 
-class OutputInUse(UsageError):
+class RunRefused(NsegaugError, ValueError):
+    """A run refused, before it writes anything, by the state of its output or run folder: held by another run,
+    holding an earlier run's files or files no nsegaug run wrote, or a run that cannot be resumed as asked.
+    Not a usage mistake: the same request runs once the folder allows it (the command line's exit code 3)."""
+
+
+class OutputInUse(RunRefused):
     """An output folder that holds an earlier run's files: resume that run, or overwrite it."""
 
 
-class FolderHeld(UsageError):
-    """An output folder that another run holds now; ``str()`` names the holder (host, pid, start)."""
+class FolderHeld(RunRefused):
+    """An output folder that another run holds now, or one inside or around such a folder; ``str()`` names the
+    holder (host, pid, start)."""
 
 
 class LabelFormatError(NsegaugError, ValueError):
     """A file that is not a usable label map; ``str()`` names the file and the reason."""
+
+    def __init__(self, path: os.PathLike | str, reason: str) -> None:
+        super().__init__(f"{shown_path(path)}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class NotEnoughMemory(NsegaugError, MemoryError):
+    """A map that needs more memory than this process may use; ``str()`` names the file and the estimate."""
 
     def __init__(self, path: os.PathLike | str, reason: str) -> None:
         super().__init__(f"{shown_path(path)}: {reason}")

@@ -17,7 +17,8 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from . import storage
 from .dataset import is_volume, strip_suffix
 from .errors import ManifestError, UsageError, shown_path
+from .io import image_size, size_mismatch
 from .manifest import Manifest, open_manifest
 
 FORMATS = ("csv", "jsonl", "mmseg")
@@ -48,15 +50,18 @@ def manifest_pairs(
     labels: os.PathLike | str | None = None,
     images: os.PathLike | str | None = None,
     verify: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> Iterator[Pair]:
     """The pairs of a ``generate --images`` manifest, in its order (by label, then copy).
 
     ``copies``: ``all`` (sources and copies), ``deformed`` (copies the method
     deformed) or ``original`` (sources only). With ``verify``, every label
     listed is first checked against the checksum its row recorded: one
-    edited since generate is a :class:`ManifestError` naming it.
+    edited since generate is a :class:`ManifestError` naming it. An image
+    whose size is not its label map's is a warning line to ``log`` (by
+    default stderr), naming both.
     """
-    yield from _pairs(open_manifest(manifest), copies, labels, images, verify)
+    yield from _pairs(open_manifest(manifest), copies, labels, images, verify, log)
 
 
 def _pairs(
@@ -65,6 +70,7 @@ def _pairs(
     labels: os.PathLike | str | None,
     images: os.PathLike | str | None,
     verify: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> list[Pair]:
     if copies not in COPIES:
         raise UsageError(f"copies must be one of {', '.join(COPIES)}, got {copies!r}")
@@ -73,7 +79,7 @@ def _pairs(
     labels_root, images_root = opened.folder("labels", labels), opened.folder("images", images)
     if images_root is None:
         raise ManifestError(f"{opened.path}: made without images, so it pairs no label with an image")
-    pairs, recorded = [], []
+    pairs, recorded, sizes = [], [], {}
     for number, row in opened.checked_rows():  # rows of one run, as preview reads them
         if row.image is None:
             raise ManifestError(f"{opened.path}:{number}: {row.label} has no paired image")
@@ -82,11 +88,34 @@ def _pairs(
         label = opened.label_location(row, labels_root)
         pairs.append(Pair(storage.join(images_root, row.image), label, row.label, row.copy, row.deformed))
         recorded.append((f"{opened.path}:{number}", label, row.sha256_output if row.copy else row.sha256_label))
+        # A copy has its source's size (recorded in every row): one check per image, against its source.
+        sizes.setdefault(pairs[-1].image, (storage.join(labels_root, row.label), row.width, row.height))
     if not pairs:
         raise UsageError(f"{opened.path}: no pair to export (copies: {copies})")
     if verify:
         _check_unchanged(recorded)
+    _warn_of_sizes(sizes, log or _on_stderr)
     return pairs
+
+
+def _on_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _warn_of_sizes(sizes: dict, log: Callable[[str], None], threads: int = 8) -> None:
+    """A warning for each image whose size is not its label map's, in list order (the image's header only)."""
+
+    def differs(image, entry) -> str | None:
+        label, width, height = entry
+        try:
+            return size_mismatch(label, (width, height), image, image_size(image))
+        except (OSError, ValueError) as error:  # a missing or unreadable image: the loader will say; so do we
+            return f"{storage.shown(image)}: cannot read its size ({error})"
+
+    with ThreadPoolExecutor(threads) as pool:
+        for line in pool.map(lambda item: differs(*item), sizes.items()):
+            if line is not None:
+                log(f"warning: {line}")
 
 
 def _check_unchanged(recorded: list[tuple[str, Path, str]], threads: int = 8) -> None:
@@ -179,6 +208,7 @@ def mmseg_split(
     labels: os.PathLike | str | None = None,
     images: os.PathLike | str | None = None,
     verify: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> MmsegSplit:
     """The split list and label sets of a manifest as mmseg's ``BaseSegDataset`` reads them.
 
@@ -205,7 +235,7 @@ def mmseg_split(
     images_at: set[tuple[Path, str]] = set()
     sets: dict[int, tuple[Path, str]] = {}
     members: dict[int, int] = {}
-    for pair in _pairs(opened, copies, labels, images, verify):
+    for pair in _pairs(opened, copies, labels, images, verify, log):
         if is_volume(pair.key):
             raise UsageError(
                 f"{shown_path(pair.label)}: a NIfTI volume; mmsegmentation trains on 2D images: export csv or jsonl"

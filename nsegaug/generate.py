@@ -10,7 +10,6 @@ from pathlib import Path
 
 from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
 from .dataset import output_name as make_output_name
-from .deform import ENGINE_VERSION
 from .errors import LabelFormatError, UsageError
 from .io import check_png_level
 from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
@@ -60,8 +59,6 @@ class GenerateConfig(JobConfig):
             **self.source_parameters(),
             "name_template": self.name_template,
             "png_level": self.png_level,
-            # Engine 2 changed float32 outputs: a run of engine 1 is not resumed with engine 2.
-            "engine": ENGINE_VERSION,
             "volume_engine": VOLUME_ENGINE_VERSION,
         }
 
@@ -86,26 +83,36 @@ class GenerateJob(MaskJob):
         return [make_output_name(label, k, self.config.name_template) for k in range(1, self.config.copies + 1)]
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
+        from .components import count_runs
         from .copies import deformed_copies
         from .io import cached_colour_palette, encode_label, read_label
+        from .memory import reserved
         from .storage import sha256_bytes
 
         config = self.config
-        label_image = read_label(source, cached_colour_palette(config.palette), data=data)
-        segment = label_image.indices
-        _check_ignore_index(source, segment, config.params.ignore_index)
-        _check_volume(source, segment, config.params)
-        source_sha = sha256_bytes(data)
-        # Copy 0, the original: lets a training loop draw from all K + 1 labels.
-        rows = [_row(sample, None, 0, None, segment.shape, source_sha, source_sha)]
-        outputs = []
-        drawn = deformed_copies(
-            segment, sample.label, config.copies, config.params, config.seed, config.prob, label_image.spacing
-        )
-        for (copy_index, result), name in zip(drawn, self.outputs(sample.label), strict=True):
-            encoded = encode_label(label_image, result.segment if result else segment, config.png_level)
-            outputs.append(Output(name, encoded))
-            rows.append(_row(sample, name, copy_index, result, segment.shape, source_sha, sha256_bytes(encoded)))
+        # The memory the map will take is held (or waited for, or refused) before it is decoded: workers deform
+        # as many huge maps at once as fit, and one that cannot fit is refused with its estimate. A volume's
+        # header is not an image's: its memory is checked by the volume engine once it is read.
+        size, mode = _header(data)
+        detail = f" ({size[0]}x{size[1]} px)" if size else ""
+        with reserved(map_memory(size, mode, len(data), config.params), source, detail) as held:
+            label_image = read_label(source, cached_colour_palette(config.palette), data=data)
+            segment = label_image.indices
+            _check_ignore_index(source, segment, config.params.ignore_index)
+            _check_volume(source, segment, config.params)
+            if segment.ndim == 2:
+                held.resize(map_memory(size, mode, len(data), config.params, count_runs(segment)), detail)
+            source_sha = sha256_bytes(data)
+            # Copy 0, the original: lets a training loop draw from all K + 1 labels.
+            rows = [_row(sample, None, 0, None, segment.shape, source_sha, source_sha)]
+            outputs = []
+            drawn = deformed_copies(
+                segment, sample.label, config.copies, config.params, config.seed, config.prob, label_image.spacing
+            )
+            for (copy_index, result), name in zip(drawn, self.outputs(sample.label), strict=True):
+                encoded = encode_label(label_image, result.segment if result else segment, config.png_level)
+                outputs.append(Output(name, encoded))
+                rows.append(_row(sample, name, copy_index, result, segment.shape, source_sha, sha256_bytes(encoded)))
         return rows, outputs
 
     def is_complete(self, rows: Mapping[int, object]) -> bool:
@@ -152,6 +159,61 @@ class GenerateJob(MaskJob):
             f"alpha ({alphas}) is the noise amplitude before a blur with sigma, which shrinks it: raise alpha, or "
             "lower sigma, to change more pixels (the paper's alpha = 1 pairs move nothing on most maps)"
         ]
+
+
+# Bytes a pixel of each image mode decodes to, and of the class indices it becomes (nsegaug.io's types).
+_DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I": 4, "RGB": 3, "RGBA": 4}
+_INDEX_BYTES = {"I;16": 2, "I;16B": 2, "I": 4, "RGB": 2, "RGBA": 2}
+# The estimate's margin: the engine's is within 10 % of what it holds (benchmarks/bench_memory.py); the rest is
+# what the allocator keeps between a map's phases.
+MEMORY_MARGIN = 1.25
+
+
+def map_memory(
+    size: tuple[int, int] | None, mode: str | None, file_bytes: int, params: DeformParams, runs: int | None = None
+) -> int:
+    """The most bytes ``generate`` holds for one map of ``size`` (width, height) and image ``mode``.
+
+    Its file, and the largest of: its decoding (Pillow's image, its bytes and
+    the array), or the map with, one after the other, its labelling (once for
+    all copies: ``nsegaug.components.labelling_bytes`` of its ``runs``
+    when counted, else of a street scene's), a deformation with the boxes
+    known (``nsegaug.bands.deform_bytes``, for the largest sigma) while
+    the copy before is still held, and a copy's encoding (the copy, and
+    Pillow's writable copy of it); with a margin for what the allocator keeps.
+    ``size`` None (a header Pillow cannot read): the file alone, and reading
+    it says what is wrong.
+    """
+    from .bands import TYPICAL_RUNS_PER_PX, deform_bytes
+    from .components import labelling_bytes
+
+    if size is None:
+        return file_bytes
+    width, height = size
+    pixels = width * height
+    itemsize = _INDEX_BYTES.get(mode, 1)
+    decoding = pixels * (2 * _DECODED_BYTES.get(mode, 4) + itemsize)
+    sigma = max(sigma for _, sigma in params.alpha_sigma)
+    labelling = labelling_bytes(runs if runs is not None else round(TYPICAL_RUNS_PER_PX * pixels))
+    deformation = deform_bytes((height, width), itemsize, sigma, params.precision, runs=0)
+    deforming = pixels * itemsize + max(labelling, pixels * itemsize + deformation, 2 * pixels * itemsize)
+    return file_bytes + int(MEMORY_MARGIN * max(decoding, deforming))
+
+
+def _header(data: bytes) -> tuple[tuple[int, int] | None, str | None]:
+    """The image's (width, height) and mode from its header, without decoding it (None where Pillow cannot)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size, image.mode
+    except Exception:  # noqa: BLE001 - reading the file itself reports what is wrong with it
+        return None, None
 
 
 def _row(

@@ -18,7 +18,15 @@ import numpy as np
 from . import storage
 from .dataset import find_image, iter_label_files
 from .errors import TrainError, shown_path
-from .io import ColourPalette, LabelFormatError, LabelImage, load_colour_palette, open_image, read_label
+from .io import (
+    ColourPalette,
+    LabelFormatError,
+    LabelImage,
+    load_colour_palette,
+    open_image,
+    read_label,
+    size_mismatch,
+)
 from .manifest import CopyRow, open_manifest
 from .seeding import key_words
 from .storage import sha256_bytes
@@ -219,11 +227,8 @@ def _sample_problems(
         except OSError as error:
             problems.append(f"{path}: unreadable label ({error})")
             continue
-        if (label_height, label_width) != (height, width):
-            problems.append(
-                f"{path}: label is {label_height}x{label_width}, "
-                f"its image {storage.name(sample.image)} is {height}x{width}"
-            )
+        if differs := size_mismatch(path, (label_width, label_height), sample.image, (width, height)):
+            problems.append(differs)
     return problems
 
 

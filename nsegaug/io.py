@@ -330,10 +330,12 @@ def encode_label(like: LabelImage, indices: np.ndarray, png_level: int = DEFAULT
         image = Image.fromarray(indices.astype(np.uint16))
     elif mode == "I":
         image = Image.fromarray(indices.astype(np.int32))
+    elif mode == "P" and like.palette is not None:
+        image = _with_palette(indices, like)
     else:
-        image = Image.fromarray(indices.astype(np.uint8))
+        image = Image.fromarray(indices.astype(np.uint8, copy=False))
         if mode == "P":
-            image = image.convert("P") if like.palette is None else _with_palette(image, like)
+            image = image.convert("P")
     options = {key: value for key, value in like.info.items() if key in _KEPT_INFO}
     if like.format == "PNG":
         options.pop("compression", None)
@@ -343,9 +345,11 @@ def encode_label(like: LabelImage, indices: np.ndarray, png_level: int = DEFAULT
     return buffer.getvalue()
 
 
-def _with_palette(image: Image.Image, like: LabelImage) -> Image.Image:
-    # Reinterpreting the bytes as mode "P" keeps every index as is; Image.convert would remap them.
-    paletted = Image.frombytes("P", image.size, image.tobytes())
+def _with_palette(indices: np.ndarray, like: LabelImage) -> Image.Image:
+    # The indices' bytes as mode "P" keep every index as is (Image.convert would remap them). Mapped, not
+    # copied: putpalette makes the one copy a writable image needs (a 30000x30000 map is 900 MB a copy).
+    pixels = np.ascontiguousarray(indices, dtype=np.uint8)
+    paletted = Image.frombuffer("P", (pixels.shape[1], pixels.shape[0]), pixels, "raw", "P", 0, 1)
     paletted.putpalette(like.palette, like.info.get("palette_mode", "RGB"))
     return paletted
 
@@ -355,3 +359,36 @@ def open_image(location: os.PathLike | str) -> Image.Image:
     from .storage import is_url, read_bytes
 
     return Image.open(io.BytesIO(read_bytes(location))) if is_url(location) else Image.open(location)
+
+
+def image_size(location: os.PathLike | str) -> tuple[int, int]:
+    """An image's (width, height) from its header: only the first bytes Pillow needs are read (of an object in a
+    store, blocks of 64 KiB), never its pixels."""
+    from .storage import filesystem, is_url, with_retries
+
+    if not is_url(location):
+        with Image.open(location) as image:
+            return image.size
+    fs, path = filesystem(location)
+
+    def read() -> tuple[int, int]:
+        with fs.open(path, "rb", block_size=1 << 16) as stream, Image.open(stream) as image:
+            return image.size
+
+    return with_retries(read, location, "cannot read")
+
+
+def size_mismatch(
+    label: os.PathLike | str, label_size: tuple[int, int], image: os.PathLike | str, size: tuple[int, int]
+) -> str | None:
+    """The one line that says a label map and its image differ in size, naming both (sizes as width x height);
+    None when they agree. Every command that pairs them says it in these words: generate, export and preview
+    warn, train refuses."""
+    if tuple(label_size) == tuple(size):
+        return None
+    from .storage import shown
+
+    return (
+        f"{shown(label)}: the label map is {label_size[0]}x{label_size[1]} (width x height), "
+        f"its image {shown(image)} is {size[0]}x{size[1]}"
+    )

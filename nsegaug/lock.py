@@ -55,7 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import storage
-from .errors import FolderHeld, StorageError
+from .errors import FolderHeld, RunRefused, StorageError
 from .local_files import open_own
 from .storage import Location
 
@@ -217,9 +217,9 @@ def _lock_file(path: Path) -> int:
     """An open descriptor of ``path`` that holds its flock, where ``path`` is still that file."""
     while True:
         try:
-            descriptor = open_own(path, os.O_RDWR | os.O_CREAT)  # a link there: an error naming it
-        except StorageError:
-            raise
+            descriptor = open_own(path, os.O_RDWR | os.O_CREAT)
+        except StorageError as error:  # a link there: the folder cannot be taken, nothing is written
+            raise RunRefused(str(error)) from error
         except OSError as error:
             raise StorageError.from_os_error(error, path, "cannot take the output folder") from error
         if not _take(descriptor):

@@ -1,17 +1,48 @@
 """How much memory this process may still take, to refuse work that cannot fit before allocating it.
 
 The smallest of: the system's available memory (``MemAvailable``), the
-cgroup's limit less its use (containers, batch jobs), and the address-space
-limit (``ulimit -v``) less this process's size. Linux only; elsewhere
-nothing is known and nothing is refused.
+cgroup's limit less what its processes hold (containers, batch jobs; cgroup
+v2 and v1, the process's own group and its parents; page cache that the
+kernel can drop is not counted as held), and the address-space limit
+(``ulimit -v``) less this process's size. Linux only; elsewhere nothing is
+known and nothing is refused.
+
+[`reserved`][nsegaug.memory.reserved] shares that memory between the processes of this machine
+that deform large maps (a run's workers, other runs of the same user): each
+holds what its map needs while it works on it, so ``--jobs N`` on huge maps
+deforms as many at once as fit, and a map that cannot fit even alone is
+refused with one line instead of getting the machine's processes killed.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from . import cgroups
+from .errors import NotEnoughMemory, UsageError
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit number; anything near it is none.
+_NO_LIMIT = 1 << 60
+# How often a process waiting for memory that others hold looks again.
+WAIT_POLL_S = 0.2
+# How long a process waits for the ledger's lock itself. Its holders keep it for a read and a write; one that
+# holds it longer was stopped there (Ctrl-Z, SIGSTOP, a debugger): past this, this process counts alone rather
+# than hang every nsegaug run of the machine behind it.
+LEDGER_WAIT_S = 5.0
+# Maps estimated at most this much are deformed without the ledger: the workers a run starts are counted at
+# this much each on top of a worker's own (cpus.memory_workers), so they fit together whatever they work on,
+# and a run of ordinary maps (up to some 6 Mpx) pays no ledger round trip per map nor waits on anyone.
+LEDGER_FLOOR = 256 << 20
 
 
 def available_memory() -> int | None:
@@ -24,20 +55,148 @@ def check_fits(needed: int, what: str) -> None:
     """A :class:`UsageError` naming ``what`` when ``needed`` bytes exceed the memory available."""
     available = available_memory()
     if available is not None and needed > available:
-        raise UsageError(f"{what} needs about {_size(needed)} of memory, and {_size(available)} is available")
+        raise UsageError(f"{what} needs about {size_text(needed)} of memory, and {size_text(available)} is available")
 
 
-def format_size(count: int) -> str:
-    """A byte count as people read it: ``1.5 GiB``."""
-    return _size(count)
-
-
-def _size(count: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
+def size_text(count: float) -> str:
+    """``count`` bytes for a person: ``512 MiB``, ``3.1 GiB``."""
+    for unit in ("B", "KiB", "MiB"):
         if count < 1024:
             return f"{count:.0f} {unit}"
         count /= 1024
-    return f"{count:.1f} TiB"
+    return f"{count:.1f} GiB" if count < 1024 else f"{count / 1024:.1f} TiB"
+
+
+@dataclass
+class Reservation:
+    """Bytes this process holds in the machine's ledger (see [`reserved`][nsegaug.memory.reserved])."""
+
+    token: str
+    needed: int
+    what: str
+    shared: bool = False  # whether it stands in the ledger (maps below LEDGER_FLOOR do not)
+
+    def resize(self, needed: int, detail: str = "") -> None:
+        """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
+        that does not fit is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory], at once (waiting while
+        holding could wait forever)."""
+        if needed <= LEDGER_FLOOR and not self.shared:
+            self.needed = needed  # within what every worker was counted for: nothing to share
+            return
+        with _ledger() as entries:
+            others = sum(held for token, held in entries.items() if token != self.token)
+            if needed > self.needed and not _fits(needed - self.needed, others):
+                raise NotEnoughMemory(self.what, _refusal(needed, others, detail))
+            entries[self.token] = self.needed = needed
+            self.shared = True
+
+
+@contextmanager
+def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
+    """Hold ``needed`` bytes for this process while the block runs.
+
+    Waits while other processes of this machine hold what it needs (they
+    finish and give it back); raises [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory] naming
+    ``what`` (a file) and the estimate when it cannot fit even with nothing
+    else held. With nothing known about the memory, it just runs. A map of at most
+    [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
+    with room for one.
+    """
+    token = f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
+    while needed > LEDGER_FLOOR:
+        with _ledger() as entries:
+            others = sum(entries.values())
+            if _fits(needed, others):
+                entries[token] = needed
+                break
+            if not others or not _fits(needed, 0):
+                raise NotEnoughMemory(what, _refusal(needed, 0, detail))
+        time.sleep(WAIT_POLL_S)
+    reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR)
+    try:
+        yield reservation
+    finally:
+        if reservation.shared:
+            with _ledger() as entries:
+                entries.pop(token, None)
+
+
+def _fits(needed: int, others: int) -> bool:
+    """Whether ``needed`` more bytes fit: in the memory shared with the others' reservations, and in this
+    process's own address space."""
+    shared = [bound for bound in (_meminfo_available(), _cgroup_headroom()) if bound is not None]
+    own = _address_space_headroom()
+    return (not shared or needed <= min(shared) - others) and (own is None or needed <= own)
+
+
+def _refusal(needed: int, others: int, detail: str) -> str:
+    available = available_memory() or 0
+    held = f", {size_text(others)} of it held by other workers" if others else ""
+    return (
+        f"needs about {size_text(needed)} of memory to deform{detail}, and {size_text(available)} is available"
+        f"{held} (what this process may use: available memory, cgroup limit, address-space limit)"
+    )
+
+
+def ledger_path() -> Path:
+    """The file where the processes of this user on this machine record the memory they hold."""
+    return Path(tempfile.gettempdir()) / f"nsegaug-memory-{os.getuid() if hasattr(os, 'getuid') else 0}.json"
+
+
+@contextmanager
+def _ledger() -> Iterator[dict[str, int]]:
+    """The ledger's entries, locked against other processes; entries of processes gone are dropped."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no ledger (and nothing known about the memory there either)
+        yield {}
+        return
+    try:
+        descriptor = os.open(ledger_path(), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError:  # no ledger to share (a link or another user's file there): this process counts alone
+        yield {}
+        return
+    try:
+        if not _lock(descriptor, fcntl):
+            yield {}  # the ledger is held by a stopped process: this process counts alone, as without a ledger
+            return
+        with os.fdopen(os.dup(descriptor), "r+", encoding="utf-8") as file:
+            try:
+                entries = {str(key): int(value) for key, value in json.loads(file.read() or "{}").items()}
+            except (ValueError, AttributeError):
+                entries = {}
+            entries = {token: held for token, held in entries.items() if _alive(token)}
+            yield entries
+            file.seek(0)
+            file.truncate()
+            file.write(json.dumps(entries))
+    finally:
+        os.close(descriptor)  # also releases the lock
+
+
+def _lock(descriptor: int, fcntl) -> bool:
+    """Take the ledger's flock within ``LEDGER_WAIT_S``; False when a holder keeps it longer."""
+    deadline = time.monotonic() + LEDGER_WAIT_S
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
+def _alive(token: str) -> bool:
+    try:
+        os.kill(int(token.split(".")[0]), 0)
+    except ValueError:
+        return False
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _meminfo_available() -> int | None:
@@ -50,17 +209,54 @@ def _meminfo_available() -> int | None:
     return None
 
 
-def _cgroup_headroom() -> int | None:
-    """cgroup v2's ``memory.max`` less ``memory.current`` of this process's cgroup."""
+def _cgroup_headroom(root: Path = CGROUP_ROOT, self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The smallest limit less use over this process's memory cgroup and its parents (v2 and v1)."""
+    headrooms = []
+    for hierarchy, controllers, group in cgroups.entries(self_cgroup):
+        if hierarchy == "0" and not controllers:
+            for mount in (root, root / "unified"):
+                headrooms += [room for folder in cgroups.folders(mount, group) if (room := _v2_headroom(folder))]
+        elif "memory" in controllers:
+            room = _v1_headroom(next(cgroups.folders(root / ",".join(controllers), group)))
+            headrooms += [room] if room is not None else []
+    return min(headrooms) if headrooms else None
+
+
+def _v2_headroom(folder: Path) -> int | None:
+    """cgroup v2: the group's limit less what its processes hold (page cache the kernel can drop not counted)."""
     try:
-        group = Path("/proc/self/cgroup").read_text().strip().splitlines()[0].split("::", 1)[1]
-        folder = Path("/sys/fs/cgroup") / group.lstrip("/")
         limit = (folder / "memory.max").read_text().strip()
         if limit == "max":
             return None
-        return max(0, int(limit) - int((folder / "memory.current").read_text()))
-    except (OSError, ValueError, IndexError):
+        stat = _stat(folder / "memory.stat")
+        held = int((folder / "memory.current").read_text()) - stat.get("file", 0) + stat.get("shmem", 0)
+        return max(0, int(limit) - held)
+    except (OSError, ValueError):
         return None
+
+
+def _v1_headroom(folder: Path) -> int | None:
+    """cgroup v1: the hierarchical limit (the group's or a parent's) less the group's use."""
+    try:
+        stat = _stat(folder / "memory.stat")
+        limit = int((folder / "memory.limit_in_bytes").read_text())
+        limit = min(limit, stat.get("hierarchical_memory_limit", _NO_LIMIT))
+        if limit >= _NO_LIMIT:
+            return None
+        usage = int((folder / "memory.usage_in_bytes").read_text())
+        held = usage - stat.get("total_cache", 0) + stat.get("total_shmem", 0)
+        return max(0, limit - held)
+    except (OSError, ValueError):
+        return None
+
+
+def _stat(path: Path) -> dict[str, int]:
+    values = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            values[key] = int(value)
+    return values
 
 
 def _address_space_headroom() -> int | None:

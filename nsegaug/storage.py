@@ -130,11 +130,31 @@ def take_credentials(location: Location, storage_options: dict | None) -> tuple[
     clean, credentials = url_credentials(location)
     if not credentials:
         return location, storage_options
-    given = storage_options or {}
-    clashing = [name for name, value in credentials.items() if name in given and given[name] != value]
+    return clean, combined_options(storage_options, credentials, public(location))
+
+
+def combined_options(given: dict | None, more: dict | None, source: str = "the URLs") -> dict | None:
+    """``given`` with ``more`` (credentials taken from ``source``) added; a name both set differently is a
+    [`UsageError`][nsegaug.errors.UsageError]: one process has one set of credentials per store."""
+    if not more:
+        return given
+    given = given or {}
+    clashing = [name for name, value in more.items() if name in given and given[name] != value]
     if clashing:
-        raise UsageError(f"{public(location)}: its credentials differ from the storage options' {clashing[0]}")
-    return clean, {**given, **credentials}
+        raise UsageError(f"{source}: its credentials differ from the storage options' {clashing[0]}")
+    return {**given, **more}
+
+
+def use_credentials(*locations: Location) -> list[Location]:
+    """``locations`` without user-info; the credentials they held join this process's storage options
+    (:func:`configure`), so that every location of that store is reached with them, as in every command."""
+    options, cache = settings()
+    clean = []
+    for location in locations:
+        location, options = take_credentials(location, options)
+        clean.append(location)
+    configure(options, cache)
+    return clean
 
 
 # The user-info of any URL inside a text ("--out=s3://KEY:SECRET@bucket/x"): scheme, then up to an "@" before
@@ -150,6 +170,17 @@ def public_text(text: str) -> str:
 def public(location: Location) -> Location:
     """``location`` as it may be recorded or shown: a URL without user-info (credentials)."""
     return _user_info(location)[0] if is_url(location) else location
+
+
+def public_record(value):
+    """A JSON-like record (dicts, lists, strings) with the user-info of every URL in its strings taken out."""
+    if isinstance(value, str):
+        return public_text(value)
+    if isinstance(value, dict):
+        return {name: public_record(item) for name, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public_record(item) for item in value]
+    return value
 
 
 def settings() -> tuple[dict, Path | None]:

@@ -7,7 +7,7 @@ import secrets
 
 import numpy as np
 
-from .deform import DeformResult, deform, draw_coin
+from .deform import DeformResult, deform, deform_labels, draw_coin
 from .params import MethodTransform
 from .seeding import process_identity as _process_identity
 from .seeding import random_state as _derived_state
@@ -55,8 +55,9 @@ class NoisySegmentPlus(MethodTransform):
         return deform(segment, random_state if random_state is not None else self.random_state(), self.deform_params)
 
     def transform(self, segment: np.ndarray, random_state: np.random.RandomState | None = None) -> np.ndarray:
-        """Deform ``segment`` always (no ``prob``) and return the new map."""
-        return self.deform(segment, random_state).segment
+        """Deform ``segment`` always (no ``prob``) and return the new map (the statistics are not computed)."""
+        state = random_state if random_state is not None else self.random_state()
+        return deform_labels(segment, state, self.deform_params)
 
     def __call__(self, results: dict) -> dict:
         """mmseg-style: deform the label maps of ``results`` with probability ``prob``; nothing else changes.

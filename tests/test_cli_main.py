@@ -139,3 +139,30 @@ def test_the_public_names_resolve_and_unknown_names_are_attribute_errors():
         assert getattr(nsegaug, name) is not None
     with pytest.raises(AttributeError, match="no_such_name"):
         getattr(nsegaug, "no_such_name")  # noqa: B009
+
+
+def test_a_refused_run_is_one_line_with_exit_code_3_and_a_usage_mistake_keeps_the_usage_header(tmp_path):
+    """Issue 28, item 4: a run refused by its folder's state is not a usage mistake (real processes)."""
+    from pathlib import Path
+
+    from nsegaug.manifest import META_NAME
+
+    labels = Path(__file__).resolve().parents[1] / "examples" / "data" / "val" / "labels"
+    out = tmp_path / "out"
+
+    def generate(*extra) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(labels), "--out", str(out), "-q"]
+        return subprocess.run([*command, *map(str, extra)], capture_output=True, text=True, timeout=300)
+
+    assert generate("--copies", 1).returncode == 0
+    (out / META_NAME).unlink()
+    refusals = {
+        "used": (generate("--copies", 1), "is not empty; pass --resume to continue that run, or --overwrite"),
+        "no record": (generate("--copies", 1, "--resume"), f"cannot resume: {out / META_NAME} is missing"),
+    }
+    for name, (result, message) in refusals.items():
+        assert result.returncode == 3, (name, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("Error: ") and message in line, name
+    mistake = generate("--copies", 0)
+    assert mistake.returncode == 2 and mistake.stderr.startswith("Usage: nsegaug generate [OPTIONS]\nTry ")

@@ -104,7 +104,7 @@ def test_copies_mirror_the_layout_and_the_manifest_describes_them(dataset, tmp_p
     suppressed = sum(row["suppressed_fraction"] for row in deformed) / len(deformed)
     assert meta["counts"] == {
         "copies_written": 18, "masks_done": 6, "masks_failed": 0, "masks_skipped": 0, "masks_total": 6,
-        "masks_unpaired": 0, "copies_deformed": 18, "copies_unchanged": unchanged,
+        "masks_unpaired": 0, "masks_image_size_differs": 0, "copies_deformed": 18, "copies_unchanged": unchanged,
         "mean_suppressed_fraction": pytest.approx(suppressed, abs=1e-6),
     }  # fmt: skip
     assert meta["warnings"] == [] and meta["kind"] == "generate" and meta["schema"] == 2
@@ -256,10 +256,14 @@ def test_out_inside_the_sources_and_non_empty_out_are_refused(dataset, tmp_path)
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     refused = invoke("--labels", labels, "--copies", 1, "--out", out)
-    assert refused.exit_code == 2 and "--resume" in refused.stderr and "--overwrite" in refused.stderr
+    # A refusal by the folder's state, not a usage mistake: one line, exit code 3, no "Usage:" header.
+    assert refused.exit_code == 3 and "--resume" in refused.stderr and "--overwrite" in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"Error: {out} is not empty; pass --resume to continue that run, or --overwrite"
+    ]
     # --overwrite replaces what nsegaug wrote, never someone's files: keep.txt is named, and kept.
     kept = invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
-    assert kept.exit_code == 2 and "holds files no nsegaug run wrote: keep.txt" in kept.stderr
+    assert kept.exit_code == 3 and "holds files no nsegaug run wrote: keep.txt" in kept.stderr
     assert "move them away" in kept.stderr and "pass --resume" not in kept.stderr
     assert (out / "keep.txt").read_text() == "mine" and sorted(out.iterdir()) == [out / "keep.txt"]
     (out / "keep.txt").unlink()
@@ -271,8 +275,28 @@ def test_resume_with_other_parameters_shows_the_difference(dataset, tmp_path):
     out = tmp_path / "out"
     assert invoke("--labels", labels, "--copies", 2, "--out", out, "--seed", 1).exit_code == 0
     result = invoke("--labels", labels, "--copies", 3, "--out", out, "--seed", 2, "--resume")
-    assert result.exit_code == 2
+    assert result.exit_code == 3 and "Usage:" not in result.stderr
     assert "copies: 2 -> 3" in result.stderr and "seed: 1 -> 2" in result.stderr
+
+
+def test_a_run_recorded_before_volumes_resumes_as_it_ran(dataset, tmp_path):
+    """0.1.0 (0f2d1df) recorded no units and no volume engine: its 2D run is a run in voxels, and resumes."""
+    labels, _ = dataset
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert invoke("--labels", labels, "--copies", 2, "--out", clean).exit_code == 0
+    assert invoke("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
+    meta = json.loads((out / META_NAME).read_text())
+    del meta["parameters"]["units"], meta["parameters"]["volume_engine"]  # as 0.1.0 wrote its record
+    (out / META_NAME).write_text(json.dumps(meta))
+    (out / "aachen" / "aachen_0_gtFine_nsp2.png").unlink()
+    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
+    assert tree(out) == tree(clean)
+    meta["parameters"]["units"] = "mm"  # a parameter the record does name is still compared
+    (out / META_NAME).write_text(json.dumps(meta))
+    refused = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
+    assert refused.exit_code != 0 and "units: 'mm' -> 'voxels'" in refused.stderr
 
 
 def test_resume_repairs_missing_corrupt_and_torn_state(dataset, tmp_path):
@@ -463,5 +487,5 @@ def test_the_png_level_is_a_recorded_choice_of_the_same_pixels(dataset, tmp_path
         assert stored.stat().st_size > 2 * smallest.stat().st_size
         np.testing.assert_array_equal(np.asarray(Image.open(stored)), np.asarray(Image.open(smallest)))
     refused = invoke("--labels", labels, "--copies", 1, "--out", runs["0"], "--png-level", 9, "--resume")
-    assert refused.exit_code == 2 and "png_level: 0 -> 9" in refused.stderr
+    assert refused.exit_code == 3 and "png_level: 0 -> 9" in refused.stderr
     assert invoke("--labels", labels, "--copies", 1, "--out", tmp_path / "x", "--png-level", 10).exit_code == 2

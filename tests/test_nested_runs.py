@@ -87,8 +87,8 @@ def test_a_run_inside_a_running_runs_folder_is_refused_and_loses_nothing(labels,
     with paused_mid_run(labels, outer) as pid:
         extra = ["--copies", 2] if inner_command == "generate" else []
         result = nsegaug(inner_command, "--labels", labels, "--out", inner, "--quiet", *extra)
-        assert result.returncode != 0
-        (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert result.returncode == 3  # refused by the state of the folders, not a usage mistake
+        (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"Error: {inner} is inside {outer}, which is in use by generate run on host ")
         assert f"pid {pid}," in line and "choose an output folder outside it" in line
         assert not inner.exists()  # the folder it made for itself is gone again
@@ -102,8 +102,10 @@ def test_a_run_around_a_running_runs_folder_is_refused_and_leaves_it_whole(label
         before = snapshot(inner)
         for flags in ([], ["--overwrite"], ["--resume"]):
             result = nsegaug("generate", "--labels", labels, "--out", outer, "--copies", 2, "--quiet", *flags)
-            assert result.returncode != 0
-            assert f"Error: {outer} contains {inner}, which is in use by generate run on host " in result.stderr
+            assert result.returncode == 3
+            assert result.stderr.startswith(
+                f"Error: {outer} contains {inner}, which is in use by generate run on host "
+            )
             assert f"pid {pid}," in result.stderr
             assert snapshot(inner) == before
     assert ends_as_listed(inner)
@@ -118,7 +120,7 @@ def test_a_finished_run_inside_is_named_and_never_taken_for_the_outer_runs(label
     before = snapshot(outer / "inner")
     for flags in (["--overwrite"], ["--resume"]):
         result = nsegaug("generate", "--labels", labels, "--out", outer, "--copies", 2, *flags)
-        assert result.returncode != 0
+        assert result.returncode == 3
         assert f"holds the folder of another nsegaug run: {outer / 'inner'};" in result.stderr
         assert snapshot(outer / "inner") == before
 
@@ -148,7 +150,7 @@ def test_a_training_run_folder_inside_a_running_runs_folder_is_refused(labels, t
         run = tmp_path / "A" / "run"
         arguments = ["--manifest", manifest, "--val-labels", val / "labels", "--val-images", val / "images"]
         result = nsegaug("train", *arguments, *TINY_TRAIN, "--iters", 1, "--out", run)
-        assert result.returncode != 0 and f"{run} is inside {tmp_path / 'A'}, which is in use by" in result.stderr
+        assert result.returncode == 3 and f"{run} is inside {tmp_path / 'A'}, which is in use by" in result.stderr
         assert f"pid {pid}," in result.stderr and not run.exists()
 
 
@@ -181,8 +183,8 @@ def test_a_holder_lets_the_processes_it_starts_nest_in_its_folder_and_no_one_els
     (with_it, with_it_err), (without, without_err), (elsewhere, elsewhere_err) = json.loads(script.stdout)
     assert with_it == 0, with_it_err
     assert ends_as_listed(study / "data" / "copies")
-    assert without != 0 and f"is inside {study}, which is in use by study run" in without_err
-    assert elsewhere != 0 and f"is inside {other}, which is in use by generate run" in elsewhere_err
+    assert without == 3 and f"is inside {study}, which is in use by study run" in without_err
+    assert elsewhere == 3 and f"is inside {other}, which is in use by generate run" in elsewhere_err
     assert not (study / LOCK_NAME).exists()
 
 
@@ -226,7 +228,7 @@ def test_in_a_bucket_a_run_nested_with_a_held_prefix_is_refused(bucket, labels, 
     storage.configure(bucket)
     with hold(f"s3://out/{held}", "generate") as holder:
         result = generate_into(bucket, labels, f"s3://out/{out}")
-        assert result.exit_code != 0
+        assert result.exit_code == 3
         assert f"s3://out/{out} {said} s3://out/{held}, which is in use by generate run" in result.stderr
         assert f"pid {holder['pid']}," in result.stderr
         storage.configure(bucket)

@@ -288,7 +288,7 @@ def test_refusals_exit_2_with_the_reason(labels, tmp_path):
     assert inside.exit_code == 2 and "is inside" in inside.stderr
     assert invoke("--labels", labels, "--out", tmp_path / "n").exit_code == 0
     again = invoke("--labels", labels, "--out", tmp_path / "n", "--seed", 9, "--resume")
-    assert again.exit_code == 2 and "seed: 0 -> 9" in again.stderr
+    assert again.exit_code == 3 and "seed: 0 -> 9" in again.stderr
 
 
 def test_the_noisy_folder_is_a_label_folder_for_generate_and_preview(labels, tmp_path):
@@ -312,5 +312,5 @@ def test_a_generate_manifest_is_not_resumed_as_noise(labels, tmp_path):
         == 0
     )
     result = invoke("--labels", labels, "--out", out, "--resume")
-    assert result.exit_code == 2 and "the record of a generate run, not of noise" in result.stderr
+    assert result.exit_code == 3 and "the record of a generate run, not of noise" in result.stderr
     assert os.path.exists(out / MANIFEST_NAME)

@@ -123,7 +123,7 @@ def test_resume_without_the_runs_record_is_refused(labels, tmp_path):
     (out / META_NAME).unlink()
     before = snapshot(out)
     result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume", "--seed", 5)
-    assert result.exit_code == 2
+    assert result.exit_code == 3 and "Usage:" not in result.stderr
     assert f"cannot resume: {out / META_NAME} is missing" in result.stderr
     assert snapshot(out) == before
 
@@ -196,8 +196,8 @@ def test_a_second_run_is_refused_while_the_first_writes_naming_the_holder(tmp_pa
             time.sleep(0.02)
         for flag in ("--overwrite", "--resume"):
             second = generate("--labels", SAMPLES / "train" / "labels", "--copies", 12, "--out", out, flag, "-q")
-            assert second.exit_code == 2
-            line = second.stderr.strip().splitlines()[-1]
+            assert second.exit_code == 3
+            (line,) = second.stderr.strip().splitlines()
             assert line.startswith(f"Error: {out} is in use by generate run on host {socket.gethostname()}, ")
             assert f"pid {first.pid}, started 20" in line
         assert first.wait(timeout=300) == 0
@@ -231,7 +231,7 @@ def test_a_run_folder_is_held_by_its_training_until_that_process_ends(tmp_path):
         while not (run / "config.json").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         second = CliRunner().invoke(main, [*arguments, "--iters", "1", "--overwrite"])
-        assert second.exit_code == 2
+        assert second.exit_code == 3
         line = second.stderr.strip().splitlines()[-1]
         assert line.startswith(f"Error: {run} is in use by train run on host {socket.gethostname()}, pid {first.pid}")
     finally:

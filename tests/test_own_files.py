@@ -63,7 +63,7 @@ def test_a_link_named_as_the_lock_is_refused_and_its_target_untouched(labels, tm
     link = plant(out, LOCK_NAME, victim)
     extra = ["--copies", 1] if command == "generate" else []
     result = nsegaug(command, "--labels", labels, "--out", out, "--quiet", *extra)
-    assert result.returncode != 0, result.stderr
+    assert result.returncode == 3, result.stderr  # the folder cannot be taken: refused before anything is written
     assert victim.read_bytes() == PRECIOUS
     assert result.stderr.strip().splitlines() == [
         f"Error: {link}: a link (to {victim}) where nsegaug keeps a file of its own; it never writes through a "
@@ -85,7 +85,7 @@ def test_train_refuses_a_run_folder_whose_lock_name_is_a_link_and_leaves_its_tar
     arguments = ["--manifest", tmp_path / "gen", "--val-labels", val / "labels", "--val-images", val / "images"]
     for extra in ([], ["--overwrite"]):
         result = nsegaug("train", *arguments, *TINY_TRAIN, "--iters", 1, "--out", run, *extra)
-        assert result.returncode != 0 and f"{link}: a link (to {victim})" in result.stderr, result.stderr
+        assert result.returncode == 3 and f"{link}: a link (to {victim})" in result.stderr, result.stderr
         assert victim.read_bytes() == PRECIOUS
         assert sorted(path.name for path in run.iterdir()) == [LOCK_NAME]
 

@@ -6,6 +6,7 @@ Every run here goes into a real S3 server (moto's, on 127.0.0.1), with credentia
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
 from pathlib import Path
@@ -127,3 +128,100 @@ def test_the_dask_task_graph_carries_no_storage_secret(server, monkeypatch):
     assert b"process_mask" in seen  # the tasks were seen
     assert OPTION_TOKEN.encode() not in seen
     assert "not sent to the workers" in result.output
+
+
+# --- train and evaluate (issue 28, item 3) ---------------------------------------------------------------------
+
+
+def every_byte(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``, and every member of each zip inside (a torch checkpoint is a zip of pickles)."""
+    import zipfile
+
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            found[path.relative_to(folder).as_posix()] = path.read_bytes()
+            if zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as archive:
+                    for member in archive.namelist():
+                        found[f"{path.name}!{member}"] = archive.read(member)
+    return found
+
+
+@needs_moto
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+@pytest.mark.parametrize("in_environment", [False, True], ids=["urls-only", "environment-too"])
+def test_train_and_evaluate_take_credentials_from_urls_and_record_none_of_them(server, tmp_path, in_environment):
+    import os
+    import subprocess
+    import sys
+
+    url, fs = server
+    typed = f"s3://{URL_KEY}:UrlSecret%2B123@"
+    gen = f"out/for-train-{in_environment}"
+    assert run_into_bucket(url, gen).exit_code == 0
+    # The endpoint and a session token in the options; the key and the secret in the URLs: without credentials in
+    # its environment, a run that did not take them from there could not read a thing.
+    options = json.dumps(
+        {"client_kwargs": {"endpoint_url": url, "region_name": "us-east-1", "aws_session_token": OPTION_TOKEN}}
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    if in_environment:  # credentials of their own too: the records must still hold none of the URLs'
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    env["OMP_NUM_THREADS"] = "1"
+    run = tmp_path / "run"
+
+    def nsegaug(*arguments) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "nsegaug", *map(str, arguments), "--storage-options", options]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    data = ["--val-labels", typed + "data/labels", "--val-images", typed + "data/images", "--workers", 0]
+    tiny = ["--num-classes", 19, "--width", 4, "--batch-size", 2, "--crop", 64, 64, "--iters", 2, "--quiet"]
+    trained = nsegaug("train", "--manifest", typed + gen, *data, *tiny, "--out", run)
+    assert trained.returncode == 0, trained.stderr
+    checkpoint = ["--checkpoint", run / "best.pt", "--out", run / "evaluation.json"]
+    evaluated = nsegaug("evaluate", *checkpoint, "--labels", typed + "data/labels", "--images", typed + "data/images")
+    assert evaluated.returncode == 0, evaluated.stderr
+    files = every_byte(run)
+    assert {"config.json", "metrics.json", "best.pt", "last.pt", "evaluation.json"} <= set(files)
+    assert any(name.startswith("best.pt!") and name.endswith(".pkl") for name in files)  # the pickles were opened
+    assert_no_secret(files, trained.stdout + trained.stderr + evaluated.stdout + evaluated.stderr)
+    config = json.loads(files["config.json"])["config"]
+    assert config["manifest"] == f"s3://{gen}" and config["val_labels"] == "s3://data/labels"
+    assert json.loads(files["evaluation.json"])["labels"] == "s3://data/labels"
+    # Resumed with the URLs typed again: the recorded and the typed settings compare equal without their credentials.
+    resumed = nsegaug("train", "--out", run, "--resume", "--iters", 3, "--val-labels", typed + "data/labels", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_no_secret(every_byte(run), resumed.stdout + resumed.stderr)
+
+
+@needs_moto
+def test_a_studys_plan_records_and_unit_logs_hold_no_credential(server, tmp_path, monkeypatch):
+    from nsegaug.study.driver import STUDY_RECORD, plan_text
+    from nsegaug.study.plan import plan_units
+    from nsegaug.study.run import UNITS_LOG, UnitLog, run_unit
+    from nsegaug.study.spec import build_spec
+
+    url, _ = server
+    typed = f"s3://{URL_KEY}:UrlSecret%2B123@data/"
+    data = {"labels": typed + "labels", "images": typed + "images", "val_labels": typed + "labels"}
+    tables = {
+        "data": {**data, "val_images": typed + "images", "num_classes": 19},
+        "study": {"conditions": ["clean", "noisy"]},
+    }
+    spec = build_spec({**tables, "noise": {}})
+    study = tmp_path / "study"
+    units = plan_units(spec, study)
+    assert all(URL_KEY in " ".join(unit.argv) for unit in units)  # each unit's process gets them, as typed
+    # The records the study writes: its description and commands (study.json, results.json and .md), the plan.
+    (study / STUDY_RECORD).parent.mkdir(parents=True)
+    record = {"study": spec.to_dict(), "commands": [unit.shell() for unit in units]}
+    (study / STUDY_RECORD).write_text(json.dumps(record))
+    # A real unit's process, against the S3 server: its line in units.jsonl and its log.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    (noise,) = [unit for unit in units if unit.kind == "noise"]
+    assert run_unit(noise, {}, study / "logs" / "noise.log", UnitLog(study / UNITS_LOG)) is not None
+    assert json.loads((study / "data" / "noisy" / "manifest.meta.json").read_text())["status"] == "complete"
+    files = {path.name: path.read_bytes() for path in study.rglob("*") if path.is_file()}
+    assert {STUDY_RECORD, UNITS_LOG, "noise.log"} <= set(files)
+    assert_no_secret(files, plan_text(spec, units, 1))

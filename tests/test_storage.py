@@ -518,11 +518,11 @@ def test_a_bucket_held_by_a_live_run_elsewhere_is_refused_and_a_dead_local_holde
     lock = "out/held/.nsegaug.lock"
     s3["fs"].pipe_file(lock, json.dumps({"host": "gpu-node-7", "pid": 4242, "started": "2026-12-01T10:00:00+00:00"}))
     refused = invoke("generate", *arguments, "--out", "s3://out/held")
-    assert refused.exit_code == 2
-    assert refused.stderr.strip().splitlines()[-1] == (
+    assert refused.exit_code == 3
+    assert refused.stderr.strip().splitlines() == [
         "Error: s3://out/held is in use by a run on host gpu-node-7, pid 4242, started 2026-12-01T10:00:00+00:00; "
         "if that run is gone, remove s3://out/held/.nsegaug.lock and start again"
-    )
+    ]
     assert s3["fs"].find("out/held", refresh=True) == [lock]  # nothing written
     # A run of this host whose process is gone left its lock: the next run breaks it, and leaves none.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

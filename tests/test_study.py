@@ -569,3 +569,25 @@ def test_a_second_study_on_a_held_folder_is_refused_at_once_naming_the_holder(tm
         os.killpg(first.pid, signal.SIGINT)
         first.wait(timeout=60)
     assert first.returncode == 130  # the first study was not disturbed: stopped only by its Ctrl-C
+
+
+@pytest.mark.parametrize("log", ["units", "unit"])
+def test_the_studys_own_logs_are_never_appended_through_a_link(tmp_path, log):
+    """A link planted where the study keeps its units log or a unit's log: one error naming it, its target
+    untouched (issue 28, item 1, for the study's own files)."""
+    from nsegaug.errors import StorageError
+    from nsegaug.study.run import UNITS_LOG, UnitLog, _append
+
+    out, target = tmp_path / "study", tmp_path / "elsewhere.txt"
+    target.write_text("someone's file\n")
+    unit = plan_units(build_spec({"data": DATA, "train": TINY}), out)[0]
+    link = out / UNITS_LOG if log == "units" else out / "logs" / f"{unit.name}.log"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target)
+    with pytest.raises(StorageError, match="a link .* where nsegaug keeps a file of its own"):
+        if log == "units":
+            UnitLog(link).add(unit, "start")
+        else:
+            with _append(link) as handle:
+                handle.write("line\n")
+    assert target.read_text() == "someone's file\n"

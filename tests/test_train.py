@@ -403,7 +403,7 @@ def test_train_online_deforms_the_originals_on_the_device_and_needs_no_copies(ma
     assert all(0 <= point["changed_fraction"] < 0.5 for point in points)
     assert sum(point["changed_fraction"] for point in points) > 0
     changed = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--iters", "4", "--alpha-sigma", "1:3"])
-    assert changed.exit_code == 2 and "alpha_sigma: [[30, 3], [50, 5]] -> [[1, 3]]" in changed.output
+    assert changed.exit_code == 3 and "alpha_sigma: [[30, 3], [50, 5]] -> [[1, 3]]" in changed.output
 
 
 @needs_torch
@@ -481,7 +481,7 @@ def test_cli_resume_extends_a_finished_run_and_refuses_changed_settings(manifest
     assert "resuming at step 2" in again.output
     assert [json.loads(line)["step"] for line in (out / "loss.jsonl").read_text().splitlines()] == [1, 2, 3]
     changed = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--iters", "4", "--lr", "0.5"])
-    assert changed.exit_code == 2 and "lr: None -> 0.5" in changed.output
+    assert changed.exit_code == 3 and "lr: None -> 0.5" in changed.output
 
 
 @needs_torch
@@ -563,7 +563,9 @@ def test_bad_training_data_is_refused_before_training_with_a_count_and_the_files
     assert result.exit_code == 1
     assert "2 problem(s) in the training data" in result.output
     assert "scene_0003_nsp1.png: label file not found" in result.output
-    assert "scene_0005_nsp2.png: label is 50x100, its image scene_0005.jpg is 256x512" in result.output
+    # The words generate, export and preview use too (io.size_mismatch): width x height, both files named.
+    assert "scene_0005_nsp2.png: the label map is 100x50 (width x height), its image " in result.output
+    assert "train/images/scene_0005.jpg is 512x256" in result.output
     assert not (tmp_path / "run").exists()
 
 
@@ -593,9 +595,9 @@ def test_an_existing_run_folder_is_not_overwritten_silently(manifest, val, tmp_p
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     refused = train_cli(manifest, val, out, "--iters", "1")
-    assert refused.exit_code == 2 and "--resume" in refused.output and "--overwrite" in refused.output
+    assert refused.exit_code == 3 and "--resume" in refused.output and "--overwrite" in refused.output
     nothing = train_cli(manifest, val, tmp_path / "empty", "--iters", "1", "--resume")
-    assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
+    assert nothing.exit_code == 3 and "nothing to resume" in nothing.output
     overwritten = train_cli(manifest, val, out, "--iters", "1", "--overwrite")
     assert overwritten.exit_code == 0, overwritten.output
     assert (out / "notes.txt").read_text() == "mine" and (out / "metrics.json").exists()

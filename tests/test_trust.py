@@ -383,12 +383,16 @@ def test_workers_stop_promptly_when_the_parent_dies(tmp_path, how):
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="needs dask.distributed")
 def test_ctrl_c_with_dask_prints_one_line_not_the_workers_tracebacks(tmp_path):
     out = tmp_path / "out"
+    # Interrupted in a known state, not after a time: masks done (their rows written) and more in flight on the
+    # workers, so the client still tracks futures when the cluster closes, whatever the machine's load.
     process = start(out, "--backend", "dask")
     os.killpg(process.pid, signal.SIGINT)  # the whole process group, as a terminal's Ctrl-C
     stderr = process.communicate(timeout=120)[1].decode()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
-    assert "interrupted; finish with" in stderr and status(out) == "interrupted"
+    # Not a line of Dask's own (its loggers write "<time> - distributed.x - LEVEL - ..."): only the run's.
+    assert not [line for line in stderr.splitlines() if " - distributed." in line or " - tornado." in line], stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted; finish with") and status(out) == "interrupted"
 
 
 # --- 10 to 15. parameters and names ---------------------------------------------------------------------------------
@@ -518,7 +522,7 @@ def test_a_folder_without_nsegaugs_record_is_never_taken_for_a_run(labels, tmp_p
     shutil.copytree(labels, out)
     before = tree(out)
     result = noise("--labels", labels, "--out", out, "--overwrite")
-    assert result.exit_code == 2 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
+    assert result.exit_code == 3 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
     assert tree(out) == before
 
 
@@ -604,7 +608,7 @@ def test_a_used_run_folder_is_refused_as_generate_refuses_a_used_out(tmp_path):
     (run / "notes.txt").write_text("mine")
     (run / ".last.pt.123-456.tmp").write_bytes(b"half a checkpoint")
     refused = train(tmp_path / "gen", run)  # the manifest's folder is enough
-    assert refused.exit_code == 2 and "is not empty; pass --resume" in refused.stderr
+    assert refused.exit_code == 3 and "is not empty; pass --resume" in refused.stderr
     assert train(tmp_path / "gen", run, "--overwrite").exit_code == 0
     assert not list(run.glob(".*.tmp")) and (run / "notes.txt").read_text() == "mine"
 

@@ -6,9 +6,20 @@ modules import click and nsegaug's pure-Python parts only, and the heavy
 libraries (NumPy, OpenCV, torch) inside the command body. ``nsegaug --help``
 itself is answered by :mod:`nsegaug._entry`, without click.
 
-Exit codes: 0 done; 1 the work failed (a bad file, an I/O fault, a refused
-checkpoint); 2 a usage mistake or a run refused as asked; 130 Ctrl-C; 143
-SIGTERM.
+Exit codes, the same for every command:
+
+- 0: done;
+- 1: the work failed (a bad file, an I/O fault, training data or a checkpoint
+  that cannot be used);
+- 2: a usage mistake on the command line (a bad flag or value, options that
+  exclude each other, a folder named that is not there), under click's
+  ``Usage:`` header;
+- 3: a run refused by the state of its folder, before it wrote anything
+  (another run holds it, or a folder inside or around it; it holds an
+  earlier run's files: ``--resume`` or ``--overwrite``; files nsegaug did
+  not write; a run that cannot be resumed as asked): one ``Error:`` line, no
+  usage header, since the command line itself was right;
+- 130: Ctrl-C; 143: SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ import threading
 import click
 
 from .._version import __version__
-from ..errors import NsegaugError, OutputInUse, StorageError, UsageError
+from ..errors import NsegaugError, OutputInUse, RunRefused, StorageError, UsageError
 
 # name -> its one-line help; each is a module under nsegaug.cli defining a click command of the same name.
 # The lines are the commands' own (a test keeps them equal): ``nsegaug --help`` lists the commands without
@@ -37,6 +48,16 @@ COMMANDS = {
     "study": "Run a paired study on your data: does NSegment+ help, with confidence intervals.",
     "train": "Train a segmentation model on a generated dataset and evaluate it.",
 }
+
+
+# The exit code of a run refused by the state of its folder (see the module docstring).
+EXIT_REFUSED = 3
+
+
+class Refused(click.ClickException):
+    """A refused run as the command line shows it: one ``Error:`` line, exit code ``EXIT_REFUSED``."""
+
+    exit_code = EXIT_REFUSED
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,7 +75,9 @@ class Command(click.Command):
         try:
             return super().invoke(ctx)
         except OutputInUse as error:
-            raise click.UsageError(f"{error}; pass --resume to continue that run, or --overwrite", ctx) from error
+            raise Refused(f"{error}; pass --resume to continue that run, or --overwrite") from error
+        except RunRefused as error:
+            raise Refused(str(error)) from error
         except UsageError as error:
             raise click.UsageError(str(error), ctx) from error
         except NsegaugError as error:

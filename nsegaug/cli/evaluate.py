@@ -66,7 +66,7 @@ def evaluate(
     # The file first: a reader that stops reading the table (| head) must not cost it.
     if out is not None:
         write_file(out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))
-        click.echo(f"wrote {out}", err=True)
+        click.echo(f"wrote {storage.shown(out)}", err=True)
     click.echo(
         f"{result['images']} images, step {result['step']}: mIoU {_show(result['miou'])}, "
         f"boundary mIoU {_show(result['boundary_miou'])}, band mIoU {_show(result['band_miou'])} "

@@ -87,7 +87,8 @@ def export(manifest, form, copies, relative_to, labels, images, out, allow_chang
         write_file(out, split.split_text().encode("utf-8"))
         ann_file = str(out) if relative_to is None else shown(out, relative_to)
         click.echo(split.config(ann_file, relative_to=relative_to), nl=False)
-        click.echo(f"wrote {out}: {len(split.names)} names, {len(split.datasets)} label set(s)", err=True)
+        written = f"{len(split.names)} names, {len(split.datasets)} label set(s)"
+        click.echo(f"wrote {storage.shown(out)}: {written}", err=True)
         return
     pairs = list(manifest_pairs(manifest, copies, labels, images, verify))
     text = (pairs_csv if form == "csv" else pairs_jsonl)(pairs, relative_to)
@@ -95,4 +96,4 @@ def export(manifest, form, copies, relative_to, labels, images, out, allow_chang
         click.echo(text, nl=False)
     else:
         write_file(out, text.encode("utf-8"))
-        click.echo(f"wrote {out}: {len(pairs)} pairs", err=True)
+        click.echo(f"wrote {storage.shown(out)}: {len(pairs)} pairs", err=True)

@@ -139,7 +139,8 @@ def preview(out, stats, as_json, storage_options, **options):
     sheet = sheets.build_preview(request, index, _warn)
     write_file(out, sheet.encoded(form))
     what = "grid of" if request.grid else "sheet of"
-    click.echo(f"wrote {out}: {what} {sheet.masks} mask(s), {sheet.image.width}x{sheet.image.height} px", err=True)
+    size = f"{sheet.image.width}x{sheet.image.height} px"
+    click.echo(f"wrote {storage.shown(out)}: {what} {sheet.masks} mask(s), {size}", err=True)
 
 
 def _warn(message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import os
 import signal
 import threading
@@ -65,9 +66,16 @@ def _dask_backend(config: JobConfig, workers: int, secrets: dict):
         cluster = None
     else:
         # The cluster's processes inherit an ignored SIGINT: Ctrl-C is the parent's to handle, which closes
-        # the cluster; otherwise every worker prints its own KeyboardInterrupt traceback.
+        # the cluster; otherwise every worker prints its own KeyboardInterrupt traceback. Their log says errors
+        # only: a stopped run's cancelled tasks are a warning each there, and nothing the user has to act on.
         with _sigint_ignored():
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
         if secrets:  # workers of this machine, started here: given the secrets apart from the graph
             from ..dask_secrets import StorageSecrets
@@ -77,9 +85,31 @@ def _dask_backend(config: JobConfig, workers: int, secrets: dict):
         with parallel_config(backend="dask"):
             yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with _dask_logs_silenced():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+# The loggers of Dask and of the event loop it runs on (tornado), with every child distributed's config set up.
+DASK_LOGGERS = ("distributed", "tornado")
+
+
+@contextmanager
+def _dask_logs_silenced():
+    """No line from Dask while a run's client and cluster close. Closing them with tasks still in flight (Ctrl-C,
+    a stop at the first error) fails the futures the client still tracks, and tornado logs each with the traceback
+    of a closed connection: the end of a run the user stopped, not a fault to report. The run reports itself."""
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] in DASK_LOGGERS]
+    loggers = [logging.getLogger(name) for name in {*DASK_LOGGERS, *names}]
+    disabled = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, disabled, strict=True):
+            logger.disabled = was
 
 
 @contextmanager

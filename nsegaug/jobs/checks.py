@@ -7,9 +7,9 @@ from pathlib import Path
 
 from .. import storage
 from ..dataset import is_inside
-from ..errors import OutputInUse, UsageError
+from ..errors import OutputInUse, RunRefused, UsageError
 from ..lock import LOCK_NAME
-from ..manifest import META_NAME, parameter_differences, read_meta, resolved_parameters
+from ..manifest import KINDS, META_NAME, parameter_differences, read_meta, resolved_parameters
 from ..storage import is_url, join
 from .job import MaskJob
 
@@ -53,19 +53,20 @@ def check_folder(job: MaskJob, resume: bool, overwrite: bool, names: list[str] |
     meta_path = join(config.out, META_NAME)
     if resume and used and not storage.exists(meta_path):
         # Without its record nothing says which parameters made the files there: they cannot be continued.
-        raise UsageError(
+        raise RunRefused(
             f"cannot resume: {storage.shown(meta_path)} is missing, so nothing records how the files in "
             f"{storage.shown(config.out)} were made; start again (overwrite) or choose another output folder"
         )
     if resume and used:
         old = read_meta(meta_path)
         if old.kind != job.kind:
-            raise UsageError(f"cannot resume: {meta_path} is the record of a {old.kind} run, not of {job.kind}")
+            raise RunRefused(f"cannot resume: {meta_path} is the record of a {old.kind} run, not of {job.kind}")
+        recorded = KINDS[old.kind].recorded_parameters(old.parameters)
         differences = parameter_differences(
-            resolved_parameters(old.parameters, config.out), resolved_parameters(job.parameters(), config.out)
+            resolved_parameters(recorded, config.out), resolved_parameters(job.parameters(), config.out)
         )
         if differences:
-            raise UsageError("cannot resume with different parameters:\n  " + "\n  ".join(differences))
+            raise RunRefused("cannot resume with different parameters:\n  " + "\n  ".join(differences))
 
 
 def check_dask(scheduler: str | None) -> None:

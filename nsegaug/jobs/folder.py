@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from .. import storage
 from ..dataset import is_inside
-from ..errors import ManifestError, StorageError, UsageError, shown_path
+from ..errors import ManifestError, RunRefused, StorageError, shown_path
 from ..lock import LOCK_NAME
 from ..manifest import KINDS, MANIFEST_NAME, META_NAME, RunMeta, iter_mask_groups, read_meta
 from ..storage import Location, is_url, join
@@ -79,7 +79,7 @@ def prepare_output(
     have written before being stopped) are removed with ``overwrite``, also
     when that run was of another kind or its records are damaged; a file no
     earlier nsegaug run could have written, or another run's folder inside,
-    stops the run (:class:`UsageError` naming it): the folder may hold
+    stops the run ([`RunRefused`][nsegaug.errors.RunRefused] naming it): the folder may hold
     someone's data. ``names``: the folder's listing, when the caller has it.
     """
     out = job.config.out
@@ -95,7 +95,7 @@ def prepare_output(
     if foreign:
         shown = ", ".join(shown_path(name) for name in foreign[:SHOWN_FILES])
         more = f" and {len(foreign) - SHOWN_FILES} more" if len(foreign) > SHOWN_FILES else ""
-        raise UsageError(
+        raise RunRefused(
             f"{storage.shown(out)} holds files no nsegaug run wrote: {shown}{more}; "
             "move them away, or choose another output folder"
         )
@@ -129,12 +129,12 @@ def other_run_folders(names: list[str]) -> list[str]:
 
 def refuse_other_runs_inside(out: Location, names: list[str]) -> None:
     """Refuse a run into a folder that holds another run's folder: its clean-up would take that run's files for
-    its own ([`UsageError`][nsegaug.errors.UsageError] naming them)."""
+    its own ([`RunRefused`][nsegaug.errors.RunRefused] naming them)."""
     inner = other_run_folders(names)
     if inner:
         shown = ", ".join(storage.shown(join(out, name)) for name in inner[:SHOWN_FILES])
         more = f" and {len(inner) - SHOWN_FILES} more" if len(inner) > SHOWN_FILES else ""
-        raise UsageError(
+        raise RunRefused(
             f"{storage.shown(out)} holds the folder of another nsegaug run: {shown}{more}; nsegaug never removes "
             "another run's files nor mixes its own with them: move it away, or choose another output folder"
         )

@@ -29,6 +29,7 @@ class MaskOutcome:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     unpaired: bool = False
+    size_differs: str | None = None  # the line saying its image has another size (io.size_mismatch)
 
 
 class MaskJob:
@@ -76,6 +77,7 @@ class JobSummary:
     skipped: int = 0  # masks already complete (resume)
     failed: int = 0
     unpaired: int = 0  # masks without an image (with images)
+    size_differs: list[str] = field(default_factory=list)  # masks whose image has another size: the lines said
     elapsed: float = 0.0
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

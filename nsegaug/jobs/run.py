@@ -53,9 +53,10 @@ def run_job(
     """Run ``job`` over its label folder; see :mod:`nsegaug.jobs` for the guarantees.
 
     Returns the summary; bad masks are counted in it (and stop the run with
-    ``on_error="fail"``). Raises :class:`UsageError` (refused before anything
-    is written; :class:`~nsegaug.errors.FolderHeld` while another run holds the
-    output folder), :class:`StorageError` (the output folder failed: the run is
+    ``on_error="fail"``). Raises :class:`UsageError` (a request that cannot be
+    met), :class:`~nsegaug.errors.RunRefused` (refused by the state of the output
+    folder before anything is written; :class:`~nsegaug.errors.FolderHeld` while
+    another run holds it, or a folder inside or around it), :class:`StorageError` (the output folder failed: the run is
     recorded as failed where the folder still takes a write) or
     ``KeyboardInterrupt`` (recorded as interrupted).
     """
@@ -133,6 +134,9 @@ def run_masks(run: Run, samples) -> str:
                 for warning in outcome.warnings:
                     run.log(f"warning: {warning}")
                 summary.unpaired += outcome.unpaired
+                if outcome.size_differs:
+                    run.log(f"warning: {outcome.size_differs}")
+                    summary.size_differs.append(outcome.size_differs)
                 if outcome.error:
                     summary.failed += 1
                     summary.failures.append(outcome.error)
@@ -170,6 +174,11 @@ def finish_run(run: Run) -> StorageError | None:
     run.summary.counts, run.summary.warnings = run.job.report()
     for warning in run.summary.warnings:
         run.log(f"warning: {warning}")
+    if run.summary.size_differs:
+        run.log(
+            f"warning: {len(run.summary.size_differs)} label map(s) differ in size from their image (each named "
+            f"above, and in {META_NAME}): a loader that pairs them will crop, resize or refuse them"
+        )
     _record(meta, run.summary, run.total)
     try:
         _write_meta(run.out, meta)
@@ -198,12 +207,13 @@ def _record(meta: RunMeta, summary: JobSummary, total: int | None) -> None:
         "masks_skipped": summary.skipped,
         "masks_failed": summary.failed,
         "masks_unpaired": summary.unpaired,
+        "masks_image_size_differs": len(summary.size_differs),
         summary.outputs_name.replace(" ", "_"): summary.outputs_written,
         **summary.counts,
     }
     meta.masks_per_second = round(summary.masks_per_second, 3)
     meta.failures = sorted(summary.failures)[:100]  # workers finish in any order; the record does not
-    meta.warnings = summary.warnings
+    meta.warnings = summary.warnings + sorted(summary.size_differs)[:100]
 
 
 def _write_meta(out: Location, meta: RunMeta) -> None:

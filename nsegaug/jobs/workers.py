@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import storage
 from ..dataset import Sample, is_inside
 from ..errors import NsegaugError, StorageError, shown_path
+from ..io import image_size, size_mismatch
 from ..storage import Location, is_url, join, write_bytes_atomic
 from .folder import output_location
 from .job import MaskJob, MaskOutcome, Output
@@ -58,11 +59,26 @@ def process_mask(job: MaskJob, sample: Sample, context: WorkerContext) -> MaskOu
         rows, outputs = job.make(sample, source, storage.read_bytes(source))
         for output in outputs:
             _write_output(config.out, output)
-        return MaskOutcome(
-            sample.label, rows, None, tuple(warnings_of_mask), sample.image is None and config.images is not None
-        )
+        differs = _image_size_differs(config, sample, source, rows[0], warnings_of_mask)
+        unpaired = sample.image is None and config.images is not None
+        return MaskOutcome(sample.label, rows, None, tuple(warnings_of_mask), unpaired, differs)
     except Exception as error:  # noqa: BLE001 - every failure of one file is that file's one line
         return MaskOutcome(sample.label, [], _one_line(source, error), tuple(warnings_of_mask))
+
+
+def _image_size_differs(config, sample: Sample, source: Location, row, warnings_of_mask: list[str]) -> str | None:
+    """The line saying that the mask's image has another size than the mask (None: the same, or no image); an
+    image whose header cannot be read is warned about. Its header only is read: the copies never need the image,
+    but a loader that pairs the two would crop, resize or refuse them."""
+    if sample.image is None:
+        return None
+    image = join(config.images, sample.image)
+    try:
+        size = image_size(image)
+    except Exception as error:  # noqa: BLE001 - an unreadable image is the user's to see, not this mask's failure
+        warnings_of_mask.append(f"{storage.shown(image)}: cannot read its size ({_one_line(image, error)})")
+        return None
+    return size_mismatch(source, (row.width, row.height), image, size)
 
 
 def _write_output(out: Location, output: Output) -> None:

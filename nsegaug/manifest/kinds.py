@@ -10,7 +10,7 @@ them); it never names a kind itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -27,6 +27,14 @@ class Kind:
 
     row_type: type
     could_write: Callable[[str, Mapping, Location], bool]
+    # Parameters added to the kind after earlier versions recorded runs, with the value that reproduces what
+    # those runs wrote: a record without one is resumed as if it said so (a 2D run of 0.1.0 is a run in voxels
+    # with no volume engine's bytes in it), instead of being refused as changed.
+    added: Mapping[str, object] = field(default_factory=dict)
+
+    def recorded_parameters(self, parameters: Mapping) -> dict:
+        """A run's recorded ``parameters``, with the parameters added since it was recorded as it ran them."""
+        return {**self.added, **parameters}
 
 
 @lru_cache(maxsize=8)
@@ -54,6 +62,9 @@ def _noise_could_write(name: str, parameters: Mapping, out: Location) -> bool:
     return storage.is_file(storage.join(root, name))
 
 
-KINDS = {"generate": Kind(CopyRow, _generate_could_write), "noise": Kind(NoiseRow, _noise_could_write)}
+KINDS = {
+    "generate": Kind(CopyRow, _generate_could_write, added={"units": "voxels", "volume_engine": 1}),
+    "noise": Kind(NoiseRow, _noise_could_write),
+}
 # The row type of each kind of run.
 ROW_TYPES = {name: kind.row_type for name, kind in KINDS.items()}

@@ -99,18 +99,8 @@ def read_meta(path: os.PathLike | str) -> RunMeta:
 
 def write_meta(path: Path | str, meta: RunMeta) -> None:
     """Write the run's record; no URL in it keeps its user-info (credentials typed in a URL)."""
-    record = _public(meta.to_dict())
+    record = storage.public_record(meta.to_dict())
     storage.write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-
-
-def _public(value):
-    if isinstance(value, str):
-        return storage.public_text(value)
-    if isinstance(value, dict):
-        return {name: _public(item) for name, item in value.items()}
-    if isinstance(value, list):
-        return [_public(item) for item in value]
-    return value
 
 
 def parameter_differences(old: Mapping, new: Mapping) -> list[str]:

@@ -21,7 +21,7 @@ import click
 
 from ..cpus import available_cpus, default_jobs
 from ..errors import UsageError
-from ..params import PRECISIONS, UNITS, VARIANTS, DeformParams, check_alpha_sigma, format_alpha_sigma
+from ..params import ENGINES, PRECISIONS, UNITS, VARIANTS, DeformParams, check_alpha_sigma, format_alpha_sigma
 
 
 class AlphaSigmaList(click.ParamType):
@@ -127,6 +127,7 @@ DEFORM_TYPES = {
     "variant": click.Choice(VARIANTS),
     "precision": click.Choice(PRECISIONS),
     "units": click.Choice(UNITS),
+    "engine": click.IntRange(min(ENGINES), max(ENGINES)),
 }
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from .. import storage
 from ..dataset import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
-from ..io import ColourPalette, LabelImage, cached_colour_palette, open_image, read_label
+from ..io import ColourPalette, LabelImage, cached_colour_palette, open_image, read_label, size_mismatch
 from ..manifest import CopyRow, NoiseRow
 from ..params import DEFAULT_PARAMS, DeformParams
 from ..storage import sha256_bytes
@@ -49,16 +49,16 @@ def pick_labels(
 # --------------------------------------------------------------------------- loading views (file I/O)
 
 
-def read_photo(path: Path, shape: tuple[int, int], warn: Warn) -> np.ndarray | None:
-    """The photo as (h, w, 3) uint8 at the mask's size; None (with a warning) if unreadable."""
+def read_photo(path: Path, shape: tuple[int, int], warn: Warn, label: Path) -> np.ndarray | None:
+    """The photo as (h, w, 3) uint8 at the mask's size (of ``label``); None (with a warning) if unreadable."""
     try:
         with open_image(path) as image:
             photo = image.convert("RGB")
     except (OSError, ValueError) as error:
         warn(f"warning: {path}: unreadable image ({error}); showing labels only")
         return None
-    if photo.size != (shape[1], shape[0]):
-        warn(f"warning: {path}: image is {photo.size[0]}x{photo.size[1]}, mask {shape[1]}x{shape[0]}; resized")
+    if differs := size_mismatch(label, (shape[1], shape[0]), path, photo.size):
+        warn(f"warning: {differs}; resized to the label's size for the sheet")
         photo = photo.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
     return np.asarray(photo)
 
@@ -112,7 +112,7 @@ def label_views(
                 )
                 note = "no image"
             else:
-                photo = read_photo(storage.join(images, image_name), segment.shape, warn)
+                photo = read_photo(storage.join(images, image_name), segment.shape, warn, source)
                 note = None if photo is not None else "image unreadable"
         made = generated_copies(segment, key, copies, params, seed, prob, label_image.spacing) if copies else ()
         colours = ColourMap.for_label(label_image, params.ignore_index)
@@ -185,7 +185,7 @@ class _ManifestSource:
         if segment.ndim == 3:  # a scan is not drawn under its labels (yet)
             photo, note = None, "volume: labels only" if self.images_root is not None else None
         else:
-            photo, note = self.photo(entry.line, label, image_name, segment.shape)
+            photo, note = self.photo(entry.line, label, image_name, segment.shape, source)
         colours = ColourMap.for_label(label_image, self.index.params.get("ignore_index"))
         views_of_copies = tuple(views_of_copies)
         return MaskView(label, segment, colours, photo, note, views_of_copies, spacing=label_image.spacing)
@@ -203,7 +203,9 @@ class _ManifestSource:
             raise ManifestError(f"{where}: {path}: checksum differs from the manifest (changed since generate)")
         return read_label(path, self.colour_palette, data=data)
 
-    def photo(self, number: int, label: str, image_name: str | None, shape) -> tuple[np.ndarray | None, str | None]:
+    def photo(
+        self, number: int, label: str, image_name: str | None, shape, source: Path
+    ) -> tuple[np.ndarray | None, str | None]:
         if self.images_root is None:
             return None, None
         if image_name is None:
@@ -213,5 +215,5 @@ class _ManifestSource:
         if not storage.is_file(image_path):
             self.warn(f"warning: {self.index.path}:{number}: {image_path}: image not found; showing labels only")
             return None, "image missing"
-        photo = read_photo(image_path, shape, self.warn)
+        photo = read_photo(image_path, shape, self.warn, source)
         return photo, None if photo is not None else "image missing"

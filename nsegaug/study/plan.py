@@ -15,6 +15,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..storage import public_text
 from . import params
 from .options import flags
 from .spec import StudySpec
@@ -37,7 +38,8 @@ class Unit:
     seed: int | None = None
 
     def shell(self) -> str:
-        return shlex.join(self.argv)
+        """The command as records and messages show it: a URL's credentials left out."""
+        return public_text(shlex.join(self.argv))
 
 
 def folder_name(method: str) -> str:

@@ -26,7 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..cpus import available_cpus
-from ..errors import NsegaugError, StorageError, UsageError
+from ..errors import NsegaugError, RunRefused, StorageError
+from ..local_files import open_own
+from ..storage import public_text
 from .plan import Unit
 from .provenance import current_code
 
@@ -92,7 +94,7 @@ def train_state(unit: Unit) -> str:
     if (out / METRICS).is_file():
         differences = finished_differences(unit)
         if differences:
-            raise UsageError(
+            raise RunRefused(
                 f"{out} holds a finished training with other settings ({'; '.join(differences)}): remove it, or "
                 "give the study another output folder"
             )
@@ -112,7 +114,7 @@ def finished_differences(unit: Unit) -> list[str]:
     try:
         saved, wanted = read_config(unit.out), config_of(list(unit.argv[2:]))
     except click.ClickException as error:  # its manifest is gone, say
-        raise UsageError(f"{unit.out}: cannot check the finished training ({error.format_message()})") from error
+        raise RunRefused(f"{unit.out}: cannot check the finished training ({error.format_message()})") from error
     differences = result_differences(saved, wanted)
     for name in ("epochs", "iters"):
         if getattr(saved, name) != getattr(wanted, name):
@@ -128,7 +130,7 @@ def job_state(unit: Unit) -> str:
         return "new"
     meta = read_meta(meta_path)
     if meta.command_line and comparable(meta.command_line) != comparable(unit.argv):
-        raise UsageError(
+        raise RunRefused(
             f"{unit.out} was made by another command ({' '.join(meta.command_line)}): remove it, or give the study "
             "another output folder"
         )
@@ -179,10 +181,15 @@ class UnitLog:
         with self.lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as handle:
+                with _append(self.path) as handle:
                     handle.write(line)
             except OSError as error:  # a full disk: name the log, not "?"
                 raise StorageError.from_os_error(error, self.path, "cannot write the units log") from error
+
+
+def _append(path: Path):
+    """A text stream appending to a file of the study's own (its units log, a unit's log): never through a link."""
+    return open(open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8")
 
 
 def read_unit_log(path: Path) -> list[dict]:
@@ -281,7 +288,7 @@ def run_unit(
         return None
     argv = unit_argv(unit, state)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "a", encoding="utf-8") as handle:
+    with _append(log_file) as handle:
         process = runner.start(
             unit.name,
             [sys.executable, "-m", "nsegaug", *argv[1:]],
@@ -293,8 +300,9 @@ def run_unit(
         )
         if process is None:
             raise UnitInterrupted(f"{unit.name}: not started (the study was stopped)", started=False)
-        log.add(unit, "resume" if state == "resume" else "start", command=" ".join(argv), code=current_code())
-        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {' '.join(argv)}\n")
+        command = public_text(" ".join(argv))
+        log.add(unit, "resume" if state == "resume" else "start", command=command, code=current_code())
+        handle.write(f"$ {' '.join(f'{k}={v}' for k, v in environment.items())} {command}\n")
         handle.flush()
         started = time.perf_counter()
         try:

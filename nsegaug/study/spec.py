@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from ..storage import public_record
 from . import params
 from .analysis import ALL_METRICS
 from .collapse import CLASS_IOU_FLOOR as DEFAULT_COLLAPSE_IOU  # a class at or below this IoU is lost
@@ -111,7 +112,8 @@ class StudySpec:
         return tuple(method for method in self.methods if method in ("nsegment+", "nsegment"))
 
     def to_dict(self) -> dict:
-        values = dataclasses.asdict(self)
+        """The study as its records hold it: a URL's credentials left out (the units get them as typed)."""
+        values = public_record(dataclasses.asdict(self))
         for name in ("generate", "noise", "train"):
             values[name] = dict(values[name]) if values[name] is not None else None
         for name in ("methods", "seeds", "conditions"):

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import TrainError, UsageError
+from ..errors import RunRefused, TrainError, UsageError
 from ..params import DEFAULT_ALPHA_SIGMA, DEFAULT_AREA_THRESH, PAPER_PROB, DeformParams
-from ..storage import as_location
+from ..storage import as_location, take_credentials
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
@@ -94,16 +94,19 @@ class TrainConfig:
     std: tuple[float, float, float] = field(default=STD)
     # Where alpha_sigma and area_thresh came from (a params file, the command line): a record, not a setting.
     parameter_sources: dict | None = None
+    # Credentials typed in the URLs (s3://KEY:SECRET@bucket/...), taken out of them as generate takes them: never
+    # recorded (not in to_dict), never shown, compared or sent anywhere but to this process's storage settings.
+    storage_options: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The data may be in object storage (fsspec URLs); the run folder and initial weights are local.
         for name in ("manifest", "val_labels", "val_images"):
-            object.__setattr__(self, name, as_location(getattr(self, name)))
+            object.__setattr__(self, name, self._location(getattr(self, name)))
         object.__setattr__(self, "out", Path(self.out))
         for name in ("init_weights", "labels", "images"):  # optional
             if getattr(self, name) is not None:
                 value = getattr(self, name)
-                object.__setattr__(self, name, Path(value) if name == "init_weights" else as_location(value))
+                object.__setattr__(self, name, Path(value) if name == "init_weights" else self._location(value))
         for name in ("crop", "scale_range", "mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.epochs is not None and self.iters is not None:
@@ -158,6 +161,12 @@ class TrainConfig:
             if not ok:
                 raise UsageError(message)
 
+    def _location(self, value) -> Path | str:
+        """A location as the config holds and records it: a URL's credentials go to ``storage_options``."""
+        location, options = take_credentials(value, self.storage_options)
+        object.__setattr__(self, "storage_options", options)
+        return as_location(location)
+
     @property
     def online_params(self) -> DeformParams | None:
         """How ``--online`` deforms each batch: the run's pairs, threshold and ignore index; None offline."""
@@ -179,7 +188,9 @@ class TrainConfig:
         return self.prob if self.prob is not None else PAPER_PROB
 
     def to_dict(self) -> dict:
+        """The recorded form (config.json, checkpoints, metrics.json): without the storage options."""
         values = dataclasses.asdict(self)
+        del values["storage_options"]
         for name in ("manifest", "val_labels", "val_images", "out"):
             values[name] = str(values[name])
         for name in ("init_weights", "labels", "images"):
@@ -222,7 +233,7 @@ def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:
     wanted = TrainConfig.from_dict(values)
     differences = result_differences(saved, wanted)
     if differences:
-        raise UsageError(
+        raise RunRefused(
             "cannot resume with settings that change the result (start a new run in another folder):\n  "
             + "\n  ".join(differences)
         )
@@ -235,6 +246,6 @@ def read_config(run_dir: Path) -> TrainConfig:
     try:
         return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["config"])
     except FileNotFoundError as error:
-        raise UsageError(f"{path}: not found; nothing to resume in {run_dir}") from error
+        raise RunRefused(f"{path}: not found; nothing to resume in {run_dir}") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TrainError(f"{path}: not a training config ({error})") from error

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import storage
 from ..generated import check_samples, folder_samples, problems_message
 from ..io import load_colour_palette
 from .checkpoint import load_checkpoint
@@ -93,6 +94,7 @@ def evaluate_checkpoint(
     (said in the first line, recorded in the result).
     """
     chosen_threads = use_threads(threads)
+    labels, images = storage.use_credentials(labels, images)  # as train takes them: never in the result
     checkpoint = load_checkpoint(Path(checkpoint_path))
     config = TrainConfig.from_dict(checkpoint["config"])
     pairing = checkpoint.get("data", {})

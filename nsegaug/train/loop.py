@@ -104,7 +104,8 @@ def train(
     Raises :class:`TrainError`, on every rank, before training when the run
     folder or the data cannot be used.
     """
-    storage.configure(storage_options, cache)
+    # Credentials typed in the config's URLs join the options, as generate's do: for every location of that store.
+    storage.configure(storage.combined_options(storage_options, config.storage_options), cache)
     processes = launched_processes()
     device = pick_device(config.device, processes)
     start_processes(device, processes)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import OutputInUse, StorageError, UsageError
+from ..errors import OutputInUse, RunRefused, StorageError, UsageError
 from ..local_files import open_own, write_bytes_atomic
 from ..lock import LOCK_NAME, hold
 from .checkpoint import save_checkpoint
@@ -61,13 +61,13 @@ def evaluation_line(row: dict, epochs: int, total: int) -> str:
 
 
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to write into a run folder that is in use, unless told to resume or overwrite it (exit 2, as
-    generate's refusals)."""
+    """Refuse to write into a run folder that is in use, unless told to resume or overwrite it (as generate
+    refuses a used output folder)."""
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     if resume:
         if not (out / LAST).is_file():
-            raise UsageError(f"{out / LAST}: not found; nothing to resume (start a run without --resume)")
+            raise RunRefused(f"{out / LAST}: not found; nothing to resume (start a run without --resume)")
     elif out.is_dir() and any(path.name != LOCK_NAME for path in out.iterdir()) and not overwrite:
         raise OutputInUse(f"{out} exists and is not empty")
     elif out.exists() and not out.is_dir():

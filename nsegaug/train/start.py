@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
+from ..errors import RunRefused
 from ..generated import (
     ManifestData,
     check_samples,
@@ -111,7 +112,7 @@ def resumable_checkpoint(config: TrainConfig) -> dict:
     checkpoint = load_checkpoint(config.out / LAST)
     differences = result_differences(TrainConfig.from_dict(checkpoint["config"]), config)
     if differences:
-        raise TrainError("cannot resume with settings that change the result:\n  " + "\n  ".join(differences))
+        raise RunRefused("cannot resume with settings that change the result:\n  " + "\n  ".join(differences))
     return checkpoint
 
 
@@ -158,7 +159,7 @@ def check_length(checkpoint: dict, config: TrainConfig, processes: Processes, to
         )
     step = checkpoint["step"]
     if step >= total:
-        raise TrainError(
+        raise RunRefused(
             f"{config.out / LAST} is at step {step} of {total}: the run is finished (give more --epochs/--iters)"
         )
 

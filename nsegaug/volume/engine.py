@@ -304,13 +304,13 @@ def check_volume_fits(path, segment: np.ndarray, params: DeformParams) -> None:
     """A :class:`~nsegaug.errors.LabelFormatError` naming ``path`` when deforming ``segment`` needs more memory
     than this process can still take (refused before the fields are allocated, not killed midway)."""
     from ..errors import LabelFormatError
-    from ..memory import available_memory, format_size
+    from ..memory import available_memory, size_text
 
     per_voxel = deform_bytes_per_voxel(params, segment.dtype.itemsize)
     needed, available = segment.size * per_voxel, available_memory()
     if available is not None and needed > available:
         raise LabelFormatError(
             path,
-            f"deforming this {' x '.join(map(str, segment.shape))} volume needs about {format_size(needed)} of "
-            f"memory ({per_voxel} bytes a voxel, {params.precision}), and {format_size(available)} is available",
+            f"deforming this {' x '.join(map(str, segment.shape))} volume needs about {size_text(needed)} of "
+            f"memory ({per_voxel} bytes a voxel, {params.precision}), and {size_text(available)} is available",
         )

@@ -105,7 +105,7 @@ def encode_nifti(layout: NiftiLayout, indices: np.ndarray) -> bytes:
 def check_size(path, header: bytes) -> None:
     """Refuse, from its header alone, a volume whose reading would not fit in the memory left: the file
     unpacked, its data, and the class values (at most 8 bytes a voxel)."""
-    from ..memory import available_memory, format_size
+    from ..memory import available_memory, size_text
 
     shape = _dims(path, header)
     voxels = int(np.prod(shape, dtype=np.float64))
@@ -114,8 +114,8 @@ def check_size(path, header: bytes) -> None:
     if available is not None and needed > available:
         raise LabelFormatError(
             path,
-            f"a {' x '.join(map(str, shape))} volume needs about {format_size(needed)} of memory to read, "
-            f"and {format_size(available)} is available",
+            f"a {' x '.join(map(str, shape))} volume needs about {size_text(needed)} of memory to read, "
+            f"and {size_text(available)} is available",
         )
 
 

@@ -1,0 +1,220 @@
+"""Memory a run can see coming: a map's estimate held before it is decoded, shared by the workers of a machine,
+refused in one line when it cannot fit (real limits: an address-space limit, a memory cgroup)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nsegaug import memory
+from nsegaug.errors import NotEnoughMemory
+from nsegaug.generate import map_memory
+from nsegaug.params import DeformParams
+from nsegaug.synthetic import street_scene
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels" / "scene_0000.png"
+
+
+def write_street_png(path: Path, height: int, width: int) -> None:
+    """A palette PNG of street scenes, tiled (a large map made quickly, with many components)."""
+    tile = street_scene(1024, 1024, 150, seed=7)
+    segment = np.ascontiguousarray(np.tile(tile, (-(-height // 1024), -(-width // 1024)))[:height, :width])
+    image = Image.frombuffer("P", (width, height), segment, "raw", "P", 0, 1)
+    image.putpalette(bytes(range(256)) * 3)
+    image.save(path, compress_level=1)
+
+
+@pytest.fixture
+def ledger_here(tmp_path, monkeypatch):
+    """The ledger of this test alone (TMPDIR decides where it is), for this process and those it starts."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr("tempfile.tempdir", str(folder))
+    return folder
+
+
+# generate in this process (--jobs 1) under an address-space limit: room for what it holds now plus LIMIT_MB.
+LIMITED_GENERATE = """
+import resource, sys
+import cv2, numpy, PIL.Image, scipy.sparse.csgraph
+import nsegaug.cli, nsegaug.generate, nsegaug.deform, nsegaug.jobs
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+limit = size + int(sys.argv[1]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+nsegaug.cli.main(sys.argv[2:])
+"""
+
+
+def test_a_map_that_cannot_fit_is_refused_with_its_estimate_and_the_run_goes_on(tmp_path, ledger_here):
+    labels, out = tmp_path / "labels", tmp_path / "out"
+    labels.mkdir()
+    write_street_png(labels / "huge.png", 9000, 9000)  # 81 Mpx: about 700 MiB at its peak, estimated
+    (labels / "small.png").write_bytes(SAMPLE.read_bytes())
+    args = ["generate", "--labels", labels, "--out", out, "-k", "1", "-j", "1", "-q", "--max-pixels", 10**8]
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LIMITED_GENERATE), "300", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr  # a mask failed; the others were done
+    assert "Traceback" not in done.stderr
+    refusal = [line for line in done.stderr.splitlines() if "huge.png" in line]
+    assert len(refusal) == 1 and "needs about" in refusal[0] and "(9000x9000 px)" in refusal[0], done.stderr
+    assert "is available" in refusal[0]
+    assert (out / "small_nsp1.png").is_file() and not (out / "huge_nsp1.png").exists()
+
+
+def test_the_estimate_covers_what_generate_holds(tmp_path, ledger_here):
+    """The estimate of a 6000x6000 map against the peak RSS of a real run (its interpreter's own size set apart)."""
+    labels, out = tmp_path / "labels", tmp_path / "out"
+    labels.mkdir()
+    write_street_png(labels / "big.png", 6000, 6000)
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "small.png").write_bytes(SAMPLE.read_bytes())
+    run = ["nsegaug", "generate", "--out", tmp_path / "out_small", "-k", "2", "-j", "1", "-q"]
+    baseline = _peak_rss([*map(str, run), "--labels", str(small)])  # the interpreter and its libraries
+    peak = _peak_rss([*map(str, run[:2]), "--labels", str(labels), "--out", str(out), *map(str, run[4:])])
+    estimate = map_memory((6000, 6000), "P", (labels / "big.png").stat().st_size, DeformParams())
+    assert peak - baseline < estimate < 3 * (peak - baseline)
+
+
+def _peak_rss(command: list[str]) -> int:
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)"
+    )
+    done = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def test_a_reservation_waits_for_another_process_to_give_memory_back(ledger_here):
+    """Hold most of the machine's memory in the ledger here; a second process asking for more waits until it is
+    given back. Nothing is allocated: the ledger is what the processes of a machine agree on."""
+    available = memory.available_memory()
+    assert available is not None
+    waiter = textwrap.dedent(
+        f"""
+        import time
+        from nsegaug import memory
+        start = time.monotonic()
+        with memory.reserved({available // 2}, "second.png"):
+            print(round(time.monotonic() - start, 1))
+        """
+    )
+    with memory.reserved(available - available // 4, "first.png"):
+        second = subprocess.Popen([sys.executable, "-c", waiter], stdout=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert second.poll() is None  # still waiting for this process's memory
+    waited = float(second.communicate(timeout=60)[0])
+    assert second.returncode == 0 and waited >= 2
+    with pytest.raises(NotEnoughMemory, match=r"huge\.png: needs about .* of memory to deform \(a\), and"):
+        with memory.reserved(available * 4, "huge.png", " (a)"):
+            pass
+
+
+def test_reservations_of_processes_that_died_are_dropped(ledger_here):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    memory.ledger_path().write_text(f'{{"{int(dead.stdout)}.1.1": {10**15}}}')
+    with memory.reserved(memory.LEDGER_FLOOR + (1 << 20), "x.png"):
+        pass
+    assert memory.ledger_path().read_text() == "{}"
+
+
+def _memory_cgroup(name: str, limit: int) -> Path | None:
+    """A memory cgroup of this machine with ``limit`` bytes (v2 or v1), or None where none can be made here."""
+    for parent, limit_file in ((Path("/sys/fs/cgroup/unified"), "memory.max"), (Path("/sys/fs/cgroup"), "memory.max"),
+                               (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes")):  # fmt: skip
+        if not (parent / ("cgroup.procs")).exists() or not os.access(parent, os.W_OK):
+            continue
+        if limit_file == "memory.max" and "memory" not in (parent / "cgroup.controllers").read_text().split():
+            continue
+        group = parent / name
+        try:
+            group.mkdir()
+            (group / limit_file).write_text(str(limit))
+            return group
+        except OSError:
+            if group.exists():
+                group.rmdir()
+    return None
+
+
+def test_jobs_2_on_huge_maps_under_a_cgroup_limit_deforms_them_one_at_a_time(tmp_path, ledger_here):
+    """Two workers, maps of which one fits in the cgroup's memory at a time and two do not: every copy is made
+    and no process is killed (on 0f2d1df the workers are killed by the cgroup's OOM killer)."""
+    limit = 1100 * 2**20
+    group = _memory_cgroup(f"nsegaug-test-{os.getpid()}", limit)
+    if group is None:
+        pytest.skip("no memory cgroup can be made here (needs root and a writable cgroup file system)")
+    try:
+        labels, out = tmp_path / "labels", tmp_path / "out"
+        labels.mkdir()
+        for index in range(3):
+            write_street_png(labels / f"map_{index}.png", 7000, 7000)  # estimated ~500 MiB each
+        done = subprocess.run(
+            ["nsegaug", "generate", "--labels", labels, "--out", out, "-k", "1", "-j", "2", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert sorted(path.name for path in out.glob("*.png")) == [f"map_{index}_nsp1.png" for index in range(3)]
+    finally:
+        for _ in range(50):  # the group empties once its processes are reaped
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def test_a_process_stopped_while_it_holds_the_ledger_does_not_hang_the_others(tmp_path, ledger_here):
+    """Ctrl-Z on one nsegaug process of a machine, at the instant it holds the ledger's lock: another run still
+    deforms its maps (counting alone), instead of waiting for that process forever."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "from nsegaug import memory\n"
+            "descriptor = os.open(memory.ledger_path(), os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(descriptor, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        os.kill(holder.pid, signal.SIGSTOP)
+        labels, out = tmp_path / "labels", tmp_path / "out"
+        labels.mkdir()
+        (labels / "a.png").write_bytes(SAMPLE.read_bytes())
+        command = [sys.executable, "-m", "nsegaug", "generate", "--labels", labels, "--out", out, "-k", "2", "-q"]
+        run = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert sorted(path.name for path in out.glob("a_nsp*.png")) == ["a_nsp1.png", "a_nsp2.png"]
+        # A map large enough to be shared out: its reservation waits LEDGER_WAIT_S for the lock at most, then
+        # goes on counting alone (here: taking, resizing and giving back a reservation).
+        start = time.monotonic()
+        with memory.reserved(2 * memory.LEDGER_FLOOR, "large.png") as held:
+            held.resize(3 * memory.LEDGER_FLOOR)
+        assert time.monotonic() - start < 4 * memory.LEDGER_WAIT_S
+    finally:
+        holder.kill()
+        holder.wait()
