@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_study import TINY, _scenes
 
 from nsegaug.errors import UsageError
 from nsegaug.study.driver import check_data
@@ -25,7 +26,6 @@ SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 PARAMS = 'alpha_sigma = "5:3,10:5"\narea_thresh = 64\n\n[noise]\nmax_radius = 1\nmodels = "boundary"\n'
 DATA = {"labels": "a", "images": "b", "val_labels": "c", "val_images": "d", "num_classes": 19}
 ALL = ["baseline", "nsegment+", "nsegment+online", "nsegment"]
-TINY = {"width": 4, "batch_size": 2, "crop": [64, 64], "workers": 0, "device": "cpu", "iters": 8}
 
 
 @pytest.fixture()
@@ -126,24 +126,6 @@ def test_given_noisy_labels_make_the_noisy_condition_without_nsegaug_noise(tmp_p
 # --- a real study ----------------------------------------------------------------------------------------------
 
 
-def _scenes(root: Path, train: int = 8, val: int = 4) -> dict:
-    for split, count in (("train", train), ("val", val)):
-        for kind, suffix in (("labels", ".png"), ("images", ".jpg")):
-            (root / split / kind).mkdir(parents=True)
-            for index in range(count):
-                name = f"scene_{index:04d}{suffix}"
-                shutil.copy(SAMPLES / split / kind / name, root / split / kind / name)
-    return {
-        key: str(root / split / kind)
-        for key, split, kind in (
-            ("labels", "train", "labels"),
-            ("images", "train", "images"),
-            ("val_labels", "val", "labels"),
-            ("val_images", "val", "images"),
-        )
-    }
-
-
 def _study(path: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "nsegaug", "study", str(path), "--out", str(out)]
 
@@ -155,7 +137,7 @@ def _environment() -> dict:
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_a_study_with_params_records_every_value_and_resumes_an_online_training(tmp_path, params):
     data = _scenes(tmp_path / "data")
-    lines = ["[data]", *(f"{key} = {json.dumps(value)}" for key, value in data.items()), "num_classes = 19"]
+    lines = ["[data]", *(f"{key} = {json.dumps(value)}" for key, value in data.items())]
     lines += ["[study]", 'methods = ["nsegment+", "nsegment+online"]', 'conditions = ["noisy"]', "seeds = [0]"]
     lines += ["[generate]", 'params = "params.toml"', "copies = 2", "area_thresh = 32"]
     lines += ["[noise]", 'params = "params.toml"', "seed = 1"]
