@@ -38,8 +38,7 @@ from _common import Timings, conditions, interleaved, print_conditions, print_lo
 
 from nsegaug.cpus import threads_per_worker  # noqa: E402
 from nsegaug.generate import GenerateConfig, generate_dataset  # noqa: E402
-from nsegaug.generated import load_manifest  # noqa: E402
-from nsegaug.manifest import MANIFEST_NAME  # noqa: E402
+from nsegaug.manifest import MANIFEST_NAME, open_generated  # noqa: E402
 from nsegaug.train.config import MEAN, STD  # noqa: E402
 from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader  # noqa: E402
 from nsegaug.train.loop import launched_processes, pick_device, to_device, train_step  # noqa: E402
@@ -95,8 +94,8 @@ def example_manifest(folder: Path) -> Path:
 
 def data_pipeline(manifest: Path, arguments) -> dict:
     """Images/s of the DataLoader; CPU time is this process's only (the workers' is not counted)."""
-    data = load_manifest(manifest)
-    dataset = SegmentationDataset(data.samples, train=True, prob=0.5, crop=tuple(arguments.crop), normalize=False)
+    samples = open_generated(manifest).samples()
+    dataset = SegmentationDataset(samples, train=True, prob=0.5, crop=tuple(arguments.crop), normalize=False)
     sampler = EpochBatchSampler(len(dataset), arguments.batch_size, seed=0)
     loader = iter(train_loader(dataset, sampler, arguments.workers, pin_memory=False, seed=0))
     # The workers start up and fill their queues (PREFETCH batches each) before the first timed batch;

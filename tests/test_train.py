@@ -21,9 +21,9 @@ from PIL import Image
 
 from nsegaug.cli import main
 from nsegaug.generate import GenerateConfig, generate_dataset
-from nsegaug.generated import choose_label, chosen_labels, load_manifest
 from nsegaug.io import read_label
-from nsegaug.manifest import MANIFEST_NAME
+from nsegaug.manifest import MANIFEST_NAME, open_generated
+from nsegaug.sampling import choose_label, chosen_labels
 from nsegaug.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, summarize
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -133,7 +133,7 @@ def test_confusion_matrix_on_tensors_equals_numpy():
 
 
 def test_label_choice_honours_p_and_baseline(manifest):
-    samples = load_manifest(manifest).samples
+    samples = open_generated(manifest).samples()
     assert len(samples) == 60 and all(len(sample.labels) == 3 for sample in samples)
     epochs = range(20)
     originals_only = [chosen_labels(samples, 0, epoch, 0.0, False) for epoch in epochs]
@@ -162,7 +162,7 @@ def test_copies_left_undeformed_by_generate_count_as_originals():
 def test_dataset_trains_on_the_chosen_label(manifest, prob, baseline, source):
     from nsegaug.train.data import SegmentationDataset
 
-    samples = load_manifest(manifest).samples[:6]
+    samples = open_generated(manifest).samples()[:6]
     # No scale, no flip, the whole image as the crop: the label must come out as read.
     dataset = SegmentationDataset(
         samples, train=True, prob=prob, baseline=baseline, crop=(256, 512), scale_range=(1, 1), hflip=False
@@ -204,11 +204,11 @@ def test_crops_keep_labels_exact_and_aligned_with_the_image(seed):
 
 @needs_torch
 def test_online_batches_carry_the_small_components_of_the_final_label_but_not_the_crop_padding(manifest):
-    from nsegaug.generated import original_samples
     from nsegaug.torch import collate_with_boxes, component_boxes
     from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader
+    from nsegaug.train.samples import original_samples
 
-    samples = original_samples(load_manifest(manifest).samples)[:4]
+    samples = original_samples(open_generated(manifest).samples())[:4]
     assert [sample.labels for sample in samples] == [(EXAMPLES / "train" / "labels" / s.key,) for s in samples]
     # Half scale: 128 rows of image, then 2 rows (512 pixels) of ignore padding in a 130-row crop.
     dataset = SegmentationDataset(
@@ -280,11 +280,11 @@ def test_unet_takes_any_image_size():
 def test_the_amp_step_runs_under_bfloat16_autocast_and_the_evaluation_in_float32_without_autotuning(val):
     import torch
 
-    from nsegaug.generated import folder_samples
     from nsegaug.train.config import MEAN, STD
     from nsegaug.train.data import SegmentationDataset, eval_loader
     from nsegaug.train.evaluation import counts_over
     from nsegaug.train.model import UNet
+    from nsegaug.train.samples import folder_samples
     from nsegaug.train.step import to_device, train_step
 
     cpu = torch.device("cpu")

@@ -166,10 +166,10 @@ def test_a_dataset_that_moved_trains_where_it_is_now(tmp_path):
         tmp_path / "elsewhere" / "images",
     )
     assert found.exit_code == 0, found.output
-    from nsegaug.generated import load_manifest
+    from nsegaug.manifest import open_generated
 
-    data = load_manifest(moved, labels=tmp_path / "elsewhere" / "labels", images=tmp_path / "elsewhere" / "images")
-    assert all(sample.image.is_file() and sample.labels[0].is_file() for sample in data.samples)
+    data = open_generated(moved, labels=tmp_path / "elsewhere" / "labels", images=tmp_path / "elsewhere" / "images")
+    assert all(sample.image.is_file() and sample.labels[0].is_file() for sample in data.samples())
 
 
 def test_a_manifest_moved_alone_still_finds_its_data(labels, tmp_path):

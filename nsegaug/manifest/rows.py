@@ -44,6 +44,11 @@ class CopyRow:
         """The row's place among its mask's rows."""
         return self.copy
 
+    @property
+    def listed_sha256(self) -> str:
+        """The SHA-256 of the label map this row lists: the source's for copy 0, the copy's own otherwise."""
+        return self.sha256_output if self.copy else self.sha256_label
+
     def to_json(self) -> str:
         """The row as one JSON line (keys sorted, no newline): what ``append_rows`` writes."""
         return _row_json(self)

@@ -20,10 +20,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .. import storage
 from ..errors import NsegaugError, StorageError
-from ..generated import ImageSample, choose_label, read_checked_label, sample_rng
 from ..io import ColourPalette
+from ..manifest import ImageSample
+from ..sampling import choose_label, sample_rng
 from ..torch import component_boxes
 from .config import MEAN, STD, TrainError
+from .samples import read_checked_label
 
 
 @dataclass(frozen=True)

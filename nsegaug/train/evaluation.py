@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .. import storage
-from ..generated import check_samples, folder_samples, problems_message
 from ..io import load_colour_palette
+from ..manifest import problems_message
 from .checkpoint import load_checkpoint
 from .config import DEFAULT_BOUNDARY_WIDTH, TrainConfig, TrainError
 from .data import SegmentationDataset, eval_loader
@@ -24,6 +24,7 @@ from .distributed import Processes, pick_device, use_threads
 from .metrics import metric_counts, summarize_counts, zero_counts
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
+from .samples import check_samples, folder_samples
 from .step import to_device
 
 # One precision for every evaluation, in training and in ``nsegaug evaluate``: the best figure a run records is
