@@ -23,6 +23,7 @@ from nsegaug.cli import main
 from nsegaug.generate import GenerateConfig, generate_dataset
 from nsegaug.io import read_label
 from nsegaug.manifest import MANIFEST_NAME, open_generated
+from nsegaug.params import DeformParams
 from nsegaug.sampling import choose_label, chosen_labels
 from nsegaug.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, summarize
 
@@ -426,7 +427,7 @@ def test_loss_decreases_when_overfitting_two_images(tmp_path):
 @needs_torch
 @pytest.mark.parametrize(
     "deformation",
-    [{}, {"online": True, "alpha_sigma": ((30, 3), (50, 5)), "area_thresh": 100}],
+    [{}, {"online": True, "params": DeformParams(((30, 3), (50, 5)), area_thresh=100)}],
     ids=["offline", "online"],
 )
 def test_resume_continues_from_the_saved_step_exactly(manifest, val, tmp_path, deformation):
@@ -679,3 +680,61 @@ def test_resume_notes_warn_when_the_gpu_model_or_the_precision_changes():
     # On the CPU the generator's stream does not depend on the processor: no warning for another CPU.
     on_cpu = {"scaler": {}, "device": "cpu", "device_model": "AMD EPYC", "deformation_device": "cpu"}
     assert resume_notes({**on_cpu, "deformation_generators": ["rank 0"]}, "cpu", "Intel Xeon", 1, False) == (True, [])
+
+
+# --- runs recorded by earlier versions ---------------------------------------------------------------------------
+
+# The keys of a config as 0f2d1df's train recorded it (config.json, last.pt, best.pt, metrics.json): the deformation
+# as flat alpha_sigma and area_thresh, no parameter_sources.
+RECORDED_BEFORE_PARAMS = (
+    "manifest val_labels val_images num_classes labels images allow_changed_labels out ignore_index prob baseline "
+    "online alpha_sigma area_thresh model width init_weights init_weights_strict epochs iters batch_size crop "
+    "scale_range hflip optimizer lr weight_decay schedule warmup_iters clip_grad amp device workers threads seed "
+    "eval_every boundary_width checkpoint_every mean std"
+).split()
+
+
+@needs_torch
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
+def test_a_run_recorded_with_flat_deformation_settings_resumes_and_evaluates(manifest, val, tmp_path, online):
+    import torch
+
+    from nsegaug.train.evaluation import evaluate_checkpoint
+
+    run = tmp_path / "run"
+    deformation = ["--online", "--alpha-sigma", "30:5,15:3", "--area-thresh", "64"] if online else []
+    assert train_cli(manifest, val, run, "--iters", "2", *deformation).exit_code == 0
+    recorded = json.loads((run / "config.json").read_text())
+    # This version writes the form earlier versions wrote and read, with one key added since.
+    assert list(recorded["config"]) == [*RECORDED_BEFORE_PARAMS, "parameter_sources"]
+    flat = (recorded["config"]["alpha_sigma"], recorded["config"]["area_thresh"])
+    assert flat == (([[30.0, 5.0], [15.0, 3.0]], 64.0) if online else (None, None))
+    # The run folder as 0f2d1df left it: every record without the key added since.
+    old = {name: recorded["config"][name] for name in RECORDED_BEFORE_PARAMS}
+    (run / "config.json").write_text(json.dumps({**recorded, "config": old}, indent=2))
+    for name in ("last.pt", "best.pt"):
+        checkpoint = torch.load(run / name, weights_only=True)
+        torch.save({**checkpoint, "config": old}, run / name)
+    resumed = CliRunner().invoke(main, ["train", "--resume", "--out", str(run), "--iters", "4", "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    again = json.loads((run / "metrics.json").read_text())["config"]
+    assert (again["alpha_sigma"], again["area_thresh"], again["iters"]) == (*flat, 4)
+    result = evaluate_checkpoint(run / "best.pt", val[0], val[1], device="cpu", workers=0, log=lambda line: None)
+    assert result["step"] == 4 and 0 <= result["miou"] <= 1
+
+
+def test_the_config_holds_the_deformation_as_one_spec_online_only(tmp_path):
+    from nsegaug.errors import UsageError
+    from nsegaug.train.config import TrainConfig
+
+    where = {"manifest": tmp_path, "val_labels": tmp_path, "val_images": tmp_path, "num_classes": 19}
+    online = TrainConfig(**where, online=True)
+    assert online.params == DeformParams(ignore_index=255)  # the method's pairs and threshold, the run's ignore index
+    assert TrainConfig(**where).params is None  # offline: generate deformed the copies
+    assert TrainConfig.from_dict({**online.to_dict(), "storage_options": None}) == online
+    with pytest.raises(UsageError, match="apply to online only"):
+        TrainConfig(**where, params=DeformParams())
+    with pytest.raises(UsageError, match="precision='float32'"):
+        TrainConfig(**where, online=True, params=DeformParams(precision="float64"))
+    with pytest.raises(UsageError, match="ignore_index 0 is not the run's"):
+        TrainConfig(**where, online=True, params=DeformParams(ignore_index=0))

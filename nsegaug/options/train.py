@@ -253,7 +253,7 @@ def config_from_options(ctx: click.Context, resume: bool, options: dict) -> Trai
         for name in ONLINE_ONLY:
             if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
                 options[name] = None
-    return TrainConfig(**options)
+    return TrainConfig.from_dict(options)
 
 
 # Options of the command that are not part of a run's config.

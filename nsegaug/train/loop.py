@@ -222,7 +222,7 @@ def take_step(plan: Plan, learner: Learner, batch, window: Window) -> None:
 
 def deform_online(plan: Plan, learner: Learner, labels, boxes, window: Window) -> torch.Tensor:
     """--online: the batch's labels deformed on the device; what the deformation did added to ``window``."""
-    params, host = plan.config.online_params, learner.host_generator
+    params, host = plan.config.params, learner.host_generator
     labels, stats = deform_batch(labels, learner.generator, params, prob=plan.prob, boxes=boxes, host_generator=host)
     window.deformation += torch.stack([stats.deformed.double(), stats.changed_fraction.double()]).sum(1)
     return labels

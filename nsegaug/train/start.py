@@ -137,7 +137,8 @@ def datasets(config: TrainConfig, data: TrainingData, train_samples, val_samples
         hflip=config.hflip,
         normalize=False,
         colour_palette=palette,
-        area_thresh=config.area_thresh,  # online: the workers find the small components' boxes
+        # Online: the workers find the small components' boxes.
+        area_thresh=config.params.area_thresh if config.params is not None else None,
     )
     val_set = SegmentationDataset(
         val_samples, train=False, ignore_index=config.ignore_index, normalize=False, colour_palette=palette
