@@ -46,7 +46,7 @@ def ledger_here(tmp_path, monkeypatch):
 LIMITED_GENERATE = """
 import resource, sys
 import cv2, numpy, PIL.Image, scipy.sparse.csgraph
-import nsegaug.cli, nsegaug.generate, nsegaug.deform, nsegaug.jobs
+import nsegaug.cli, nsegaug.generate, nsegaug.deform, nsegaug._jobs
 size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
 limit = size + int(sys.argv[1]) * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -126,8 +126,8 @@ def test_a_finished_run_inside_is_named_and_never_taken_for_the_outer_runs(label
 
 
 def test_the_sweep_never_removes_a_file_inside_another_runs_folder(labels, tmp_path):
+    from nsegaug._jobs.folder import sweep
     from nsegaug.generate import GenerateConfig, GenerateJob, generate_dataset
-    from nsegaug.jobs.folder import sweep
 
     outer = tmp_path / "A"
     config = GenerateConfig(labels=labels, out=outer, copies=2)

@@ -82,9 +82,9 @@ def test_transient_faults_are_retried_and_permanent_ones_are_one_line(monkeypatc
 
 
 def test_a_run_into_memory_writes_parts_then_one_sorted_manifest_and_resumes(tmp_path, monkeypatch):
-    import nsegaug.jobs.manifest_log
+    import nsegaug._jobs.manifest_log
 
-    monkeypatch.setattr(nsegaug.jobs.manifest_log, "PART_MASKS", 2)  # many parts for 6 masks
+    monkeypatch.setattr(nsegaug._jobs.manifest_log, "PART_MASKS", 2)  # many parts for 6 masks
     labels = tmp_path / "labels"
     labels.mkdir()
     for index in range(6):

@@ -25,8 +25,8 @@ def generate(dry_run, quiet, resume, overwrite, **options) -> None:
     parameters. Outputs are byte-identical for any --jobs and on rerun.
     """
     from .. import storage
+    from .._jobs import count_masks
     from ..generate import GenerateConfig, generate_dataset
-    from ..jobs import count_masks
 
     provenance = apply_params_file(click.get_current_context(), options, None, DEFORM_KEYS)
     params, rest = split_options(options)

@@ -78,7 +78,7 @@ def _dask_backend(config: JobConfig, workers: int, secrets: dict):
             )
         client = Client(cluster)
         if secrets:  # workers of this machine, started here: given the secrets apart from the graph
-            from ..dask_secrets import StorageSecrets
+            from .dask_secrets import StorageSecrets
 
             client.register_plugin(StorageSecrets(secrets))
     try:

@@ -50,7 +50,7 @@ def run_job(
     command_line: list[str] | None = None,
     log: Log = lambda message: print(message, file=sys.stderr),
 ) -> JobSummary:
-    """Run ``job`` over its label folder; see :mod:`nsegaug.jobs` for the guarantees.
+    """Run ``job`` over its label folder; see :mod:`nsegaug._jobs` for the guarantees.
 
     Returns the summary; bad masks are counted in it (and stop the run with
     ``on_error="fail"``). Raises :class:`UsageError` (a request that cannot be

@@ -9,7 +9,7 @@ overwrite, verifies them on resume, and refuses a folder holding anything
 else; after it, :func:`sweep` removes what the manifest does not list.
 
 Another run's folder inside the output folder (a sub-folder holding a lock,
-a manifest or its metadata: [`other_run_folders`][nsegaug.jobs.folder.other_run_folders]) is never touched: a
+a manifest or its metadata: [`other_run_folders`][nsegaug._jobs.folder.other_run_folders]) is never touched: a
 run into a folder that holds one is refused, naming it, and the sweep at the
 end of a run, as well as the removal of temporary files, leaves every file
 under such a sub-folder alone.
@@ -282,7 +282,7 @@ def _has_checksum(location: Location, sha: str) -> bool:
 def sweep(job: MaskJob, rows: Path | None) -> None:
     """Remove what the manifest does not list: temp files of stopped workers, the files of masks whose rows
     were never appended (a failure, an interruption, a stop after the first error). A file inside another
-    run's folder is never removed ([`other_run_folders`][nsegaug.jobs.folder.other_run_folders])."""
+    run's folder is never removed ([`other_run_folders`][nsegaug._jobs.folder.other_run_folders])."""
     out = job.config.out
     names = _outside_other_runs(list(storage.walk(out)))
     remove_temporary_files(out, names)

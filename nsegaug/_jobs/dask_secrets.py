@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from distributed import WorkerPlugin
 
-from . import storage
+from .. import storage
 
 
 class StorageSecrets(WorkerPlugin):
