@@ -9,7 +9,7 @@ loader does not limit it), with AMP and channels_last on CUDA as ``nsegaug
 train`` uses them. Training runs at about the smaller of the two figures.
 
 The step's contenders are torch thread counts (``--threads``: ``1,default``
-unless told; ``default`` is ``nsegaug.cpus.threads_per_worker()``, what
+unless told; ``default`` is ``nsegaug._resources.cpus.threads_per_worker()``, what
 ``nsegaug train`` chooses from the CPUs this process may use), interleaved:
 every contender runs ``--steps`` steps once per round, the order rotating.
 Figures are min and median over the rounds, wall and CPU time (the process's,
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Timings, conditions, interleaved, print_conditions, print_load_after, timed  # noqa: E402
 
-from nsegaug.cpus import threads_per_worker  # noqa: E402
+from nsegaug._resources.cpus import threads_per_worker  # noqa: E402
 from nsegaug.generate import GenerateConfig, generate_dataset  # noqa: E402
 from nsegaug.manifest import MANIFEST_NAME, open_generated  # noqa: E402
 from nsegaug.train.config import MEAN, STD  # noqa: E402

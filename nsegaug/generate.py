@@ -83,10 +83,10 @@ class GenerateJob(MaskJob):
         return [make_output_name(label, k, self.config.name_template) for k in range(1, self.config.copies + 1)]
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
+        from ._resources.memory import reserved
         from .components import count_runs
         from .copies import deformed_copies
         from .io import cached_colour_palette, encode_label, read_label
-        from .memory import reserved
         from .storage import sha256_bytes
 
         config = self.config

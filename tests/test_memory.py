@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsegaug import memory
+from nsegaug._resources import memory
 from nsegaug.errors import NotEnoughMemory
 from nsegaug.generate import map_memory
 from nsegaug.params import DeformParams
@@ -107,7 +107,7 @@ def test_a_reservation_waits_for_another_process_to_give_memory_back(ledger_here
     waiter = textwrap.dedent(
         f"""
         import time
-        from nsegaug import memory
+        from nsegaug._resources import memory
         start = time.monotonic()
         with memory.reserved({available // 2}, "second.png"):
             print(round(time.monotonic() - start, 1))

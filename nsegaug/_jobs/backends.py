@@ -24,7 +24,7 @@ def run_parallel(
 ) -> Iterator[MaskOutcome]:
     from joblib import Parallel, delayed
 
-    from ..cpus import capped_note, worker_count
+    from .._resources.cpus import capped_note, worker_count
 
     # Workers know the parent by pid: in the parent itself (jobs=1 runs in process) no watch is needed.
     context = WorkerContext(os.getpid(), os.getcwd())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from ..cpus import available_cpus, default_jobs
+from .._resources.cpus import available_cpus, default_jobs
 from ..errors import UsageError
 from ..params import ENGINES, PRECISIONS, UNITS, VARIANTS, DeformParams, check_alpha_sigma, format_alpha_sigma
 
@@ -192,7 +192,7 @@ prob_option = click.option(
 )
 
 
-# The name the commands import; nsegaug.cpus owns the count.
+# The name the commands import; nsegaug._resources.cpus owns the count.
 available_cores = available_cpus
 
 jobs_option = click.option(

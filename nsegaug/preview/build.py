@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import storage
+from .._resources.memory import check_fits
 from ..errors import ManifestError, UsageError
-from ..memory import check_fits
 from ..params import DEFAULT_PARAMS, DeformParams, check_copies
 from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, DEFAULT_OPACITY, DEFAULT_TILE_SIZE, MAX_TILE_SIZE
 from .manifests import ManifestIndex, Warn, read_manifest

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..cpus import available_cpus
+from .._resources.cpus import available_cpus
 from ..errors import NsegaugError, RunRefused, StorageError
 from ..local_files import open_own
 from ..storage import public_text

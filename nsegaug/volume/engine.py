@@ -303,8 +303,8 @@ def deform_bytes_per_voxel(params: DeformParams, label_itemsize: int) -> int:
 def check_volume_fits(path, segment: np.ndarray, params: DeformParams) -> None:
     """A :class:`~nsegaug.errors.LabelFormatError` naming ``path`` when deforming ``segment`` needs more memory
     than this process can still take (refused before the fields are allocated, not killed midway)."""
+    from .._resources.memory import available_memory, size_text
     from ..errors import LabelFormatError
-    from ..memory import available_memory, size_text
 
     per_voxel = deform_bytes_per_voxel(params, segment.dtype.itemsize)
     needed, available = segment.size * per_voxel, available_memory()

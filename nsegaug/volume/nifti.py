@@ -105,7 +105,7 @@ def encode_nifti(layout: NiftiLayout, indices: np.ndarray) -> bytes:
 def check_size(path, header: bytes) -> None:
     """Refuse, from its header alone, a volume whose reading would not fit in the memory left: the file
     unpacked, its data, and the class values (at most 8 bytes a voxel)."""
-    from ..memory import available_memory, size_text
+    from .._resources.memory import available_memory, size_text
 
     shape = _dims(path, header)
     voxels = int(np.prod(shape, dtype=np.float64))

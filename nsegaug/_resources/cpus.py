@@ -117,8 +117,8 @@ def worker_count(requested: int, work_items: int | None = None) -> int:
 
     A worker beyond the tasks would only start and idle, and one beyond the CPUs only takes turns with the
     others (each is a whole process with its own memory), so both bound the count; so does the memory this
-    process may use, at [`WORKER_BYTES`][nsegaug.cpus.WORKER_BYTES] a worker before any map (the maps' own
-    memory is shared out while they are deformed: [`reserved`][nsegaug.memory.reserved]).
+    process may use, at [`WORKER_BYTES`][nsegaug._resources.cpus.WORKER_BYTES] a worker before any map (the maps' own
+    memory is shared out while they are deformed: [`reserved`][nsegaug._resources.memory.reserved]).
     """
     bounds = [requested, available_cpus(), memory_workers()]
     if work_items is not None:

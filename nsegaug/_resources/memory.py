@@ -7,7 +7,7 @@ kernel can drop is not counted as held), and the address-space limit
 (``ulimit -v``) less this process's size. Linux only; elsewhere nothing is
 known and nothing is refused.
 
-[`reserved`][nsegaug.memory.reserved] shares that memory between the processes of this machine
+[`reserved`][nsegaug._resources.memory.reserved] shares that memory between the processes of this machine
 that deform large maps (a run's workers, other runs of the same user): each
 holds what its map needs while it works on it, so ``--jobs N`` on huge maps
 deforms as many at once as fit, and a map that cannot fit even alone is
@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import NotEnoughMemory, UsageError
 from . import cgroups
-from .errors import NotEnoughMemory, UsageError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit number; anything near it is none.
@@ -61,7 +61,7 @@ def size_text(count: float) -> str:
 
 @dataclass
 class Reservation:
-    """Bytes this process holds in the machine's ledger (see [`reserved`][nsegaug.memory.reserved])."""
+    """Bytes this process holds in the machine's ledger (see [`reserved`][nsegaug._resources.memory.reserved])."""
 
     token: str
     needed: int
