@@ -25,7 +25,7 @@ _PUBLIC = {
 _SUBMODULES = ("deform",)
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 # The modules users import from: documented, and kept where they are. Every other module is internal and
-# may move between versions (the job engine nsegaug._jobs, nsegaug.cli, nsegaug.dataset, the insides of
+# may move between versions (the job engine nsegaug._jobs, nsegaug.cli, nsegaug._files.label_folders, the insides of
 # nsegaug.train, nsegaug.preview, nsegaug.study and nsegaug.manifest's own modules).
 PUBLIC_MODULES = (
     "nsegaug",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import storage
-from .dataset import is_volume, strip_suffix
+from ._files.label_folders import is_volume, strip_suffix
 from .errors import ManifestError, UsageError, shown_path
 from .io import image_size, size_mismatch
 from .manifest import Manifest, check_unchanged, open_generated, open_manifest

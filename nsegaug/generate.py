@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ._files.label_folders import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
+from ._files.label_folders import output_name as make_output_name
 from ._jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
-from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
-from .dataset import output_name as make_output_name
 from .errors import LabelFormatError, UsageError
 from .io import check_png_level
 from .manifest import CopyRow

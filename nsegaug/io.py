@@ -198,7 +198,7 @@ def read_label(
     ``path`` may be an fsspec URL (see :mod:`nsegaug.storage`). A ``.nii`` or ``.nii.gz`` file is read as a
     volume (:func:`nsegaug.volume.nifti.read_nifti`).
     """
-    from .dataset import is_volume
+    from ._files.label_folders import is_volume
     from .storage import is_url, read_bytes
 
     if is_volume(path):

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._files.label_folders import Sample
 from ._jobs import JobConfig, JobSummary, MaskJob, Output, run_job
-from .dataset import Sample
 from .io import check_png_level
 from .manifest import NoiseRow
 from .params import DEFAULT_NOISE, NoiseParams

@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
+from ._files.local import atomic_writer, sha256_file, write_bytes_atomic
 from .errors import StorageError, UsageError, shown_path
-from .local_files import atomic_writer, sha256_file, write_bytes_atomic
 
 Location = Path | str
 # Retries of a transient fault: waits of 0.25, 0.5, 1, 2, 4 s, then the error.

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from nsegaug._files.params_file import read_params_file
 from nsegaug.calibrate import CalibrateConfig, Grid, calibrate, compare
 from nsegaug.calibrate.search import displacement_scale
 from nsegaug.cli import main
 from nsegaug.copies import deformed_copies
 from nsegaug.params import DeformParams
-from nsegaug.params_file import read_params_file
 
 EXAMPLE_LABELS = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels"
 # A small grid, so that a calibration takes seconds: rms field displacements from 0.16 to 5.4 px.

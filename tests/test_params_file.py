@@ -11,9 +11,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from nsegaug._files.params_file import toml_text
 from nsegaug.cli import main
 from nsegaug.options.train import config_of
-from nsegaug.params_file import toml_text
 
 EXAMPLE_LABELS = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels"
 PARAMS = toml_text(

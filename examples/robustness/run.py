@@ -62,7 +62,7 @@ from report import (  # noqa: E402
     summarize_runs,
 )
 
-from nsegaug.dataset import iter_label_files  # noqa: E402
+from nsegaug._files.label_folders import iter_label_files  # noqa: E402
 from nsegaug.io import read_label  # noqa: E402
 from nsegaug.manifest import (  # noqa: E402
     MANIFEST_NAME,

@@ -5,7 +5,7 @@ Each mask is read by a worker (the parent sends names, never pixels), its
 outputs are written atomically, and its manifest rows are appended only
 once all its files exist. The manifest is sorted at the end, so it is the
 same for any number of workers or backend. A run holds its output folder for
-its whole life (:mod:`nsegaug.lock`), touches nothing outside it, can be
+its whole life (:mod:`nsegaug._files.lock`), touches nothing outside it, can be
 interrupted (Ctrl-C, SIGTERM, a killed process, a full disk) and resumed,
 and after every run the folder holds exactly what its manifest lists, plus
 the manifest and its metadata.

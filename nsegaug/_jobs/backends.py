@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .. import storage
-from ..dataset import Sample
+from .._files.label_folders import Sample
 from ..errors import UsageError
 from .config import JobConfig, Log
 from .job import MaskJob, MaskOutcome

@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from .. import storage
-from ..dataset import is_inside
+from .._files.label_folders import is_inside
+from .._files.lock import LOCK_NAME
 from ..errors import ManifestError, RunRefused, StorageError, shown_path
-from ..lock import LOCK_NAME
 from ..manifest import KINDS, MANIFEST_NAME, META_NAME, RunMeta, iter_mask_groups, read_meta
 from ..storage import Location, is_url, join
 from .config import Log

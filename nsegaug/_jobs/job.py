@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..dataset import Sample
+from .._files.label_folders import Sample
 from .config import JobConfig
 
 

@@ -10,7 +10,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .. import lock, storage
+from .. import storage
+from .._files import lock
 from ..errors import ManifestError, NsegaugError, StorageError
 from ..manifest import META_NAME, RunMeta, write_meta
 from ..storage import Location, join

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import storage
-from ..dataset import Sample, is_inside
+from .._files.label_folders import Sample, is_inside
 from ..errors import NsegaugError, StorageError, shown_path
 from ..io import image_size, size_mismatch
 from ..storage import Location, is_url, join, write_bytes_atomic

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from .._files.params_file import DEFORM_KEYS
 from ..errors import shown_path
 from ..options import apply_params_file, format_alpha_sigma
 from ..options.generate import generate_options
 from ..params import split_options
-from ..params_file import DEFORM_KEYS
 from . import Command
 from .jobs import run_job_command
 

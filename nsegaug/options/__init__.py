@@ -157,7 +157,7 @@ def apply_params_file(ctx: click.Context, options: dict, table: str | None, name
     """
     from click.core import ParameterSource
 
-    from ..params_file import params_table
+    from .._files.params_file import params_table
     from ..storage import sha256_file
 
     path = options.pop("params_file", None)

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .. import storage
-from ..dataset import find_image, iter_label_files
+from .._files.label_folders import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
 from ..io import ColourPalette, LabelImage, cached_colour_palette, open_image, read_label, size_mismatch
 from ..manifest import CopyRow, NoiseRow, read_listed

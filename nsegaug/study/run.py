@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .._files.local import open_own
 from .._resources.cpus import available_cpus
 from ..errors import NsegaugError, RunRefused, StorageError
-from ..local_files import open_own
 from ..storage import public_text
 from .plan import Unit
 from .provenance import current_code
@@ -266,7 +266,7 @@ def run_unit(
 ) -> float | None:
     """Run ``unit`` unless it is done; its output appended to ``log_file``; the seconds it took (None: skipped).
     ``environment`` is shown in the log with the command; ``delegation`` (the study's
-    [`child_environment`][nsegaug.lock.child_environment], which lets the unit hold a folder inside the
+    [`child_environment`][nsegaug._files.lock.child_environment], which lets the unit hold a folder inside the
     study's) is passed too, not shown.
 
     Raises StudyError when it fails, UnitInterrupted when Ctrl-C (or SIGTERM) stopped it or the study stopped

@@ -109,7 +109,7 @@ class StudySpec:
 
 def read_study_file(path: Path) -> dict:
     """The TOML file's tables (tomllib on Python 3.11+, else tomli when installed)."""
-    from ..params_file import read_toml
+    from .._files.params_file import read_toml
 
     return read_toml(path, "study file")
 

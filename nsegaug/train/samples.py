@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import storage
-from ..dataset import find_image, iter_label_files
+from .._files.label_folders import find_image, iter_label_files
 from ..errors import ManifestError, TrainError
 from ..io import (
     ColourPalette,

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import StorageError, shown_path
+from ..errors import StorageError, shown_path
 
 
 def link_error(path: os.PathLike | str) -> StorageError:
