@@ -33,11 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# The CPU side, found in DataLoader workers: public here, where the engine's users look for it.
+from ._torch_boxes import batch_boxes, collate_with_boxes, component_boxes  # noqa: F401
 from .deform import suppression_pad
 from .params import DEFAULT_PARAMS, DeformParams, MethodTransform, check_alpha_sigma, check_prob
-
-# The CPU side, found in DataLoader workers: public here, where the engine's users look for it.
-from .torch_boxes import batch_boxes, collate_with_boxes, component_boxes  # noqa: F401
 
 BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
