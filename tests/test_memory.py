@@ -4,6 +4,7 @@ refused in one line when it cannot fit (real limits: an address-space limit, a m
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -127,7 +128,7 @@ def test_a_reservation_waits_for_another_process_to_give_memory_back(ledger_here
 def test_reservations_of_processes_that_died_are_dropped(ledger_here):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     memory.ledger_path().write_text(f'{{"{int(dead.stdout)}.1.1": {10**15}}}')
-    with memory.reserved(1 << 20, "x.png"):
+    with memory.reserved(memory.LEDGER_FLOOR + (1 << 20), "x.png"):
         pass
     assert memory.ledger_path().read_text() == "{}"
 
@@ -179,3 +180,41 @@ def test_jobs_2_on_huge_maps_under_a_cgroup_limit_deforms_them_one_at_a_time(tmp
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def test_a_process_stopped_while_it_holds_the_ledger_does_not_hang_the_others(tmp_path, ledger_here):
+    """Ctrl-Z on one nsegaug process of a machine, at the instant it holds the ledger's lock: another run still
+    deforms its maps (counting alone), instead of waiting for that process forever."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "from nsegaug import memory\n"
+            "descriptor = os.open(memory.ledger_path(), os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(descriptor, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        os.kill(holder.pid, signal.SIGSTOP)
+        labels, out = tmp_path / "labels", tmp_path / "out"
+        labels.mkdir()
+        (labels / "a.png").write_bytes(SAMPLE.read_bytes())
+        command = [sys.executable, "-m", "nsegaug", "generate", "--labels", labels, "--out", out, "-k", "2", "-q"]
+        run = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert sorted(path.name for path in out.glob("a_nsp*.png")) == ["a_nsp1.png", "a_nsp2.png"]
+        # A map large enough to be shared out: its reservation waits LEDGER_WAIT_S for the lock at most, then
+        # goes on counting alone (here: taking, resizing and giving back a reservation).
+        start = time.monotonic()
+        with memory.reserved(2 * memory.LEDGER_FLOOR, "large.png") as held:
+            held.resize(3 * memory.LEDGER_FLOOR)
+        assert time.monotonic() - start < 4 * memory.LEDGER_WAIT_S
+    finally:
+        holder.kill()
+        holder.wait()

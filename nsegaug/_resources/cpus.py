@@ -127,11 +127,12 @@ def worker_count(requested: int, work_items: int | None = None) -> int:
 
 
 def memory_workers() -> int:
-    """The workers the memory this process may use holds, before any map (at least 1)."""
-    from .memory import available_memory
+    """The workers the memory this process may use holds (at least 1): each with room for itself and for a map
+    below [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR], so that such maps need not be shared out."""
+    from .memory import LEDGER_FLOOR, available_memory
 
     available = available_memory()
-    return max(1, available // WORKER_BYTES) if available is not None else 1 << 30
+    return max(1, available // (WORKER_BYTES + LEDGER_FLOOR)) if available is not None else 1 << 30
 
 
 def capped_note(requested: int, workers: int, work_items: int | None) -> str | None:

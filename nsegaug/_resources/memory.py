@@ -35,6 +35,14 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 _NO_LIMIT = 1 << 60
 # How often a process waiting for memory that others hold looks again.
 WAIT_POLL_S = 0.2
+# How long a process waits for the ledger's lock itself. Its holders keep it for a read and a write; one that
+# holds it longer was stopped there (Ctrl-Z, SIGSTOP, a debugger): past this, this process counts alone rather
+# than hang every nsegaug run of the machine behind it.
+LEDGER_WAIT_S = 5.0
+# Maps estimated at most this much are deformed without the ledger: the workers a run starts are counted at
+# this much each on top of a worker's own (cpus.memory_workers), so they fit together whatever they work on,
+# and a run of ordinary maps (up to some 6 Mpx) pays no ledger round trip per map nor waits on anyone.
+LEDGER_FLOOR = 256 << 20
 
 
 def available_memory() -> int | None:
@@ -66,16 +74,21 @@ class Reservation:
     token: str
     needed: int
     what: str
+    shared: bool = False  # whether it stands in the ledger (maps below LEDGER_FLOOR do not)
 
     def resize(self, needed: int, detail: str = "") -> None:
         """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
         that does not fit is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory], at once (waiting while
         holding could wait forever)."""
+        if needed <= LEDGER_FLOOR and not self.shared:
+            self.needed = needed  # within what every worker was counted for: nothing to share
+            return
         with _ledger() as entries:
             others = sum(held for token, held in entries.items() if token != self.token)
             if needed > self.needed and not _fits(needed - self.needed, others):
                 raise NotEnoughMemory(self.what, _refusal(needed, others, detail))
             entries[self.token] = self.needed = needed
+            self.shared = True
 
 
 @contextmanager
@@ -85,10 +98,12 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
     Waits while other processes of this machine hold what it needs (they
     finish and give it back); raises [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory] naming
     ``what`` (a file) and the estimate when it cannot fit even with nothing
-    else held. With nothing known about the memory, it just runs.
+    else held. With nothing known about the memory, it just runs. A map of at most
+    [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
+    with room for one.
     """
     token = f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
-    while True:
+    while needed > LEDGER_FLOOR:
         with _ledger() as entries:
             others = sum(entries.values())
             if _fits(needed, others):
@@ -97,12 +112,13 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
             if not others or not _fits(needed, 0):
                 raise NotEnoughMemory(what, _refusal(needed, 0, detail))
         time.sleep(WAIT_POLL_S)
-    reservation = Reservation(token, needed, what)
+    reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR)
     try:
         yield reservation
     finally:
-        with _ledger() as entries:
-            entries.pop(token, None)
+        if reservation.shared:
+            with _ledger() as entries:
+                entries.pop(token, None)
 
 
 def _fits(needed: int, others: int) -> bool:
@@ -141,7 +157,9 @@ def _ledger() -> Iterator[dict[str, int]]:
         yield {}
         return
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        if not _lock(descriptor, fcntl):
+            yield {}  # the ledger is held by a stopped process: this process counts alone, as without a ledger
+            return
         with os.fdopen(os.dup(descriptor), "r+", encoding="utf-8") as file:
             try:
                 entries = {str(key): int(value) for key, value in json.loads(file.read() or "{}").items()}
@@ -154,6 +172,19 @@ def _ledger() -> Iterator[dict[str, int]]:
             file.write(json.dumps(entries))
     finally:
         os.close(descriptor)  # also releases the lock
+
+
+def _lock(descriptor: int, fcntl) -> bool:
+    """Take the ledger's flock within ``LEDGER_WAIT_S``; False when a holder keeps it longer."""
+    deadline = time.monotonic() + LEDGER_WAIT_S
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
 
 def _alive(token: str) -> bool:
