@@ -190,7 +190,7 @@ def test_a_process_stopped_while_it_holds_the_ledger_does_not_hang_the_others(tm
             sys.executable,
             "-c",
             "import fcntl, os, sys, time\n"
-            "from nsegaug import memory\n"
+            "from nsegaug._resources import memory\n"
             "descriptor = os.open(memory.ledger_path(), os.O_RDWR | os.O_CREAT, 0o600)\n"
             "fcntl.flock(descriptor, fcntl.LOCK_EX)\n"
             "print('held', flush=True)\n"

@@ -128,7 +128,7 @@ def worker_count(requested: int, work_items: int | None = None) -> int:
 
 def memory_workers() -> int:
     """The workers the memory this process may use holds (at least 1): each with room for itself and for a map
-    below [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR], so that such maps need not be shared out."""
+    below [`LEDGER_FLOOR`][nsegaug._resources.memory.LEDGER_FLOOR], so that such maps need not be shared out."""
     from .memory import LEDGER_FLOOR, available_memory
 
     available = available_memory()

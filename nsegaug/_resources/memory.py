@@ -99,7 +99,7 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
     finish and give it back); raises [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory] naming
     ``what`` (a file) and the estimate when it cannot fit even with nothing
     else held. With nothing known about the memory, it just runs. A map of at most
-    [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
+    [`LEDGER_FLOOR`][nsegaug._resources.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
     with room for one.
     """
     token = f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
