@@ -24,9 +24,11 @@ _PUBLIC = {
 }
 _SUBMODULES = ("deform",)
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
-# The modules users import from: documented, and kept where they are. Every other module is internal and
-# may move between versions (the job engine nsegaug._jobs, nsegaug.cli, nsegaug._files.label_folders, the insides of
-# nsegaug.train, nsegaug.preview, nsegaug.study and nsegaug.manifest's own modules).
+# The modules users import from: documented, and kept where they are. The tree shows the line: at the top of
+# the package, a module or package whose name starts with an underscore (_jobs, _files, _resources, _plots, ...)
+# is internal, and so are the command line's own packages (cli, options, preview, study); inside a public package
+# (manifest, volume, calibrate, train), its modules are internal unless listed here: import from the package.
+# Everything internal may move between versions.
 PUBLIC_MODULES = (
     "nsegaug",
     "nsegaug.params",
@@ -44,10 +46,15 @@ PUBLIC_MODULES = (
     "nsegaug.mmseg",
     "nsegaug.seeding",
     "nsegaug.copies",
+    "nsegaug.sampling",
+    "nsegaug.noise_models",
     "nsegaug.volume",
     "nsegaug.monai",
     "nsegaug.torchio",
     "nsegaug.calibrate",
+    "nsegaug.train",
+    "nsegaug.synthetic",
+    "nsegaug.palettes",
 )
 
 
