@@ -738,3 +738,24 @@ def test_the_config_holds_the_deformation_as_one_spec_online_only(tmp_path):
         TrainConfig(**where, online=True, params=DeformParams(precision="float64"))
     with pytest.raises(UsageError, match="ignore_index 0 is not the run's"):
         TrainConfig(**where, online=True, params=DeformParams(ignore_index=0))
+
+
+@needs_torch
+def test_a_saved_model_predicts_what_evaluate_counts(manifest, val, tmp_path):
+    import cv2
+
+    from nsegaug.train import confusion_matrix, evaluate_checkpoint, load_model
+
+    assert train_cli(manifest, val, tmp_path / "run", "--iters", "2").exit_code == 0
+    trained = load_model(tmp_path / "run" / "best.pt")
+    assert trained.step == 2 and trained.config.num_classes == 19 and not trained.model.training
+    counted = np.zeros((19, 19), np.int64)
+    for label_path in sorted(val[0].glob("*.png")):
+        # Decoded as training decodes it (OpenCV): another JPEG decoder gives other pixels, other predictions.
+        image = cv2.cvtColor(cv2.imread(str(val[1] / f"{label_path.stem}.jpg")), cv2.COLOR_BGR2RGB)
+        prediction = trained.predict(image)
+        assert prediction.shape == image.shape[:2]
+        counted += confusion_matrix(prediction, read_label(label_path).indices, 19, 255)
+    # One thread, as the predictions above (the sums of a convolution split otherwise can round otherwise).
+    result = evaluate_checkpoint(tmp_path / "run" / "best.pt", val[0], val[1], device="cpu", workers=0, threads=1)
+    assert counted.tolist() == result["confusion"]
