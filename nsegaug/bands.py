@@ -27,6 +27,7 @@ number of bands.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -132,44 +133,44 @@ def deform_in_bands(
     whole: bool = False,
 ) -> tuple[np.ndarray, float]:
     """The deformed map and the suppressed share, band by band (the warp's figures are added to ``totals``);
-    ``draw`` fills the fields' rows in order.
+    ``draw`` fills the fields' rows in order ([`nsegaug.draws`][nsegaug.draws]; a draw of levels gives
+    the rows blur levels, and their scale, which the row kernel applies).
 
     ``boxes``: the small components' (none: nothing suppressed), grown by
     ``pad``; ``dtype``: the fields'; ``blur``: ``"rows"`` or
     ``"reference"`` (see [`deform_with_noise`][nsegaug.deform.deform_with_noise]).
-    ``whole``: one window, the map, warped in the blur's transposed layout
-    (a draw that knows its pair first fills and suppresses the fields a block
-    of rows at a time while it is in the cache).
+    ``whole``: one window, the map, warped in the blur's transposed layout.
     """
     height, width = segment.shape
     taps = gaussian_taps(sigma)
     rows_blur = blur == "rows" and dtype == np.float32 and taps < _DFT_TAPS
+    # A draw of levels (engine 3) gives the rows blur its levels: their scale to displacements is in the row kernel.
+    levels = rows_blur and hasattr(draw, "fill_levels")
+    row_kernel = _row_kernel(float(sigma), taps, draw.scale(alpha) if levels else 1.0)
     plan = [Window(0, height, 0, height)] if whole else list(windows(segment.shape, taps // 2))
     longest = max(window.stop - window.start for window in plan)
     drawn = _buffer("drawn", (2, longest, width), dtype)  # the window's rows, before the column pass
     blurred = _buffer("blurred", (2, longest * width), dtype)  # the window blurred (transposed for rows)
     padded = _padded_boxes(boxes, pad, segment.shape)
-    step = max(1, BLOCK_PX // width)
     suppressed = 0
     deformed = np.empty_like(segment)
     previous = Window(0, 0, 0, 0)
     for window in plan:
         kept = previous.stop - window.start  # rows of this window the previous one drew
         top = window.start + kept  # the first row to draw
-        mask = _suppression_rows(padded, top, window.stop, width)
-        suppressed += int(np.count_nonzero(mask)) if mask is not None else 0
         for field in (0, 1):
             rows = drawn[field]
             if kept and previous.start != window.start:
                 rows[:kept] = rows[window.start - previous.start : previous.stop - previous.start]
-            new = rows[kept : window.stop - window.start]
-            for first in range(0, len(new), step):  # drawn and suppressed while the block is in the cache
-                block = new[first : first + step]
-                draw.fill(field, block, alpha)
-                if mask is not None:
-                    np.copyto(block, 0, where=mask[first : first + step])
-            if rows_blur and len(new):  # the row pass, once per row: kept rows had theirs in the previous window
-                cv2.filter2D(new, -1, _row_kernel(float(sigma), taps), dst=new, borderType=BORDER)
+            if levels:
+                draw.fill_levels(field, rows[kept : window.stop - window.start])
+            else:
+                draw.fill(field, rows[kept : window.stop - window.start], alpha)
+        new = drawn[:, kept : window.stop - window.start]
+        suppressed += _suppress(new, padded, top, totals.measure)
+        if rows_blur and new.shape[1]:  # the row pass, once per row: kept rows had theirs in the previous window
+            for rows in new:
+                cv2.filter2D(rows, -1, row_kernel, dst=rows, borderType=BORDER)
         size = window.stop - window.start
         fields = [_blur_window(drawn[field][:size], blurred[field], sigma, taps, rows_blur) for field in (0, 1)]
         if whole and rows_blur:  # warped in the blur's layout: row j, column i is pixel (i, j) of the map
@@ -191,7 +192,7 @@ def deform_in_bands(
 def _buffer(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """This thread's scratch array (float32, up to [`SCRATCH_PX`][nsegaug.bands.SCRATCH_PX] values: reused,
     its pages already in), or a new one (a large window's memory is given back when the map is done)."""
-    if dtype == np.float32 and np.prod(shape) <= SCRATCH_PX:
+    if dtype == np.float32 and math.prod(shape) <= SCRATCH_PX:
         return _scratch(f"bands.{name}", shape)
     return np.empty(shape, dtype)
 
@@ -217,15 +218,24 @@ def _padded_boxes(boxes: np.ndarray | None, pad: int, shape: tuple[int, int]) ->
     return grown[np.argsort(grown[:, 0], kind="stable")]
 
 
-def _suppression_rows(padded: np.ndarray | None, top: int, bottom: int, width: int) -> np.ndarray | None:
-    """The suppression mask of map rows ``[top, bottom)`` (None: nothing suppressed there)."""
-    if padded is None or bottom <= top:
-        return None
+def _suppress(rows: np.ndarray, padded: np.ndarray | None, top: int, count: bool) -> int:
+    """Zero both fields' ``rows`` (map rows ``top`` on) inside the grown boxes; the pixels zeroed if ``count``
+    (the union of the boxes, each pixel once), else 0."""
+    if padded is None or not rows.shape[1]:
+        return 0
+    bottom = top + rows.shape[1]
     reaching = padded[: np.searchsorted(padded[:, 0], bottom, side="left")]
     reaching = reaching[reaching[:, 2] > top]
     if not len(reaching):
-        return None
-    mask = np.zeros((bottom - top, width), dtype=bool)
-    for y1, x1, y2, x2 in reaching.tolist():
-        mask[max(y1 - top, 0) : y2 - top, x1:x2] = True
-    return mask
+        return 0
+    local = reaching - (top, 0, top, 0)
+    np.maximum(local[:, 0], 0, out=local[:, 0])
+    boxes = local.tolist()
+    for y1, x1, y2, x2 in boxes:
+        rows[:, y1:y2, x1:x2] = 0
+    if not count:
+        return 0
+    mask = np.zeros(rows.shape[1:], dtype=bool)
+    for y1, x1, y2, x2 in boxes:
+        mask[y1:y2, x1:x2] = True
+    return int(np.count_nonzero(mask))

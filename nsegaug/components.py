@@ -54,7 +54,6 @@ def labelling_bytes(runs: int) -> int:
 
 def small_boxes(values: np.ndarray, area_thresh: float, ignore_index: int | None) -> np.ndarray:
     """[`small_component_boxes`][nsegaug.deform.small_component_boxes] on an integer map (see there)."""
-    from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
     height, width = values.shape
@@ -66,9 +65,7 @@ def small_boxes(values: np.ndarray, area_thresh: float, ignore_index: int | None
     background = run_class == -1 if np.issubdtype(run_class.dtype, np.signedinteger) else np.zeros(starts.size, bool)
     if ignore_index is not None:
         background |= run_class == ignore_index
-    owners, touched = _joins(flat, starts, run_class, background, width, height * width)
-    graph = csr_matrix((np.ones(owners.size, dtype=np.int8), (owners, touched)), shape=(starts.size, starts.size))
-    del owners, touched
+    graph = _graph(*_joins(flat, starts, run_class, background, width, height * width), starts.size)
     n_components, component = connected_components(graph, directed=False)
     del graph
 
@@ -94,6 +91,23 @@ def small_boxes(values: np.ndarray, area_thresh: float, ignore_index: int | None
         axis=1,
     )
     return boxes.astype(np.int64, copy=False)
+
+
+def _graph(owners: np.ndarray, touched: np.ndarray, runs: int):
+    """The joins as a sparse matrix of runs by runs, built row by row as scipy keeps it (CSR).
+
+    Built here rather than from (row, column) pairs: scipy's own conversion
+    costs more than the rest of the labelling on a map of a few thousand runs.
+    """
+    from scipy.sparse import csr_matrix
+
+    index = np.int32 if runs < 2**31 else np.int64  # what scipy would convert the indices to
+    order = np.argsort(owners, kind="stable")  # the joins come in four runs of ascending owners: merged
+    columns = touched[order].astype(index, copy=False)
+    del order
+    first = np.zeros(runs + 1, dtype=index)
+    np.cumsum(np.bincount(owners, minlength=runs), out=first[1:])
+    return csr_matrix((np.ones(columns.size), columns, first), shape=(runs, runs))
 
 
 def _joins(
@@ -123,15 +137,10 @@ def _joins(
     left = np.flatnonzero(~row_start & (starts[under] == below)).astype(index, copy=False)
     right = np.flatnonzero(~row_start[1:]).astype(index, copy=False)  # the next run, same row: its run below
     over = (np.searchsorted(starts, starts[upper:] - width, side="right") - 1).astype(index, copy=False)
-    candidates = (
-        (np.arange(lower, dtype=index), under),
-        (left, under[left] - 1),
-        (right, under[right + 1]),
-        (np.arange(upper, runs, dtype=index), over),
-    )
-    owners, touched = [], []
-    for owner, hit in candidates:
-        keep = (run_class[hit] == run_class[owner]) & ~background[owner]
-        owners.append(owner[keep])
-        touched.append(hit[keep])
-    return np.concatenate(owners), np.concatenate(touched)
+    # The four probes' (owner, run probed) pairs, as one pair of arrays: fewer calls on a map of few runs.
+    owner = np.concatenate((np.arange(lower, dtype=index), left, right, np.arange(upper, runs, dtype=index)))
+    hit = np.concatenate((under, under[left] - 1, under[right + 1], over))
+    keep = run_class[hit] == run_class[owner]
+    if background.any():
+        keep &= ~background[owner]
+    return owner[keep], hit[keep]

@@ -24,15 +24,12 @@ replayed) and a pure application of it (:func:`apply_deformation`);
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from . import bands, components
-from .draws import FastRows, ReferenceRows
+from .draws import FastRows, NoiseRows, ReferenceRows
 from .fields import _scratch, draw_noise_float32, smooth_field, smooth_field_transposed
 from .params import DEFAULT_ENGINE, DEFAULT_PARAMS, VARIANTS, DeformParams
 from .warp import WarpTotals, sampling_maps, transpose, warp_labels, warp_measured  # noqa: F401
@@ -204,6 +201,11 @@ def deform_with_noise(
     check_label_map(segment)
     if noise_x.shape != segment.shape or noise_y.shape != segment.shape:
         raise ValueError(f"noise fields {noise_x.shape}, {noise_y.shape} do not match label map {segment.shape}")
+    if params.engine == 3:  # its own arithmetic on u, as it deforms with the noise it draws
+        blur = default_blur(params.precision, params.engine) if blur is None else blur
+        draw = NoiseRows(noise_x, noise_y)
+        whole = not bands.is_banded(segment.shape)
+        return _deform_in_bands(segment, draw, alpha, sigma, params, boxes, blur, WarpTotals(), whole)
     dx = displacement_field(noise_x, alpha, params.precision)
     dy = displacement_field(noise_y, alpha, params.precision)
     return _deform_fields(segment, dx, dy, alpha, sigma, params, boxes, blur)
@@ -351,11 +353,11 @@ def _deform(
     totals: WarpTotals,
 ) -> DeformResult:
     check_label_map(segment)
-    # The labelling does not depend on the draw and releases the GIL, so it
-    # runs on a second core while the fields are drawn.
-    pending = None
+    # Labelled first, before the fields fill the cache; on this thread: a second one overlapped it with the
+    # draw, but cost more CPU than it saved wall time (the GIL, the caches of two cores), and in a run or a
+    # data loader every core is busy anyway.
     if params.suppresses and boxes is None:
-        pending = _labelling_thread().submit(small_component_boxes, segment, params.area_thresh, params.ignore_index)
+        boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index)
     blur = default_blur(params.precision, params.engine) if blur is None else blur
     banded = bands.is_banded(segment.shape)
     if params.engine == 3 or banded:
@@ -364,13 +366,12 @@ def _deform(
         else:
             draw = ReferenceRows(random_state, segment.shape, len(params.alpha_sigma), params.variant)
         # Engine 3 knows its pair first, and fills the fields a block at a time even on a map deformed whole.
-        boxes = pending.result() if pending else boxes
-        return _deform_in_bands(segment, draw, params, boxes, blur, totals, whole=not banded)
+        alpha, sigma = params.alpha_sigma[draw.pair_index]
+        return _deform_in_bands(segment, draw, alpha, sigma, params, boxes, blur, totals, whole=not banded)
     if blur != "rows":
         draw = draw_deformation(random_state, segment.shape, params)
         noise = draw.noise_x, draw.noise_y
         dx, dy = (displacement_field(field, draw.alpha, params.precision) for field in noise)
-        boxes = pending.result() if pending else boxes
         return _deform_fields(segment, dx, dy, draw.alpha, draw.sigma, params, boxes, blur, totals)
     # The rows blur runs in float32, which rounds u first: the same fields as drawing a DeformDraw and
     # applying it, without the float64 copies. (blur="reference" keeps the engine 1 code, for comparison.)
@@ -378,7 +379,7 @@ def _deform(
     alpha, sigma = params.alpha_sigma[pair_index]
     dx = displacement_field(u_x, alpha, out=u_x)
     dy = displacement_field(u_y, alpha, out=u_y)
-    return _deform_fields(segment, dx, dy, alpha, sigma, params, pending.result() if pending else boxes, blur, totals)
+    return _deform_fields(segment, dx, dy, alpha, sigma, params, boxes, blur, totals)
 
 
 def _field_dtype(params: DeformParams, blur: str) -> np.dtype:
@@ -389,6 +390,8 @@ def _field_dtype(params: DeformParams, blur: str) -> np.dtype:
 def _deform_in_bands(
     segment: np.ndarray,
     draw,
+    alpha: float,
+    sigma: float,
     params: DeformParams,
     boxes: np.ndarray | None,
     blur: str,
@@ -398,7 +401,6 @@ def _deform_in_bands(
     """A map deformed band by band (see ``nsegaug.bands``): the bytes of the whole-map engine."""
     if blur not in BLURS:
         raise ValueError(f"blur must be one of {BLURS}, got {blur!r}")
-    alpha, sigma = params.alpha_sigma[draw.pair_index]
     if params.suppresses and boxes is None:
         boxes = small_component_boxes(segment, params.area_thresh, params.ignore_index)
     boxes = boxes if params.suppresses else None
@@ -407,13 +409,3 @@ def _deform_in_bands(
     deformed, suppressed = bands.deform_in_bands(segment, draw, alpha, sigma, boxes, pad, dtype, blur, totals, whole)
     figures = totals.figures(segment.size)
     return DeformResult(deformed, alpha, sigma, suppressed_fraction=suppressed, **figures)
-
-
-@lru_cache(maxsize=1)
-def _labelling_executor(pid: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsegaug-labelling")
-
-
-def _labelling_thread() -> ThreadPoolExecutor:
-    # Keyed by process id: threads do not survive a fork into a worker.
-    return _labelling_executor(os.getpid())

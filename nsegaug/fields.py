@@ -79,9 +79,13 @@ def gaussian_taps(sigma: float) -> int:
     return int(round(sigma * 8 + 1)) | 1
 
 
-@lru_cache(maxsize=32)
-def _row_kernel(sigma: float, taps: int) -> np.ndarray:
-    kernel = cv2.getGaussianKernel(taps, sigma, cv2.CV_32F).reshape(1, taps)
+@lru_cache(maxsize=64)
+def _row_kernel(sigma: float, taps: int, scale: float = 1.0) -> np.ndarray:
+    # scale: each tap times it, in float64, then rounded (engine 3's row pass: levels in, displacements out).
+    if scale == 1.0:
+        kernel = cv2.getGaussianKernel(taps, sigma, cv2.CV_32F).reshape(1, taps)
+    else:
+        kernel = (cv2.getGaussianKernel(taps, sigma, cv2.CV_64F) * scale).astype(np.float32).reshape(1, taps)
     kernel.flags.writeable = False
     return kernel
 

@@ -49,14 +49,28 @@ def warp_labels(segment: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np
     Coordinates are rounded half to even, as cv2.remap does; labels are never
     blended.
     """
+    return _warp(segment, map_x, map_y, cv2.BORDER_CONSTANT)
+
+
+def _warp(
+    segment: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, border: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    # BORDER_REPLICATE clamps the rounded coordinate to the map: what clipping it first gives (see warp_measured).
     if segment.dtype == np.bool_:
-        return warp_labels(segment.view(np.uint8), map_x, map_y).view(np.bool_)
+        warped = _warp(segment.view(np.uint8), map_x, map_y, border, None if out is None else out.view(np.uint8))
+        return warped.view(np.bool_)
     # cv2.remap refuses maps with a side of 32767 px or more (SHRT_MAX).
     if segment.dtype in _REMAP_DTYPES and max(segment.shape) < 32767:
-        return cv2.remap(segment, map_x, map_y, interpolation=cv2.INTER_NEAREST)
+        return cv2.remap(segment, map_x, map_y, interpolation=cv2.INTER_NEAREST, dst=out, borderMode=border)
     rows = np.rint(map_y).astype(np.intp)
     cols = np.rint(map_x).astype(np.intp)
-    return segment[rows, cols]
+    if border == cv2.BORDER_REPLICATE:
+        np.clip(rows, 0, segment.shape[0] - 1, out=rows)
+        np.clip(cols, 0, segment.shape[1] - 1, out=cols)
+    if out is None:
+        return segment[rows, cols]
+    out[...] = segment[rows, cols]
+    return out
 
 
 def transpose(array: np.ndarray) -> np.ndarray:
@@ -102,7 +116,9 @@ def warp_measured(
     ``clip(grid + d)`` in the fields' precision, one cast to float32,
     [`warp_labels`][nsegaug.warp.warp_labels], then the displacement applied after the clip, the
     largest, and its sum in 1/256 px (the manifest's figures must not depend
-    on how numpy splits a float sum).
+    on how numpy splits a float sum). The map alone needs no clip: cv2.remap
+    clamps the rounded coordinate instead, which gives the same pixel (the
+    clip's bounds are whole pixels, and rounding keeps order).
     """
     height, width = source.shape
     columns = _pixel_grid((1, width), fx.dtype.name)[0]
@@ -113,11 +129,14 @@ def warp_measured(
         rows = np.arange(top + first, top + first + len(dx), dtype=fx.dtype)[:, None]
         dx += columns
         dy += rows
-        np.clip(dx, 0, width - 1, out=dx)
-        np.clip(dy, 0, height - 1, out=dy)
+        if totals.measure:
+            np.clip(dx, 0, width - 1, out=dx)
+            np.clip(dy, 0, height - 1, out=dy)
         map_x, map_y = dx.astype(np.float32, copy=False), dy.astype(np.float32, copy=False)
         warped = out[first : first + len(dx)]
-        warped[...] = warp_labels(source, map_x, map_y)
+        result = _warp(source, map_x, map_y, cv2.BORDER_REPLICATE, warped)
+        if not np.may_share_memory(result, warped):  # OpenCV wrote elsewhere (it takes only contiguous outputs)
+            warped[...] = result
         if not totals.measure:
             continue
         totals.changed += int(np.count_nonzero(warped != source[top + first : top + first + len(dx)]))

@@ -117,7 +117,7 @@ if sys.argv[1] == "whole":
 
     bands.WHOLE_MAP_PX = 1 << 62
 size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
-# Room for 8 bytes a pixel beyond the map, and the labelling thread's arena; the whole-map engine needs 22.
+# Room for 8 bytes a pixel beyond the map, and 64 MiB for the allocators' arenas; the whole-map engine needs 22.
 limit = size + 8 * segment.size + (64 << 20)
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 try:

@@ -83,9 +83,9 @@ def test_the_estimate_covers_what_generate_holds(tmp_path, ledger_here):
     small = tmp_path / "small"
     small.mkdir()
     (small / "small.png").write_bytes(SAMPLE.read_bytes())
-    run = ["nsegaug", "generate", "--out", tmp_path / "out_small", "-k", "2", "-j", "1", "-q"]
+    run = [sys.executable, "-m", "nsegaug", "generate", "--out", tmp_path / "out_small", "-k", "2", "-j", "1", "-q"]
     baseline = _peak_rss([*map(str, run), "--labels", str(small)])  # the interpreter and its libraries
-    peak = _peak_rss([*map(str, run[:2]), "--labels", str(labels), "--out", str(out), *map(str, run[4:])])
+    peak = _peak_rss([*map(str, run[:4]), "--labels", str(labels), "--out", str(out), *map(str, run[6:])])
     estimate = map_memory((6000, 6000), "P", (labels / "big.png").stat().st_size, DeformParams())
     assert peak - baseline < estimate < 3 * (peak - baseline)
 
@@ -165,7 +165,7 @@ def test_jobs_2_on_huge_maps_under_a_cgroup_limit_deforms_them_one_at_a_time(tmp
         for index in range(3):
             write_street_png(labels / f"map_{index}.png", 7000, 7000)  # estimated ~500 MiB each
         done = subprocess.run(
-            ["nsegaug", "generate", "--labels", labels, "--out", out, "-k", "1", "-j", "2", "-q"],
+            [sys.executable, "-m", "nsegaug", "generate", "--labels", labels, "--out", out, "-k", "1", "-j", "2", "-q"],
             capture_output=True,
             text=True,
             timeout=600,
