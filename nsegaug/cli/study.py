@@ -28,6 +28,12 @@ def _seeds(ctx, param, value):
 @click.argument("study_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @click.option("--labels", default=None, help="Training label folder  [study file: data.labels].")
+@click.option(
+    "--noisy-labels",
+    default=None,
+    help="The noisy condition's labels, when you have them (another annotation of the same maps), instead of "
+    "nsegaug noise's  [study file: data.noisy_labels].",
+)
 @click.option("--images", default=None, help="Training image folder, paired by name.")
 @click.option("--val-labels", default=None, help="Validation label folder (never changed by the study).")
 @click.option("--val-images", default=None, help="Validation image folder.")

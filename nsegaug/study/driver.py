@@ -87,14 +87,14 @@ def check_data(spec: StudySpec) -> None:
     from .. import storage
     from .._files.label_folders import iter_label_files
 
-    for key in ("labels", "images", "val_labels", "val_images"):
+    for key in ("labels", "images", "val_labels", "val_images", "noisy_labels"):
         folder = getattr(spec, key)
-        if storage.is_url(folder):
+        if folder is None or storage.is_url(folder):
             continue
         if not Path(folder).is_dir():
             problem = "does not exist" if not Path(folder).exists() else "is not a folder"
             raise UsageError(f"{folder}: the study's {key} folder {problem}")
-        if key in ("labels", "val_labels") and next(iter_label_files(Path(folder)), None) is None:
+        if key in ("labels", "val_labels", "noisy_labels") and next(iter_label_files(Path(folder)), None) is None:
             raise UsageError(f"{folder}: the study's {key} folder holds no label map")
 
 

@@ -177,6 +177,7 @@ def results_markdown(record: dict) -> str:
         "",
         f"- conditions: {', '.join(study['conditions'])}; seeds {', '.join(map(str, study['seeds']))}; "
         f"validation labels as given; primary metric {METRIC_NAMES[study.get('primary', 'miou')]}",
+        *data_lines(study),
         f"- code: {code_line(record)}",
         f"- machine: {record['machine']['processor']}, {record['machine']['cpus_available']} CPUs; devices "
         f"{', '.join(record['machine']['devices']) or 'n/a'}; torch {record['machine']['torch']}",
@@ -224,6 +225,18 @@ def results_markdown(record: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def data_lines(study: dict) -> list[str]:
+    """Where the noisy labels and the strength came from, when the study was told (not its defaults)."""
+    from .params import describe
+
+    lines = []
+    if study.get("noisy_labels"):
+        lines.append(f"- noisy labels: {study['noisy_labels']} (given, not made by nsegaug noise)")
+    if study.get("params_sources"):
+        lines.append(f"- strength: {describe(study['params_sources'])}")
+    return lines
 
 
 def noise_cost_section(noise_cost: dict) -> list[str]:

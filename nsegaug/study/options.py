@@ -32,6 +32,7 @@ OWNED = {
         "alpha_sigma",
         "area_thresh",
         "seed",
+        "params_file",
     ),
 }
 WHERE_ELSE = {
@@ -41,6 +42,7 @@ WHERE_ELSE = {
     "area_thresh": "[generate] area_thresh (also used by nsegment+online)",
     "ignore_index": "[data] ignore_index",
     "num_classes": "[data] num_classes",
+    "params_file": "[generate] params (its alpha_sigma and area_thresh are also nsegment+online's)",
 }
 
 
@@ -49,7 +51,7 @@ def flags(command: str, values: dict, where: str = "") -> list[str]:
     params = command_options(command)
     argv: list[str] = []
     for key, value in values.items():
-        name = key.replace("-", "_")
+        name = "params_file" if key == "params" else key.replace("-", "_")
         if name in OWNED[command]:
             elsewhere = WHERE_ELSE.get(name, "the study itself")
             raise UsageError(f"{where}[{command}] {key}: set by {elsewhere}, not in this table")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..storage import public_text
+from . import params
 from .options import flags
 from .spec import StudySpec
 
@@ -53,7 +54,9 @@ class Layout:
     out: Path
 
     def labels(self, spec: StudySpec, condition: str) -> str:
-        return spec.labels if condition == "clean" else str(self.out / "data" / "noisy")
+        if condition == "clean":
+            return spec.labels
+        return spec.noisy_labels if spec.noisy_labels is not None else str(self.out / "data" / "noisy")
 
     def copies(self, condition: str, method: str, seed: int) -> Path:
         return self.out / "data" / "copies" / condition / folder_name(method) / f"seed{seed}"
@@ -71,7 +74,8 @@ class Layout:
 def noise_unit(spec: StudySpec, layout: Layout, jobs: int) -> Unit:
     out = layout.out / "data" / "noisy"
     argv = ["nsegaug", "noise", "--labels", spec.labels, "--out", str(out), "--ignore-index", str(spec.ignore_index)]
-    argv += flags("noise", dict(spec.noise or {}), _where(spec))
+    table, path = params.split(dict(spec.noise or {}))
+    argv += params.flags(path) + flags("noise", table, _where(spec))
     argv += ["--jobs", str(jobs), "--quiet"]
     return Unit("noise", "noise", tuple(argv), out, condition="noisy")
 
@@ -79,12 +83,12 @@ def noise_unit(spec: StudySpec, layout: Layout, jobs: int) -> Unit:
 def generate_unit(spec: StudySpec, layout: Layout, condition: str, method: str, seed: int, jobs: int) -> Unit:
     """The copies ``method`` trains on: generate's options, generate's seed = the study's seed."""
     out = layout.copies(condition, method, seed)
-    table = dict(spec.generate)
+    table, path = params.split(dict(spec.generate))
     if method == "nsegment":
         table.pop("area_thresh", None)
     argv = ["nsegaug", "generate", "--labels", layout.labels(spec, condition), "--images", spec.images]
     argv += ["--out", str(out), "--seed", str(seed), "--ignore-index", str(spec.ignore_index)]
-    argv += flags("generate", table, _where(spec))
+    argv += params.flags(path) + flags("generate", table, _where(spec))
     argv += list(NO_SUPPRESSION) if method == "nsegment" else []
     argv += ["--jobs", str(jobs), "--quiet"]
     name = f"generate-{condition}-{folder_name(method)}-seed{seed}"
@@ -121,8 +125,9 @@ def train_unit(spec: StudySpec, layout: Layout, condition: str, method: str, see
     if method == "baseline":
         argv.append("--baseline")
     elif method == "nsegment+online":
-        online = {key: value for key, value in spec.generate if key in ("alpha_sigma", "area_thresh")}
-        argv += ["--online", *flags("generate", online, _where(spec))]
+        table, path = params.split(dict(spec.generate))
+        online = {key: value for key, value in table.items() if key in ("alpha_sigma", "area_thresh")}
+        argv += ["--online", *params.flags(path), *flags("generate", online, _where(spec))]
     argv += flags("train", dict(spec.train), _where(spec))
     argv += ["--seed", str(seed), "--quiet", "--out", str(out)]
     name = f"train-{condition}-{folder_name(method)}-seed{seed}"
@@ -132,7 +137,7 @@ def train_unit(spec: StudySpec, layout: Layout, condition: str, method: str, see
 def plan_units(spec: StudySpec, out: Path, jobs: int = 1) -> list[Unit]:
     """Every unit of the study, in the order they may run (``jobs``: each data unit's worker processes)."""
     layout = Layout(Path(out))
-    units = [noise_unit(spec, layout, jobs)] if "noisy" in spec.conditions else []
+    units = [noise_unit(spec, layout, jobs)] if "noisy" in spec.conditions and spec.noise is not None else []
     for condition in spec.conditions:
         if not spec.offline:
             units.append(originals_unit(spec, layout, condition, jobs))

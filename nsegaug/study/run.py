@@ -209,6 +209,16 @@ def extra_flags(state: str) -> list[str]:
     return {"resume": ["--resume"], "restart": ["--overwrite"]}.get(state, [])
 
 
+def unit_argv(unit: Unit, state: str) -> list[str]:
+    """The command that runs ``unit`` from ``state``. A training resumes with its own recorded values, which
+    ``train --resume`` takes without ``--params`` (the file set them when the run started)."""
+    argv = list(unit.argv)
+    if unit.kind == "train" and state == "resume" and "--params" in argv:
+        at = argv.index("--params")
+        del argv[at : at + 2]
+    return [*argv, *extra_flags(state)]
+
+
 class Runner:
     """The unit processes running now, and the stop: after :meth:`stop` no unit starts, and the running ones are
     asked to stop as Ctrl-C asks them (SIGINT), then terminated, then killed."""
@@ -276,7 +286,7 @@ def run_unit(
     if state == "done":
         log.add(unit, "skip")
         return None
-    argv = [*unit.argv, *extra_flags(state)]
+    argv = unit_argv(unit, state)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with _append(log_file) as handle:
         process = runner.start(

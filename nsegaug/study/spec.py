@@ -2,10 +2,12 @@
 
 The file has up to six tables; every key is optional except the data's::
 
-    [data]      labels, images, val_labels, val_images, num_classes, ignore_index
+    [data]      labels, images, val_labels, val_images, num_classes, ignore_index, noisy_labels
     [study]     methods, seeds, conditions, prob, primary, collapse_iou
-    [generate]  options of ``nsegaug generate`` for the offline copies (copies, alpha_sigma, area_thresh, ...)
-    [noise]     options of ``nsegaug noise`` for the noisy condition (its presence adds that condition)
+    [generate]  options of ``nsegaug generate`` for the offline copies (copies, alpha_sigma, area_thresh,
+                params = a calibration's params.toml, ...)
+    [noise]     options of ``nsegaug noise`` for the noisy condition (its presence adds that condition), or
+                [data] noisy_labels: that condition's labels, given
     [train]     options of ``nsegaug train`` (model, width, epochs, batch_size, crop, device, ...)
 
 The ``[generate]``, ``[noise]`` and ``[train]`` tables are passed through to
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..storage import public_record
+from . import params
 from .analysis import ALL_METRICS
 from .collapse import CLASS_IOU_FLOOR as DEFAULT_COLLAPSE_IOU  # a class at or below this IoU is lost
 
@@ -33,7 +36,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_COPIES = 5
 PAPER_PROB = 0.5
 TABLES = ("data", "study", "generate", "noise", "train")
-DATA_KEYS = ("labels", "images", "val_labels", "val_images", "num_classes", "ignore_index")
+DATA_KEYS = ("labels", "images", "val_labels", "val_images", "num_classes", "ignore_index", "noisy_labels")
 STUDY_KEYS = ("methods", "seeds", "conditions", "prob", "primary", "collapse_iou")
 # The metric a study names as its primary (the headline's first line); the others are reported as secondary.
 # Among them the collapse-robust ones: per pair, over the classes both runs learned (docs/study.md says when).
@@ -64,6 +67,10 @@ class StudySpec:
     noise: Options | None = None  # None: no noisy condition
     train: Options = ()
     source: str | None = None  # the study file it was read from
+    # The noisy condition's labels when they are given (another annotation of the same maps), not made by noise.
+    noisy_labels: str | None = None
+    # Where the values a params file could set came from, per table ([generate], [noise]): see study/params.py.
+    params_sources: dict | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         where = f"{self.source}: " if self.source else ""
@@ -79,7 +86,14 @@ class StudySpec:
                 bool(self.conditions) and set(self.conditions) <= set(CONDITIONS),
                 f"conditions must be among {', '.join(CONDITIONS)}, got {list(self.conditions)}",
             ),
-            ("noisy" not in self.conditions or self.noise is not None, "the noisy condition needs a [noise] table"),
+            (
+                "noisy" not in self.conditions or self.noise is not None or self.noisy_labels is not None,
+                "the noisy condition needs a [noise] table or [data] noisy_labels",
+            ),
+            (
+                self.noise is None or self.noisy_labels is None,
+                "[data] noisy_labels are the noisy condition's labels: no [noise] table with them",
+            ),
             (0 <= self.prob <= 1, f"prob must be in [0, 1], got {self.prob}"),
             (
                 self.primary in PRIMARY_METRICS,
@@ -140,11 +154,17 @@ def build_spec(tables: dict, source: str | None = None, overrides: dict | None =
     if missing:
         raise UsageError(f"{where}the study needs {', '.join(missing)} (in [data] or as options)")
     noise = passed["noise"] if ("noise" in tables or passed["noise"]) else None
-    if noise is None and "noisy" in values.get("conditions", ()):
+    given_noisy = values.get("noisy_labels") is not None
+    if noise is None and not given_noisy and "noisy" in values.get("conditions", ()):
         noise = {}  # noisy labels with nsegaug noise's defaults
     if "conditions" not in values:
-        values["conditions"] = ("clean", "noisy") if noise is not None else ("clean",)
+        values["conditions"] = ("clean", "noisy") if noise is not None or given_noisy else ("clean",)
     generate = {"copies": DEFAULT_COPIES, **passed["generate"]}
+    params_sources = {
+        table: found
+        for table, options in (("generate", generate), ("noise", noise))
+        if options is not None and (found := params.sources(table, options, where)) is not None
+    }
     try:
         return StudySpec(
             labels=str(values["labels"]),
@@ -163,6 +183,8 @@ def build_spec(tables: dict, source: str | None = None, overrides: dict | None =
             noise=tuple(noise.items()) if noise is not None else None,
             train=tuple(passed["train"].items()),
             source=source,
+            noisy_labels=str(values["noisy_labels"]) if given_noisy else None,
+            params_sources=params_sources or None,
         )
     except (TypeError, ValueError) as error:
         if isinstance(error, UsageError):
