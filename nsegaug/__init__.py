@@ -26,7 +26,8 @@ _SUBMODULES = ("deform",)
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 # The modules users import from: documented, and kept where they are. The tree shows the line: at the top of
 # the package, a module or package whose name starts with an underscore (_jobs, _files, _resources, _plots, ...)
-# is internal, and so are the command line's own packages (cli, options, preview, study); inside a public package
+# is internal, and so are the command line's own packages (cli, options, preview, study), except the study's numbers
+# (study.analysis, study.collapse: pure functions of a results.json, for re-analysing one); inside a public package
 # (manifest, volume, calibrate, train), its modules are internal unless listed here: import from the package.
 # Everything internal may move between versions.
 PUBLIC_MODULES = (
@@ -55,6 +56,8 @@ PUBLIC_MODULES = (
     "nsegaug.train",
     "nsegaug.synthetic",
     "nsegaug.palettes",
+    "nsegaug.study.analysis",
+    "nsegaug.study.collapse",
 )
 
 

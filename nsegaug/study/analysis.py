@@ -1,6 +1,6 @@
 """The study's numbers, as pure functions of the runs' records: cells, paired differences, readings, convergence.
 
-A run record (see :mod:`nsegaug.study.report`) holds ``condition``, ``method``,
+A run record (an entry of results.json's ``runs``) holds ``condition``, ``method``,
 ``seed``, the final metrics (``miou``, ``boundary_miou``, ``band_miou``, with
 ``iou``, ``boundary_iou``, ``band_iou`` per class and ``class_pixels``) and
 ``evals``, the rows of its metrics.jsonl.
@@ -22,8 +22,9 @@ from . import collapse
 from .collapse import CLASS_IOU_FLOOR, ROBUST
 
 METRICS = ("miou", "boundary_miou", "band_miou")
-# Every metric a comparison is made in: the runs' own, then the collapse-robust ones (per pair).
+"""The per-run metrics compared: mIoU, boundary IoU, band mIoU (train's, in metrics.json)."""
 ALL_METRICS = (*METRICS, *ROBUST)
+"""Every metric a comparison is made in: the runs' own, then the collapse-robust ones (per pair)."""
 METRIC_NAMES = {
     "miou": "mIoU",
     "boundary_miou": "boundary IoU",
@@ -32,11 +33,12 @@ METRIC_NAMES = {
     "boundary_miou_learned": "boundary IoU, classes learned in both",
 }
 LEVEL = 0.95
-# Plateau: the metric changed by less than this share of its value over the last quarter of the evaluations.
+"""The intervals' confidence level."""
 PLATEAU_RELATIVE_CHANGE = 0.01
-# A run learned (the task, not every class) when at least half of the classes present in the validation labels
-# end above the IoU floor. A run below it gives no verdict to any comparison it is in.
+"""Plateau: the metric changed by less than this share of its value over the last quarter of the evaluations."""
 LEARNED_SHARE = 0.5
+"""A run learned (the task, not every class) when at least this share of the classes present in the validation
+labels end above the IoU floor. A run below it gives no verdict to any comparison it is in."""
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
