@@ -34,9 +34,9 @@ from .fields import _scratch, draw_noise_float32, smooth_field, smooth_field_tra
 from .params import DEFAULT_ENGINE, DEFAULT_PARAMS, VARIANTS, DeformParams
 from .warp import WarpTotals, sampling_maps, transpose, warp_labels, warp_measured  # noqa: F401
 
-# The blurs of step 3 (see smooth_field and smooth_field_transposed). "reference" is the reference code's
-# cv2.GaussianBlur; "rows" is the same kernel, applied as two row passes with a transpose between them.
 BLURS = ("reference", "rows")
+"""The blurs of step 3: "reference" is the reference code's ``cv2.GaussianBlur``; "rows" is the same kernel,
+applied as two row passes with a transpose between them."""
 # The default engine (params.ENGINES says what each one is; a run records the one it used).
 ENGINE_VERSION = DEFAULT_ENGINE
 

@@ -31,8 +31,8 @@ _INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, 
 _SAVE_FORMATS = {"PNG", "TIFF", "BMP"}
 # Metadata that makes a copy look like its source in viewers; nothing else is carried over.
 _KEPT_INFO = ("transparency", "dpi", "compression")
-# zlib's level for the PNGs written (0: stored, fastest and largest; 9: smallest, slowest): Pillow's default.
 DEFAULT_PNG_LEVEL = 6
+"""zlib's level for the PNGs written (0: stored, fastest and largest; 9: smallest, slowest): Pillow's default."""
 PNG_LEVELS = range(10)
 # A label map saved with these has had its class indices blurred; writing copies the same way would invent classes.
 _LOSSY_TIFF_COMPRESSIONS = {"jpeg", "tiff_jpeg", "webp"}
