@@ -57,7 +57,7 @@ def manifest_pairs(
     ``copies``: ``all`` (sources and copies), ``deformed`` (copies the method
     deformed) or ``original`` (sources only). With ``verify``, every label
     listed is first checked against the checksum its row recorded: one
-    edited since generate is a :class:`ManifestError` naming it. An image
+    edited since generate is a [`ManifestError`][nsegaug.errors.ManifestError] naming it. An image
     whose size is not its label map's is a warning line to ``log`` (by
     default stderr), naming both.
     """
@@ -192,7 +192,7 @@ def mmseg_split(
     img_suffix`` in ``img_dir``, ``name + seg_map_suffix`` in ``ann_dir``),
     so every source must pair with an image of one suffix, and every copy k
     sit at ``name + suffix_k`` in the output folder, as the default name
-    template gives; a manifest that does not is a :class:`UsageError` that
+    template gives; a manifest that does not is a [`UsageError`][nsegaug.errors.UsageError] that
     says why (use the csv or jsonl lists, or nsegaug.mmseg's dataset).
     mmseg reads a label file as it is, so a colour-coded run (``palette``)
     is refused too: its labels would load as colours, not class indices.
@@ -256,7 +256,8 @@ def mmseg_split(
 
 
 def _split_path(path: Path, name: str) -> tuple[Path, str]:
-    """``path`` as (folder, suffix) around ``name``: ``folder/name + suffix``, or a :class:`UsageError`."""
+    """``path`` as (folder, suffix) around ``name``: ``folder/name + suffix``, or a
+    [`UsageError`][nsegaug.errors.UsageError]."""
     text = str(path) if storage.is_url(path) else Path(os.path.abspath(path)).as_posix()
     at = text.rfind("/" + name)
     suffix = text[at + 1 + len(name) :] if at >= 0 else "/"

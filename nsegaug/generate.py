@@ -1,4 +1,4 @@
-"""The generate job: K deformed copies of every mask, in parallel, resumable (see :mod:`nsegaug._jobs`)."""
+"""The generate job: K deformed copies of every mask, in parallel, resumable (see `nsegaug._jobs`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class GenerateConfig(JobConfig):
 
     ``params`` decides how each copy is deformed; ``seed``, ``prob`` and
     ``copies`` how the copies are drawn; copy k of ``a/x.png`` is written to
-    ``out/a/`` under ``name_template``. See :class:`nsegaug._jobs.JobConfig`
+    ``out/a/`` under ``name_template``. See `nsegaug._jobs.JobConfig`
     for the rest.
     """
 
@@ -289,7 +289,7 @@ def generate_dataset(
     Outputs are byte-identical for any ``jobs``, backend, order, and after an
     interruption followed by ``resume=True``. Returns the run's summary; bad
     masks are counted in it (and stop the run with ``on_error="fail"``).
-    See :func:`nsegaug._jobs.run_job` for what it raises.
+    See `nsegaug._jobs.run_job` for what it raises.
     """
     job = GenerateJob(config)
     return run_job(job, resume=resume, overwrite=overwrite, progress=progress, command_line=command_line, log=log)

@@ -79,8 +79,8 @@ def process_seed(seed: int, rank: int, worker_seed: int | None) -> int:
 class NsegaugManifestDataset(BaseSegDataset):
     """mmseg dataset of a ``nsegaug generate --images`` manifest: originals and deformed copies, offline.
 
-    One sample per source image. Each time :meth:`prepare_data` loads a sample
-    for training, its ``seg_map_path`` is, with chance ``prob``, one of the
+    One sample per source image. Each time [`prepare_data`][nsegaug.mmseg.NsegaugManifestDataset.prepare_data] loads a
+    sample for training, its ``seg_map_path`` is, with chance ``prob``, one of the
     sample's deformed copies (picked uniformly; copies that generate's own coin
     left unchanged do not count) and otherwise the original: the offline form
     of the method's online probability, by [`choose_label`][nsegaug.sampling.choose_label]
@@ -183,7 +183,8 @@ class NsegaugManifestDataset(BaseSegDataset):
 
 
 def register(transforms=TRANSFORMS, datasets=DATASETS) -> None:
-    """Register :class:`NoisySegmentPlus` and :class:`NsegaugManifestDataset`; nothing to do where they already are.
+    """Register [`NoisySegmentPlus`][nsegaug.transform.NoisySegmentPlus] and
+    [`NsegaugManifestDataset`][nsegaug.mmseg.NsegaugManifestDataset]; nothing to do where they already are.
 
     Another class under one of these names (the method's own code, say) is
     replaced, with a warning: importing this module is asking for nsegaug's.

@@ -1,8 +1,8 @@
 """Bytes on this machine's disk: written whole or not at all, and never through a link where nsegaug keeps a file.
 
-:func:`atomic_writer` writes a temporary file beside the target and renames
+`atomic_writer` writes a temporary file beside the target and renames
 it into place; the temporary file is created new (``O_EXCL``, which never
-follows a link). :func:`open_own` opens a file nsegaug keeps for itself in
+follows a link). `open_own` opens a file nsegaug keeps for itself in
 an output folder (its lock, a manifest it appends to, a training log) with
 ``O_NOFOLLOW``. A link found under such a name is a
 [`StorageError`][nsegaug.errors.StorageError] naming it, and its target is
@@ -106,7 +106,7 @@ def _new_temporary(temporary: Path) -> int:
 
 
 def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`).
+    """Write ``data`` to ``path`` atomically (see `atomic_writer`).
 
     ``durable=False`` skips the flush to disk: the rename is still atomic for a
     killed process, and only a power cut can leave an incomplete file, which

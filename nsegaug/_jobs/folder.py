@@ -1,12 +1,12 @@
 """The output folder: what is in it, what a run may touch there, and how it is made ready and left.
 
 Nothing outside the output folder is created, changed or deleted: every
-name the engine writes or removes goes through :func:`output_location`,
-whatever a record or a link says. Before a run, :func:`prepare_output`
+name the engine writes or removes goes through `output_location`,
+whatever a record or a link says. Before a run, `prepare_output`
 recognises an earlier run's files (those its manifest lists, and those its
 recorded kind may have written before it was stopped), removes them on
 overwrite, verifies them on resume, and refuses a folder holding anything
-else; after it, :func:`sweep` removes what the manifest does not list.
+else; after it, `sweep` removes what the manifest does not list.
 
 Another run's folder inside the output folder (a sub-folder holding a lock,
 a manifest or its metadata: [`other_run_folders`][nsegaug._jobs.folder.other_run_folders]) is never touched: a
@@ -36,7 +36,8 @@ SHOWN_FILES = 5
 def output_location(out: Location, name: str) -> Location:
     """``out/name``, once ``name`` is known to stay inside ``out``: relative, without ``..``, and on a disk not
     led elsewhere by a link among its folders (planted, or left by a tool). Every file the engine writes or
-    removes is reached through here, whatever a record or a link says; :class:`StorageError` otherwise."""
+    removes is reached through here, whatever a record or a link says; [`StorageError`][nsegaug.errors.StorageError]
+    otherwise."""
     if not _is_relative_name(name):
         raise StorageError(name, f"not a name inside the output folder {storage.shown(out)}")
     target = join(out, name)
@@ -184,7 +185,8 @@ def _listed_outputs(
     rows: Path | None, row_type: type, out: Location, overwrite: bool = False, log: Log | None = None
 ) -> set[str]:
     """The outputs ``rows`` lists; with ``overwrite``, a damaged manifest lists nothing and a row naming a file
-    outside ``out`` is left out (both warned about); without, either is a :class:`ManifestError`."""
+    outside ``out`` is left out (both warned about); without, either is a
+    [`ManifestError`][nsegaug.errors.ManifestError]."""
     if rows is None or not rows.exists():
         return set()
     listed, inside = set(), _InsideCheck(out)
@@ -208,7 +210,7 @@ def _listed_outputs(
 
 
 class _InsideCheck:
-    """Whether a recorded output name stays inside ``out`` (as :func:`output_location` judges), each folder
+    """Whether a recorded output name stays inside ``out`` (as `output_location` judges), each folder
     resolved once: a manifest of a million rows costs a lookup per folder, not per row."""
 
     def __init__(self, out: Location) -> None:

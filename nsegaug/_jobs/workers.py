@@ -1,4 +1,4 @@
-"""What runs in a worker: one mask read, made and written (:func:`process_mask`).
+"""What runs in a worker: one mask read, made and written (`process_mask`).
 
 A worker reads its own mask (the parent sends names, never pixels) and
 writes its outputs atomically, inside the output folder only. A worker

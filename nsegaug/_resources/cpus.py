@@ -9,7 +9,7 @@ run more threads than the process has CPUs, and they take turns: on a
 2-core machine, a training step with 2 threads in a process that had less
 than a core's share ran at 0.29x the speed of 1 thread.
 
-One function decides: :func:`threads_per_worker` gives each of ``workers``
+One function decides: `threads_per_worker` gives each of ``workers``
 processes on these CPUs its share. Pure Python, cheap to import: the command
 line shows the defaults of ``--jobs`` and ``--threads`` from it.
 """
@@ -44,7 +44,7 @@ def available_cpus(root: Path | str = CGROUP_ROOT, self_cgroup: Path | str = SEL
 def threads_per_worker(workers: int = 1, cpus: int | None = None) -> int:
     """The threads each of ``workers`` processes sharing this process's CPUs may run: their even share, >= 1.
 
-    ``cpus`` defaults to :func:`available_cpus`. ``threads_per_worker()`` is a lone process's default
+    ``cpus`` defaults to `available_cpus`. ``threads_per_worker()`` is a lone process's default
     (torch's and OpenCV's threads in ``nsegaug train`` and ``evaluate``); ``threads_per_worker(4)`` that of
     each of 4 processes on the same CPUs (torchrun's local processes). With more workers than CPUs every
     worker still gets 1 thread: fewer would leave it nothing to run on.
@@ -56,7 +56,7 @@ def threads_per_worker(workers: int = 1, cpus: int | None = None) -> int:
 def default_jobs(cpus: int | None = None) -> int:
     """The default worker processes of ``generate`` and ``noise``: one per available CPU.
 
-    That is the most processes for which :func:`threads_per_worker` still gives each a whole CPU; each
+    That is the most processes for which `threads_per_worker` still gives each a whole CPU; each
     runs OpenCV on that one thread, so the job uses every CPU and oversubscribes none.
     """
     cpus = available_cpus() if cpus is None else cpus

@@ -52,7 +52,7 @@ def available_memory() -> int | None:
 
 
 def check_fits(needed: int, what: str) -> None:
-    """A :class:`UsageError` naming ``what`` when ``needed`` bytes exceed the memory available."""
+    """A [`UsageError`][nsegaug.errors.UsageError] naming ``what`` when ``needed`` bytes exceed the memory available."""
     available = available_memory()
     if available is not None and needed > available:
         raise UsageError(f"{what} needs about {size_text(needed)} of memory, and {size_text(available)} is available")

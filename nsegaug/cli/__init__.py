@@ -4,7 +4,7 @@ Each subcommand lives in its own module, imported only when it runs or shows
 its own ``--help`` (the group's help lists them from ``COMMANDS``): the
 modules import click and nsegaug's pure-Python parts only, and the heavy
 libraries (NumPy, OpenCV, torch) inside the command body. ``nsegaug --help``
-itself is answered by :mod:`nsegaug._entry`, without click.
+itself is answered by `nsegaug._entry`, without click.
 
 Exit codes, the same for every command:
 

@@ -1,4 +1,5 @@
-"""The rows of ``manifest.jsonl``: a generate run's :class:`CopyRow`, a noise run's :class:`NoiseRow`.
+"""The rows of ``manifest.jsonl``: a generate run's [`CopyRow`][nsegaug.manifest.CopyRow], a noise run's
+[`NoiseRow`][nsegaug.manifest.NoiseRow].
 
 Each row type defines its fields, its JSON line and its checks; adding a
 column means editing its class here and the manual's manifest page.
@@ -55,7 +56,8 @@ class CopyRow:
 
     @classmethod
     def from_dict(cls, values: object, where: str) -> CopyRow:
-        """The row a parsed JSON line holds, checked; :class:`ManifestError` naming ``where`` (file:line) if not."""
+        """The row a parsed JSON line holds, checked; [`ManifestError`][nsegaug.errors.ManifestError] naming ``where``
+        (file:line) if not."""
         return _from_dict(cls, values, where)
 
     def check(self, where: str) -> None:

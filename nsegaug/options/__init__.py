@@ -2,10 +2,10 @@
 
 This package holds the options shared by several commands (here; the
 deformation's are built from its spec's fields) and, in a module per
-command, each command's own (:mod:`nsegaug.options.generate`,
-:mod:`nsegaug.options.noise`, :mod:`nsegaug.options.train`). The commands in
+command, each command's own (`nsegaug.options.generate`,
+`nsegaug.options.noise`, `nsegaug.options.train`). The commands in
 ``nsegaug.cli`` decorate themselves with them, and ``nsegaug study`` reads
-them (:func:`command_options`) to turn a study file's tables into the same
+them (`command_options`) to turn a study file's tables into the same
 flags, checked by the same types: the study sits below the commands and
 never imports them.
 """
@@ -132,7 +132,7 @@ DEFORM_TYPES = {
 
 
 def deform_options(*names: str):
-    """The :class:`~nsegaug.params.DeformParams` options (all of them, or those named)."""
+    """The [`DeformParams`][nsegaug.params.DeformParams] options (all of them, or those named)."""
     wanted = names or tuple(DEFORM_TYPES)
     return spec_options(
         DeformParams, {name: DEFORM_TYPES[name] for name in wanted}, {"alpha_sigma": format_alpha_sigma}
@@ -253,4 +253,4 @@ def parser(name: str, decorate: Callable) -> click.Command:
 
 
 def _no_body(**options) -> None:
-    """The body of a :func:`parser` command: parsing is all it is for."""
+    """The body of a `parser` command: parsing is all it is for."""

@@ -1,7 +1,7 @@
 """The options of ``nsegaug train``, and how they become a run's [`TrainConfig`][nsegaug.train.config.TrainConfig].
 
 The command (``nsegaug.cli.train``) and ``nsegaug study`` (which checks a
-finished training against the one it asks for, :func:`config_of`) both
+finished training against the one it asks for, `config_of`) both
 read them here.
 """
 

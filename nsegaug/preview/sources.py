@@ -82,7 +82,7 @@ def label_views(
     A folder is walked as generate walks it and ``n`` masks are picked at
     random with ``seed``; the seeding key of a mask is its path relative to
     the folder (for a single file: its name), as in generate. ``copies=0``
-    gives the sources only (for :func:`grid_copies`). ``params``, ``seed`` and
+    gives the sources only (for `grid_copies`). ``params``, ``seed`` and
     ``prob`` default to generate's defaults.
     """
     labels = storage.as_location(labels)

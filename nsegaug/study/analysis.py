@@ -7,9 +7,9 @@ A run record (an entry of results.json's ``runs``) holds ``condition``, ``method
 
 A reading is a verdict only where the runs behind it learned: a paired
 difference of runs of which one did not learn (the study's own criterion,
-:func:`convergence`) is given with its numbers and **no verdict**, and says
+[`convergence`][nsegaug.study.analysis.convergence]) is given with its numbers and **no verdict**, and says
 why. Runs that did not reach a plateau, and differences made by a class that
-one run of a pair lost (:mod:`nsegaug.study.collapse`), are given with a
+one run of a pair lost ([`nsegaug.study.collapse`][nsegaug.study.collapse]), are given with a
 warning.
 """
 
@@ -194,7 +194,7 @@ def compare(
 
 
 def _paired_runs(runs: Sequence[dict], condition: str, method: str, steps: dict | None) -> dict[int, tuple]:
-    """``{seed: (run, snapshot)}`` of one cell (see :func:`snapshots`)."""
+    """``{seed: (run, snapshot)}`` of one cell (see [`snapshots`][nsegaug.study.analysis.snapshots])."""
     records = {run["seed"]: run for run in runs if (run["condition"], run["method"]) == (condition, method)}
     return {seed: (records[seed], snapshot) for seed, snapshot in snapshots(runs, condition, method, steps).items()}
 

@@ -10,7 +10,7 @@ pair, mIoU and boundary IoU over the classes **both** runs learned.
 
 The per-class figures are train's own (``iou``, ``boundary_iou``,
 ``class_pixels`` of metrics.json and metrics.jsonl), averaged with
-[`class_mean`][nsegaug.train.metrics.class_mean], as train averages them.
+``class_mean`` (internal: ``nsegaug.train.metrics``), as train averages them.
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ def unit_argv(unit: Unit, state: str) -> list[str]:
 
 
 class Runner:
-    """The unit processes running now, and the stop: after :meth:`stop` no unit starts, and the running ones are
+    """The unit processes running now, and the stop: after `stop` no unit starts, and the running ones are
     asked to stop as Ctrl-C asks them (SIGINT), then terminated, then killed."""
 
     def __init__(self) -> None:

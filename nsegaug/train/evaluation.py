@@ -100,7 +100,7 @@ def counts_over(
 ) -> dict[str, torch.Tensor]:
     """The summed metric counts of ``model`` over ``loader`` (on ``device``): see ``metrics.metric_counts``.
 
-    In ``EVAL_PRECISION`` under :func:`evaluation_mode`, whatever the training steps use.
+    In ``EVAL_PRECISION`` under `evaluation_mode`, whatever the training steps use.
     """
     totals = zero_counts(num_classes, device)  # of known shape even for an empty shard
     with evaluation_mode(model, device):

@@ -101,7 +101,7 @@ def train(
     The manifest and the data may be in object storage (fsspec URLs):
     ``storage_options`` reach them (never recorded), and ``cache`` keeps a
     local copy of every object read, so later epochs read the disk.
-    Raises :class:`TrainError`, on every rank, before training when the run
+    Raises [`TrainError`][nsegaug.errors.TrainError], on every rank, before training when the run
     folder or the data cannot be used.
     """
     # Credentials typed in the config's URLs join the options, as generate's do: for every location of that store.

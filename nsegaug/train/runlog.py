@@ -76,8 +76,8 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 @contextmanager
 def hold_run_folder(out: Path, resume: bool, overwrite: bool) -> Iterator[None]:
-    """Hold the run folder for the run's whole life (:mod:`nsegaug._files.lock`), refusing it as
-    :func:`check_run_folder` does; what the check sees stays true while it is held. A folder made only to be
+    """Hold the run folder for the run's whole life (`nsegaug._files.lock`), refusing it as
+    `check_run_folder` does; what the check sees stays true while it is held. A folder made only to be
     held, then refused, is removed again."""
     check_run_folder(out, resume, overwrite)  # a file in the way, resume without last.pt: before making anything
     made = not out.exists()
