@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,3 +123,19 @@ def sha256_file(path: os.PathLike | str) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def flock_within(descriptor: int, seconds: float, poll_s: float) -> bool:
+    """The exclusive flock of ``descriptor``, tried every ``poll_s`` for ``seconds``; False when a holder keeps it
+    longer (POSIX only: the callers import it where they lock)."""
+    import fcntl
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)

@@ -57,7 +57,7 @@ from pathlib import Path
 from .. import storage
 from ..errors import FolderHeld, RunRefused, StorageError
 from ..storage import Location
-from .local import open_own
+from .local import flock_within, open_own
 
 LOCK_NAME = ".nsegaug.lock"
 # How long a refused run waits for the holder of a local lock to write its name.
@@ -236,17 +236,7 @@ def _lock_file(path: Path) -> int:
 def _take(descriptor: int) -> bool:
     """The exclusive flock of ``descriptor``, tried for ``PROBE_WAIT_S``: another run's check of a folder above
     or below its own holds a shared lock for an instant (``_live_holder``), which must not read as a run."""
-    import fcntl
-
-    deadline = time.monotonic() + PROBE_WAIT_S
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
+    return flock_within(descriptor, PROBE_WAIT_S, poll_s=0.005)
 
 
 def _named_holder(path: Path) -> dict:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files.local import flock_within
 from ..errors import NotEnoughMemory, UsageError
 from . import cgroups
 
@@ -147,7 +148,7 @@ def ledger_path() -> Path:
 def _ledger() -> Iterator[dict[str, int]]:
     """The ledger's entries, locked against other processes; entries of processes gone are dropped."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 (the lock's; its absence says which system this is)
     except ImportError:  # Windows: no ledger (and nothing known about the memory there either)
         yield {}
         return
@@ -157,7 +158,7 @@ def _ledger() -> Iterator[dict[str, int]]:
         yield {}
         return
     try:
-        if not _lock(descriptor, fcntl):
+        if not flock_within(descriptor, LEDGER_WAIT_S, poll_s=0.01):
             yield {}  # the ledger is held by a stopped process: this process counts alone, as without a ledger
             return
         with os.fdopen(os.dup(descriptor), "r+", encoding="utf-8") as file:
@@ -172,19 +173,6 @@ def _ledger() -> Iterator[dict[str, int]]:
             file.write(json.dumps(entries))
     finally:
         os.close(descriptor)  # also releases the lock
-
-
-def _lock(descriptor: int, fcntl) -> bool:
-    """Take the ledger's flock within ``LEDGER_WAIT_S``; False when a holder keeps it longer."""
-    deadline = time.monotonic() + LEDGER_WAIT_S
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
 
 
 def _alive(token: str) -> bool:
