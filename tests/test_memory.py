@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -218,3 +219,95 @@ def test_a_process_stopped_while_it_holds_the_ledger_does_not_hang_the_others(tm
     finally:
         holder.kill()
         holder.wait()
+
+
+# Holds MiB (argv[1]) in the ledger and allocates it, says so, and gives it back when stdin closes.
+HOLDER = """
+import sys
+import numpy as np
+from nsegaug._resources import memory
+with memory.reserved(int(sys.argv[1]) << 20, "b.png"):
+    held = np.ones(int(sys.argv[1]) << 20, np.uint8)
+    print("holds", flush=True)
+    sys.stdin.read()
+"""
+
+# Reserves MiB (argv[1]), allocates it, then grows to MiB (argv[2]) and allocates that too.
+ASKER = """
+import sys
+import numpy as np
+from nsegaug._resources import memory
+first, then = int(sys.argv[1]) << 20, int(sys.argv[2]) << 20
+with memory.reserved(first, "a.png") as held:
+    taken = [np.ones(first, np.uint8)]
+    print("reserved", flush=True)
+    held.resize(then)
+    taken.append(np.ones(then - first, np.uint8))
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize("other, first, then", [(600, 600, 600), (350, 300, 700)], ids=["reserve", "resize"])
+def test_a_map_that_fits_alone_waits_for_another_process_instead_of_being_refused(ledger_here, other, first, then):
+    """A cgroup of 1200 MiB, another process holding (and using) some of it: a map that fits once it is given
+    back waits for it and is deformed, whether it asks for all its memory at once or grows its reservation to it
+    (on 0f2d1df: refused, the headroom read counted the other's memory twice)."""
+    group = _memory_cgroup(f"nsegaug-wait-{os.getpid()}", 1200 * 2**20)
+    if group is None:
+        pytest.skip("no memory cgroup can be made here (needs root and a writable cgroup file system)")
+    enter = lambda: (group / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(other)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=enter,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holds"
+        asker = subprocess.Popen(
+            [sys.executable, "-c", ASKER, str(first), str(then)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=enter,
+        )  # fmt: skip
+        if first < then:  # its first reservation fits beside the other's; growing it does not
+            assert asker.stdout.readline().strip() == "reserved"
+        time.sleep(3)
+        assert asker.poll() is None, asker.communicate()  # waiting for the holder, not refused
+        holder.stdin.close()
+        holder.wait(timeout=60)
+        out, err = asker.communicate(timeout=120)
+        assert asker.returncode == 0 and out.split()[-1:] == ["finished"], err
+    finally:
+        for process in (holder, *([asker] if "asker" in locals() else [])):
+            process.kill()
+            process.wait()
+        for _ in range(50):
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def test_two_reservations_that_each_wait_for_the_other_to_grow_do_not_wait_forever(ledger_here):
+    """Two workers each hold 45 % of the memory and each grow to 110 %: each would wait for the other to give its
+    memory back. The younger gives way (refused, its memory given back) and the elder grows."""
+    available = memory.available_memory()
+    assert available is not None
+    outcomes, both_hold = {}, threading.Barrier(2)
+
+    def work(name: str, delay: float) -> None:
+        time.sleep(delay)  # the elder first
+        with memory.reserved(available * 45 // 100, f"{name}.png") as held:
+            both_hold.wait(timeout=30)
+            try:
+                held.resize(available * 110 // 100)
+                outcomes[name] = "grown"
+            except NotEnoughMemory as refusal:
+                outcomes[name] = str(refusal)
+
+    workers = [threading.Thread(target=work, args=(name, delay)) for name, delay in (("elder", 0), ("younger", 0.5))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert outcomes["elder"] == "grown"
+    assert outcomes["younger"].startswith("younger.png: needs about") and "other workers hold" in outcomes["younger"]
+    assert memory.ledger_path().read_text() == "{}"

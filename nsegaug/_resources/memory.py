@@ -44,6 +44,9 @@ LEDGER_WAIT_S = 5.0
 # this much each on top of a worker's own (cpus.memory_workers), so they fit together whatever they work on,
 # and a run of ordinary maps (up to some 6 Mpx) pays no ledger round trip per map nor waits on anyone.
 LEDGER_FLOOR = 256 << 20
+# The ledger's mark (held: 0) of a reservation that waits to grow, ``<token>.growing``: a holder whose every other
+# holder waits to grow too would wait forever (see Reservation.resize).
+_GROWING = ".growing"
 
 
 def available_memory() -> int | None:
@@ -79,17 +82,30 @@ class Reservation:
 
     def resize(self, needed: int, detail: str = "") -> None:
         """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
-        that does not fit is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory], at once (waiting while
-        holding could wait forever)."""
+        waits while other processes hold what it needs, and is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory]
+        when it cannot fit even once they give theirs back, or when every other holder waits to grow too and
+        this reservation is the youngest of them (waiting there would be waiting forever)."""
         if needed <= LEDGER_FLOOR and not self.shared:
             self.needed = needed  # within what every worker was counted for: nothing to share
             return
-        with _ledger() as entries:
-            others = sum(held for token, held in entries.items() if token != self.token)
-            if needed > self.needed and not _fits(needed - self.needed, others):
+        growing = f"{self.token}{_GROWING}"
+        while True:
+            with _ledger() as entries:
+                others = sum(held for token, held in entries.items() if token != self.token)
+                verdict = _verdict(needed - self.needed, others) if needed > self.needed else "fits"
+                if verdict == "wait" and _last_of_a_deadlock(entries, self.token):
+                    verdict = "never"
+                if verdict == "wait":
+                    entries[growing] = 0  # held by nobody: tells the other holders this one waits on them
+                else:
+                    entries.pop(growing, None)
+                if verdict == "fits":
+                    entries[self.token] = self.needed = needed
+                    self.shared = True
+                    return
+            if verdict == "never":
                 raise NotEnoughMemory(self.what, _refusal(needed, others, detail))
-            entries[self.token] = self.needed = needed
-            self.shared = True
+            time.sleep(WAIT_POLL_S)
 
 
 @contextmanager
@@ -107,11 +123,12 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
     while needed > LEDGER_FLOOR:
         with _ledger() as entries:
             others = sum(entries.values())
-            if _fits(needed, others):
+            verdict = _verdict(needed, others)
+            if verdict == "fits":
                 entries[token] = needed
                 break
-            if not others or not _fits(needed, 0):
-                raise NotEnoughMemory(what, _refusal(needed, 0, detail))
+            if verdict == "never":
+                raise NotEnoughMemory(what, _refusal(needed, others, detail))
         time.sleep(WAIT_POLL_S)
     reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR)
     try:
@@ -122,17 +139,41 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
                 entries.pop(token, None)
 
 
-def _fits(needed: int, others: int) -> bool:
-    """Whether ``needed`` more bytes fit: in the memory shared with the others' reservations, and in this
-    process's own address space."""
-    shared = [bound for bound in (_meminfo_available(), _cgroup_headroom()) if bound is not None]
+def _verdict(needed: int, others: int) -> str:
+    """Whether ``needed`` more bytes ``"fits"`` now, must ``"wait"`` for the ``others`` bytes that other processes
+    hold to be given back, or can ``"never"`` fit (in this process's own address space, or in the shared memory
+    even once the others give theirs back).
+
+    The shared memory read (``MemAvailable``, the cgroup's headroom) already excludes what the others have
+    allocated of their reservations, and not what they have yet to allocate: fitting now counts all of their
+    reservations against it (the safe side), and fitting alone counts them as given back, which is at least
+    what their going gives back (each allocates at most what it holds).
+    """
     own = _address_space_headroom()
-    return (not shared or needed <= min(shared) - others) and (own is None or needed <= own)
+    if own is not None and needed > own:
+        return "never"
+    shared = [bound for bound in (_meminfo_available(), _cgroup_headroom()) if bound is not None]
+    if not shared or needed <= min(shared) - others:
+        return "fits"
+    return "wait" if others and needed <= min(shared) + others else "never"
+
+
+def _last_of_a_deadlock(entries: dict[str, int], token: str) -> bool:
+    """Whether every other holder waits to grow as well (none of them would ever give memory back) and ``token``
+    is the youngest reservation among them all, the one to give way."""
+    holders = [other for other, held in entries.items() if held and other != token]
+    if not holders or any(f"{other}{_GROWING}" not in entries for other in holders):
+        return False
+    return all(_taken_at(other) < _taken_at(token) for other in holders)
+
+
+def _taken_at(token: str) -> int:
+    return int(token.split(".")[2]) if token.count(".") >= 2 and token.split(".")[2].isdigit() else 0
 
 
 def _refusal(needed: int, others: int, detail: str) -> str:
     available = available_memory() or 0
-    held = f", {size_text(others)} of it held by other workers" if others else ""
+    held = f" while other workers hold {size_text(others)}" if others else ""
     return (
         f"needs about {size_text(needed)} of memory to deform{detail}, and {size_text(available)} is available"
         f"{held} (what this process may use: available memory, cgroup limit, address-space limit)"
