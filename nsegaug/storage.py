@@ -159,9 +159,10 @@ def use_credentials(*locations: Location) -> list[Location]:
     return clean
 
 
-# The user-info of any URL inside a text ("--out=s3://KEY:SECRET@bucket/x"): scheme, then up to an "@" before
-# the first "/".
-_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+# The user-info of any URL inside a text ("--out=s3://KEY:SECRET@bucket/x"): scheme, then up to the LAST "@" of
+# the network location (which ends at "/", "?", "#", a space, or the next URL's scheme), as _user_info reads it: a
+# password may hold an "@".
+_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:(?!://)[^/?#\s])*@")
 
 
 def public_text(text: str) -> str:
