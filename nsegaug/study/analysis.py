@@ -251,7 +251,9 @@ def _one_sided_words(pairs: dict, metric: str) -> str:
 
 
 def _judge(entry: dict, involved: Sequence[dict], judged: dict) -> None:
-    """Withhold the verdict of ``entry`` when a run behind it did not learn; warn of runs without a plateau."""
+    """Withhold the verdict of ``entry`` when a run behind it did not learn, or when whether it learned cannot be
+    judged (no per-class IoU recorded: a run that learned nothing could be behind the difference); warn of runs
+    without a plateau."""
     not_learned = [run for run in involved if judged[id(run)]["learned"] is False]
     if not_learned:
         # Runs that learned nothing have no plateau or collapse worth a warning: the reading says all there is.
@@ -261,6 +263,11 @@ def _judge(entry: dict, involved: Sequence[dict], judged: dict) -> None:
             f"in the validation labels above IoU {judged[id(not_learned[0])]['floor']:g})"
         )
         return
+    unknown = [run for run in involved if judged[id(run)]["learned"] is None]
+    if unknown:
+        why = f"learning not judged for {len(unknown)} of {len(involved)} runs ({_names(unknown)}: no per-class IoU)"
+        entry.update(verdict=None, reading=f"no verdict: {why}")
+        entry["warnings"].append(why)
     still = [run for run in involved if judged[id(run)]["plateau"] is False]
     if still:
         entry["warnings"].append(
@@ -313,7 +320,8 @@ def classes_learned(run: dict, floor: float = CLASS_IOU_FLOOR) -> dict:
     whether it learned the task: at least ``LEARNED_SHARE`` of them above the floor (None: no class judged)."""
     present = collapse.present_classes(run)
     lost = collapse.lost_classes(run["iou"], present, floor) if run.get("iou") is not None else []
-    share = (len(present) - len(lost)) / len(present) if present else None
+    # Without per-class IoU nothing says what was learned (not: that every class was).
+    share = (len(present) - len(lost)) / len(present) if present and run.get("iou") is not None else None
     return {
         "floor": floor,
         "classes_present": len(present),
