@@ -311,3 +311,43 @@ def test_two_reservations_that_each_wait_for_the_other_to_grow_do_not_wait_forev
     assert outcomes["elder"] == "grown"
     assert outcomes["younger"].startswith("younger.png: needs about") and "other workers hold" in outcomes["younger"]
     assert memory.ledger_path().read_text() == "{}"
+
+
+def test_waiting_behind_a_stopped_process_is_said_with_its_pid(ledger_here):
+    """A process holding most of the memory in the ledger is stopped (SIGSTOP, as Ctrl-Z): another that needs
+    memory waits for it, and says so in one line naming it as stopped; resumed and done, it lets the other go on
+    (on 0f2d1df the wait said nothing)."""
+    import select
+
+    available = memory.available_memory()
+    assert available is not None
+    in_the_ledger_only = HOLDER.replace("np.ones(", "(lambda size, kind: size)(")  # nothing allocated
+    holder = subprocess.Popen(
+        [sys.executable, "-c", in_the_ledger_only, str(available * 3 // 4 >> 20)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    waiter = None
+    try:
+        assert holder.stdout.readline().strip() == "holds"
+        os.kill(holder.pid, signal.SIGSTOP)
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", f"from nsegaug._resources import memory\nwith memory.reserved({available // 2}, "
+             "'a.png'):\n    print('done', flush=True)\n"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        ready, _, _ = select.select([waiter.stderr], [], [], 60)
+        assert ready, "nothing said while waiting"
+        line = waiter.stderr.readline()
+        assert line.startswith("note: a.png: waits for ") and line.endswith(
+            f"stopped, and giving nothing back until resumed: pid {holder.pid} (kill -CONT {holder.pid})\n"
+        ), line
+        assert waiter.poll() is None  # still waiting: the holder may be resumed
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.stdin.close()
+        out, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == 0 and out.strip() == "done", err
+    finally:
+        for process in (holder, waiter):
+            if process is not None:
+                process.kill()
+                process.wait()

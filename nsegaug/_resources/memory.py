@@ -19,16 +19,17 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._files.local import flock_within
-from ..errors import NotEnoughMemory, UsageError
+from ..errors import NotEnoughMemory, UsageError, shown_path
 from . import cgroups
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -108,8 +109,14 @@ class Reservation:
             time.sleep(WAIT_POLL_S)
 
 
+def _say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 @contextmanager
-def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
+def reserved(
+    needed: int, what: str, detail: str = "", say: Callable[[str], None] = _say_on_stderr
+) -> Iterator[Reservation]:
     """Hold ``needed`` bytes for this process while the block runs.
 
     Waits while other processes of this machine hold what it needs (they
@@ -117,9 +124,11 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
     ``what`` (a file) and the estimate when it cannot fit even with nothing
     else held. With nothing known about the memory, it just runs. A map of at most
     [`LEDGER_FLOOR`][nsegaug._resources.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
-    with room for one.
+    with room for one. Waiting is said with ``say``, in one line when it begins (how much, held by which
+    processes) and again when a holder is found stopped (Ctrl-Z, SIGSTOP: it gives nothing back until resumed).
     """
     token = f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
+    said: frozenset[int] | None = None  # the stopped holders last said (None: nothing said yet)
     while needed > LEDGER_FLOOR:
         with _ledger() as entries:
             others = sum(entries.values())
@@ -129,6 +138,11 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
                 break
             if verdict == "never":
                 raise NotEnoughMemory(what, _refusal(needed, others, detail))
+            holders = sorted({int(other.split(".")[0]) for other, held in entries.items() if held})
+        stopped = frozenset(pid for pid in holders if _stopped(pid))
+        if said is None or (stopped and stopped != said):
+            say(_waiting_line(what, needed, others, holders, stopped, detail))
+            said = stopped
         time.sleep(WAIT_POLL_S)
     reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR)
     try:
@@ -169,6 +183,26 @@ def _last_of_a_deadlock(entries: dict[str, int], token: str) -> bool:
 
 def _taken_at(token: str) -> int:
     return int(token.split(".")[2]) if token.count(".") >= 2 and token.split(".")[2].isdigit() else 0
+
+
+def _waiting_line(what: str, needed: int, others: int, holders: list[int], stopped: frozenset, detail: str) -> str:
+    line = (
+        f"note: {shown_path(what)}: waits for {size_text(needed)} of memory to deform{detail}, while other processes "
+        f"hold {size_text(others)} (pid {', '.join(map(str, holders))})"
+    )
+    if stopped:
+        pids = " ".join(map(str, sorted(stopped)))
+        line += f"; stopped, and giving nothing back until resumed: pid {pids} (kill -CONT {pids})"
+    return line
+
+
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (Ctrl-Z, SIGSTOP) or stopped by a debugger: state T or t."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
 
 
 def _refusal(needed: int, others: int, detail: str) -> str:
