@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 
 def cpus_available() -> int:
     """The CPUs this process may use (affinity, bounded by a cgroup CPU quota), not the machine's count."""
-    from nsegaug.cpus import available_cpus
+    from nsegaug._resources.cpus import available_cpus
 
     return available_cpus()
 
 
 def cpu_quota() -> float | None:
     """The cgroup CPU quota in CPUs (None: none), for the record."""
-    from nsegaug.cpus import cgroup_cpu_quota
+    from nsegaug._resources.cpus import cgroup_cpu_quota
 
     return cgroup_cpu_quota()
 

@@ -16,7 +16,7 @@ wall and CPU time (the process's, all threads).
 - ``agreement``: ``deform_batch_with_noise`` vs ``deform_with_noise`` with
   the same noise and pairs, fraction of equal pixels.
 
-torch and OpenCV run on ``--threads`` threads (default: ``nsegaug.cpus.threads_per_worker()``, what
+torch and OpenCV run on ``--threads`` threads (default: ``nsegaug._resources.cpus.threads_per_worker()``, what
 ``nsegaug train`` would choose here).
 
     python benchmarks/bench_torch.py --rounds 3         # CPU; writes benchmarks/results/torch.json
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import conditions, interleaved, print_conditions, print_load_after  # noqa: E402
 
 import nsegaug.torch as nt  # noqa: E402
-from nsegaug.cpus import threads_per_worker  # noqa: E402
+from nsegaug._resources.cpus import threads_per_worker  # noqa: E402
 from nsegaug.deform import deform, deform_with_noise  # noqa: E402
 from nsegaug.params import DEFAULT_ALPHA_SIGMA, DeformParams  # noqa: E402
 from nsegaug.synthetic import city_scene  # noqa: E402

@@ -9,7 +9,7 @@ loader does not limit it), with AMP and channels_last on CUDA as ``nsegaug
 train`` uses them. Training runs at about the smaller of the two figures.
 
 The step's contenders are torch thread counts (``--threads``: ``1,default``
-unless told; ``default`` is ``nsegaug.cpus.threads_per_worker()``, what
+unless told; ``default`` is ``nsegaug._resources.cpus.threads_per_worker()``, what
 ``nsegaug train`` chooses from the CPUs this process may use), interleaved:
 every contender runs ``--steps`` steps once per round, the order rotating.
 Figures are min and median over the rounds, wall and CPU time (the process's,
@@ -36,10 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Timings, conditions, interleaved, print_conditions, print_load_after, timed  # noqa: E402
 
-from nsegaug.cpus import threads_per_worker  # noqa: E402
+from nsegaug._resources.cpus import threads_per_worker  # noqa: E402
 from nsegaug.generate import GenerateConfig, generate_dataset  # noqa: E402
-from nsegaug.generated import load_manifest  # noqa: E402
-from nsegaug.manifest import MANIFEST_NAME  # noqa: E402
+from nsegaug.manifest import MANIFEST_NAME, open_generated  # noqa: E402
 from nsegaug.train.config import MEAN, STD  # noqa: E402
 from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader  # noqa: E402
 from nsegaug.train.loop import launched_processes, pick_device, to_device, train_step  # noqa: E402
@@ -95,8 +94,8 @@ def example_manifest(folder: Path) -> Path:
 
 def data_pipeline(manifest: Path, arguments) -> dict:
     """Images/s of the DataLoader; CPU time is this process's only (the workers' is not counted)."""
-    data = load_manifest(manifest)
-    dataset = SegmentationDataset(data.samples, train=True, prob=0.5, crop=tuple(arguments.crop), normalize=False)
+    samples = open_generated(manifest).samples()
+    dataset = SegmentationDataset(samples, train=True, prob=0.5, crop=tuple(arguments.crop), normalize=False)
     sampler = EpochBatchSampler(len(dataset), arguments.batch_size, seed=0)
     loader = iter(train_loader(dataset, sampler, arguments.workers, pin_memory=False, seed=0))
     # The workers start up and fill their queues (PREFETCH batches each) before the first timed batch;

@@ -146,7 +146,7 @@ N_SHADES = 64  # things get one of this many brightness shades, by connected com
 
 @dataclass(frozen=True)
 class RenderParams:
-    """Everything random about one photo; :func:`render_image` turns it and a label map into pixels."""
+    """Everything random about one photo; `render_image` turns it and a label map into pixels."""
 
     class_colours: np.ndarray  # (19, 3) float32 RGB
     shades: np.ndarray  # (N_SHADES,) brightness factors of thing instances
@@ -262,7 +262,7 @@ class Variant:
 
     ``ignore_band`` None draws 1 or 2 px per image (the committed example data);
     0 leaves every outline exact. ``objects`` None scales the number of things
-    with the map's area (:func:`objects_for`); a number keeps the scene the
+    with the map's area (`objects_for`); a number keeps the scene the
     same at any size (the same seed then draws the same scene, only finer).
     ``thicken`` > 0 draws the things of ``thicken_classes`` (train ids; by
     default poles, traffic lights and signs) that many pixels wider on every

@@ -24,9 +24,12 @@ _PUBLIC = {
 }
 _SUBMODULES = ("deform",)
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
-# The modules users import from: documented, and kept where they are. Every other module is internal and
-# may move between versions (the job engine nsegaug.jobs, nsegaug.cli, nsegaug.dataset, the insides of
-# nsegaug.train, nsegaug.preview, nsegaug.study and nsegaug.manifest's own modules).
+# The modules users import from: documented, and kept where they are. The tree shows the line: at the top of
+# the package, a module or package whose name starts with an underscore (_jobs, _files, _resources, _plots, ...)
+# is internal, and so are the command line's own packages (cli, options, preview, study), except the study's numbers
+# (study.analysis, study.collapse: pure functions of a results.json, for re-analysing one); inside a public package
+# (manifest, volume, calibrate, train), its modules are internal unless listed here: import from the package.
+# Everything internal may move between versions.
 PUBLIC_MODULES = (
     "nsegaug",
     "nsegaug.params",
@@ -44,10 +47,17 @@ PUBLIC_MODULES = (
     "nsegaug.mmseg",
     "nsegaug.seeding",
     "nsegaug.copies",
+    "nsegaug.sampling",
+    "nsegaug.noise_models",
     "nsegaug.volume",
     "nsegaug.monai",
     "nsegaug.torchio",
     "nsegaug.calibrate",
+    "nsegaug.train",
+    "nsegaug.synthetic",
+    "nsegaug.palettes",
+    "nsegaug.study.analysis",
+    "nsegaug.study.collapse",
 )
 
 

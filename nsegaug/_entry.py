@@ -3,7 +3,7 @@
 ``nsegaug --help`` and ``--version`` are answered here, without importing
 click: click alone costs about as much as starting Python, and these are the
 calls a user makes to find out what the tool does. Everything else goes to
-the click group in :mod:`nsegaug.cli`. ``HELP`` is click's own rendering of
+the click group in `nsegaug.cli`. ``HELP`` is click's own rendering of
 the group's help (a test keeps it equal), so both paths print the same text.
 """
 

@@ -34,11 +34,11 @@ class NoisySegmentPlus(FlatParams, A.DualTransform):
     paper's). Each application draws one 128-bit seed from the transform's
     own generator (``self.random_generator``, which ``A.Compose(...,
     seed=...)`` seeds), and every mask of the sample is deformed by
-    :func:`nsegaug.deform.deform` from a ``RandomState`` of that seed: the
+    [`nsegaug.deform.deform`][nsegaug.deform.deform] from a ``RandomState`` of that seed: the
     same noise and (alpha, sigma) for all of them, each with the suppression
     around its own small components. A mask with channels (H, W, C) is
     deformed channel by channel in the same way. The other parameters are
-    those of :class:`nsegaug.NoisySegmentPlus`.
+    those of [`nsegaug.NoisySegmentPlus`][nsegaug.transform.NoisySegmentPlus].
     """
 
     def __init__(

@@ -5,8 +5,8 @@ Copy k of the sample with key ``key`` draws everything from
 ``__call__`` does), then the method's own draws. So a copy's pixels depend
 on (parameters, seed, prob, key, k) only, never on which process or in
 which order it is made. The seed, ``prob`` and the number of copies are the
-sampling parameters; how each copy is deformed is the :class:`DeformParams`.
-A 3-D volume is deformed by the 3D engine (:mod:`nsegaug.volume`), with the
+sampling parameters; how each copy is deformed is the [`DeformParams`][nsegaug.params.DeformParams].
+A 3-D volume is deformed by the 3D engine ([`nsegaug.volume`][nsegaug.volume]), with the
 same streams.
 """
 

@@ -7,19 +7,19 @@ Read next to the paper (arXiv 2508.10383), the steps are:
 2. ``suppression``: zero the noise in padded boxes around small connected
    components (area <= ``area_thresh``), so small objects are not destroyed;
 3. ``smoothing``: Gaussian blur of both fields with ``sigma``
-   (:func:`smooth_field`, OpenCV's ``GaussianBlur`` as the reference calls it,
-   or :func:`smooth_field_transposed`, the same kernel as two row passes);
+   (`smooth_field`, OpenCV's ``GaussianBlur`` as the reference calls it,
+   or `smooth_field_transposed`, the same kernel as two row passes);
 4. ``warp``: nearest-neighbour resampling of the label map only
-   (:func:`sampling_maps`, :func:`warp_labels`).
+   (`sampling_maps`, `warp_labels`).
 
-Nothing here draws random numbers except :func:`draw_noise`, which consumes a
+Nothing here draws random numbers except [`draw_noise`][nsegaug.deform.draw_noise], which consumes a
 ``RandomState`` in exactly the order of the method's reference code, so a
 seeded state gives the reference's result. Like kornia's
 ``generate_parameters`` / ``apply_transform``, a deformation is a draw
-(:func:`draw_deformation`, a :class:`DeformDraw` that can be kept and
-replayed) and a pure application of it (:func:`apply_deformation`);
-:func:`deform` does both. The parameters are one
-:class:`nsegaug.params.DeformParams`.
+([`draw_deformation`][nsegaug.deform.draw_deformation], a [`DeformDraw`][nsegaug.deform.DeformDraw] that can be kept and
+replayed) and a pure application of it ([`apply_deformation`][nsegaug.deform.apply_deformation]);
+[`deform`][nsegaug.deform.deform] does both. The parameters are one
+[`nsegaug.params.DeformParams`][nsegaug.params.DeformParams].
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from .fields import _scratch, draw_noise_float32, smooth_field, smooth_field_tra
 from .params import DEFAULT_ENGINE, DEFAULT_PARAMS, VARIANTS, DeformParams
 from .warp import WarpTotals, sampling_maps, transpose, warp_labels, warp_measured  # noqa: F401
 
-# The blurs of step 3 (see smooth_field and smooth_field_transposed). "reference" is the reference code's
-# cv2.GaussianBlur; "rows" is the same kernel, applied as two row passes with a transpose between them.
 BLURS = ("reference", "rows")
+"""The blurs of step 3: "reference" is the reference code's ``cv2.GaussianBlur``; "rows" is the same kernel,
+applied as two row passes with a transpose between them."""
 # The default engine (params.ENGINES says what each one is; a run records the one it used).
 ENGINE_VERSION = DEFAULT_ENGINE
 
@@ -190,12 +190,12 @@ def deform_with_noise(
     pixels in a million (a coordinate within float32 rounding of a pixel's
     half-way point). ``alpha`` and ``sigma`` need not be among ``params``'
     pairs (the preview's grid and the torch engine's tests use others).
-    ``boxes`` are the map's :func:`small_component_boxes`, when already known:
+    ``boxes`` are the map's [`small_component_boxes`][nsegaug.deform.small_component_boxes], when already known:
     they depend on the map and the threshold only, not on the random draw, so
     several copies of one map can share them. ``blur``, one of
-    :data:`BLURS`: ``"reference"`` (:func:`smooth_field`, the reference's
+    [`BLURS`][nsegaug.deform.BLURS]: ``"reference"`` (`smooth_field`, the reference's
     ``cv2.GaussianBlur``; the default for float64) or ``"rows"``
-    (:func:`smooth_field_transposed`; the default for float32, about twice as
+    (`smooth_field_transposed`; the default for float32, about twice as
     fast, equal up to float32 rounding).
     """
     check_label_map(segment)
@@ -268,7 +268,7 @@ def default_blur(precision: str, engine: int = DEFAULT_ENGINE) -> str:
 class DeformDraw:
     """The random part of one deformation: the uniform fields in [0, 1) and the (alpha, sigma) pair drawn.
 
-    Keep it to log, replay or vary a deformation: :func:`apply_deformation`
+    Keep it to log, replay or vary a deformation: [`apply_deformation`][nsegaug.deform.apply_deformation]
     is a pure function of a map, a draw and the parameters.
     """
 
@@ -302,7 +302,8 @@ def apply_deformation(
     boxes: np.ndarray | None = None,
     blur: str | None = None,
 ) -> DeformResult:
-    """Deform ``segment`` by a drawn deformation (see :func:`deform_with_noise` for ``boxes`` and ``blur``)."""
+    """Deform ``segment`` by a drawn deformation (see [`deform_with_noise`][nsegaug.deform.deform_with_noise] for
+    ``boxes`` and ``blur``)."""
     return deform_with_noise(segment, draw.noise_x, draw.noise_y, draw.alpha, draw.sigma, params, boxes, blur)
 
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import storage
-from .dataset import is_volume, strip_suffix
+from ._files.label_folders import is_volume, strip_suffix
 from .errors import ManifestError, UsageError, shown_path
 from .io import image_size, size_mismatch
-from .manifest import Manifest, open_manifest
+from .manifest import Manifest, check_unchanged, open_generated, open_manifest
 
 FORMATS = ("csv", "jsonl", "mmseg")
 COPIES = ("all", "deformed", "original")
@@ -57,7 +57,7 @@ def manifest_pairs(
     ``copies``: ``all`` (sources and copies), ``deformed`` (copies the method
     deformed) or ``original`` (sources only). With ``verify``, every label
     listed is first checked against the checksum its row recorded: one
-    edited since generate is a :class:`ManifestError` naming it. An image
+    edited since generate is a [`ManifestError`][nsegaug.errors.ManifestError] naming it. An image
     whose size is not its label map's is a warning line to ``log`` (by
     default stderr), naming both.
     """
@@ -74,26 +74,22 @@ def _pairs(
 ) -> list[Pair]:
     if copies not in COPIES:
         raise UsageError(f"copies must be one of {', '.join(COPIES)}, got {copies!r}")
-    opened.require_kind("generate")
-    opened.require_complete()
-    labels_root, images_root = opened.folder("labels", labels), opened.folder("images", images)
-    if images_root is None:
-        raise ManifestError(f"{opened.path}: made without images, so it pairs no label with an image")
-    pairs, recorded, sizes = [], [], {}
-    for number, row in opened.checked_rows():  # rows of one run, as preview reads them
-        if row.image is None:
-            raise ManifestError(f"{opened.path}:{number}: {row.label} has no paired image")
+    generated = open_generated(opened, labels, images)
+    pairs, listed, sizes = [], [], {}
+    for entry in generated.pairs():
+        row = entry.row
+        if entry.image is None:
+            raise ManifestError(f"{entry.where}: {row.label} has no paired image")
         if (copies == "original" and row.copy) or (copies == "deformed" and not row.deformed):
             continue
-        label = opened.label_location(row, labels_root)
-        pairs.append(Pair(storage.join(images_root, row.image), label, row.label, row.copy, row.deformed))
-        recorded.append((f"{opened.path}:{number}", label, row.sha256_output if row.copy else row.sha256_label))
+        pairs.append(Pair(entry.image, entry.label, row.label, row.copy, row.deformed))
+        listed.append(entry)
         # A copy has its source's size (recorded in every row): one check per image, against its source.
-        sizes.setdefault(pairs[-1].image, (storage.join(labels_root, row.label), row.width, row.height))
+        sizes.setdefault(entry.image, (storage.join(generated.labels, row.label), row.width, row.height))
     if not pairs:
         raise UsageError(f"{opened.path}: no pair to export (copies: {copies})")
     if verify:
-        _check_unchanged(recorded)
+        check_unchanged(listed)
     _warn_of_sizes(sizes, log or _on_stderr)
     return pairs
 
@@ -116,26 +112,6 @@ def _warn_of_sizes(sizes: dict, log: Callable[[str], None], threads: int = 8) ->
         for line in pool.map(lambda item: differs(*item), sizes.items()):
             if line is not None:
                 log(f"warning: {line}")
-
-
-def _check_unchanged(recorded: list[tuple[str, Path, str]], threads: int = 8) -> None:
-    """Each listed label still has the checksum its row recorded; the first (in list order) that does not is a
-    :class:`ManifestError` naming it. Threads: reading and hashing release the GIL."""
-
-    def problem(where: str, label: Path, checksum: str) -> str | None:
-        try:
-            if storage.sha256(label) == checksum:
-                return None
-        except FileNotFoundError:
-            return f"{where}: {shown_path(label)}: file not found"
-        except OSError as error:
-            return f"{where}: {shown_path(label)}: cannot read ({error.strerror or error})"
-        return f"{where}: {shown_path(label)}: checksum differs from the manifest (changed since generate)"
-
-    with ThreadPoolExecutor(threads) as pool:
-        for found in pool.map(lambda entry: problem(*entry), recorded):
-            if found is not None:
-                raise ManifestError(found)
 
 
 def shown(path: Path, relative_to: Path | None) -> str:
@@ -216,7 +192,7 @@ def mmseg_split(
     img_suffix`` in ``img_dir``, ``name + seg_map_suffix`` in ``ann_dir``),
     so every source must pair with an image of one suffix, and every copy k
     sit at ``name + suffix_k`` in the output folder, as the default name
-    template gives; a manifest that does not is a :class:`UsageError` that
+    template gives; a manifest that does not is a [`UsageError`][nsegaug.errors.UsageError] that
     says why (use the csv or jsonl lists, or nsegaug.mmseg's dataset).
     mmseg reads a label file as it is, so a colour-coded run (``palette``)
     is refused too: its labels would load as colours, not class indices.
@@ -280,7 +256,8 @@ def mmseg_split(
 
 
 def _split_path(path: Path, name: str) -> tuple[Path, str]:
-    """``path`` as (folder, suffix) around ``name``: ``folder/name + suffix``, or a :class:`UsageError`."""
+    """``path`` as (folder, suffix) around ``name``: ``folder/name + suffix``, or a
+    [`UsageError`][nsegaug.errors.UsageError]."""
     text = str(path) if storage.is_url(path) else Path(os.path.abspath(path)).as_posix()
     at = text.rfind("/" + name)
     suffix = text[at + 1 + len(name) :] if at >= 0 else "/"

@@ -1,9 +1,9 @@
-"""The fields of step 1 and 3 of :mod:`nsegaug.deform`, as the float32 engine makes them fast.
+"""The fields of step 1 and 3 of [`nsegaug.deform`][nsegaug.deform], as the float32 engine makes them fast.
 
 The float32 engine draws the reference's random stream a block of rows at a
-time straight into float32 (:func:`draw_noise_float32`), keeps its large
-arrays per thread (:func:`_scratch`), and blurs with OpenCV's own kernel as
-two row passes (:func:`smooth_field_transposed`); :func:`smooth_field` is the
+time straight into float32 (`draw_noise_float32`), keeps its large
+arrays per thread (`_scratch`), and blurs with OpenCV's own kernel as
+two row passes (`smooth_field_transposed`); `smooth_field` is the
 reference code's ``cv2.GaussianBlur``. Nothing here changes a number of the
 method: the tests hold every function to the plain oracle.
 """
@@ -32,7 +32,8 @@ def draw_noise_float32(
     n_pairs: int,
     variant: str = "nsegment+",
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """:func:`draw_noise`'s draws, with the fields rounded to float32 as the float32 engine uses them.
+    """[`draw_noise`][nsegaug.deform.draw_noise]'s draws, with the fields rounded to float32 as the float32 engine uses
+    them.
 
     The same numbers in the same order (a field filled a block of rows at a
     time continues the same stream), but the float64 fields are never held

@@ -1,4 +1,4 @@
-"""The generate job: K deformed copies of every mask, in parallel, resumable (see :mod:`nsegaug.jobs`)."""
+"""The generate job: K deformed copies of every mask, in parallel, resumable (see `nsegaug._jobs`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .dataset import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
-from .dataset import output_name as make_output_name
+from ._files.label_folders import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
+from ._files.label_folders import output_name as make_output_name
+from ._jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .errors import LabelFormatError, UsageError
 from .io import check_png_level
-from .jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
 from .manifest import CopyRow
 from .params import DEFAULT_PARAMS, DeformParams, check_copies, check_prob
 from .volume.engine import VOLUME_ENGINE_VERSION
@@ -30,7 +30,7 @@ class GenerateConfig(JobConfig):
 
     ``params`` decides how each copy is deformed; ``seed``, ``prob`` and
     ``copies`` how the copies are drawn; copy k of ``a/x.png`` is written to
-    ``out/a/`` under ``name_template``. See :class:`nsegaug.jobs.JobConfig`
+    ``out/a/`` under ``name_template``. See `nsegaug._jobs.JobConfig`
     for the rest.
     """
 
@@ -83,10 +83,10 @@ class GenerateJob(MaskJob):
         return [make_output_name(label, k, self.config.name_template) for k in range(1, self.config.copies + 1)]
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
+        from ._resources.memory import reserved
         from .components import count_runs
         from .copies import deformed_copies
         from .io import cached_colour_palette, encode_label, read_label
-        from .memory import reserved
         from .storage import sha256_bytes
 
         config = self.config
@@ -289,7 +289,7 @@ def generate_dataset(
     Outputs are byte-identical for any ``jobs``, backend, order, and after an
     interruption followed by ``resume=True``. Returns the run's summary; bad
     masks are counted in it (and stop the run with ``on_error="fail"``).
-    See :func:`nsegaug.jobs.run_job` for what it raises.
+    See `nsegaug._jobs.run_job` for what it raises.
     """
     job = GenerateJob(config)
     return run_job(job, resume=resume, overwrite=overwrite, progress=progress, command_line=command_line, log=log)

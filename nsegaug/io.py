@@ -1,11 +1,11 @@
 """Reading and writing label files without losing their format, and atomic writes.
 
 Labels are read with Pillow, never OpenCV: cv2 turns a palette PNG into
-colours and drops the palette. A label file is kept as a :class:`LabelImage`:
+colours and drops the palette. A label file is kept as a [`LabelImage`][nsegaug.io.LabelImage]:
 the class indices as a 2-D array plus everything needed to write a map of
 the same kind back (mode, palette, transparency, bit depth, colour table).
 NIfTI volumes (``.nii``, ``.nii.gz``) are read with nibabel and written with
-their header kept byte for byte (:mod:`nsegaug.volume.nifti`): their indices
+their header kept byte for byte ([`nsegaug.volume.nifti`][nsegaug.volume.nifti]): their indices
 are 3-D.
 """
 
@@ -31,8 +31,8 @@ _INDEX_MODES = {"P": np.uint8, "L": np.uint8, "1": np.uint8, "I;16": np.uint16, 
 _SAVE_FORMATS = {"PNG", "TIFF", "BMP"}
 # Metadata that makes a copy look like its source in viewers; nothing else is carried over.
 _KEPT_INFO = ("transparency", "dpi", "compression")
-# zlib's level for the PNGs written (0: stored, fastest and largest; 9: smallest, slowest): Pillow's default.
 DEFAULT_PNG_LEVEL = 6
+"""zlib's level for the PNGs written (0: stored, fastest and largest; 9: smallest, slowest): Pillow's default."""
 PNG_LEVELS = range(10)
 # A label map saved with these has had its class indices blurred; writing copies the same way would invent classes.
 _LOSSY_TIFF_COMPRESSIONS = {"jpeg", "tiff_jpeg", "webp"}
@@ -57,7 +57,8 @@ class ColourPalette:
         return np.uint8 if self.indices.max(initial=0) <= 255 and self.indices.min(initial=0) >= 0 else np.int32
 
     def encode(self, rgb: np.ndarray, path: os.PathLike | str = "<array>") -> np.ndarray:
-        """Class indices of an (h, w, 3) colour map; an unknown colour is a :class:`LabelFormatError`."""
+        """Class indices of an (h, w, 3) colour map; an unknown colour is a
+        [`LabelFormatError`][nsegaug.errors.LabelFormatError]."""
         found, unknown = _look_up(_colour_codes(self.colours), self.indices, _colour_codes(rgb.reshape(-1, 3)))
         if unknown.any():
             first = rgb.reshape(-1, 3)[np.argmax(unknown)]
@@ -192,13 +193,13 @@ class LabelImage:
 def read_label(
     path: os.PathLike | str, colour_palette: ColourPalette | None = None, data: bytes | None = None
 ) -> LabelImage:
-    """Read a label map with Pillow; any unusable file is a :class:`LabelFormatError`.
+    """Read a label map with Pillow; any unusable file is a [`LabelFormatError`][nsegaug.errors.LabelFormatError].
 
     ``data``: the file's bytes when the caller already has them (``path`` then only names the file).
-    ``path`` may be an fsspec URL (see :mod:`nsegaug.storage`). A ``.nii`` or ``.nii.gz`` file is read as a
-    volume (:func:`nsegaug.volume.nifti.read_nifti`).
+    ``path`` may be an fsspec URL (see [`nsegaug.storage`][nsegaug.storage]). A ``.nii`` or ``.nii.gz`` file is read as
+    a volume ([`nsegaug.volume.nifti.read_nifti`][nsegaug.volume.nifti.read_nifti]).
     """
-    from .dataset import is_volume
+    from ._files.label_folders import is_volume
     from .storage import is_url, read_bytes
 
     if is_volume(path):
@@ -297,7 +298,8 @@ def _label_image(path: Path, image: Image.Image, colour_palette: ColourPalette |
 
 
 def check_png_level(level: int | None) -> int:
-    """``level`` as a zlib level for PNGs (None: :data:`DEFAULT_PNG_LEVEL`), or a UsageError."""
+    """``level`` as a zlib level for PNGs (None: [`DEFAULT_PNG_LEVEL`][nsegaug.io.DEFAULT_PNG_LEVEL]), or a
+    UsageError."""
     if level is None:
         return DEFAULT_PNG_LEVEL
     if isinstance(level, bool) or not isinstance(level, int) or level not in PNG_LEVELS:
@@ -312,7 +314,7 @@ def encode_label(like: LabelImage, indices: np.ndarray, png_level: int = DEFAULT
     bytes. ``png_level``: zlib's level for a PNG (other formats keep their
     source's compression); Pillow's default, 6, gives the bytes of
     earlier versions. A volume is written as its source was
-    (:func:`nsegaug.volume.nifti.encode_nifti`).
+    ([`nsegaug.volume.nifti.encode_nifti`][nsegaug.volume.nifti.encode_nifti]).
     """
     if like.volume is not None:
         from .volume.nifti import encode_nifti

@@ -37,15 +37,9 @@ except ImportError as error:
         "or use nsegaug.NoisySegmentPlus directly"
     ) from error
 
-from .generated import (
-    ImageSample,
-    choose_label,
-    load_manifest,
-    manifest_problems,
-    problems_message,
-    sample_rng,
-)
+from .manifest import ImageSample, open_generated, problems_message
 from .params import PAPER_PROB, check_prob
+from .sampling import choose_label, sample_rng
 from .seeding import process_identity
 from .transform import NoisySegmentPlus
 
@@ -62,11 +56,12 @@ def manifest_samples(manifest: str | os.PathLike) -> list[ImageSample]:
     trained on (unfinished, made without ``--images``, rows without an image or
     with copies missing) is a ``ValueError`` that says why.
     """
-    data = load_manifest(manifest)
-    problems = manifest_problems(data)
+    generated = open_generated(manifest)
+    samples = generated.samples()
+    problems = generated.problems(samples)
     if problems:
         raise ValueError(problems_message(problems, str(manifest)))
-    return data.samples
+    return samples
 
 
 def process_seed(seed: int, rank: int, worker_seed: int | None) -> int:
@@ -84,11 +79,11 @@ def process_seed(seed: int, rank: int, worker_seed: int | None) -> int:
 class NsegaugManifestDataset(BaseSegDataset):
     """mmseg dataset of a ``nsegaug generate --images`` manifest: originals and deformed copies, offline.
 
-    One sample per source image. Each time :meth:`prepare_data` loads a sample
-    for training, its ``seg_map_path`` is, with chance ``prob``, one of the
+    One sample per source image. Each time [`prepare_data`][nsegaug.mmseg.NsegaugManifestDataset.prepare_data] loads a
+    sample for training, its ``seg_map_path`` is, with chance ``prob``, one of the
     sample's deformed copies (picked uniformly; copies that generate's own coin
     left unchanged do not count) and otherwise the original: the offline form
-    of the method's online probability, by :func:`nsegaug.generated.choose_label`
+    of the method's online probability, by [`choose_label`][nsegaug.sampling.choose_label]
     as ``nsegaug train`` chooses. With ``test_mode=True`` it is always the
     original.
 
@@ -188,7 +183,8 @@ class NsegaugManifestDataset(BaseSegDataset):
 
 
 def register(transforms=TRANSFORMS, datasets=DATASETS) -> None:
-    """Register :class:`NoisySegmentPlus` and :class:`NsegaugManifestDataset`; nothing to do where they already are.
+    """Register [`NoisySegmentPlus`][nsegaug.transform.NoisySegmentPlus] and
+    [`NsegaugManifestDataset`][nsegaug.mmseg.NsegaugManifestDataset]; nothing to do where they already are.
 
     Another class under one of these names (the method's own code, say) is
     replaced, with a warning: importing this module is asking for nsegaug's.

@@ -5,8 +5,8 @@ conventions for randomness: every random number comes from ``self.R``, a
 ``numpy.random.RandomState`` that ``set_random_state(seed)`` seeds (as
 ``Compose.set_random_state`` and ``monai.utils.set_determinism`` do for
 every transform of a pipeline), and all of them are drawn in
-:meth:`NoisySegmentPlusd.randomize`: the ``prob`` coin, then the fields and
-the (alpha, sigma) pair (:func:`nsegaug.volume.engine.draw_volume_deformation`).
+[`NoisySegmentPlusd.randomize`][nsegaug.monai.NoisySegmentPlusd.randomize]: the ``prob`` coin, then the fields and
+the (alpha, sigma) pair ([`nsegaug.volume.engine.draw_volume_deformation`][nsegaug.volume.draw_volume_deformation]).
 Only the keys named are changed, and all of them by the same draw; images
 are never touched. Labels are (1, X, Y, Z) tensors or arrays of class values,
 resampled by nearest neighbour only; with ``units="mm"`` the spacing is read
@@ -30,7 +30,7 @@ class NoisySegmentPlusd(RandomizableTransform, MapTransform):
     """Label-only elastic deformation with 3D small-object suppression, on the label keys ``keys``.
 
     ``alpha_sigma_list``, ``area_thresh``, ``ignore_index``, ``variant``,
-    ``precision`` and ``units`` are those of :class:`nsegaug.params.DeformParams`
+    ``precision`` and ``units`` are those of [`nsegaug.params.DeformParams`][nsegaug.params.DeformParams]
     (``area_thresh`` is a volume: voxels, or mm³ with ``units="mm"``);
     ``prob`` is the chance a sample is deformed (the paper's 0.5).
     """

@@ -1,7 +1,7 @@
 """The noise job: a noisy version of every label map, as a careless annotator would have drawn it.
 
-The models are in :mod:`nsegaug.noise_models`; this module runs them over a
-label folder with :mod:`nsegaug.jobs`, so a noise run has every guarantee of
+The models are in [`nsegaug.noise_models`][nsegaug.noise_models]; this module runs them over a
+label folder with `nsegaug._jobs`, so a noise run has every guarantee of
 ``generate``: formats and palettes kept, per-file seeded streams (the same
 bytes for any number of workers), a manifest with the changed-pixel fraction
 per map, atomic writes, resume, sources never touched. The noisy map of
@@ -16,16 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import Sample
+from ._files.label_folders import Sample
+from ._jobs import JobConfig, JobSummary, MaskJob, Output, run_job
 from .io import check_png_level
-from .jobs import JobConfig, JobSummary, MaskJob, Output, run_job
 from .manifest import NoiseRow
 from .params import DEFAULT_NOISE, NoiseParams
 
 
 @dataclass(frozen=True, kw_only=True)
 class NoiseConfig(JobConfig):
-    """A noise run: the models' parameters, with where and how it runs (:class:`nsegaug.jobs.JobConfig`)."""
+    """A noise run: the models' parameters, with where and how it runs (`nsegaug._jobs.JobConfig`)."""
 
     params: NoiseParams = DEFAULT_NOISE
     png_level: int | None = None  # zlib's level of PNG outputs; None: nsegaug.io.DEFAULT_PNG_LEVEL
@@ -118,7 +118,7 @@ def add_noise(
 
     The same (seed, relative path, parameters) always give the same bytes,
     for any ``jobs`` and after an interruption followed by ``resume=True``.
-    See :func:`nsegaug.jobs.run_job` for what it raises.
+    See `nsegaug._jobs.run_job` for what it raises.
     """
     job = NoiseJob(config)
     return run_job(job, resume=resume, overwrite=overwrite, progress=progress, command_line=command_line, log=log)

@@ -2,18 +2,18 @@
 
 Four models, each a pure function of a label map and a NumPy ``Generator``:
 
-1. :func:`boundary_noise`: every object (an 8-connected component of one
+1. [`boundary_noise`][nsegaug.noise_models.boundary_noise]: every object (an 8-connected component of one
    class) is redrawn a little too large or too small: dilated or eroded by its
    own random radius in ``-max_radius..max_radius`` pixels (Euclidean disks).
-2. :func:`simplify_outlines`: every object's outer outline is replaced by a
+2. [`simplify_outlines`][nsegaug.noise_models.simplify_outlines]: every object's outer outline is replaced by a
    Douglas-Peucker simplification with its own tolerance in
    ``[0, max_epsilon]`` pixels, as a hurried polygon annotator would click it.
-3. :func:`elastic_jitter`: the whole map is moved by a small, smooth
+3. [`elastic_jitter`][nsegaug.noise_models.elastic_jitter]: the whole map is moved by a small, smooth
    displacement field (white noise blurred with ``sigma``, scaled to a
    standard deviation of ``amplitude`` pixels, clipped at ``2 * amplitude``),
    resampled with nearest neighbour: a hand that wobbles slowly along every
    outline.
-4. :func:`systematic_bias` (off unless ``bias_radius`` > 0): one annotator
+4. [`systematic_bias`][nsegaug.noise_models.systematic_bias] (off unless ``bias_radius`` > 0): one annotator
    per map, who draws every object of ``bias_classes`` ``bias_radius`` pixels
    too wide (chance ``bias_wide``) or too narrow: the same dilation or
    erosion as model 1, with one sign for the whole map instead of a radius
@@ -32,7 +32,7 @@ What they never do, and the tests check:
   object, so it is never grown, shrunk or simplified on its own account.
 - **No object is erased.** No model relabels the core of an object of its
   input: the pixels farther from the object's border than half its largest
-  inner distance (:func:`protected_cores`). A 1-2 px wide pole is never
+  inner distance ([`protected_cores`][nsegaug.noise_models.protected_cores]). A 1-2 px wide pole is never
   thinned (only widened, by at most 1 px on each side), a 7 px wide sign keeps at least its
   middle 3 px. Erosion and the simplification tolerance are capped to match,
   so a thin object is not reduced to a line.
@@ -47,7 +47,7 @@ the road gives up next to a car stays road until the car's own outline is
 drawn. Regions an object encloses are left as they are by the simplification. The edge of the picture
 is not an outline: no object grows, shrinks or is simplified along it.
 
-:func:`annotation_noise` applies model 4, then models 1 to 3 in that order, with one
+[`annotation_noise`][nsegaug.noise_models.annotation_noise] applies model 4, then models 1 to 3 in that order, with one
 independent stream each, derived from (seed, sample key) only, so a map's
 noise does not depend on the order in which files are processed, and
 switching one model off leaves the draws of the others unchanged.
@@ -133,7 +133,8 @@ def core_depth(inner: np.ndarray) -> int:
 
 
 def protected_cores(segment: np.ndarray, objects: Sequence[SegmentObject]) -> np.ndarray:
-    """Pixels no model may relabel: each object's pixels deeper than :func:`core_depth` from its border.
+    """Pixels no model may relabel: each object's pixels deeper than [`core_depth`][nsegaug.noise_models.core_depth]
+    from its border.
 
     For a 1-2 px wide object (largest inner distance 1) that is every pixel;
     for a large region, all but a rim of half its thickness.
@@ -196,7 +197,7 @@ def boundary_noise(
 
     One radius is drawn per object of the input, all at once, before any is
     used, so the draws never depend on the map's content beyond the object
-    count. Erosion is capped at :func:`core_depth`; growth at
+    count. Erosion is capped at [`core_depth`][nsegaug.noise_models.core_depth]; growth at
     ``max(1, largest inner distance)``, so a 1-2 px wide pole grows by at most 1 px on each side.
     """
     objects = find_objects(segment, ignore_index)
@@ -207,7 +208,7 @@ def boundary_noise(
 def grow_or_shrink(segment: np.ndarray, objects: Sequence[SegmentObject], radii: Sequence[int]) -> np.ndarray:
     """Each of ``objects`` (of ``segment``, largest first) dilated (radius > 0) or eroded (< 0) by its radius.
 
-    Erosion is capped at :func:`core_depth`, growth at ``max(1, largest inner
+    Erosion is capped at [`core_depth`][nsegaug.noise_models.core_depth], growth at ``max(1, largest inner
     distance)``; where two objects meet the smaller one's new outline decides.
     """
     protected = protected_cores(segment, objects)
@@ -277,7 +278,7 @@ def systematic_bias(
 
     One coin per map, drawn even when ``radius`` is 0, so the stream does not
     depend on the strength; growth and erosion are capped as in
-    :func:`boundary_noise`.
+    [`boundary_noise`][nsegaug.noise_models.boundary_noise].
     """
     sign = 1 if rng.random() < wide else -1
     objects = find_objects(segment, ignore_index)

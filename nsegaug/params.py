@@ -1,16 +1,16 @@
 """The deformation's parameters: one frozen spec that checks itself once, and its JSON form.
 
-:class:`DeformParams` is what decides how one label map is deformed: the
+[`DeformParams`][nsegaug.params.DeformParams] is what decides how one label map is deformed: the
 (alpha, sigma) pairs, the small-object threshold, the ignore index, the
 variant and the float precision. Every engine and adapter holds one (the CPU
-engine, :class:`nsegaug.NoisySegmentPlus`, the albumentations transform, the
+engine, [`nsegaug.NoisySegmentPlus`][nsegaug.transform.NoisySegmentPlus], the albumentations transform, the
 torch engine, ``generate``, ``preview``, ``train --online``), and the
 command-line options are built from its fields, so a new knob is added here,
 in the engine that uses it, and in the README.
 
 What is drawn at random is not here: the seed, the probability ``prob`` and
 the number of copies are sampling parameters of whoever draws (see
-:mod:`nsegaug.copies`). Pure Python: importing this module costs nothing.
+[`nsegaug.copies`][nsegaug.copies]). Pure Python: importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ class DeformParams:
       the reference code);
     - ``units``: ``"voxels"`` (pixels of a 2D map), or ``"mm"``: alpha and
       sigma in millimetres and ``area_thresh`` in mm³, turned into voxels per
-      axis from a volume's spacing (:mod:`nsegaug.volume`); 2D maps have no
+      axis from a volume's spacing ([`nsegaug.volume`][nsegaug.volume]); 2D maps have no
       spacing, so they take voxels only;
     - ``engine``: how the fields are drawn and blurred (``nsegaug.params.ENGINES``): 2,
       the default, draws the reference code's stream; 3 draws its own, faster
       stream (same seed, other copies), in about a quarter less time.
 
-    Raises :class:`nsegaug.errors.UsageError` (a ``ValueError``) for values
+    Raises [`nsegaug.errors.UsageError`][nsegaug.errors.UsageError] (a ``ValueError``) for values
     the method cannot use.
     """
 
@@ -160,7 +160,8 @@ class DeformParams:
 
     @classmethod
     def from_dict(cls, values: Mapping) -> DeformParams:
-        """The spec from :meth:`to_dict`'s form; other keys (a run's seed, copies, ...) are left alone."""
+        """The spec from [`to_dict`][nsegaug.params.DeformParams.to_dict]'s form; other keys (a run's seed, copies, ...)
+        are left alone."""
         known = {name: values[name] for name in field_names() if name in values}
         return cls(**known)
 
@@ -232,7 +233,8 @@ class FlatParams:
 
 class MethodTransform(FlatParams):
     """The method's own transform arguments (its ``NoisySegmentPlus``), plus a seed: what the CPU transform
-    and the batched torch transform both take, held as one :class:`DeformParams`, ``prob`` and ``seed``."""
+    and the batched torch transform both take, held as one [`DeformParams`][nsegaug.params.DeformParams], ``prob`` and
+    ``seed``."""
 
     def __init__(
         self,
@@ -268,7 +270,8 @@ def split_options(options: dict) -> tuple[DeformParams, dict]:
 
 
 def check_alpha_sigma(pairs: Iterable[Sequence[float]]) -> tuple[tuple[float, float], ...]:
-    """The (alpha, sigma) pairs as a tuple of pairs, or a :class:`UsageError` saying which pair is unusable."""
+    """The (alpha, sigma) pairs as a tuple of pairs, or a [`UsageError`][nsegaug.errors.UsageError] saying which pair is
+    unusable."""
     try:
         checked = tuple(tuple(pair) for pair in pairs)
     except TypeError as error:
@@ -298,7 +301,8 @@ def format_alpha_sigma(pairs: Iterable[Sequence[float]]) -> str:
 
 
 def check_ignore_index(ignore_index: int | None) -> None:
-    """A :class:`UsageError` unless ``ignore_index`` is None or an integer a label map can hold."""
+    """A [`UsageError`][nsegaug.errors.UsageError] unless ``ignore_index`` is None or an integer a label map can
+    hold."""
     if ignore_index is None:
         return
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
@@ -309,14 +313,15 @@ def check_ignore_index(ignore_index: int | None) -> None:
 
 
 def check_copies(copies: int) -> int:
-    """``copies`` if it is a count of copies a run can make (1..MAX_COPIES), else a :class:`UsageError`."""
+    """``copies`` if it is a count of copies a run can make (1..MAX_COPIES), else a
+    [`UsageError`][nsegaug.errors.UsageError]."""
     if isinstance(copies, bool) or not isinstance(copies, numbers.Integral) or not 1 <= copies <= MAX_COPIES:
         raise UsageError(f"copies must be a whole number in [1, {MAX_COPIES}], got {copies!r}")
     return int(copies)
 
 
 def check_prob(prob: float) -> float:
-    """``prob`` if it is a probability, else a :class:`UsageError`."""
+    """``prob`` if it is a probability, else a [`UsageError`][nsegaug.errors.UsageError]."""
     if not (_is_number(prob) and 0 <= prob <= 1):
         raise UsageError(f"prob must be in [0, 1], got {prob!r}")
     return prob
@@ -339,9 +344,10 @@ NOISE_MODELS = ("boundary", "simplify", "jitter", "bias")
 
 @dataclass(frozen=True)
 class NoiseParams:
-    """How ``nsegaug noise`` makes annotation errors (:mod:`nsegaug.noise_models`); sizes in pixels of the map.
+    """How ``nsegaug noise`` makes annotation errors ([`nsegaug.noise_models`][nsegaug.noise_models]); sizes in pixels
+    of the map.
 
-    Checked once, on creation (:class:`UsageError`); ``to_dict`` is what the
+    Checked once, on creation ([`UsageError`][nsegaug.errors.UsageError]); ``to_dict`` is what the
     noise manifest's metadata records.
     """
 

@@ -3,7 +3,7 @@
 Everything that reads or writes a label map, an output or a manifest goes
 through these functions, so a job runs the same on a disk and in a bucket.
 A location is a ``Path`` (or a string without ``://``) on this machine, or a
-URL string; :func:`join` keeps that kind.
+URL string; [`join`][nsegaug.storage.join] keeps that kind.
 
 Object stores have no rename and no append, and this module says how each
 guarantee of a local run holds there:
@@ -15,17 +15,17 @@ guarantee of a local run holds there:
   page), never held whole in memory;
 - **transient faults** (throttling, time-outs, a dropped connection) are
   retried with exponential backoff; a permanent one (no such bucket, access
-  denied, a missing object) is a one-line :class:`~nsegaug.errors.StorageError`
+  denied, a missing object) is a one-line [`StorageError`][nsegaug.errors.StorageError]
   naming the object.
 
 Credentials and endpoints come from the standard places (environment,
 profiles, ``AWS_ENDPOINT_URL``), from ``storage_options`` (fsspec's keyword
-arguments for the store), which are set per process with :func:`configure`
+arguments for the store), which are set per process with [`configure`][nsegaug.storage.configure]
 and never printed or recorded, and from a URL's user-info
 (``s3://KEY:SECRET@bucket/prefix``), which is taken out of the URL
-(:func:`take_credentials`) before anything records or shows it
-(:func:`public`). Options whose names say they are secret (:func:`is_secret`)
-are kept apart (:func:`split_secrets`), so what is sent to other machines
+([`take_credentials`][nsegaug.storage.take_credentials]) before anything records or shows it
+([`public`][nsegaug.storage.public]). Options whose names say they are secret ([`is_secret`][nsegaug.storage.is_secret])
+are kept apart ([`split_secrets`][nsegaug.storage.split_secrets]), so what is sent to other machines
 can leave them out.
 """
 
@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
+from ._files.local import atomic_writer, sha256_file, write_bytes_atomic
 from .errors import StorageError, UsageError, shown_path
-from .local_files import atomic_writer, sha256_file, write_bytes_atomic
 
 Location = Path | str
 # Retries of a transient fault: waits of 0.25, 0.5, 1, 2, 4 s, then the error.
@@ -124,7 +124,8 @@ def url_credentials(url: str) -> tuple[str, dict]:
 
 def take_credentials(location: Location, storage_options: dict | None) -> tuple[Location, dict | None]:
     """``location`` without user-info, and ``storage_options`` with its credentials added; a URL whose
-    credentials differ from the options' is a :class:`UsageError` (this process has one set per store)."""
+    credentials differ from the options' is a [`UsageError`][nsegaug.errors.UsageError] (this process has one set per
+    store)."""
     if not is_url(location):
         return location, storage_options
     clean, credentials = url_credentials(location)
@@ -147,7 +148,8 @@ def combined_options(given: dict | None, more: dict | None, source: str = "the U
 
 def use_credentials(*locations: Location) -> list[Location]:
     """``locations`` without user-info; the credentials they held join this process's storage options
-    (:func:`configure`), so that every location of that store is reached with them, as in every command."""
+    ([`configure`][nsegaug.storage.configure]), so that every location of that store is reached with them, as in every
+    command."""
     options, cache = settings()
     clean = []
     for location in locations:
@@ -157,9 +159,10 @@ def use_credentials(*locations: Location) -> list[Location]:
     return clean
 
 
-# The user-info of any URL inside a text ("--out=s3://KEY:SECRET@bucket/x"): scheme, then up to an "@" before
-# the first "/".
-_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+# The user-info of any URL inside a text ("--out=s3://KEY:SECRET@bucket/x"): scheme, then up to the LAST "@" of
+# the network location (which ends at "/", "?", "#", a space, or the next URL's scheme), as _user_info reads it: a
+# password may hold an "@".
+_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:(?!://)[^/?#\s])*@")
 
 
 def public_text(text: str) -> str:
@@ -184,7 +187,8 @@ def public_record(value):
 
 
 def settings() -> tuple[dict, Path | None]:
-    """This process's :func:`configure` arguments, for a process it starts (a DataLoader worker)."""
+    """This process's [`configure`][nsegaug.storage.configure] arguments, for a process it starts (a DataLoader
+    worker)."""
     return dict(_options), _cache
 
 
@@ -289,7 +293,7 @@ def _storage_error(error: BaseException, location: Location, doing: str) -> Stor
 
 
 def read_bytes(location: Location) -> bytes:
-    """The bytes of a file or object (a missing one is a :class:`FileNotFoundError`, others a StorageError)."""
+    """The bytes of a file or object (a missing one is a `FileNotFoundError`, others a StorageError)."""
     if not is_url(location):
         return Path(location).read_bytes()
     if _cache is not None:
@@ -440,8 +444,8 @@ def shown(location: Location) -> str:
 
 def write_file(location: Location, data: bytes) -> None:
     """Write a file the user named (a preview, a list, metrics), on a disk or in a bucket, whole or not at all;
-    a failure is a :class:`StorageError` naming ``location``, not the temporary file the bytes went to first
-    (a read-only or full disk under it)."""
+    a failure is a [`StorageError`][nsegaug.errors.StorageError] naming ``location``, not the temporary file the bytes
+    went to first (a read-only or full disk under it)."""
     try:
         if is_url(location):
             write_bytes(location, data)

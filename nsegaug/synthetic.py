@@ -124,7 +124,7 @@ def city_scene(
     here and there; ``n_objects`` things (cars, trucks, buses, trams,
     persons, cyclists, bicycles, poles with signs and lights) stand on the
     ground at random depths, scaled by perspective, so far ones are a few
-    pixels across. ``ignore_band`` > 0 applies :func:`ignore_borders`.
+    pixels across. ``ignore_band`` > 0 applies [`ignore_borders`][nsegaug.synthetic.ignore_borders].
     ``seed`` is anything ``np.random.default_rng`` takes, e.g. ``(seed, split, index)``.
     """
     rng = np.random.default_rng(seed)

@@ -1,11 +1,11 @@
 """The NSegment+ deformation of a batch of label maps on any torch device (needs the ``[train]`` extra).
 
-The steps are those of :mod:`nsegaug.deform`, batched:
+The steps are those of [`nsegaug.deform`][nsegaug.deform], batched:
 
 1. ``uniform noise`` from a ``torch.Generator`` (not NumPy's stream: see below);
 2. ``suppression``: the small components' boxes are found on the CPU by
-   :func:`nsegaug.deform.small_component_boxes` (connected components are not
-   done on the device), in DataLoader workers with :func:`component_boxes`;
+   [`nsegaug.deform.small_component_boxes`][nsegaug.deform.small_component_boxes] (connected components are not
+   done on the device), in DataLoader workers with [`component_boxes`][nsegaug.torch.component_boxes];
    the boxes, grown by ``alpha // 2`` once alpha is drawn, become the mask on
    the device;
 3. ``smoothing``: a separable blur with OpenCV's own kernel for ``sigma`` and
@@ -13,10 +13,10 @@ The steps are those of :mod:`nsegaug.deform`, batched:
 4. ``warp``: nearest-neighbour gather, coordinates rounded half to even like
    ``cv2.remap``; labels are never blended (no ``grid_sample``).
 
-:func:`deform_batch_with_noise` takes the noise, alpha and sigma explicitly,
-like :func:`nsegaug.deform.deform_with_noise`, and is the point of comparison
+[`deform_batch_with_noise`][nsegaug.torch.deform_batch_with_noise] takes the noise, alpha and sigma explicitly,
+like [`nsegaug.deform.deform_with_noise`][nsegaug.deform.deform_with_noise], and is the point of comparison
 between the engines: with the same noise they agree on >= 99.99 % of pixels
-(tested). :func:`deform_batch` draws from a ``torch.Generator`` and so does
+(tested). [`deform_batch`][nsegaug.torch.deform_batch] draws from a ``torch.Generator`` and so does
 NOT reproduce the NumPy ``RandomState`` stream of the CPU engine or of
 ``nsegaug generate``: the same seed gives other (equally distributed) copies.
 """
@@ -33,11 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# The CPU side, found in DataLoader workers: public here, where the engine's users look for it.
+from ._torch_boxes import batch_boxes, collate_with_boxes, component_boxes  # noqa: F401
 from .deform import suppression_pad
 from .params import DEFAULT_PARAMS, DeformParams, MethodTransform, check_alpha_sigma, check_prob
-
-# The CPU side, found in DataLoader workers: public here, where the engine's users look for it.
-from .torch_boxes import batch_boxes, collate_with_boxes, component_boxes  # noqa: F401
 
 BLUR_METHODS = ("conv", "taps")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -160,7 +159,7 @@ def smooth_fields(fields: torch.Tensor, sigma: float, method: str | None = None)
     on the CPU and ``"taps"`` elsewhere. A convolution on a GPU would run in
     TF32 (cuDNN's default on Ampere and later: ``torch.backends.cudnn.conv.fp32_precision``
     is ``"tf32"``), whose 10-bit mantissa moves coordinates by hundredths of a
-    pixel, so ``"conv"`` runs under :func:`ieee_convolutions`; element-wise
+    pixel, so ``"conv"`` runs under [`ieee_convolutions`][nsegaug.torch.ieee_convolutions]; element-wise
     arithmetic is always full float32.
     """
     method = method or ("conv" if fields.device.type == "cpu" else "taps")
@@ -285,13 +284,13 @@ def deform_batch_with_noise(
 ) -> tuple[torch.Tensor, BatchStats]:
     """Deform every map of ``labels`` (B, H, W) with given uniform noise fields (B, H, W) in [0, 1).
 
-    The batched twin of :func:`nsegaug.deform.deform_with_noise`: map b is
+    The batched twin of [`nsegaug.deform.deform_with_noise`][nsegaug.deform.deform_with_noise]: map b is
     deformed with ``alpha[b]``, ``sigma[b]`` (or one value for all), its
     displacement before suppression and smoothing being ``alpha * (2u - 1)``.
     From ``params``: the suppression (none for the pilot NSegment), its
     threshold and ignore index, and the precision of the fields. ``boxes``:
-    one table (N_b, 4) per map from :func:`component_boxes`; found here, on
-    the CPU, when not given. ``blur``: see :func:`smooth_fields`.
+    one table (N_b, 4) per map from [`component_boxes`][nsegaug.torch.component_boxes]; found here, on
+    the CPU, when not given. ``blur``: see [`smooth_fields`][nsegaug.torch.smooth_fields].
     Returns a new tensor of the labels' dtype and device, and the statistics.
     """
     check_label_batch(labels)
@@ -399,13 +398,13 @@ def deform_batch(
 
     Map b is deformed when its coin ``u <= prob`` (the method's ``__call__``:
     it skips when ``rand() > p``), with the pair ``params.alpha_sigma[index]``;
-    see :func:`draw_batch` for the draws. The pilot NSegment suppresses
-    nothing. ``boxes``: one table per map from :func:`component_boxes`
+    see [`draw_batch`][nsegaug.torch.draw_batch] for the draws. The pilot NSegment suppresses
+    nothing. ``boxes``: one table per map from [`component_boxes`][nsegaug.torch.component_boxes]
     (computed in DataLoader workers); found here on the CPU when None. Maps
     left alone are returned unchanged. The input is never modified.
 
     The draws are torch's, not NumPy's: this does not give the copies the CPU
-    engine gives for a seed (see :func:`deform_batch_with_noise` for the
+    engine gives for a seed (see [`deform_batch_with_noise`][nsegaug.torch.deform_batch_with_noise] for the
     equivalence of the two engines). The coins and pairs choose kernel sizes
     and box padding on the host: give ``host_generator`` (a CPU generator)
     for labels on a GPU, and nothing here waits for the device; without it
@@ -451,14 +450,15 @@ def _scatter_stats(partial: BatchStats, picked: torch.Tensor, batch: int, device
 
 
 class BatchNoisySegmentPlus(MethodTransform):
-    """NSegment+ for batches on a device: parameters, and a ``torch.Generator`` per device, over :func:`deform_batch`.
+    """NSegment+ for batches on a device: parameters, and a ``torch.Generator`` per device, over
+    [`deform_batch`][nsegaug.torch.deform_batch].
 
-    The arguments are :class:`nsegaug.NoisySegmentPlus`' (held as one
-    :class:`~nsegaug.params.DeformParams`, ``self.deform_params``); ``seed`` seeds
+    The arguments are [`nsegaug.NoisySegmentPlus`][nsegaug.transform.NoisySegmentPlus]' (held as one
+    [`DeformParams`][nsegaug.params.DeformParams], ``self.deform_params``); ``seed`` seeds
     the generators (fresh entropy when None; off the CPU the CPU's generator
     draws the coins and pairs, the device's the noise); ``prob`` defaults to the
     method's 0.5. Call with labels (B, H, W) and, optionally, the boxes from
-    :func:`component_boxes`; returns the deformed labels (``self.last_stats``
+    [`component_boxes`][nsegaug.torch.component_boxes]; returns the deformed labels (``self.last_stats``
     holds their statistics).
     """
 

@@ -3,8 +3,8 @@
 TorchIO's conventions: a random transform draws its parameters from torch's
 random generator (so ``torch.manual_seed`` repeats a pipeline) and applies a
 deterministic transform made from them, which is what the subject's history
-records: :class:`NoisySegmentPlus` draws a seed (and TorchIO's base class the
-``p`` coin) and applies :class:`LabelDeformation` with it, so
+records: [`NoisySegmentPlus`][nsegaug.torchio.NoisySegmentPlus] draws a seed (and TorchIO's base class the
+``p`` coin) and applies [`LabelDeformation`][nsegaug.torchio.LabelDeformation] with it, so
 ``subject.get_composed_history()`` replays the deformation exactly. The
 deformation is not invertible (the labels' noise is the point), so it is
 left out of ``subject.apply_inverse_transform()``. Label maps are
@@ -71,7 +71,7 @@ class NoisySegmentPlus(RandomTransform):
 
     ``alpha_sigma_list``, ``area_thresh`` (a volume: voxels, or mm³ with
     ``units="mm"``), ``ignore_index``, ``variant``, ``precision`` and
-    ``units`` are those of :class:`nsegaug.params.DeformParams`; ``p`` and the
+    ``units`` are those of [`nsegaug.params.DeformParams`][nsegaug.params.DeformParams]; ``p`` and the
     other keyword arguments are TorchIO's (``p=0.5`` is the paper's).
     """
 

@@ -43,7 +43,7 @@ class NoisySegmentPlus(MethodTransform):
         from fresh OS entropy when ``seed`` is None. The global NumPy state
         is never used.
 
-    The deformation's parameters are held as one :class:`nsegaug.params.DeformParams`
+    The deformation's parameters are held as one [`nsegaug.params.DeformParams`][nsegaug.params.DeformParams]
     (``self.deform_params``); the flat names above read it.
     """
 

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from nsegaug._files.params_file import read_params_file
 from nsegaug.calibrate import CalibrateConfig, Grid, calibrate, compare
 from nsegaug.calibrate.search import displacement_scale
 from nsegaug.cli import main
 from nsegaug.copies import deformed_copies
 from nsegaug.params import DeformParams
-from nsegaug.params_file import read_params_file
 
 EXAMPLE_LABELS = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels"
 # A small grid, so that a calibration takes seconds: rms field displacements from 0.16 to 5.4 px.
@@ -228,3 +228,32 @@ def test_the_scaling_rule_scales_displacement_and_protection_with_the_map(factor
         rms = np.sqrt((smooth_field(alpha * noise, sigma)[100:-100, 100:-100] ** 2).mean())
         new_rms = np.sqrt((smooth_field(new_alpha * noise, new_sigma)[100:-100, 100:-100] ** 2).mean())
         assert new_rms == pytest.approx(factor * rms, rel=0.12)
+
+
+def test_a_class_meeting_the_ignore_index_is_no_boundary_and_what_the_other_map_ignores_is_not_compared():
+    a = np.zeros((40, 40), np.uint8)
+    a[:, 20:] = 1  # one vertical class boundary: 2 x 40 boundary pixels
+    b = a.copy()
+    b[10:15] = 255  # a band the reference ignores, across the boundary
+    measured = compare(a, b, ignore_index=255)
+    pooled = measured.pooled().sum(axis=0)
+    assert measured.changed == 0 and measured.boundary_pixels == 2 * 2 * 35  # both maps; the band compared in neither
+    assert pooled.sum() == pooled[0]  # nothing moved
+
+
+def test_maps_equal_but_for_an_ignored_band_recommend_the_weakest_strength(tmp_path):
+    """The labels are the reference with 5 rows set to the ignore index: nothing differs, nothing moved (on
+    0f2d1df the pixels along the band counted as boundaries 1 to 64 px from the reference's, and a strong set was
+    recommended)."""
+    reference, labels = tmp_path / "reference", tmp_path / "labels"
+    reference.mkdir()
+    for source in sorted(EXAMPLE_LABELS.glob("*.png"))[:2]:
+        shutil.copy(source, reference / source.name)
+        segment = np.asarray(Image.open(source)).copy()
+        segment[40:45] = 255
+        _save_like(source, segment, labels / source.name)
+    config = CalibrateConfig(labels, reference, ignore_index=255, grid=GRID, sample=1, check_copies=1, fit_noise=False)
+    found = calibrate(config)
+    assert found.target.changed == 0 and found.target.overall_mean < 0.01
+    weakest = min(GRID.pairs, key=lambda pair: displacement_scale((pair,)))
+    assert found.params.alpha_sigma == (weakest,)

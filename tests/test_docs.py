@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import re
 import shlex
 import subprocess
@@ -364,3 +365,95 @@ def test_the_api_reference_lists_every_public_name():
     assert listed == set(nsegaug.__all__), f"listed, not public: {listed - set(nsegaug.__all__)}; " + (
         f"public, not listed: {set(nsegaug.__all__) - listed}"
     )
+
+
+# --- The built site: no raw Sphinx role, every cross-reference a link -------------------------------------------
+
+# A Sphinx role as written (:func:`x`) and as the site prints it when nothing resolves it (:func:<code>x</code>).
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj|ref|const|any):(?:`|<code>)")
+# A mkdocstrings cross-reference: [`name`][nsegaug.module.name] (the part that names the object).
+CROSS_REFERENCE = re.compile(r"\]\[(nsegaug[\w.]*)\]")
+SOURCES = sorted([*(ROOT / "nsegaug").rglob("*.py"), *EXAMPLES.rglob("*.py"), *MANUAL])
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory) -> Path:
+    """The site as CI builds it (mkdocs.yml, strict: an unresolved cross-reference is a warning, so an error)."""
+    site = tmp_path_factory.mktemp("site")
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    built = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    )
+    assert built.returncode == 0, f"mkdocs build --strict failed:\n{built.stderr[-4000:]}"
+    return site
+
+
+def test_the_role_finder_sees_roles_written_and_rendered():
+    assert SPHINX_ROLE.search("drawn by :func:`draw_noise`") and SPHINX_ROLE.search(":class:<code>DeformDraw</code>")
+    assert not SPHINX_ROLE.search("drawn by [`draw_noise`][nsegaug.deform.draw_noise]; :param alpha: the scale")
+    assert CROSS_REFERENCE.findall("[`deform`][nsegaug.deform.deform]") == ["nsegaug.deform.deform"]
+
+
+def test_no_sphinx_role_in_the_sources():
+    """Docstrings use the cross-references mkdocstrings resolves ([`name`][nsegaug.module.name]); a Sphinx role is
+    printed literally by the site."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in SOURCES
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if SPHINX_ROLE.search(line)
+    ]
+    assert not found, "Sphinx roles (write [`name`][nsegaug.module.name]):\n" + "\n".join(found)
+
+
+def test_the_built_site_shows_no_raw_sphinx_role(built_site):
+    pages = sorted(built_site.rglob("*.html"))
+    found = sorted({f"{page.relative_to(built_site)}: {match}" for page in pages for match in _roles_in(page)})
+    assert len(pages) > 20 and not found, "\n".join(found)
+
+
+def _roles_in(page: Path) -> list[str]:
+    text = page.read_text(encoding="utf-8")
+    return [text[match.start() : match.start() + 60] for match in SPHINX_ROLE.finditer(text)]
+
+
+def test_every_cross_reference_is_a_link(built_site):
+    """A cross-reference in a page is a link (autorefs resolves it, or the strict build fails), never printed as
+    text; one in a docstring the site does not show (an internal module's) still names an object that exists."""
+    pages = sorted((built_site / "api").rglob("*.html"))
+    html = {page: page.read_text(encoding="utf-8") for page in pages}
+    printed = sorted(
+        f"{page.relative_to(built_site)}: {name}"
+        for page, text in html.items()
+        for name in CROSS_REFERENCE.findall(text)
+    )
+    assert not printed, f"cross-references printed as text: {printed}"
+    anchors = {anchor for text in html.values() for anchor in re.findall(r'\bid="(nsegaug[\w.]*)"', text)}
+    written = {
+        (str(path.relative_to(ROOT)), name)
+        for path in SOURCES
+        for name in CROSS_REFERENCE.findall(path.read_text(encoding="utf-8"))
+    }
+    links = sum(text.count('class="autorefs autorefs-internal"') for text in html.values())
+    assert len(written) > 100 and links > 100, (len(written), links)
+    dangling = sorted(f"{path}: {name}" for path, name in written if name not in anchors and not _exists(name))
+    assert not dangling, "cross-references to nothing:\n" + "\n".join(dangling)
+
+
+def _exists(dotted: str) -> bool:
+    """Whether ``dotted`` names a module, or an attribute of one (a class's too)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            found = getattr(found, part, _MISSING)
+            if found is _MISSING:
+                return False
+        return True
+    return False
+
+
+_MISSING = object()

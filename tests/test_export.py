@@ -119,3 +119,53 @@ def test_a_manifest_without_images_or_of_noise_is_refused_in_one_line(tmp_path):
     assert invoke("noise", "--labels", labels, "--out", tmp_path / "n").exit_code == 0
     noisy = invoke("export", "--manifest", tmp_path / "n")
     assert noisy.exit_code == 1 and "the manifest of a noise run, where one of generate is needed" in noisy.stderr
+
+
+# --- one reader of generated manifests ----------------------------------------------------------------------------
+
+
+def test_export_lists_the_pairs_of_the_samples_train_and_mmseg_read(generated):
+    from nsegaug.manifest import open_generated
+
+    samples = open_generated(generated).samples()
+    from_samples = {(str(s.image), str(label)) for s in samples for label in s.labels}
+    assert from_samples == {(str(pair.image), str(pair.label)) for pair in manifest_pairs(generated)}
+    assert len(samples) == 5 and all(len(sample.labels) == 3 for sample in samples)
+
+
+def test_a_copy_edited_after_generate_is_one_line_in_the_same_words_for_every_reader(generated, tmp_path):
+    from nsegaug.errors import ManifestError
+    from nsegaug.manifest import changed_message, open_generated
+    from nsegaug.train.samples import read_checked_label
+
+    sample = open_generated(generated).samples()[0]
+    edited = sample.labels[1]
+    edited.write_bytes(edited.read_bytes() + b"\0")  # a PNG with a byte more: only its checksum tells
+    with pytest.raises(ManifestError) as read_for_training:
+        read_checked_label(edited, sample.checksum(1), None)
+    assert str(read_for_training.value) == changed_message(edited)
+    exported = invoke("export", "--manifest", generated, "--format", "csv", "--out", tmp_path / "pairs.csv")
+    shown = invoke("preview", "--manifest", generated, "--n", 5, "--out", tmp_path / "sheet.png")
+    for result in (exported, shown):
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+        assert result.stderr.rstrip("\n").endswith(changed_message(edited)), result.stderr
+
+
+@pytest.mark.parametrize("made", ["noise", "unfinished", "without images"])
+def test_the_reader_refuses_what_is_not_a_finished_generate_run_with_images(made, generated, tmp_path):
+    from nsegaug.errors import ManifestError
+    from nsegaug.manifest import META_NAME, open_generated
+
+    out = generated
+    if made == "noise":
+        out = tmp_path / "noisy"
+        assert invoke("noise", "--labels", tmp_path / "data" / "labels", "--out", out).exit_code == 0
+    elif made == "unfinished":
+        meta = json.loads((out / META_NAME).read_text())
+        (out / META_NAME).write_text(json.dumps({**meta, "status": "interrupted"}))
+    else:
+        out = tmp_path / "bare"
+        assert invoke("generate", "--labels", tmp_path / "data" / "labels", "--copies", 1, "--out", out).exit_code == 0
+    expected = {"noise": "a noise run", "unfinished": "did not finish", "without images": "made without images"}
+    with pytest.raises(ManifestError, match=expected[made]):
+        open_generated(out)

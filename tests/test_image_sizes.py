@@ -78,7 +78,8 @@ def test_export_says_it_too(data, tmp_path):
 
 
 def test_preview_and_train_name_it_in_the_same_words(data, tmp_path):
-    from nsegaug.generated import ImageSample, check_samples
+    from nsegaug.manifest import ImageSample
+    from nsegaug.train.samples import check_samples
 
     labels, images = data
     shown = run("preview", "--labels", labels, "--images", images, "--n", 3, "--out", tmp_path / "sheet.png")

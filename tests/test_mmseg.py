@@ -33,7 +33,8 @@ from mmseg.registry import DATASETS, TRANSFORMS  # noqa: E402
 
 from nsegaug import NoisySegmentPlus  # noqa: E402
 from nsegaug.cli import main  # noqa: E402
-from nsegaug.generated import chosen_labels, load_manifest  # noqa: E402
+from nsegaug.manifest import open_generated  # noqa: E402
+from nsegaug.sampling import chosen_labels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -154,7 +155,7 @@ def loads(dataset, passes: int) -> list[list[int]]:
 
 def test_manifest_dataset_lists_each_image_with_its_labels(manifest):
     dataset = manifest_dataset(manifest)
-    samples = load_manifest(manifest).samples
+    samples = open_generated(manifest).samples()
     assert len(dataset) == len(samples) == 4
     for index, sample in enumerate(samples):
         info = dataset.get_data_info(index)
@@ -169,7 +170,7 @@ def test_pass_n_without_workers_chooses_as_nsegaug_train_does_in_epoch_n(manifes
     global_state = np.random.get_state()[1].copy()
     dataset = manifest_dataset(manifest, seed=seed)
     chosen = loads(dataset, passes=8)
-    samples = load_manifest(manifest).samples
+    samples = open_generated(manifest).samples()
     assert chosen == [chosen_labels(samples, seed, epoch, 0.5, baseline=False) for epoch in range(8)]
     assert {0, 1, 2} <= {index for row in chosen for index in row}  # originals and both copies
     assert loads(manifest_dataset(manifest, seed=seed), passes=8) == chosen  # reproducible
@@ -183,7 +184,7 @@ def test_prob_and_test_mode(manifest):
     assert all(index > 0 for row in loads(manifest_dataset(manifest, prob=1.0, seed=0), passes=4) for index in row)
     in_test_mode = manifest_dataset(manifest, prob=1.0, seed=0, test_mode=True, metainfo=dict(classes=("a", "b")))
     assert [in_test_mode[index]["seg_map_path"] for index in range(4)] == [
-        str(sample.labels[0]) for sample in load_manifest(manifest).samples
+        str(sample.labels[0]) for sample in open_generated(manifest).samples()
     ]
 
 
@@ -225,7 +226,7 @@ def test_dataloader_workers_choose_anew_each_epoch_and_a_seeded_loader_repeats(m
 
 def test_manifest_problems_are_value_errors(tmp_path):
     without_images = generate(tmp_path / "no-images")
-    with pytest.raises(ValueError, match="without --images"):
+    with pytest.raises(ValueError, match="made without images"):
         manifest_dataset(without_images)
     with pytest.raises(ValueError, match="needs ann_file"):
         DATASETS.build(dict(type="NsegaugManifestDataset"))

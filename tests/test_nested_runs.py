@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from folders import files, listed, snapshot
 
-from nsegaug.lock import LOCK_NAME
+from nsegaug._files.lock import LOCK_NAME
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -126,8 +126,8 @@ def test_a_finished_run_inside_is_named_and_never_taken_for_the_outer_runs(label
 
 
 def test_the_sweep_never_removes_a_file_inside_another_runs_folder(labels, tmp_path):
+    from nsegaug._jobs.folder import sweep
     from nsegaug.generate import GenerateConfig, GenerateJob, generate_dataset
-    from nsegaug.jobs.folder import sweep
 
     outer = tmp_path / "A"
     config = GenerateConfig(labels=labels, out=outer, copies=2)
@@ -157,7 +157,7 @@ def test_a_training_run_folder_inside_a_running_runs_folder_is_refused(labels, t
 HOLDER = textwrap.dedent(
     """
     import json, os, subprocess, sys
-    from nsegaug.lock import child_environment, hold
+    from nsegaug._files.lock import child_environment, hold
 
     folder, *command = sys.argv[1:]
     with hold(folder, "study") as identity:
@@ -223,7 +223,7 @@ def generate_into(bucket_options: dict, labels: Path, out: str):
 @pytest.mark.parametrize(("held", "out", "said"), [("A", "A/inner", "is inside"), ("B/inner", "B", "contains")])
 def test_in_a_bucket_a_run_nested_with_a_held_prefix_is_refused(bucket, labels, held, out, said):
     from nsegaug import storage
-    from nsegaug.lock import hold
+    from nsegaug._files.lock import hold
 
     storage.configure(bucket)
     with hold(f"s3://out/{held}", "generate") as holder:

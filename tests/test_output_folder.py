@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 from folders import files, listed, snapshot
 
+from nsegaug._files.lock import LOCK_NAME
 from nsegaug.cli import main
-from nsegaug.lock import LOCK_NAME
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"

@@ -30,9 +30,9 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from nsegaug._files.lock import LOCK_NAME  # noqa: E402
 from nsegaug.errors import NsegaugError, RunRefused  # noqa: E402
 from nsegaug.generate import GenerateConfig, generate_dataset  # noqa: E402
-from nsegaug.lock import LOCK_NAME  # noqa: E402
 from nsegaug.manifest import MANIFEST_NAME, META_NAME  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"

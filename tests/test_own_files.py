@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from nsegaug._files.lock import LOCK_NAME
 from nsegaug.errors import StorageError
-from nsegaug.lock import LOCK_NAME
 from nsegaug.manifest import META_NAME
 from nsegaug.storage import atomic_writer, write_bytes_atomic
 

@@ -11,9 +11,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from nsegaug._files.params_file import toml_text
 from nsegaug.cli import main
 from nsegaug.options.train import config_of
-from nsegaug.params_file import toml_text
 
 EXAMPLE_LABELS = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels"
 PARAMS = toml_text(
@@ -96,8 +96,8 @@ def test_a_bad_file_is_refused_naming_it(tmp_path, labels, text, message):
 def test_train_online_takes_the_file_and_records_it(tmp_path, labels, params):
     common = ["--manifest", str(labels), "--val-labels", str(labels), "--val-images", str(labels)]
     config = config_of([*common, "--num-classes", "19", "--online", "--params", str(params), "--alpha-sigma", "5:3"])
-    assert config.alpha_sigma == ((5, 3),)
-    assert config.area_thresh == 64
+    assert config.params.alpha_sigma == ((5, 3),)
+    assert config.params.area_thresh == 64
     assert config.parameter_sources["sources"] == {"alpha_sigma": "command line", "area_thresh": "params file"}
     assert config.to_dict()["parameter_sources"]["params_file"] == str(params)
 

@@ -225,3 +225,67 @@ def test_a_studys_plan_records_and_unit_logs_hold_no_credential(server, tmp_path
     files = {path.name: path.read_bytes() for path in study.rglob("*") if path.is_file()}
     assert {STUDY_RECORD, UNITS_LOG, "noise.log"} <= set(files)
     assert_no_secret(files, plan_text(spec, units, 1))
+
+
+# --- calibrate, preview and export: URLs typed with credentials --------------------------------------------------
+
+
+def _nsegaug_without_credentials(url: str, *arguments):
+    """``nsegaug ARGUMENTS`` in a process whose only credentials are the URLs' (the endpoint in the options)."""
+    import os
+    import subprocess
+    import sys
+
+    options = {"client_kwargs": {"endpoint_url": url, "region_name": "us-east-1", "aws_session_token": OPTION_TOKEN}}
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    command = [sys.executable, "-m", "nsegaug", *map(str, arguments), "--storage-options", json.dumps(options)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+@needs_moto
+def test_calibrate_preview_and_export_take_credentials_from_urls_and_say_none_of_them(server, tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    url, fs = server
+    typed = f"s3://{URL_KEY}:UrlSecret%2B123@data/"
+    for path in sorted((SAMPLES / "labels").iterdir())[:4]:  # a second reader: the maps moved by 2 px
+        image = Image.open(path)
+        moved = Image.fromarray(np.roll(np.asarray(image), 2, axis=1), mode="P")
+        moved.putpalette(image.getpalette())
+        encoded = io.BytesIO()
+        moved.save(encoded, format="PNG")
+        for folder in ("second", "second-and-extra"):
+            fs.pipe_file(f"data/{folder}/{path.name}", encoded.getvalue())
+    fs.pipe_file("data/second-and-extra/extra.png", (SAMPLES / "labels" / path.name).read_bytes())
+    grid = ["--alphas", 5, "--sigmas", 3, "--thresholds", 0, "--sample", 1, "--check-copies", 1, "--no-noise"]
+    outputs = []
+    out = tmp_path / "calibration"
+    ran = _nsegaug_without_credentials(
+        url, "calibrate", "--labels", typed + "second", "--reference", typed + "labels", "--out", out, *grid
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (out / "report.md").is_file() and "s3://data/second" in (out / "report.md").read_text()
+    outputs.append(ran.stdout + ran.stderr)
+    pairs_missing = ["--labels", typed + "labels", "--reference", typed + "second-and-extra"]
+    refused = _nsegaug_without_credentials(url, "calibrate", *pairs_missing, "--out", tmp_path / "o")
+    assert refused.returncode != 0 and "s3://data/second-and-extra/extra.png: no map" in refused.stderr
+    outputs.append(refused.stdout + refused.stderr)
+    sheet = tmp_path / "preview.png"
+    shown = _nsegaug_without_credentials(url, "preview", "--labels", typed + "labels", "-n", 2, "-k", 1, "--out", sheet)
+    assert shown.returncode == 0 and sheet.is_file(), shown.stderr
+    outputs.append(shown.stdout + shown.stderr)
+    missing = _nsegaug_without_credentials(url, "preview", "--labels", typed + "none", "--out", tmp_path / "p.png")
+    assert missing.returncode != 0 and "s3://data/none" in missing.stderr
+    outputs.append(missing.stdout + missing.stderr)
+    assert run_into_bucket(url, "out/for-export").exit_code == 0
+    pairs = tmp_path / "pairs.csv"
+    exported = _nsegaug_without_credentials(
+        url, "export", "--manifest", f"s3://{URL_KEY}:UrlSecret%2B123@out/for-export", "--labels", typed + "labels",
+        "--images", typed + "images", "--format", "csv", "--out", pairs,
+    )  # fmt: skip
+    assert exported.returncode == 0 and "s3://data/labels/" in pairs.read_text(), exported.stderr
+    outputs.append(exported.stdout + exported.stderr)
+    assert_no_secret(every_byte(tmp_path), "\n".join(outputs))

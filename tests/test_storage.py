@@ -82,9 +82,9 @@ def test_transient_faults_are_retried_and_permanent_ones_are_one_line(monkeypatc
 
 
 def test_a_run_into_memory_writes_parts_then_one_sorted_manifest_and_resumes(tmp_path, monkeypatch):
-    import nsegaug.jobs.manifest_log
+    import nsegaug._jobs.manifest_log
 
-    monkeypatch.setattr(nsegaug.jobs.manifest_log, "PART_MASKS", 2)  # many parts for 6 masks
+    monkeypatch.setattr(nsegaug._jobs.manifest_log, "PART_MASKS", 2)  # many parts for 6 masks
     labels = tmp_path / "labels"
     labels.mkdir()
     for index in range(6):
@@ -531,3 +531,22 @@ def test_a_bucket_held_by_a_live_run_elsewhere_is_refused_and_a_dead_local_holde
     assert invoke("generate", *arguments, "--out", "s3://out/held").exit_code == 0
     keys = {key.rpartition("/")[2] for key in s3["fs"].find("out/held", refresh=True)}
     assert ".nsegaug.lock" not in keys and {MANIFEST_NAME, META_NAME} < keys
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://KEY:p@ss@bucket/x",
+        "s3://KEY:p@ss@bucket",
+        "s3://KEY:p%40ss@bucket/x@y.png",
+        "gs://user@bucket?x=1@2",
+        "https://a:b@c@host:9000/path/file.png#frag",
+        "s3://bucket/folder@2x/file.png",
+    ],
+)
+def test_public_text_takes_out_the_user_info_that_public_does(url):
+    """A password holding an "@": the command line's record keeps none of it (on 0f2d1df "s3://ss@bucket/x")."""
+    assert storage.public_text(f"--out={url}") == f"--out={storage.public(url)}"
+    clean = storage.public(url)
+    assert storage.public_text(f"{url},{url} {url}") == f"{clean},{clean} {clean}"
+    assert "p@ss" not in storage.public_text(url) and ":b@" not in storage.public_text(url)

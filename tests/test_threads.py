@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from nsegaug._resources.cpus import available_cpus, cgroup_cpu_quota, default_jobs, threads_per_worker
 from nsegaug.cli import main
-from nsegaug.cpus import available_cpus, cgroup_cpu_quota, default_jobs, threads_per_worker
 from nsegaug.manifest import MANIFEST_NAME
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -130,7 +130,7 @@ PROBE = """
 import json
 import click
 from nsegaug.cli import main
-from nsegaug.cpus import available_cpus, cgroup_cpu_quota, threads_per_worker
+from nsegaug._resources.cpus import available_cpus, cgroup_cpu_quota, threads_per_worker
 with click.Context(main) as context:
     generate = main.get_command(context, "generate")
 jobs = next(param for param in generate.params if param.name == "jobs")

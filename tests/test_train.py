@@ -21,9 +21,10 @@ from PIL import Image
 
 from nsegaug.cli import main
 from nsegaug.generate import GenerateConfig, generate_dataset
-from nsegaug.generated import choose_label, chosen_labels, load_manifest
 from nsegaug.io import read_label
-from nsegaug.manifest import MANIFEST_NAME
+from nsegaug.manifest import MANIFEST_NAME, open_generated
+from nsegaug.params import DeformParams
+from nsegaug.sampling import choose_label, chosen_labels
 from nsegaug.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, summarize
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -133,7 +134,7 @@ def test_confusion_matrix_on_tensors_equals_numpy():
 
 
 def test_label_choice_honours_p_and_baseline(manifest):
-    samples = load_manifest(manifest).samples
+    samples = open_generated(manifest).samples()
     assert len(samples) == 60 and all(len(sample.labels) == 3 for sample in samples)
     epochs = range(20)
     originals_only = [chosen_labels(samples, 0, epoch, 0.0, False) for epoch in epochs]
@@ -162,7 +163,7 @@ def test_copies_left_undeformed_by_generate_count_as_originals():
 def test_dataset_trains_on_the_chosen_label(manifest, prob, baseline, source):
     from nsegaug.train.data import SegmentationDataset
 
-    samples = load_manifest(manifest).samples[:6]
+    samples = open_generated(manifest).samples()[:6]
     # No scale, no flip, the whole image as the crop: the label must come out as read.
     dataset = SegmentationDataset(
         samples, train=True, prob=prob, baseline=baseline, crop=(256, 512), scale_range=(1, 1), hflip=False
@@ -204,11 +205,11 @@ def test_crops_keep_labels_exact_and_aligned_with_the_image(seed):
 
 @needs_torch
 def test_online_batches_carry_the_small_components_of_the_final_label_but_not_the_crop_padding(manifest):
-    from nsegaug.generated import original_samples
     from nsegaug.torch import collate_with_boxes, component_boxes
     from nsegaug.train.data import EpochBatchSampler, SegmentationDataset, train_loader
+    from nsegaug.train.samples import original_samples
 
-    samples = original_samples(load_manifest(manifest).samples)[:4]
+    samples = original_samples(open_generated(manifest).samples())[:4]
     assert [sample.labels for sample in samples] == [(EXAMPLES / "train" / "labels" / s.key,) for s in samples]
     # Half scale: 128 rows of image, then 2 rows (512 pixels) of ignore padding in a 130-row crop.
     dataset = SegmentationDataset(
@@ -280,11 +281,11 @@ def test_unet_takes_any_image_size():
 def test_the_amp_step_runs_under_bfloat16_autocast_and_the_evaluation_in_float32_without_autotuning(val):
     import torch
 
-    from nsegaug.generated import folder_samples
     from nsegaug.train.config import MEAN, STD
     from nsegaug.train.data import SegmentationDataset, eval_loader
     from nsegaug.train.evaluation import counts_over
     from nsegaug.train.model import UNet
+    from nsegaug.train.samples import folder_samples
     from nsegaug.train.step import to_device, train_step
 
     cpu = torch.device("cpu")
@@ -426,7 +427,7 @@ def test_loss_decreases_when_overfitting_two_images(tmp_path):
 @needs_torch
 @pytest.mark.parametrize(
     "deformation",
-    [{}, {"online": True, "alpha_sigma": ((30, 3), (50, 5)), "area_thresh": 100}],
+    [{}, {"online": True, "params": DeformParams(((30, 3), (50, 5)), area_thresh=100)}],
     ids=["offline", "online"],
 )
 def test_resume_continues_from_the_saved_step_exactly(manifest, val, tmp_path, deformation):
@@ -679,3 +680,82 @@ def test_resume_notes_warn_when_the_gpu_model_or_the_precision_changes():
     # On the CPU the generator's stream does not depend on the processor: no warning for another CPU.
     on_cpu = {"scaler": {}, "device": "cpu", "device_model": "AMD EPYC", "deformation_device": "cpu"}
     assert resume_notes({**on_cpu, "deformation_generators": ["rank 0"]}, "cpu", "Intel Xeon", 1, False) == (True, [])
+
+
+# --- runs recorded by earlier versions ---------------------------------------------------------------------------
+
+# The keys of a config as 0f2d1df's train recorded it (config.json, last.pt, best.pt, metrics.json): the deformation
+# as flat alpha_sigma and area_thresh, no parameter_sources.
+RECORDED_BEFORE_PARAMS = (
+    "manifest val_labels val_images num_classes labels images allow_changed_labels out ignore_index prob baseline "
+    "online alpha_sigma area_thresh model width init_weights init_weights_strict epochs iters batch_size crop "
+    "scale_range hflip optimizer lr weight_decay schedule warmup_iters clip_grad amp device workers threads seed "
+    "eval_every boundary_width checkpoint_every mean std"
+).split()
+
+
+@needs_torch
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
+def test_a_run_recorded_with_flat_deformation_settings_resumes_and_evaluates(manifest, val, tmp_path, online):
+    import torch
+
+    from nsegaug.train.evaluation import evaluate_checkpoint
+
+    run = tmp_path / "run"
+    deformation = ["--online", "--alpha-sigma", "30:5,15:3", "--area-thresh", "64"] if online else []
+    assert train_cli(manifest, val, run, "--iters", "2", *deformation).exit_code == 0
+    recorded = json.loads((run / "config.json").read_text())
+    # This version writes the form earlier versions wrote and read, with one key added since.
+    assert list(recorded["config"]) == [*RECORDED_BEFORE_PARAMS, "parameter_sources"]
+    flat = (recorded["config"]["alpha_sigma"], recorded["config"]["area_thresh"])
+    assert flat == (([[30.0, 5.0], [15.0, 3.0]], 64.0) if online else (None, None))
+    # The run folder as 0f2d1df left it: every record without the key added since.
+    old = {name: recorded["config"][name] for name in RECORDED_BEFORE_PARAMS}
+    (run / "config.json").write_text(json.dumps({**recorded, "config": old}, indent=2))
+    for name in ("last.pt", "best.pt"):
+        checkpoint = torch.load(run / name, weights_only=True)
+        torch.save({**checkpoint, "config": old}, run / name)
+    resumed = CliRunner().invoke(main, ["train", "--resume", "--out", str(run), "--iters", "4", "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    again = json.loads((run / "metrics.json").read_text())["config"]
+    assert (again["alpha_sigma"], again["area_thresh"], again["iters"]) == (*flat, 4)
+    result = evaluate_checkpoint(run / "best.pt", val[0], val[1], device="cpu", workers=0, log=lambda line: None)
+    assert result["step"] == 4 and 0 <= result["miou"] <= 1
+
+
+def test_the_config_holds_the_deformation_as_one_spec_online_only(tmp_path):
+    from nsegaug.errors import UsageError
+    from nsegaug.train.config import TrainConfig
+
+    where = {"manifest": tmp_path, "val_labels": tmp_path, "val_images": tmp_path, "num_classes": 19}
+    online = TrainConfig(**where, online=True)
+    assert online.params == DeformParams(ignore_index=255)  # the method's pairs and threshold, the run's ignore index
+    assert TrainConfig(**where).params is None  # offline: generate deformed the copies
+    assert TrainConfig.from_dict({**online.to_dict(), "storage_options": None}) == online
+    with pytest.raises(UsageError, match="apply to online only"):
+        TrainConfig(**where, params=DeformParams())
+    with pytest.raises(UsageError, match="precision='float32'"):
+        TrainConfig(**where, online=True, params=DeformParams(precision="float64"))
+    with pytest.raises(UsageError, match="ignore_index 0 is not the run's"):
+        TrainConfig(**where, online=True, params=DeformParams(ignore_index=0))
+
+
+@needs_torch
+def test_a_saved_model_predicts_what_evaluate_counts(manifest, val, tmp_path):
+    import cv2
+
+    from nsegaug.train import confusion_matrix, evaluate_checkpoint, load_model
+
+    assert train_cli(manifest, val, tmp_path / "run", "--iters", "2").exit_code == 0
+    trained = load_model(tmp_path / "run" / "best.pt")
+    assert trained.step == 2 and trained.config.num_classes == 19 and not trained.model.training
+    counted = np.zeros((19, 19), np.int64)
+    for label_path in sorted(val[0].glob("*.png")):
+        # Decoded as training decodes it (OpenCV): another JPEG decoder gives other pixels, other predictions.
+        image = cv2.cvtColor(cv2.imread(str(val[1] / f"{label_path.stem}.jpg")), cv2.COLOR_BGR2RGB)
+        prediction = trained.predict(image)
+        assert prediction.shape == image.shape[:2]
+        counted += confusion_matrix(prediction, read_label(label_path).indices, 19, 255)
+    # One thread, as the predictions above (the sums of a convolution split otherwise can round otherwise).
+    result = evaluate_checkpoint(tmp_path / "run" / "best.pt", val[0], val[1], device="cpu", workers=0, threads=1)
+    assert counted.tolist() == result["confusion"]

@@ -166,10 +166,10 @@ def test_a_dataset_that_moved_trains_where_it_is_now(tmp_path):
         tmp_path / "elsewhere" / "images",
     )
     assert found.exit_code == 0, found.output
-    from nsegaug.generated import load_manifest
+    from nsegaug.manifest import open_generated
 
-    data = load_manifest(moved, labels=tmp_path / "elsewhere" / "labels", images=tmp_path / "elsewhere" / "images")
-    assert all(sample.image.is_file() and sample.labels[0].is_file() for sample in data.samples)
+    data = open_generated(moved, labels=tmp_path / "elsewhere" / "labels", images=tmp_path / "elsewhere" / "images")
+    assert all(sample.image.is_file() and sample.labels[0].is_file() for sample in data.samples())
 
 
 def test_a_manifest_moved_alone_still_finds_its_data(labels, tmp_path):
@@ -231,11 +231,11 @@ def test_rows_cut_by_a_full_disk_are_taken_back_so_the_manifest_ends_with_a_whol
 
 
 def test_an_injected_full_disk_on_the_manifest_is_one_line_and_resume_finishes(labels, tmp_path, monkeypatch):
-    import nsegaug.jobs.manifest_log
+    import nsegaug._jobs.manifest_log
 
     clean, out = tmp_path / "clean", tmp_path / "out"
     assert generate("--labels", labels, "--copies", 2, "--out", clean).exit_code == 0
-    real_append, calls = nsegaug.jobs.manifest_log.append_rows, []
+    real_append, calls = nsegaug._jobs.manifest_log.append_rows, []
 
     def append_until_full(path, rows):
         calls.append(path)
@@ -243,14 +243,14 @@ def test_an_injected_full_disk_on_the_manifest_is_one_line_and_resume_finishes(l
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real_append(path, rows)
 
-    monkeypatch.setattr(nsegaug.jobs.manifest_log, "append_rows", append_until_full)
+    monkeypatch.setattr(nsegaug._jobs.manifest_log, "append_rows", append_until_full)
     result = generate("--labels", labels, "--copies", 2, "--out", out, "--jobs", 1)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: {out / MANIFEST_NAME}: cannot add to the manifest: No space left on device"
     )
     assert status(out) == "failed" and files(out) == listed(out) and len(listed(out)) == 2 + 3 * 2
-    monkeypatch.setattr(nsegaug.jobs.manifest_log, "append_rows", real_append)
+    monkeypatch.setattr(nsegaug._jobs.manifest_log, "append_rows", real_append)
     assert generate("--labels", labels, "--copies", 2, "--out", out, "--resume").exit_code == 0
     assert tree(out) == tree(clean)
 

@@ -129,7 +129,7 @@ def test_export_refuses_a_label_edited_after_generate_naming_it_unless_allowed(t
     listed = tmp_path / "list.txt"
     refused = export(out, "--format", form, "--out", listed)
     assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
-    assert refused.stderr.count("\n") == 1 and f"{edited}: checksum differs from the manifest" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and f"{edited}: changed since generate" in refused.stderr
     assert not listed.exists()
     allowed = export(out, "--format", form, "--out", listed, "--allow-changed-labels")
     assert allowed.exit_code == 0, allowed.output

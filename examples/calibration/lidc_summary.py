@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsegaug.calibrate import Disagreement, compare
-from nsegaug.calibrate.measure import BIN_PX
+from nsegaug.calibrate import BIN_PX, Disagreement, compare
 
 MM_BIN = 0.05
 

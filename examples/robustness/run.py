@@ -15,6 +15,11 @@ results.png (each seed's pair), curves.png (convergence) and noise.png.
 A finished step is not done again: a rerun with the same --work skips the
 finished commands and resumes an interrupted one, so the study can run in
 parts. See README.md and PREREGISTRATION.md here.
+
+Frozen: this runner reproduces the first study as it ran, so it is kept as it
+was, internal imports included (``nsegaug._files.label_folders``; only their
+paths follow the package). It is no example of nsegaug's Python API (see
+``examples/python_api.py``), and a new study is ``nsegaug study`` (docs/study.md).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from report import (  # noqa: E402
     summarize_runs,
 )
 
-from nsegaug.dataset import iter_label_files  # noqa: E402
+from nsegaug._files.label_folders import iter_label_files  # noqa: E402
 from nsegaug.io import read_label  # noqa: E402
 from nsegaug.manifest import (  # noqa: E402
     MANIFEST_NAME,

@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
-from .measure import Disagreement, compare
+from .measure import BIN_PX, Disagreement, compare
 from .output import calibrate_into
 from .run import CalibrateConfig, Calibration, calibrate
 from .search import Grid, distance
 
 __all__ = [
+    "BIN_PX",
     "CalibrateConfig",
     "Calibration",
     "Disagreement",

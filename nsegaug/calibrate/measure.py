@@ -134,13 +134,15 @@ def _trimmed(row: list[int]) -> list[int]:
     return row
 
 
-def boundary(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` with a 4-neighbour outside it (the edge of the array is not a boundary)."""
-    inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
+def boundary(mask: np.ndarray, unknown: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it and outside ``unknown`` (the ignore index's pixels: no
+    class, so no edge between a class and them); the edge of the array is not a boundary."""
+    within = mask if unknown is None else mask | unknown
+    inner = within.copy()
+    inner[1:] &= within[:-1]
+    inner[:-1] &= within[1:]
+    inner[:, 1:] &= within[:, :-1]
+    inner[:, :-1] &= within[:, 1:]
     return mask & ~inner
 
 
@@ -179,18 +181,20 @@ class ClassEdges:
 
 
 def class_edges(segment: np.ndarray, ignore_index: int | None = None) -> dict[int, ClassEdges]:
-    """Every class's [`ClassEdges`][nsegaug.calibrate.measure.ClassEdges] in ``segment`` (the ignore index has
-    none); a class that fills the map
-    has no boundary and is left out."""
+    """Every class's [`ClassEdges`][nsegaug.calibrate.measure.ClassEdges] in ``segment``: its pixels with a
+    4-neighbour of another class (the ignore index is none, and has none); a class without one (it fills the map,
+    or all else is ignored) is left out."""
     found = {}
     width = segment.shape[1]
-    for value in np.unique(segment).tolist():
+    values = np.unique(segment).tolist()
+    for value in values:
         if ignore_index is not None and value == ignore_index:
             continue
         mask = segment == value
         rows, cols = _window(mask)
         inside = mask[rows, cols]
-        edge = boundary(inside)
+        ignored = segment[rows, cols] == ignore_index if ignore_index in values else None
+        edge = boundary(inside, ignored)
         local = np.flatnonzero(edge)
         if local.size == 0:
             continue
@@ -198,6 +202,18 @@ def class_edges(segment: np.ndarray, ignore_index: int | None = None) -> dict[in
         flat = (row + rows.start) * width + (col + cols.start)
         found[int(value)] = ClassEdges(flat, size_bins(inside).ravel()[local], width)
     return found
+
+
+def _known_in(edges: dict[int, ClassEdges], other: np.ndarray, ignore_index: int) -> dict[int, ClassEdges]:
+    """``edges`` less their pixels that ``other`` ignores (a class left with none is left out)."""
+    known = {}
+    for value, found in edges.items():
+        keep = other.ravel()[found.flat] != ignore_index
+        if keep.all():
+            known[value] = found
+        elif keep.any():
+            known[value] = ClassEdges(found.flat[keep], found.bins[keep], found.width)
+    return known
 
 
 def _one_way(edges: ClassEdges, other: ClassEdges | None, counts: np.ndarray, sums: np.ndarray) -> None:
@@ -236,6 +252,8 @@ def compare(
     result.changed = int(np.count_nonzero(differ if valid is None else differ & valid))
     edges_a = class_edges(a, ignore_index)
     edges_b = class_edges(b, ignore_index) if b_edges is None else b_edges
+    if valid is not None:  # a boundary pixel that the other map ignores has nothing to be compared with
+        edges_a, edges_b = _known_in(edges_a, b, ignore_index), _known_in(edges_b, a, ignore_index)
     for value in sorted(set(edges_a) | set(edges_b)):
         counts, sums = _zeros(), np.zeros(len(SIZE_LABELS))
         if value in edges_a:

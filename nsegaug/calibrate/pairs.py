@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from .. import storage
-from ..dataset import iter_label_files, strip_suffix
+from .._files.label_folders import iter_label_files, strip_suffix
 from ..errors import LabelFormatError
 from ..io import ColourPalette, read_label
 

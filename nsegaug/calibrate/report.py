@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import storage
+from .._files.params_file import NOISE_TABLE, RECORD_TABLE, toml_text
 from .._version import __version__
 from ..params import format_alpha_sigma
-from ..params_file import NOISE_TABLE, RECORD_TABLE, toml_text
 from .measure import BIN_PX, CAP_PX, SIZE_EDGES, SIZE_LABELS, Disagreement
 from .run import Calibration
 from .search import displacement_scale

@@ -59,6 +59,10 @@ class CalibrateConfig:
         for name in ("labels", "reference", "palette"):  # str paths from Python callers, or URLs
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, storage.as_location(getattr(self, name)))
+        # A URL's credentials join this process's storage options, as in every command: never in a message or file.
+        clean = storage.use_credentials(self.labels, self.reference, self.palette)
+        for name, location in zip(("labels", "reference", "palette"), clean, strict=True):
+            object.__setattr__(self, name, location)
         if self.model not in MODELS:
             raise UsageError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         check_ignore_index(self.ignore_index)

@@ -4,7 +4,7 @@ Each subcommand lives in its own module, imported only when it runs or shows
 its own ``--help`` (the group's help lists them from ``COMMANDS``): the
 modules import click and nsegaug's pure-Python parts only, and the heavy
 libraries (NumPy, OpenCV, torch) inside the command body. ``nsegaug --help``
-itself is answered by :mod:`nsegaug._entry`, without click.
+itself is answered by `nsegaug._entry`, without click.
 
 Exit codes, the same for every command:
 
@@ -75,13 +75,13 @@ class Command(click.Command):
         try:
             return super().invoke(ctx)
         except OutputInUse as error:
-            raise Refused(f"{error}; pass --resume to continue that run, or --overwrite") from error
+            raise Refused(f"{_said(error)}; pass --resume to continue that run, or --overwrite") from error
         except RunRefused as error:
-            raise Refused(str(error)) from error
+            raise Refused(_said(error)) from error
         except UsageError as error:
-            raise click.UsageError(str(error), ctx) from error
+            raise click.UsageError(_said(error), ctx) from error
         except NsegaugError as error:
-            raise click.ClickException(str(error)) from error
+            raise click.ClickException(_said(error)) from error
         except Terminated:
             ctx.exit(143)
         except KeyboardInterrupt:
@@ -93,7 +93,14 @@ class Command(click.Command):
         except OSError as error:
             # A write no command wraps itself (a full disk under --out, a folder without permission): still
             # one line naming the file, not a traceback.
-            raise click.ClickException(str(StorageError.from_os_error(error))) from error
+            raise click.ClickException(_said(StorageError.from_os_error(error))) from error
+
+
+def _said(error: BaseException) -> str:
+    """An error's line, without the credentials of any URL in it (the last guard: commands take them out first)."""
+    from ..storage import public_text
+
+    return public_text(str(error))
 
 
 class _Group(click.Group):

@@ -8,7 +8,7 @@ import click
 
 from ..params import CALIBRATION_ALPHAS, CALIBRATION_SIGMAS, CALIBRATION_THRESHOLDS
 from . import Command, command_line
-from .options import Location, palette_option, pattern_option, quiet_option, seed_option
+from .options import Location, palette_option, pattern_option, quiet_option, seed_option, storage_options_option
 
 EXAMPLE = "nsegaug calibrate --labels second_reader/labels --reference first_reader/labels --out calibration"
 
@@ -101,7 +101,8 @@ def _shown(values: tuple) -> str:
 @click.option("--noise/--no-noise", "fit_noise", default=True, show_default=True, help="Also fit nsegaug noise.")
 @click.option("--figure/--no-figure", default=True, show_default=True, help="Draw the figure (needs nsegaug[plots]).")
 @quiet_option
-def calibrate(out, equal_readers, alphas, sigmas, thresholds, figure, quiet, **options) -> None:
+@storage_options_option
+def calibrate(out, equal_readers, alphas, sigmas, thresholds, figure, quiet, storage_options, **options) -> None:
     """Measure how two annotations of the same maps disagree, and the NSegment+ strength that matches it.
 
     Writes OUT/params.toml (alpha_sigma and area_thresh for generate --params
@@ -110,10 +111,12 @@ def calibrate(out, equal_readers, alphas, sigmas, thresholds, figure, quiet, **o
     Maps that do not pair, differ in size or disagree on most pixels are
     refused, naming the file, and nothing is written.
     """
+    from .. import storage
     from ..calibrate import CalibrateConfig, Grid, calibrate_into
     from ..params import format_alpha_sigma
     from . import reporting
 
+    storage.configure(storage_options)
     model = "equal-readers" if equal_readers else "reference"
     config = CalibrateConfig(model=model, grid=Grid(alphas, sigmas, thresholds), **options)
     report = reporting(quiet)

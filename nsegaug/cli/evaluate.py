@@ -53,6 +53,7 @@ def evaluate(
     from ..train.loop import evaluate_checkpoint
 
     storage.configure(storage_options)
+    (out,) = storage.use_credentials(out)  # a URL's credentials join the storage options: never in a message
     result = evaluate_checkpoint(
         checkpoint,
         labels,

@@ -79,6 +79,8 @@ def export(manifest, form, copies, relative_to, labels, images, out, allow_chang
     from ..storage import write_file
 
     storage.configure(storage_options)
+    # A URL's credentials join the storage options, as in every command: never in a message nor in the pairs.
+    manifest, labels, images, out = storage.use_credentials(manifest, labels, images, out)
     verify = not allow_changed_labels
     if form == "mmseg":
         if out is None:

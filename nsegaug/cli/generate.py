@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from .._files.params_file import DEFORM_KEYS
 from ..errors import shown_path
 from ..options import apply_params_file, format_alpha_sigma
 from ..options.generate import generate_options
 from ..params import split_options
-from ..params_file import DEFORM_KEYS
 from . import Command
 from .jobs import run_job_command
 
@@ -25,8 +25,8 @@ def generate(dry_run, quiet, resume, overwrite, **options) -> None:
     parameters. Outputs are byte-identical for any --jobs and on rerun.
     """
     from .. import storage
+    from .._jobs import count_masks
     from ..generate import GenerateConfig, generate_dataset
-    from ..jobs import count_masks
 
     provenance = apply_params_file(click.get_current_context(), options, None, DEFORM_KEYS)
     params, rest = split_options(options)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from .._files.params_file import NOISE_TABLE
 from ..options import apply_params_file
 from ..options.noise import NOISE_TYPES, noise_options
 from ..params import NoiseParams
-from ..params_file import NOISE_TABLE
 from . import Command
 from .jobs import run_job_command
 

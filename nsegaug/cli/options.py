@@ -1,4 +1,4 @@
-"""The shared options, for the command modules: declared in :mod:`nsegaug.options` (their one home, which
+"""The shared options, for the command modules: declared in `nsegaug.options` (their one home, which
 ``nsegaug study`` reads too), and re-exported here so that a command module imports them from beside itself."""
 
 from ..options import (

@@ -123,6 +123,10 @@ def preview(out, stats, as_json, storage_options, **options):
     from ..storage import write_file
 
     storage.configure(storage_options)
+    # A URL's credentials join the storage options, as in every command: never in a message.
+    names = [name for name in ("manifest", "labels", "images", "palette") if name in options]
+    out, *clean = storage.use_credentials(out, *(options[name] for name in names))
+    options.update(zip(names, clean, strict=True))
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     _check_usage(options, stats or as_json, given)

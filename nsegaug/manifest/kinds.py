@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from .. import storage
-from ..dataset import LABEL_EXTENSIONS, output_pattern, split_extension
+from .._files.label_folders import LABEL_EXTENSIONS, output_pattern, split_extension
 from ..storage import Location
 from .rows import CopyRow, NoiseRow
 

@@ -1,4 +1,5 @@
-"""``manifest.meta.json``: the record of the run that wrote a manifest (:class:`RunMeta`), read and written."""
+"""``manifest.meta.json``: the record of the run that wrote a manifest ([`RunMeta`][nsegaug.manifest.RunMeta]), read and
+written."""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ class RunMeta:
 
 
 def read_meta(path: os.PathLike | str) -> RunMeta:
-    """The metadata file (or object) as a :class:`RunMeta`, checked to be one this version reads."""
+    """The metadata file (or object) as a [`RunMeta`][nsegaug.manifest.RunMeta], checked to be one this version
+    reads."""
     try:
         values = json.loads(storage.read_bytes(path).decode("utf-8"))
     except FileNotFoundError as error:

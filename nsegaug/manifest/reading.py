@@ -1,4 +1,5 @@
-"""Reading a manifest: :func:`open_manifest` (rows with their checked metadata) and the row iterators."""
+"""Reading a manifest: [`open_manifest`][nsegaug.manifest.open_manifest] (rows with their checked metadata) and the row
+iterators."""
 
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ class Manifest:
         return (row for _, row in self.numbered_rows(tolerate_torn_tail))
 
     def checked_rows(self) -> Iterator[tuple[int, CopyRow]]:
-        """:meth:`numbered_rows`, refusing rows of two runs mixed (see :class:`RowCheck`) and a manifest without
-        rows: what a reader that lists or draws every row (``preview``, ``export``) needs."""
+        """[`numbered_rows`][nsegaug.manifest.Manifest.numbered_rows], refusing rows of two runs mixed (see
+        [`RowCheck`][nsegaug.manifest.RowCheck]) and a manifest without rows: what a reader that lists or draws every
+        row (``preview``, ``export``) needs."""
         check = RowCheck(self.path)
         for number, row in self.numbered_rows():
             check.add(number, row)
@@ -93,18 +95,19 @@ class Manifest:
 
     def folder(self, name: str, override: os.PathLike | str | None = None) -> Location | None:
         """The run's ``labels``, ``images`` or ``palette``: ``override`` where given (the data moved), else
-        where the record says (:func:`nsegaug.manifest.folders.find_folder`)."""
+        where the record says (`nsegaug.manifest.folders.find_folder`)."""
         if override is not None:
             return storage.as_location(override)
         return find_folder(self.parameters.get(name), self.meta.locations.get(name) if self.meta else None, self.root)
 
     def require_kind(self, kind: str) -> None:
-        """A :class:`ManifestError` unless the manifest was written by a run of ``kind``."""
+        """A [`ManifestError`][nsegaug.errors.ManifestError] unless the manifest was written by a run of ``kind``."""
         if self.kind != kind:
             raise ManifestError(f"{self.path}: the manifest of a {self.kind} run, where one of {kind} is needed")
 
     def require_complete(self) -> None:
-        """A :class:`ManifestError` unless the run finished: an interrupted run lists only part of its data."""
+        """A [`ManifestError`][nsegaug.errors.ManifestError] unless the run finished: an interrupted run lists only part
+        of its data."""
         if self.meta is None or not self.meta.complete:
             status = repr(self.meta.status) if self.meta is not None else f"unknown: no {META_NAME}"
             raise ManifestError(
@@ -122,7 +125,7 @@ class RowCheck:
 
     A sorted manifest of a finished run keeps both; rows of two runs mixed
     (manifests joined by hand, a row copied in) do not, and are a
-    :class:`ManifestError` naming the line.
+    [`ManifestError`][nsegaug.errors.ManifestError] naming the line.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -167,7 +170,7 @@ def open_manifest(path: os.PathLike | str, require_meta: bool = True) -> Manifes
     """Open a manifest (or the folder holding it) for reading; its metadata is read and checked once.
 
     ``require_meta=False`` accepts a manifest without ``manifest.meta.json``
-    (rows only, as a user may have copied it). Raises :class:`ManifestError`.
+    (rows only, as a user may have copied it). Raises [`ManifestError`][nsegaug.errors.ManifestError].
     """
     path = manifest_path(path)
     if not storage.is_file(path):
@@ -178,7 +181,8 @@ def open_manifest(path: os.PathLike | str, require_meta: bool = True) -> Manifes
 
 
 def iter_rows(path: Path, tolerate_torn_tail: bool = False, row_type: type = CopyRow) -> Iterator:
-    """Rows of a manifest file, in file order, checked one by one (not against a run: see :class:`Manifest`).
+    """Rows of a manifest file, in file order, checked one by one (not against a run: see
+    [`Manifest`][nsegaug.manifest.Manifest]).
 
     With ``tolerate_torn_tail``, a last line cut short by a killed run is
     dropped instead of being an error (its outputs are checked again anyway).
@@ -190,7 +194,7 @@ def iter_numbered_rows(
     path: Path, tolerate_torn_tail: bool = False, row_type: type = CopyRow, shown: Path | str | None = None
 ) -> Iterator[tuple]:
     """``(line number, row)`` of a manifest file, for messages that name the line (as ``shown``, where the
-    file is a local copy); see :func:`iter_rows`."""
+    file is a local copy); see [`iter_rows`][nsegaug.manifest.iter_rows]."""
     shown = shown if shown is not None else path
     try:
         handle = open(path, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""The rows of ``manifest.jsonl``: a generate run's :class:`CopyRow`, a noise run's :class:`NoiseRow`.
+"""The rows of ``manifest.jsonl``: a generate run's [`CopyRow`][nsegaug.manifest.CopyRow], a noise run's
+[`NoiseRow`][nsegaug.manifest.NoiseRow].
 
 Each row type defines its fields, its JSON line and its checks; adding a
 column means editing its class here and the manual's manifest page.
@@ -44,13 +45,19 @@ class CopyRow:
         """The row's place among its mask's rows."""
         return self.copy
 
+    @property
+    def listed_sha256(self) -> str:
+        """The SHA-256 of the label map this row lists: the source's for copy 0, the copy's own otherwise."""
+        return self.sha256_output if self.copy else self.sha256_label
+
     def to_json(self) -> str:
         """The row as one JSON line (keys sorted, no newline): what ``append_rows`` writes."""
         return _row_json(self)
 
     @classmethod
     def from_dict(cls, values: object, where: str) -> CopyRow:
-        """The row a parsed JSON line holds, checked; :class:`ManifestError` naming ``where`` (file:line) if not."""
+        """The row a parsed JSON line holds, checked; [`ManifestError`][nsegaug.errors.ManifestError] naming ``where``
+        (file:line) if not."""
         return _from_dict(cls, values, where)
 
     def check(self, where: str) -> None:

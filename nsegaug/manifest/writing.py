@@ -6,7 +6,7 @@ import os
 from collections.abc import Container, Iterable
 from pathlib import Path
 
-from ..local_files import atomic_writer, open_own
+from .._files.local import atomic_writer, open_own
 from .reading import _parse_line
 from .rows import CopyRow
 

@@ -2,10 +2,10 @@
 
 This package holds the options shared by several commands (here; the
 deformation's are built from its spec's fields) and, in a module per
-command, each command's own (:mod:`nsegaug.options.generate`,
-:mod:`nsegaug.options.noise`, :mod:`nsegaug.options.train`). The commands in
+command, each command's own (`nsegaug.options.generate`,
+`nsegaug.options.noise`, `nsegaug.options.train`). The commands in
 ``nsegaug.cli`` decorate themselves with them, and ``nsegaug study`` reads
-them (:func:`command_options`) to turn a study file's tables into the same
+them (`command_options`) to turn a study file's tables into the same
 flags, checked by the same types: the study sits below the commands and
 never imports them.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from ..cpus import available_cpus, default_jobs
+from .._resources.cpus import available_cpus, default_jobs
 from ..errors import UsageError
 from ..params import ENGINES, PRECISIONS, UNITS, VARIANTS, DeformParams, check_alpha_sigma, format_alpha_sigma
 
@@ -132,7 +132,7 @@ DEFORM_TYPES = {
 
 
 def deform_options(*names: str):
-    """The :class:`~nsegaug.params.DeformParams` options (all of them, or those named)."""
+    """The [`DeformParams`][nsegaug.params.DeformParams] options (all of them, or those named)."""
     wanted = names or tuple(DEFORM_TYPES)
     return spec_options(
         DeformParams, {name: DEFORM_TYPES[name] for name in wanted}, {"alpha_sigma": format_alpha_sigma}
@@ -157,7 +157,7 @@ def apply_params_file(ctx: click.Context, options: dict, table: str | None, name
     """
     from click.core import ParameterSource
 
-    from ..params_file import params_table
+    from .._files.params_file import params_table
     from ..storage import sha256_file
 
     path = options.pop("params_file", None)
@@ -192,7 +192,7 @@ prob_option = click.option(
 )
 
 
-# The name the commands import; nsegaug.cpus owns the count.
+# The name the commands import; nsegaug._resources.cpus owns the count.
 available_cores = available_cpus
 
 jobs_option = click.option(
@@ -253,4 +253,4 @@ def parser(name: str, decorate: Callable) -> click.Command:
 
 
 def _no_body(**options) -> None:
-    """The body of a :func:`parser` command: parsing is all it is for."""
+    """The body of a `parser` command: parsing is all it is for."""

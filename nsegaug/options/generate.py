@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..dataset import DEFAULT_NAME_TEMPLATE
+from .._files.label_folders import DEFAULT_NAME_TEMPLATE
 from . import deform_options, params_file_option, png_level_option, prob_option
 from . import parser as bare_parser
 from .jobs import job_options

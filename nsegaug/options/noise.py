@@ -1,5 +1,5 @@
 """The options of ``nsegaug noise``: a job over a label folder and the noise models' parameters (built from
-:class:`~nsegaug.params.NoiseParams`' fields)."""
+[`NoiseParams`][nsegaug.params.NoiseParams]' fields)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The options of ``nsegaug train``, and how they become a run's [`TrainConfig`][nsegaug.train.config.TrainConfig].
 
 The command (``nsegaug.cli.train``) and ``nsegaug study`` (which checks a
-finished training against the one it asks for, :func:`config_of`) both
+finished training against the one it asks for, `config_of`) both
 read them here.
 """
 
@@ -253,7 +253,7 @@ def config_from_options(ctx: click.Context, resume: bool, options: dict) -> Trai
         for name in ONLINE_ONLY:
             if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
                 options[name] = None
-    return TrainConfig(**options)
+    return TrainConfig.from_dict(options)
 
 
 # Options of the command that are not part of a run's config.

@@ -1,15 +1,15 @@
 """Contact sheets, alpha x sigma grids and manifest statistics for ``nsegaug preview`` (Pillow only).
 
-:func:`build_preview` makes a whole preview from a :class:`PreviewRequest`.
+`build_preview` makes a whole preview from a `PreviewRequest`.
 The sheet is built in three steps that know nothing of each other:
 
 1. *views*: a source mask with its photo and its copies as full-resolution
-   arrays (:class:`MaskView`), read from a manifest or deformed here exactly as
+   arrays (`MaskView`), read from a manifest or deformed here exactly as
    ``nsegaug generate`` would (same streams, same draws);
 2. *cells*: each tile as display-size RGB pixels plus a two-line caption
-   (:func:`sheet_cells`, :func:`grid_cells`), pure functions of the arrays;
+   (`sheet_cells`, `grid_cells`), pure functions of the arrays;
 3. *layout and render*: cell positions from tile and caption sizes
-   (:func:`layout_cells`) and the Pillow drawing (:func:`render`).
+   (`layout_cells`) and the Pillow drawing (`render`).
 
 Label maps are only ever resampled with nearest neighbour, so a tile never
 shows a colour that is not a class colour; only the photo tile blends the

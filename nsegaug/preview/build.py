@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import storage
+from .._resources.memory import check_fits
 from ..errors import ManifestError, UsageError
-from ..memory import check_fits
 from ..params import DEFAULT_PARAMS, DeformParams, check_copies
 from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, DEFAULT_OPACITY, DEFAULT_TILE_SIZE, MAX_TILE_SIZE
 from .manifests import ManifestIndex, Warn, read_manifest
@@ -102,7 +102,8 @@ def build_preview(request: PreviewRequest, index: ManifestIndex | None = None, w
 
 
 def check_memory(request: PreviewRequest, index: ManifestIndex | None) -> None:
-    """Refuse a sheet that cannot fit in memory (a :class:`UsageError`), before any map is read or tile drawn."""
+    """Refuse a sheet that cannot fit in memory (a [`UsageError`][nsegaug.errors.UsageError]), before any map is read or
+    tile drawn."""
     if request.grid:
         pairs = request.params.alpha_sigma if index is None else _run_params(index).alpha_sigma
         alphas, sigmas = len({alpha for alpha, _ in pairs}), len({sigma for _, sigma in pairs})

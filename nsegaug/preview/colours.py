@@ -21,7 +21,7 @@ def fixed_colours(values: np.ndarray, ignore_index: int | None = None) -> np.nda
     """The documented colour map for masks without a palette, for any integer values.
 
     Cityscapes colours for 0..18, the PASCAL VOC bit pattern beyond (as
-    :func:`nsegaug.palettes.colour_table`, extended to any integer through the
+    [`nsegaug.palettes.colour_table`][nsegaug.palettes.colour_table], extended to any integer through the
     index's low 24 bits), and ``ignore_index`` (255 when None) in white.
     """
     values = np.asarray(values, dtype=np.int64)
@@ -40,7 +40,7 @@ def fixed_colours(values: np.ndarray, ignore_index: int | None = None) -> np.nda
 
 @dataclass(frozen=True)
 class ColourMap:
-    """Class index -> RGB: the dataset's own colours where known, :func:`fixed_colours` elsewhere."""
+    """Class index -> RGB: the dataset's own colours where known, `fixed_colours` elsewhere."""
 
     known_values: np.ndarray  # (k,) int64, sorted
     known_colours: np.ndarray  # (k, 3) uint8

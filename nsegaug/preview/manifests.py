@@ -102,7 +102,7 @@ class ManifestIndex:
 def read_manifest(path: Path, warn: Warn = lambda message: None) -> ManifestIndex:
     """Check a manifest and its metadata in one pass, keeping per-mask scores and per-pair sums.
 
-    Errors (:class:`~nsegaug.errors.ManifestError`) are one line naming the
+    Errors ([`ManifestError`][nsegaug.errors.ManifestError]) are one line naming the
     file and, for rows, the line.
     """
     manifest = open_manifest(path, require_meta=False)

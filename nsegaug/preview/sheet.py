@@ -182,7 +182,7 @@ class Sheet:
         return png_bytes(self.image)
 
     def encoded(self, form: str = "PNG") -> bytes:
-        """The sheet as a file of Pillow format ``form`` (see :func:`sheet_format`)."""
+        """The sheet as a file of Pillow format ``form`` (see `sheet_format`)."""
         if form == "PNG":
             return self.png()
         buffer = io.BytesIO()
@@ -195,7 +195,8 @@ SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF",
 
 
 def sheet_format(path: os.PathLike | str) -> str:
-    """The Pillow format the suffix of ``path`` asks for; a :class:`UsageError` for one a sheet is not written in."""
+    """The Pillow format the suffix of ``path`` asks for; a [`UsageError`][nsegaug.errors.UsageError] for one a sheet is
+    not written in."""
     suffix = Path(path).suffix.lower()
     if suffix not in SHEET_FORMATS:
         raise UsageError(
@@ -240,7 +241,7 @@ def preview_sheet(
     opacity: float = DEFAULT_OPACITY,
 ) -> Sheet:
     """The contact sheet of ``views``: one row per mask (three per volume: see
-    :func:`~nsegaug.preview.views.volume_planes`)."""
+    `volume_planes`)."""
     masks = len(views)
     views = [planes for view in views for planes in volume_planes(view)]
     if crop is not None:

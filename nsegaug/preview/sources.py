@@ -10,12 +10,11 @@ import numpy as np
 from PIL import Image
 
 from .. import storage
-from ..dataset import find_image, iter_label_files
+from .._files.label_folders import find_image, iter_label_files
 from ..errors import ManifestError, UsageError
 from ..io import ColourPalette, LabelImage, cached_colour_palette, open_image, read_label, size_mismatch
-from ..manifest import CopyRow, NoiseRow
+from ..manifest import CopyRow, NoiseRow, read_listed
 from ..params import DEFAULT_PARAMS, DeformParams
-from ..storage import sha256_bytes
 from .colours import ColourMap
 from .defaults import DEFAULT_COPIES, DEFAULT_MASKS, PICKS
 from .manifests import ManifestIndex, Warn, _as_copy
@@ -83,7 +82,7 @@ def label_views(
     A folder is walked as generate walks it and ``n`` masks are picked at
     random with ``seed``; the seeding key of a mask is its path relative to
     the folder (for a single file: its name), as in generate. ``copies=0``
-    gives the sources only (for :func:`grid_copies`). ``params``, ``seed`` and
+    gives the sources only (for `grid_copies`). ``params``, ``seed`` and
     ``prob`` default to generate's defaults.
     """
     labels = storage.as_location(labels)
@@ -174,8 +173,8 @@ class _ManifestSource:
         segment = label_image.indices
         views_of_copies = []
         for number, row in sorted((pair for pair in rows if pair[1].copy > 0), key=lambda pair: pair[1].copy)[:copies]:
-            output = storage.join(self.index.root, row.output)
-            copy_segment = self.read(number, output, row.sha256_output).indices
+            output = self.index.manifest.label_location(row, self.labels_root)
+            copy_segment = self.read(number, output, row.listed_sha256).indices
             if copy_segment.shape != segment.shape:
                 raise ManifestError(f"{self.index.path}:{number}: {output}: size differs from its source {source}")
             alpha, sigma = (row.alpha, row.sigma) if row.deformed else (None, None)
@@ -192,15 +191,7 @@ class _ManifestSource:
 
     def read(self, number: int, path: Path, sha256: str) -> LabelImage:
         """A file the manifest lists, after checking it is there and (with ``verify``) unchanged."""
-        where = f"{self.index.path}:{number}"
-        try:
-            data = storage.read_bytes(path)
-        except FileNotFoundError as error:
-            raise ManifestError(f"{where}: {path}: file not found") from error
-        except OSError as error:
-            raise ManifestError(f"{where}: {path}: cannot read ({error.strerror or error})") from error
-        if self.verify and sha256_bytes(data) != sha256:
-            raise ManifestError(f"{where}: {path}: checksum differs from the manifest (changed since generate)")
+        data = read_listed(path, sha256 if self.verify else None, f"{self.index.path}:{number}")
         return read_label(path, self.colour_palette, data=data)
 
     def photo(

@@ -63,7 +63,7 @@ DRAWING_BYTES_PER_PIXEL = 48
 
 def sheet_memory(rows: int, columns: int, square: int) -> int:
     """An upper bound of the bytes a sheet of ``rows`` x ``columns`` tiles of at most ``square`` px a side takes
-    (every tile fits in its square: see :func:`tile_size`), known before any map is read."""
+    (every tile fits in its square: see `tile_size`), known before any map is read."""
     pixels = square * square
     return rows * columns * pixels * HELD_BYTES_PER_PIXEL + pixels * DRAWING_BYTES_PER_PIXEL
 

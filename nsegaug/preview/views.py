@@ -75,7 +75,7 @@ def crop_view(view: MaskView, crop: tuple[int, int, int, int]) -> MaskView:
 
 def volume_planes(view: MaskView) -> list[MaskView]:
     """A volume's view as three views of orthogonal slices through the place its copies changed most
-    (:func:`nsegaug.volume.slices.changed_centre`); a 2-D map's view as it is."""
+    ([`nsegaug.volume.slices.changed_centre`][nsegaug.volume.slices.changed_centre]); a 2-D map's view as it is."""
     if view.segment.ndim != 3:
         return [view]
     from ..volume.slices import changed_centre, plane

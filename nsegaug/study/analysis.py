@@ -1,15 +1,15 @@
 """The study's numbers, as pure functions of the runs' records: cells, paired differences, readings, convergence.
 
-A run record (see :mod:`nsegaug.study.report`) holds ``condition``, ``method``,
+A run record (an entry of results.json's ``runs``) holds ``condition``, ``method``,
 ``seed``, the final metrics (``miou``, ``boundary_miou``, ``band_miou``, with
 ``iou``, ``boundary_iou``, ``band_iou`` per class and ``class_pixels``) and
 ``evals``, the rows of its metrics.jsonl.
 
 A reading is a verdict only where the runs behind it learned: a paired
 difference of runs of which one did not learn (the study's own criterion,
-:func:`convergence`) is given with its numbers and **no verdict**, and says
+[`convergence`][nsegaug.study.analysis.convergence]) is given with its numbers and **no verdict**, and says
 why. Runs that did not reach a plateau, and differences made by a class that
-one run of a pair lost (:mod:`nsegaug.study.collapse`), are given with a
+one run of a pair lost ([`nsegaug.study.collapse`][nsegaug.study.collapse]), are given with a
 warning.
 """
 
@@ -22,8 +22,9 @@ from . import collapse
 from .collapse import CLASS_IOU_FLOOR, ROBUST
 
 METRICS = ("miou", "boundary_miou", "band_miou")
-# Every metric a comparison is made in: the runs' own, then the collapse-robust ones (per pair).
+"""The per-run metrics compared: mIoU, boundary IoU, band mIoU (train's, in metrics.json)."""
 ALL_METRICS = (*METRICS, *ROBUST)
+"""Every metric a comparison is made in: the runs' own, then the collapse-robust ones (per pair)."""
 METRIC_NAMES = {
     "miou": "mIoU",
     "boundary_miou": "boundary IoU",
@@ -32,11 +33,12 @@ METRIC_NAMES = {
     "boundary_miou_learned": "boundary IoU, classes learned in both",
 }
 LEVEL = 0.95
-# Plateau: the metric changed by less than this share of its value over the last quarter of the evaluations.
+"""The intervals' confidence level."""
 PLATEAU_RELATIVE_CHANGE = 0.01
-# A run learned (the task, not every class) when at least half of the classes present in the validation labels
-# end above the IoU floor. A run below it gives no verdict to any comparison it is in.
+"""Plateau: the metric changed by less than this share of its value over the last quarter of the evaluations."""
 LEARNED_SHARE = 0.5
+"""A run learned (the task, not every class) when at least this share of the classes present in the validation
+labels end above the IoU floor. A run below it gives no verdict to any comparison it is in."""
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -192,7 +194,7 @@ def compare(
 
 
 def _paired_runs(runs: Sequence[dict], condition: str, method: str, steps: dict | None) -> dict[int, tuple]:
-    """``{seed: (run, snapshot)}`` of one cell (see :func:`snapshots`)."""
+    """``{seed: (run, snapshot)}`` of one cell (see [`snapshots`][nsegaug.study.analysis.snapshots])."""
     records = {run["seed"]: run for run in runs if (run["condition"], run["method"]) == (condition, method)}
     return {seed: (records[seed], snapshot) for seed, snapshot in snapshots(runs, condition, method, steps).items()}
 
@@ -249,7 +251,9 @@ def _one_sided_words(pairs: dict, metric: str) -> str:
 
 
 def _judge(entry: dict, involved: Sequence[dict], judged: dict) -> None:
-    """Withhold the verdict of ``entry`` when a run behind it did not learn; warn of runs without a plateau."""
+    """Withhold the verdict of ``entry`` when a run behind it did not learn, or when whether it learned cannot be
+    judged (no per-class IoU recorded: a run that learned nothing could be behind the difference); warn of runs
+    without a plateau."""
     not_learned = [run for run in involved if judged[id(run)]["learned"] is False]
     if not_learned:
         # Runs that learned nothing have no plateau or collapse worth a warning: the reading says all there is.
@@ -259,6 +263,11 @@ def _judge(entry: dict, involved: Sequence[dict], judged: dict) -> None:
             f"in the validation labels above IoU {judged[id(not_learned[0])]['floor']:g})"
         )
         return
+    unknown = [run for run in involved if judged[id(run)]["learned"] is None]
+    if unknown:
+        why = f"learning not judged for {len(unknown)} of {len(involved)} runs ({_names(unknown)}: no per-class IoU)"
+        entry.update(verdict=None, reading=f"no verdict: {why}")
+        entry["warnings"].append(why)
     still = [run for run in involved if judged[id(run)]["plateau"] is False]
     if still:
         entry["warnings"].append(
@@ -311,7 +320,8 @@ def classes_learned(run: dict, floor: float = CLASS_IOU_FLOOR) -> dict:
     whether it learned the task: at least ``LEARNED_SHARE`` of them above the floor (None: no class judged)."""
     present = collapse.present_classes(run)
     lost = collapse.lost_classes(run["iou"], present, floor) if run.get("iou") is not None else []
-    share = (len(present) - len(lost)) / len(present) if present else None
+    # Without per-class IoU nothing says what was learned (not: that every class was).
+    share = (len(present) - len(lost)) / len(present) if present and run.get("iou") is not None else None
     return {
         "floor": floor,
         "classes_present": len(present),

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from ..plots import figure_bytes, new_figure
+from .._plots import figure_bytes, new_figure
 from .analysis import ALL_METRICS, METRIC_NAMES
 
 SEED_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")

@@ -10,7 +10,7 @@ pair, mIoU and boundary IoU over the classes **both** runs learned.
 
 The per-class figures are train's own (``iou``, ``boundary_iou``,
 ``class_pixels`` of metrics.json and metrics.jsonl), averaged with
-[`class_mean`][nsegaug.train.metrics.class_mean], as train averages them.
+``class_mean`` (internal: ``nsegaug.train.metrics``), as train averages them.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ from collections.abc import Sequence
 
 from ..train.metrics import class_mean
 
-# A class is learned when its IoU is above this floor (a class never predicted has IoU 0; one predicted only here
-# and there stays near it). A study file may set its own ([study] collapse_iou).
 CLASS_IOU_FLOOR = 0.05
-# The collapse-robust metrics: name -> the per-run metric it restricts to the classes learned in both runs.
+"""A class is learned when its IoU is above this floor (a class never predicted has IoU 0; one predicted only
+here and there stays near it). A study file may set its own (`[study] collapse_iou`, kept in results.json's
+`study`)."""
 ROBUST = {"miou_learned": "miou", "boundary_miou_learned": "boundary_miou"}
-# Each per-run metric's per-class values in a run record or a metrics.jsonl row.
+"""The collapse-robust metrics: name -> the per-run metric it restricts to the classes learned in both runs."""
 PER_CLASS = {"miou": "iou", "boundary_miou": "boundary_iou", "band_miou": "band_iou"}
-# A paired difference is dominated by collapse when the classes lost in one run of a pair only make more than
-# this share of the differences (summed in absolute value over the pairs).
+"""Each per-run metric -> the key of its per-class values in a run record or a metrics.jsonl row."""
 DOMINANT_SHARE = 0.5
+"""A paired difference is dominated by collapse when the classes lost in one run of a pair only make more than
+this share of the differences (summed in absolute value over the pairs)."""
 
 
 def present_classes(run: dict) -> list[int]:

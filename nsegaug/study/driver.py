@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import lock
+from .._files import lock
 from ..errors import FolderHeld, UsageError
 from ..storage import write_bytes_atomic
 from .plan import Layout, Unit, plan_units
@@ -85,7 +85,7 @@ def check_data(spec: StudySpec) -> None:
     label map: before any unit runs, and in a dry run, which would otherwise plan commands that cannot run.
     Folders in object storage are checked by the units that read them."""
     from .. import storage
-    from ..dataset import iter_label_files
+    from .._files.label_folders import iter_label_files
 
     for key in ("labels", "images", "val_labels", "val_images", "noisy_labels"):
         folder = getattr(spec, key)

@@ -1,7 +1,7 @@
 """A study file's [generate], [noise] and [train] tables as command-line flags of those commands.
 
 The flags come from the commands' own click options, declared in
-:mod:`nsegaug.options` (the study never imports the commands), so every option of
+`nsegaug.options` (the study never imports the commands), so every option of
 ``nsegaug train`` (``--model pkg:factory``, ``--schedule``, ``--crop``, ...)
 is available under its own name (``model``, ``schedule``, ``crop = [64, 64]``)
 and is checked by the command's own type before anything runs. The keys the

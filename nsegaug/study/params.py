@@ -17,8 +17,8 @@ unknown key or a bad value is refused then, naming the file.
 
 from __future__ import annotations
 
+from .._files.params_file import DEFORM_KEYS, NOISE_TABLE, params_table
 from ..errors import UsageError
-from ..params_file import DEFORM_KEYS, NOISE_TABLE, params_table
 
 KEY = "params"
 ALIAS = "params_file"  # the commands' own name for the option, accepted as the same key

@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..dataset import iter_label_files
+from .._files.label_folders import iter_label_files
 from ..train.config import DEFAULT_EPOCHS
 from .plan import plan_units
 from .run import UnitLog, run_unit, thread_environment, threads_per_run

@@ -38,7 +38,7 @@ def code_version(root: Path = SOURCE_ROOT) -> dict:
 
 @functools.cache
 def current_code() -> dict:
-    """:func:`code_version` of the code running now (the units run ``python -m nsegaug``: this very package)."""
+    """`code_version` of the code running now (the units run ``python -m nsegaug``: this very package)."""
     return code_version()
 
 

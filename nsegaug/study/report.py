@@ -12,7 +12,7 @@ import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..cpus import available_cpus
+from .._resources.cpus import available_cpus
 from ..storage import write_bytes_atomic
 from . import analysis, collapse
 from .markdown import headline, results_markdown

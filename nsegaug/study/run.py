@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..cpus import available_cpus
+from .._files.local import open_own
+from .._resources.cpus import available_cpus
 from ..errors import NsegaugError, RunRefused, StorageError
-from ..local_files import open_own
 from ..storage import public_text
 from .plan import Unit
 from .provenance import current_code
@@ -220,7 +220,7 @@ def unit_argv(unit: Unit, state: str) -> list[str]:
 
 
 class Runner:
-    """The unit processes running now, and the stop: after :meth:`stop` no unit starts, and the running ones are
+    """The unit processes running now, and the stop: after `stop` no unit starts, and the running ones are
     asked to stop as Ctrl-C asks them (SIGINT), then terminated, then killed."""
 
     def __init__(self) -> None:
@@ -276,7 +276,7 @@ def run_unit(
 ) -> float | None:
     """Run ``unit`` unless it is done; its output appended to ``log_file``; the seconds it took (None: skipped).
     ``environment`` is shown in the log with the command; ``delegation`` (the study's
-    [`child_environment`][nsegaug.lock.child_environment], which lets the unit hold a folder inside the
+    [`child_environment`][nsegaug._files.lock.child_environment], which lets the unit hold a folder inside the
     study's) is passed too, not shown.
 
     Raises StudyError when it fails, UnitInterrupted when Ctrl-C (or SIGTERM) stopped it or the study stopped

@@ -1,4 +1,4 @@
-"""A study's description: one TOML file and/or options, checked once into a frozen :class:`StudySpec`.
+"""A study's description: one TOML file and/or options, checked once into a frozen `StudySpec`.
 
 The file has up to six tables; every key is optional except the data's::
 
@@ -11,7 +11,7 @@ The file has up to six tables; every key is optional except the data's::
     [train]     options of ``nsegaug train`` (model, width, epochs, batch_size, crop, device, ...)
 
 The ``[generate]``, ``[noise]`` and ``[train]`` tables are passed through to
-their commands (see :mod:`nsegaug.study.options`), so every option of those
+their commands (see `nsegaug.study.options`), so every option of those
 commands is available without the study repeating them. Relative paths are
 read from the folder the command runs in, as every other nsegaug path.
 """
@@ -123,7 +123,7 @@ class StudySpec:
 
 def read_study_file(path: Path) -> dict:
     """The TOML file's tables (tomllib on Python 3.11+, else tomli when installed)."""
-    from ..params_file import read_toml
+    from .._files.params_file import read_toml
 
     return read_toml(path, "study file")
 

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..generated import deformation_seed
 from ..storage import write_bytes_atomic
 from .config import TrainConfig, TrainError
 from .distributed import Processes, all_gather, device_model, unwrap
@@ -71,6 +70,20 @@ def save_checkpoint(path: Path, state: dict) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_bytes_atomic(path, buffer.getvalue())
+
+
+# Keeps the seeds of --online's deformation generators apart from the seed of the initial weights.
+_ONLINE_STREAM = 0x6E73676F  # "nsgo"
+
+
+def deformation_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s ``torch.Generator`` for online deformation.
+
+    Derived from (seed, rank), so processes draw different deformations, and
+    apart from ``seed`` itself, which seeds the initial weights.
+    """
+    state = np.random.SeedSequence([_ONLINE_STREAM, int(seed), int(rank)]).generate_state(1, np.uint64)
+    return int(state[0]) >> 1  # < 2**63: a non-negative int64, as torch's manual_seed takes it everywhere
 
 
 def load_checkpoint(path: Path) -> dict:

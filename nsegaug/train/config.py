@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RunRefused, TrainError, UsageError
-from ..params import DEFAULT_ALPHA_SIGMA, DEFAULT_AREA_THRESH, PAPER_PROB, DeformParams
+from ..params import PAPER_PROB, DeformParams
 from ..storage import as_location, take_credentials
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -64,8 +65,10 @@ class TrainConfig:
     prob: float | None = None  # None: the manifest's --prob, or DEFAULT_ONLINE_PROB with online
     baseline: bool = False
     online: bool = False  # deform the originals on the device each step instead of reading copies
-    alpha_sigma: tuple[tuple[float, float], ...] | None = None  # online only; None: the method's pairs
-    area_thresh: float | None = None  # online only; None: DEFAULT_AREA_THRESH
+    # How --online deforms (its pairs and threshold; the ignore index is the run's): None offline, where generate
+    # deformed the copies; online, None gives the method's pairs and threshold. Recorded as alpha_sigma and
+    # area_thresh, the keys earlier versions wrote.
+    params: DeformParams | None = None
     model: str = "unet"
     width: int = 32
     init_weights: Path | None = None  # a state dict loaded into the model before the first step (not on resume)
@@ -92,7 +95,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     mean: tuple[float, float, float] = field(default=MEAN)
     std: tuple[float, float, float] = field(default=STD)
-    # Where alpha_sigma and area_thresh came from (a params file, the command line): a record, not a setting.
+    # Where the pairs and the threshold came from (a params file, the command line): a record, not a setting.
     parameter_sources: dict | None = None
     # Credentials typed in the URLs (s3://KEY:SECRET@bucket/...), taken out of them as generate takes them: never
     # recorded (not in to_dict), never shown, compared or sent anywhere but to this process's storage settings.
@@ -115,49 +118,8 @@ class TrainConfig:
             object.__setattr__(self, "epochs", DEFAULT_EPOCHS)
         if self.online and self.baseline:
             raise UsageError("online and baseline exclude each other (the baseline trains on originals only)")
-        if self.online:
-            if self.alpha_sigma is None:
-                object.__setattr__(self, "alpha_sigma", DEFAULT_ALPHA_SIGMA)
-            if self.area_thresh is None:
-                object.__setattr__(self, "area_thresh", DEFAULT_AREA_THRESH)
-            # Checked once, by the spec the online engine will hold.
-            object.__setattr__(self, "alpha_sigma", self.online_params.alpha_sigma)
-        elif self.alpha_sigma is not None or self.area_thresh is not None:
-            # Offline, generate chose the pairs and the threshold; recording others here would mislead.
-            raise UsageError(
-                "alpha_sigma and area_thresh apply to online only (offline, the copies are deformed by generate)"
-            )
-        checks = [
-            (self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}"),
-            (
-                not 0 <= self.ignore_index < self.num_classes,
-                f"ignore_index {self.ignore_index} is a class index (0..{self.num_classes - 1}); "
-                "pick a value outside the classes, e.g. 255",
-            ),
-            (self.prob is None or 0 <= self.prob <= 1, f"prob must be in [0, 1], got {self.prob}"),
-            ((self.epochs or 1) >= 1 and (self.iters or 1) >= 1, "epochs and iters must be >= 1"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (len(self.crop) == 2 and min(self.crop) >= 1, f"crop needs two sizes >= 1, got {self.crop}"),
-            (
-                len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
-                f"scale_range needs 0 < MIN <= MAX, got {self.scale_range}",
-            ),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
-            (self.width >= 1, f"width must be >= 1, got {self.width}"),
-            (
-                self.init_weights is not None or self.init_weights_strict,
-                "a non-strict load of initial weights needs init_weights",
-            ),
-            (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.clip_grad is None or self.clip_grad > 0, f"clip_grad must be > 0, got {self.clip_grad}"),
-            (self.warmup_iters >= 0 and self.workers >= 0 and self.seed >= 0, "counts and seeds must be >= 0"),
-            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
-            (self.eval_every >= 1 and self.checkpoint_every >= 0, "eval_every must be >= 1"),
-            (self.boundary_width >= 1, f"boundary_width must be >= 1 pixel, got {self.boundary_width}"),
-        ]
-        for ok, message in checks:
+        object.__setattr__(self, "params", online_params(self.params, self.online, self.ignore_index))
+        for ok, message in _checks(self):
             if not ok:
                 raise UsageError(message)
 
@@ -166,13 +128,6 @@ class TrainConfig:
         location, options = take_credentials(value, self.storage_options)
         object.__setattr__(self, "storage_options", options)
         return as_location(location)
-
-    @property
-    def online_params(self) -> DeformParams | None:
-        """How ``--online`` deforms each batch: the run's pairs, threshold and ignore index; None offline."""
-        if not self.online:
-            return None
-        return DeformParams(self.alpha_sigma, self.area_thresh, self.ignore_index)
 
     @property
     def learning_rate(self) -> float:
@@ -188,9 +143,14 @@ class TrainConfig:
         return self.prob if self.prob is not None else PAPER_PROB
 
     def to_dict(self) -> dict:
-        """The recorded form (config.json, checkpoints, metrics.json): without the storage options."""
-        values = dataclasses.asdict(self)
-        del values["storage_options"]
+        """The recorded form (config.json, checkpoints, metrics.json): without the storage options, the deformation
+        as the flat ``alpha_sigma`` and ``area_thresh`` that every version writes and reads."""
+        values = {}
+        for spec in dataclasses.fields(self):
+            if spec.name == "params":
+                values.update(_flat_params(self.params))
+            elif spec.name != "storage_options":
+                values[spec.name] = copy.deepcopy(getattr(self, spec.name))
         for name in ("manifest", "val_labels", "val_images", "out"):
             values[name] = str(values[name])
         for name in ("init_weights", "labels", "images"):
@@ -198,14 +158,87 @@ class TrainConfig:
                 values[name] = str(values[name])
         for name in ("crop", "scale_range", "mean", "std"):
             values[name] = list(values[name])
-        if values["alpha_sigma"] is not None:
-            values["alpha_sigma"] = [list(pair) for pair in values["alpha_sigma"]]
         return values
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """The config of a recorded form (this version's or an earlier one's) or of a command's options; keys it
+        does not know are left out. ``alpha_sigma`` and ``area_thresh`` (None: not given) become its ``params``."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{name: value for name, value in values.items() if name in known})
+        given = {name: value for name, value in values.items() if name in known}
+        pairs, threshold = values.get("alpha_sigma"), values.get("area_thresh")
+        if pairs is not None or threshold is not None:
+            if given.get("params") is not None:
+                raise UsageError("give the deformation as params or as alpha_sigma and area_thresh, not both")
+            flat = {"alpha_sigma": pairs, "area_thresh": threshold}
+            given["params"] = DeformParams(**{name: value for name, value in flat.items() if value is not None})
+        return cls(**given)
+
+
+# The fields of DeformParams that training sets; the others are those of the torch engine's own defaults.
+_TRAINED_FIELDS = ("alpha_sigma", "area_thresh", "ignore_index")
+
+
+def online_params(params: DeformParams | None, online: bool, ignore_index: int) -> DeformParams | None:
+    """The deformation a run applies: ``params`` (the method's pairs and threshold where None) with the run's
+    ignore index, online; None offline, where generate chose the pairs and the threshold."""
+    if not online:
+        if params is not None:  # recording pairs here would mislead: the copies were deformed by generate
+            raise UsageError(
+                "alpha_sigma and area_thresh apply to online only (offline, the copies are deformed by generate)"
+            )
+        return None
+    params = params if params is not None else DeformParams()
+    if params.ignore_index not in (None, ignore_index):
+        raise UsageError(f"the deformation's ignore_index {params.ignore_index} is not the run's ({ignore_index})")
+    for spec in dataclasses.fields(DeformParams):
+        if spec.name not in _TRAINED_FIELDS and getattr(params, spec.name) != spec.default:
+            raise UsageError(
+                f"online training deforms with {spec.name}={spec.default!r} (it takes the pairs and the threshold "
+                f"only), got {getattr(params, spec.name)!r}"
+            )
+    return params.replace(ignore_index=ignore_index)
+
+
+def _flat_params(params: DeformParams | None) -> dict:
+    """``alpha_sigma`` and ``area_thresh`` as a run records them: pairs as lists; None for both offline."""
+    if params is None:
+        return {"alpha_sigma": None, "area_thresh": None}
+    return {"alpha_sigma": [list(pair) for pair in params.alpha_sigma], "area_thresh": params.area_thresh}
+
+
+def _checks(config: TrainConfig) -> list[tuple[bool, str]]:
+    """(holds, what it says otherwise) for every value the run cannot use."""
+    return [
+        (config.num_classes >= 1, f"num_classes must be >= 1, got {config.num_classes}"),
+        (
+            not 0 <= config.ignore_index < config.num_classes,
+            f"ignore_index {config.ignore_index} is a class index (0..{config.num_classes - 1}); "
+            "pick a value outside the classes, e.g. 255",
+        ),
+        (config.prob is None or 0 <= config.prob <= 1, f"prob must be in [0, 1], got {config.prob}"),
+        ((config.epochs or 1) >= 1 and (config.iters or 1) >= 1, "epochs and iters must be >= 1"),
+        (config.batch_size >= 1, f"batch_size must be >= 1, got {config.batch_size}"),
+        (len(config.crop) == 2 and min(config.crop) >= 1, f"crop needs two sizes >= 1, got {config.crop}"),
+        (
+            len(config.scale_range) == 2 and 0 < config.scale_range[0] <= config.scale_range[1],
+            f"scale_range needs 0 < MIN <= MAX, got {config.scale_range}",
+        ),
+        (config.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+        (config.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+        (config.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+        (config.width >= 1, f"width must be >= 1, got {config.width}"),
+        (
+            config.init_weights is not None or config.init_weights_strict,
+            "a non-strict load of initial weights needs init_weights",
+        ),
+        (config.lr is None or config.lr > 0, f"lr must be > 0, got {config.lr}"),
+        (config.clip_grad is None or config.clip_grad > 0, f"clip_grad must be > 0, got {config.clip_grad}"),
+        (config.warmup_iters >= 0 and config.workers >= 0 and config.seed >= 0, "counts and seeds must be >= 0"),
+        (config.threads is None or config.threads >= 1, f"threads must be >= 1, got {config.threads}"),
+        (config.eval_every >= 1 and config.checkpoint_every >= 0, "eval_every must be >= 1"),
+        (config.boundary_width >= 1, f"boundary_width must be >= 1 pixel, got {config.boundary_width}"),
+    ]
 
 
 def result_differences(saved: TrainConfig, wanted: TrainConfig) -> list[str]:

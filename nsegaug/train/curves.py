@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..plots import figure_bytes, new_figure
+from .._plots import figure_bytes, new_figure
 
 LOSS_COLOUR = "#1f77b4"
 # The validation metrics drawn in the right panel: metrics.jsonl key, legend, colour.

@@ -20,10 +20,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .. import storage
 from ..errors import NsegaugError, StorageError
-from ..generated import ImageSample, choose_label, read_checked_label, sample_rng
 from ..io import ColourPalette
+from ..manifest import ImageSample
+from ..sampling import choose_label, sample_rng
 from ..torch import component_boxes
 from .config import MEAN, STD, TrainError
+from .samples import read_checked_label
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def read_image(path: os.PathLike | str) -> np.ndarray:
 
 
 class SegmentationDataset(Dataset):
-    """(image, label) pairs of :class:`ImageSample` s, for training (augmented) or evaluation (as they are).
+    """(image, label) pairs of [`ImageSample`][nsegaug.manifest.ImageSample]s, for training (augmented) or evaluation
+    (as they are).
 
     Training: each item is a source image with, per epoch, the original label
     or one of its deformed copies (chance ``prob`` of a deformed one; never
@@ -142,14 +145,15 @@ class SegmentationDataset(Dataset):
     Index with ``(epoch, index)`` (the samplers here do) or with ``index`` for
     ``self.epoch``. Returns a (3, H, W) tensor, float32 normalised or uint8
     with ``normalize=False`` (then normalise on the device with
-    :func:`normalize`), and an (H, W) int64 label.
+    `normalize`), and an (H, W) int64 label.
 
     Online training (the label deformed on the device, not read from a copy):
     give ``area_thresh`` and samples with their originals only; training items
     then also hold the final label's small-component boxes
-    (:func:`nsegaug.torch.component_boxes` with ``ignore_index``, so the
+    ([`nsegaug.torch.component_boxes`][nsegaug.torch.component_boxes] with ``ignore_index``, so the
     crop's ignore padding is never a small object), for a loader with
-    :func:`nsegaug.torch.collate_with_boxes` and :func:`nsegaug.torch.deform_batch`.
+    [`nsegaug.torch.collate_with_boxes`][nsegaug.torch.collate_with_boxes] and
+    [`nsegaug.torch.deform_batch`][nsegaug.torch.deform_batch].
     """
 
     def __init__(

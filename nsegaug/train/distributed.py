@@ -120,13 +120,13 @@ class Threads:
 
 def use_threads(requested: int | None, local_processes: int = 1) -> Threads:
     """Run torch's and OpenCV's work in this process on ``requested`` threads, or by default on this process's
-    share of the CPUs it may use (``nsegaug.cpus.threads_per_worker`` over the local processes).
+    share of the CPUs it may use (``nsegaug._resources.cpus.threads_per_worker`` over the local processes).
 
     torch's own default is the machine's core count, whatever the affinity or the quota: in a job given a
     few CPUs of a large node, its threads would take turns. DataLoader workers run one thread each
     (``data.seed_worker``): they fill a bounded queue ahead of the step and wait while it is full.
     """
-    from .. import cpus
+    from .._resources import cpus
 
     available = cpus.available_cpus()
     count = requested if requested is not None else cpus.threads_per_worker(local_processes, available)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from .. import storage
-from ..generated import check_samples, folder_samples, problems_message
 from ..io import load_colour_palette
+from ..manifest import problems_message
 from .checkpoint import load_checkpoint
 from .config import DEFAULT_BOUNDARY_WIDTH, TrainConfig, TrainError
 from .data import SegmentationDataset, eval_loader
@@ -24,6 +26,7 @@ from .distributed import Processes, pick_device, use_threads
 from .metrics import metric_counts, summarize_counts, zero_counts
 from .model import build_model, logits_at
 from .runlog import say_on_stderr
+from .samples import check_samples, folder_samples
 from .step import to_device
 
 # One precision for every evaluation, in training and in ``nsegaug evaluate``: the best figure a run records is
@@ -49,6 +52,41 @@ def evaluation_mode(model: nn.Module, device: torch.device) -> Iterator[None]:
         model.train(was_training)
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model as a training run saved it: the network (in eval mode, on ``device``), the run's config, its step."""
+
+    model: nn.Module
+    config: TrainConfig
+    step: int
+    device: torch.device
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """The class map (H, W) of one RGB image (H, W, 3, uint8), as evaluation predicts it: normalised with the
+        run's mean and std, in float32, the logits at the image's size. Training decodes images with OpenCV;
+        another JPEG decoder may give other pixels."""
+        batch = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        images, _ = to_device(batch, torch.zeros(1), self.device, self.config.mean, self.config.std)
+        with evaluation_mode(self.model, self.device):
+            logits = logits_at(self.model(images), image.shape[:2])
+        return logits.argmax(1)[0].cpu().numpy()
+
+
+def load_model(checkpoint_path: Path | str, device: str = "cpu") -> TrainedModel:
+    """The model a checkpoint of ``nsegaug train`` holds (``best.pt`` or ``last.pt``), rebuilt from its recorded
+    config and weights, in eval mode on ``device`` (``auto``: CUDA where there is one)."""
+    return _rebuilt(load_checkpoint(Path(checkpoint_path)), pick_device(device, Processes()))
+
+
+def _rebuilt(checkpoint: dict, device: torch.device) -> TrainedModel:
+    config = TrainConfig.from_dict(checkpoint["config"])
+    model = build_model(config.model, config.num_classes, config.width)
+    model.load_state_dict(checkpoint["model"])
+    model.to(device).eval()
+    return TrainedModel(model, config, checkpoint["step"], device)
+
+
 @torch.no_grad()
 def counts_over(
     model: nn.Module,
@@ -62,7 +100,7 @@ def counts_over(
 ) -> dict[str, torch.Tensor]:
     """The summed metric counts of ``model`` over ``loader`` (on ``device``): see ``metrics.metric_counts``.
 
-    In ``EVAL_PRECISION`` under :func:`evaluation_mode`, whatever the training steps use.
+    In ``EVAL_PRECISION`` under `evaluation_mode`, whatever the training steps use.
     """
     totals = zero_counts(num_classes, device)  # of known shape even for an empty shard
     with evaluation_mode(model, device):
@@ -108,9 +146,7 @@ def evaluate_checkpoint(
         raise TrainError(problems_message(problems, f"the evaluation data ({labels})"))
     torch_device = pick_device(device, Processes())
     log(f"evaluating {checkpoint_path}: {len(samples)} images on {torch_device.type}, {chosen_threads.describe()}")
-    model = build_model(config.model, config.num_classes, config.width)
-    model.load_state_dict(checkpoint["model"])
-    model.to(torch_device)
+    model = _rebuilt(checkpoint, torch_device).model
     dataset = SegmentationDataset(
         samples, train=False, ignore_index=config.ignore_index, normalize=False, colour_palette=palette
     )

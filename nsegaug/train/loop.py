@@ -101,7 +101,7 @@ def train(
     The manifest and the data may be in object storage (fsspec URLs):
     ``storage_options`` reach them (never recorded), and ``cache`` keeps a
     local copy of every object read, so later epochs read the disk.
-    Raises :class:`TrainError`, on every rank, before training when the run
+    Raises [`TrainError`][nsegaug.errors.TrainError], on every rank, before training when the run
     folder or the data cannot be used.
     """
     # Credentials typed in the config's URLs join the options, as generate's do: for every location of that store.
@@ -222,7 +222,7 @@ def take_step(plan: Plan, learner: Learner, batch, window: Window) -> None:
 
 def deform_online(plan: Plan, learner: Learner, labels, boxes, window: Window) -> torch.Tensor:
     """--online: the batch's labels deformed on the device; what the deformation did added to ``window``."""
-    params, host = plan.config.online_params, learner.host_generator
+    params, host = plan.config.params, learner.host_generator
     labels, stats = deform_batch(labels, learner.generator, params, prob=plan.prob, boxes=boxes, host_generator=host)
     window.deformation += torch.stack([stats.deformed.double(), stats.changed_fraction.double()]).sum(1)
     return labels

@@ -151,7 +151,7 @@ def band_confusion_matrix(
 def metric_counts(
     prediction, target, num_classes: int, ignore_index: int | None = None, width: int = DEFAULT_BOUNDARY_WIDTH
 ) -> dict:
-    """Everything :func:`summarize` needs, as counts that add up over batches, images and ranks."""
+    """Everything [`summarize`][nsegaug.train.summarize] needs, as counts that add up over batches, images and ranks."""
     return {
         "confusion": confusion_matrix(prediction, target, num_classes, ignore_index),
         "band_confusion": band_confusion_matrix(prediction, target, num_classes, ignore_index, width),
@@ -160,7 +160,7 @@ def metric_counts(
 
 
 def zero_counts(num_classes: int, device=None) -> dict:
-    """:func:`metric_counts` of no pixels: int64 zeros of the shapes it gives, as torch tensors on ``device``.
+    """`metric_counts` of no pixels: int64 zeros of the shapes it gives, as torch tensors on ``device``.
 
     A process whose validation shard is empty still adds its counts to the
     others' (the sums are collective calls, made by every rank alike).
@@ -176,7 +176,7 @@ def zero_counts(num_classes: int, device=None) -> dict:
 
 
 def boundary_iou_per_class(boundary: np.ndarray) -> np.ndarray:
-    """Boundary IoU of each class from :func:`boundary_counts`; NaN where neither band holds the class."""
+    """Boundary IoU of each class from `boundary_counts`; NaN where neither band holds the class."""
     intersection, truth, predicted = np.asarray(boundary, dtype=np.float64)
     union = truth + predicted - intersection
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -221,7 +221,7 @@ def summarize(
 ) -> dict:
     """The metrics as JSON-ready numbers; NaN (a class never seen) becomes None.
 
-    With the boundary counts of :func:`metric_counts`, also ``boundary_miou``
+    With the boundary counts of `metric_counts`, also ``boundary_miou``
     (mean boundary IoU) and ``band_miou``, with their per-class values.
     """
     accuracies = accuracy_per_class(confusion)
@@ -248,8 +248,9 @@ def summarize(
 
 
 def class_mean(values, classes=None) -> float | None:
-    """The mean of per-class ``values`` (as :func:`summarize` records them, None for a class not seen) over
-    ``classes`` (None: all), leaving None out, as mIoU and boundary mIoU are taken; None when none has a value.
+    """The mean of per-class ``values`` (as [`summarize`][nsegaug.train.summarize] records them, None for a class not
+    seen) over ``classes`` (None: all), leaving None out, as mIoU and boundary mIoU are taken; None when none has a
+    value.
 
     ``class_mean(summary["iou"]) == summary["miou"]``; over a subset of classes it is the same metric restricted
     to them (``nsegaug study``'s mean over the classes both runs of a pair learned).
@@ -260,7 +261,7 @@ def class_mean(values, classes=None) -> float | None:
 
 
 def summarize_counts(counts: dict) -> dict:
-    """:func:`summarize` of :func:`metric_counts` (NumPy arrays or torch tensors, summed as wanted)."""
+    """[`summarize`][nsegaug.train.summarize] of `metric_counts` (NumPy arrays or torch tensors, summed as wanted)."""
     arrays = {name: _as_numpy(value) for name, value in counts.items()}
     return summarize(arrays["confusion"], arrays.get("band_confusion"), arrays.get("boundary"))
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .._files.local import open_own, write_bytes_atomic
+from .._files.lock import LOCK_NAME, hold
 from ..errors import OutputInUse, RunRefused, StorageError, UsageError
-from ..local_files import open_own, write_bytes_atomic
-from ..lock import LOCK_NAME, hold
 from .checkpoint import save_checkpoint
 from .config import CONFIG_NAME
 from .curves import draw_curves
@@ -76,8 +76,8 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 @contextmanager
 def hold_run_folder(out: Path, resume: bool, overwrite: bool) -> Iterator[None]:
-    """Hold the run folder for the run's whole life (:mod:`nsegaug.lock`), refusing it as
-    :func:`check_run_folder` does; what the check sees stays true while it is held. A folder made only to be
+    """Hold the run folder for the run's whole life (`nsegaug._files.lock`), refusing it as
+    `check_run_folder` does; what the check sees stays true while it is held. A folder made only to be
     held, then refused, is removed again."""
     check_run_folder(out, resume, overwrite)  # a file in the way, resume without last.pt: before making anything
     made = not out.exists()

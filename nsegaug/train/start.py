@@ -16,15 +16,7 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import RunRefused
-from ..generated import (
-    ManifestData,
-    check_samples,
-    folder_samples,
-    load_manifest,
-    manifest_problems,
-    original_samples,
-    problems_message,
-)
+from ..manifest import problems_message
 from ..torch import collate_with_boxes
 from .checkpoint import TrainState, deformation_generator, load_checkpoint, restore_learner
 from .config import CONFIG_NAME, TrainConfig, TrainError, result_differences
@@ -32,6 +24,7 @@ from .data import EpochBatchSampler, SegmentationDataset, eval_loader, train_loa
 from .distributed import Processes, Threads, agree, device_model, unwrap, use_threads
 from .model import apply_init_weights, build_model, count_parameters, load_init_weights
 from .runlog import LAST, RunLog, clear_run_folder, hold_run_folder, write_json
+from .samples import TrainingData, check_samples, folder_samples, original_samples, training_data
 from .step import Learner, autocast_dtype, build_optimizer, build_scheduler
 
 # --- prepare: everything checked before a weight exists ----------------------------------------------------------
@@ -70,7 +63,7 @@ def prepare(config, processes, device, run_log, resume, overwrite, command_line,
     threads = use_threads(config.threads, processes.local_world_size)
     agree(processes, lambda: held.enter_context(hold_run_folder(config.out, resume, overwrite)))
     checkpoint = resumable_checkpoint(config) if resume else None
-    data = load_manifest(config.manifest, config.labels, config.images, verify=not config.allow_changed_labels)
+    data = training_data(config.manifest, config.labels, config.images, verify=not config.allow_changed_labels)
     parameters = data.parameters
     pairing = {key: parameters.get(key) for key in ("pattern", "label_suffix", "image_suffix", "palette")}
     val_samples, unpaired = folder_samples(
@@ -116,11 +109,12 @@ def resumable_checkpoint(config: TrainConfig) -> dict:
     return checkpoint
 
 
-def check_data(config: TrainConfig, data: ManifestData, train_samples, val_samples, unpaired: list[str]) -> None:
+def check_data(config: TrainConfig, data: TrainingData, train_samples, val_samples, unpaired: list[str]) -> None:
     """Read every training and validation file once; a TrainError listing the problems found."""
     palette, jobs = data.colour_palette, max(config.workers, 2)
+    listed = data.generated.problems(data.samples, copies_needed=not config.online)
     for samples, what, known in (
-        (train_samples, f"the training data ({config.manifest})", manifest_problems(data, not config.online)),
+        (train_samples, f"the training data ({config.manifest})", listed),
         (val_samples, f"the validation data ({config.val_labels})", unpaired),
     ):
         problems = known + check_samples(samples, config.num_classes, config.ignore_index, palette, jobs)
@@ -128,7 +122,7 @@ def check_data(config: TrainConfig, data: ManifestData, train_samples, val_sampl
             raise TrainError(problems_message(problems, what))
 
 
-def datasets(config: TrainConfig, data: ManifestData, train_samples, val_samples, prob: float):
+def datasets(config: TrainConfig, data: TrainingData, train_samples, val_samples, prob: float):
     """The training and validation datasets; images stay uint8 (normalised on the device: 4x less to copy)."""
     palette = data.colour_palette
     train_set = SegmentationDataset(
@@ -143,7 +137,8 @@ def datasets(config: TrainConfig, data: ManifestData, train_samples, val_samples
         hflip=config.hflip,
         normalize=False,
         colour_palette=palette,
-        area_thresh=config.area_thresh,  # online: the workers find the small components' boxes
+        # Online: the workers find the small components' boxes.
+        area_thresh=config.params.area_thresh if config.params is not None else None,
     )
     val_set = SegmentationDataset(
         val_samples, train=False, ignore_index=config.ignore_index, normalize=False, colour_palette=palette

@@ -1,16 +1,16 @@
 """NSegment+ on 3D label volumes (medical and volumetric segmentation).
 
-- :mod:`nsegaug.volume.engine`: the method in 3D, step by step
-  (:func:`~nsegaug.volume.engine.deform_volume`);
-- :mod:`nsegaug.volume.components`: the small 26-connected components and
+- [`nsegaug.volume.engine`][nsegaug.volume.engine]: the method in 3D, step by step
+  ([`deform_volume`][nsegaug.volume.deform_volume]);
+- [`nsegaug.volume.components`][nsegaug.volume.components]: the small 26-connected components and
   their suppression boxes;
-- :mod:`nsegaug.volume.nifti`: NIfTI label files read and written with
-  every header byte kept (through :func:`nsegaug.io.read_label`);
-- :mod:`nsegaug.volume.slices`: what works slice by slice (the noise models,
+- [`nsegaug.volume.nifti`][nsegaug.volume.nifti]: NIfTI label files read and written with
+  every header byte kept (through [`nsegaug.io.read_label`][nsegaug.io.read_label]);
+- [`nsegaug.volume.slices`][nsegaug.volume.slices]: what works slice by slice (the noise models,
   the preview's three orthogonal planes).
 
-The MONAI and TorchIO transforms are :mod:`nsegaug.monai` and
-:mod:`nsegaug.torchio`.
+The MONAI and TorchIO transforms are [`nsegaug.monai`][nsegaug.monai] and
+[`nsegaug.torchio`][nsegaug.torchio].
 """
 
 from __future__ import annotations

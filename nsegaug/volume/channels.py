@@ -1,6 +1,6 @@
 """Label volumes as MONAI and TorchIO hold them: channel-first tensors (1, X, Y, Z), often of a float type.
 
-The adapters (:mod:`nsegaug.monai`, :mod:`nsegaug.torchio`) take the one
+The adapters ([`nsegaug.monai`][nsegaug.monai], [`nsegaug.torchio`][nsegaug.torchio]) take the one
 channel of class values out as an integer volume, deform it, and put the
 result back in the tensor's own type and metadata.
 """
@@ -15,7 +15,8 @@ from .engine import VolumeDraw, apply_volume_deformation
 
 
 def class_volume(values: np.ndarray, name: str) -> np.ndarray:
-    """The (X, Y, Z) integer class values of a (1, X, Y, Z) or (X, Y, Z) label array, or a :class:`UsageError`.
+    """The (X, Y, Z) integer class values of a (1, X, Y, Z) or (X, Y, Z) label array, or a
+    [`UsageError`][nsegaug.errors.UsageError].
 
     One channel only: one-hot labels would be suppressed channel by
     channel, each around its own small objects, and could come out with two
@@ -39,7 +40,7 @@ def class_volume(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def deform_channel_first(values: np.ndarray, draw: VolumeDraw, params: DeformParams, spacing, name: str) -> np.ndarray:
-    """``values`` (a label array as :func:`class_volume` takes it) deformed by ``draw``, in its own shape and
+    """``values`` (a label array as `class_volume` takes it) deformed by ``draw``, in its own shape and
     dtype. The draw's fields are left as they were (each label map of a sample gets the same draw)."""
     segment = class_volume(values, name)
     copy = VolumeDraw(draw.noise.copy(), draw.alpha, draw.sigma)

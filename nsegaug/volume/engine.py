@@ -1,22 +1,22 @@
 """NSegment+ on label volumes, as pure functions: noise fields, 3D suppression, 3D blur, warp.
 
-The 2D engine's steps (:mod:`nsegaug.deform`), one axis more:
+The 2D engine's steps ([`nsegaug.deform`][nsegaug.deform]), one axis more:
 
 1. ``uniform noise``: three fields ``u`` in [0, 1), one per array axis (0, 1,
    2, drawn in that order, each in C order), then the (alpha, sigma) pair
    index, as the 2D reference draws x, y, then the pair (the pilot NSegment
    draws the pair first); mapped to ``alpha_a * (2u - 1)``
-   (:func:`draw_volume_noise`, the only function that consumes randomness);
+   ([`draw_volume_noise`][nsegaug.volume.engine.draw_volume_noise], the only function that consumes randomness);
 2. ``suppression``: the fields are zeroed in the bounding boxes of the small
    26-connected components (size <= ``area_thresh``), grown by ``alpha_a // 2``
    voxels along each axis, as 2D grows them by ``alpha // 2``
-   (:mod:`nsegaug.volume.components`);
+   ([`nsegaug.volume.components`][nsegaug.volume.components]);
 3. ``smoothing``: a separable 3D Gaussian, OpenCV's kernel of the 2D engine
    (``8 sigma + 1`` taps) along axis 2, then 1, then 0, with reflect-101
-   borders (:func:`smooth_volume`);
+   borders ([`smooth_volume`][nsegaug.volume.engine.smooth_volume]);
 4. ``warp``: nearest-neighbour resampling of the labels only,
    ``out[p] = segment[rint(clip(p + d(p)))]``, rounding half to even as the
-   2D engine does (:func:`warp_volume`), a band of axis-0 slices at a time.
+   2D engine does ([`warp_volume`][nsegaug.volume.engine.warp_volume]), a band of axis-0 slices at a time.
 
 Units: with ``params.units == "voxels"`` alpha, sigma and ``area_thresh`` are
 voxels (and voxel counts); with ``"mm"`` they are millimetres (and mm³) and
@@ -59,7 +59,8 @@ FIELD_BYTES_PER_VOXEL = {"float32": 13, "float64": 25}
 @dataclass(frozen=True)
 class VolumeDraw:
     """The random part of one volume deformation: the fields ``u`` in [0, 1) (shape ``(3, *volume)``, float64,
-    or float32 for the float32 engine) and the pair drawn. Keep it to replay: see :func:`apply_volume_deformation`."""
+    or float32 for the float32 engine) and the pair drawn. Keep it to replay: see
+    [`apply_volume_deformation`][nsegaug.volume.apply_volume_deformation]."""
 
     noise: np.ndarray
     alpha: float
@@ -67,7 +68,7 @@ class VolumeDraw:
 
 
 def check_label_volume(segment: np.ndarray) -> None:
-    """Raise :class:`UsageError` unless ``segment`` is a non-empty 3-D integer array."""
+    """Raise [`UsageError`][nsegaug.errors.UsageError] unless ``segment`` is a non-empty 3-D integer array."""
     if not isinstance(segment, np.ndarray) or segment.ndim != 3 or segment.size == 0:
         shape = getattr(segment, "shape", type(segment).__name__)
         raise UsageError(f"a label volume must be a non-empty 3-D NumPy array, got {shape}")
@@ -228,8 +229,8 @@ def apply_volume_deformation(
 
     ``spacing``: the voxel's sides in mm along axes 0, 1, 2 (needed with
     ``params.units == "mm"``). ``boxes``: the volume's
-    :func:`~nsegaug.volume.components.small_component_boxes_3d`, when several
-    copies share them. Returns a :class:`~nsegaug.deform.DeformResult` whose
+    [`small_component_boxes_3d`][nsegaug.volume.components.small_component_boxes_3d], when several
+    copies share them. Returns a [`DeformResult`][nsegaug.deform.DeformResult] whose
     displacements are in voxels, or mm with units mm.
     """
     check_label_volume(segment)
@@ -285,7 +286,8 @@ def deform_volume(
     spacing=None,
     boxes: np.ndarray | None = None,
 ) -> DeformResult:
-    """Deform one label volume with random draws from ``random_state`` (see :func:`apply_volume_deformation`)."""
+    """Deform one label volume with random draws from ``random_state`` (see
+    [`apply_volume_deformation`][nsegaug.volume.apply_volume_deformation])."""
     check_label_volume(segment)
     spacing = check_spacing(spacing, params.units)
     if params.suppresses and boxes is None:
@@ -295,16 +297,16 @@ def deform_volume(
 
 
 def deform_bytes_per_voxel(params: DeformParams, label_itemsize: int) -> int:
-    """Bytes per voxel that :func:`deform_volume` adds at its peak to the source it is given: the fields, the
-    suppression mask, the result, and the result's file bytes as it is written (at most 8 a voxel)."""
+    """Bytes per voxel that [`deform_volume`][nsegaug.volume.deform_volume] adds at its peak to the source it is given:
+    the fields, the suppression mask, the result, and the result's file bytes as it is written (at most 8 a voxel)."""
     return FIELD_BYTES_PER_VOXEL[params.precision] + label_itemsize + 8
 
 
 def check_volume_fits(path, segment: np.ndarray, params: DeformParams) -> None:
-    """A :class:`~nsegaug.errors.LabelFormatError` naming ``path`` when deforming ``segment`` needs more memory
-    than this process can still take (refused before the fields are allocated, not killed midway)."""
+    """A [`LabelFormatError`][nsegaug.errors.LabelFormatError] naming ``path`` when deforming ``segment`` needs more
+    memory than this process can still take (refused before the fields are allocated, not killed midway)."""
+    from .._resources.memory import available_memory, size_text
     from ..errors import LabelFormatError
-    from ..memory import available_memory, size_text
 
     per_voxel = deform_bytes_per_voxel(params, segment.dtype.itemsize)
     needed, available = segment.size * per_voxel, available_memory()

@@ -1,8 +1,8 @@
 """NIfTI label volumes (``.nii``, ``.nii.gz``), read with nibabel and written with every header byte kept.
 
-:func:`nsegaug.io.read_label` and :func:`nsegaug.io.encode_label` call this
+[`nsegaug.io.read_label`][nsegaug.io.read_label] and [`nsegaug.io.encode_label`][nsegaug.io.encode_label] call this
 module for volumes, so a volume travels through ``generate``, ``noise`` and
-``preview`` as a :class:`~nsegaug.io.LabelImage` like a PNG map.
+``preview`` as a [`LabelImage`][nsegaug.io.LabelImage] like a PNG map.
 
 A copy is its source file with the voxel data replaced: the header (affine,
 qform and sform codes, pixdim, data type, scaling, description) and its
@@ -47,7 +47,7 @@ class NiftiLayout:
 
 def read_nifti(path: os.PathLike | str, data: bytes) -> tuple[np.ndarray, NiftiLayout]:
     """The class values (X, Y, Z) of a NIfTI file's bytes and what writing a copy needs; anything unusable is
-    a :class:`LabelFormatError`.
+    a [`LabelFormatError`][nsegaug.errors.LabelFormatError].
 
     Refused: 4D images (a trailing axis of length 1 is no fourth axis),
     scaled data (``scl_slope`` other than 1 or ``scl_inter`` other than 0),
@@ -105,7 +105,7 @@ def encode_nifti(layout: NiftiLayout, indices: np.ndarray) -> bytes:
 def check_size(path, header: bytes) -> None:
     """Refuse, from its header alone, a volume whose reading would not fit in the memory left: the file
     unpacked, its data, and the class values (at most 8 bytes a voxel)."""
-    from ..memory import available_memory, size_text
+    from .._resources.memory import available_memory, size_text
 
     shape = _dims(path, header)
     voxels = int(np.prod(shape, dtype=np.float64))

@@ -4,13 +4,13 @@ Noise. Radiologists outline a structure slice by slice, in one plane (most
 often axial), and their errors are those of a 2D outline on each slice,
 with no agreement from one slice to the next: the staircase an outlined
 volume shows across slices. So ``nsegaug noise`` on a volume applies the 2D
-models of :mod:`nsegaug.noise_models` to every slice of the annotation plane,
+models of [`nsegaug.noise_models`][nsegaug.noise_models] to every slice of the annotation plane,
 each with its own stream from (seed, key, slice); their sizes are in voxels
 of the slice. The plane is the one across the body's head-foot axis (the
 array axis whose direction the affine names S or I), else the last axis.
 
 Preview. A volume is shown as three orthogonal slices through the place that
-changed most (:func:`changed_centre`): on each axis, the slice where the
+changed most ([`changed_centre`][nsegaug.volume.slices.changed_centre]): on each axis, the slice where the
 copies changed the most voxels.
 """
 
@@ -41,7 +41,8 @@ def volume_noise(
     params: NoiseParams = DEFAULT_NOISE,
     axis_codes: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """The noisy version of a label volume: the 2D models on every slice across :func:`annotation_axis`.
+    """The noisy version of a label volume: the 2D models on every slice across
+    [`annotation_axis`][nsegaug.volume.slices.annotation_axis].
 
     Slice ``i`` draws from the streams of the key ``KEY#slice-i``, so a
     slice's noise does not depend on the others, nor on the order they are

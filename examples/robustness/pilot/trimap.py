@@ -19,10 +19,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from nsegaug.train.config import TrainConfig
-from nsegaug.train.loop import load_checkpoint
-from nsegaug.train.metrics import confusion_matrix, summarize
-from nsegaug.train.model import build_model
+from nsegaug.train import confusion_matrix, load_model, summarize
 
 
 def boundary_distance(labels: np.ndarray) -> np.ndarray:
@@ -40,21 +37,15 @@ def main(argv: list[str]) -> None:
     checkpoint, labels, images = Path(argv[0]), Path(argv[1]), Path(argv[2])
     widths = [float(value) for value in argv[3:]] or [1.0, 2.0, 3.0]
     torch.set_num_threads(1)
-    state = load_checkpoint(checkpoint)
-    config = TrainConfig.from_dict(state["config"])
-    model = build_model(config.model, config.num_classes, config.width)
-    model.load_state_dict(state["model"])
-    model.eval()
-    mean, std = torch.tensor(config.mean).view(1, 3, 1, 1), torch.tensor(config.std).view(1, 3, 1, 1)
+    trained = load_model(checkpoint)
+    config = trained.config
     classes = config.num_classes
     totals = {str(width): np.zeros((classes, classes), np.int64) for width in widths}
     totals["all"] = np.zeros((classes, classes), np.int64)
     for path in sorted(labels.glob("*.png")):
         truth = np.array(Image.open(path))
         image = cv2.cvtColor(cv2.imread(str(images / f"{path.stem}.jpg")), cv2.COLOR_BGR2RGB)
-        with torch.no_grad():
-            logits = model((torch.from_numpy(image).permute(2, 0, 1)[None].float() - mean) / std)
-        prediction = logits.argmax(1)[0].numpy()
+        prediction = trained.predict(image)
         distance = boundary_distance(truth)
         totals["all"] += confusion_matrix(prediction, truth, classes, config.ignore_index)
         for width in widths:

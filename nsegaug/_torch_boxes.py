@@ -1,4 +1,4 @@
-"""The CPU side of the torch engine (:mod:`nsegaug.torch`): the small components' boxes, found in DataLoader
+"""The CPU side of the torch engine ([`nsegaug.torch`][nsegaug.torch]): the small components' boxes, found in DataLoader
 workers on each label as it will reach the device, and collated beside the batch."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from .deform import small_component_boxes
 def component_boxes(label: np.ndarray | torch.Tensor, area_thresh: float = 1000, ignore_index: int | None = None):
     """The map's small-component boxes ``(y1, x1, y2, x2)``, inclusive, as an int64 tensor (N, 4).
 
-    The CPU engine's :func:`nsegaug.deform.small_component_boxes`; call it in
+    The CPU engine's [`nsegaug.deform.small_component_boxes`][nsegaug.deform.small_component_boxes]; call it in
     DataLoader workers on the label exactly as it will reach
-    :func:`deform_batch` (after any crop), and collate with
-    :func:`collate_with_boxes`. The boxes do not depend on alpha, so they can
+    [`deform_batch`][nsegaug.torch.deform_batch] (after any crop), and collate with
+    [`collate_with_boxes`][nsegaug.torch.collate_with_boxes]. The boxes do not depend on alpha, so they can
     be found before the pair is drawn.
     """
     segment = label.numpy(force=True) if isinstance(label, torch.Tensor) else np.asarray(label)
@@ -25,7 +25,8 @@ def component_boxes(label: np.ndarray | torch.Tensor, area_thresh: float = 1000,
 
 
 def batch_boxes(labels: torch.Tensor, area_thresh: float = 1000, ignore_index: int | None = None) -> list:
-    """:func:`component_boxes` of every map of ``labels`` (B, H, W), copied to the CPU first."""
+    """[`component_boxes`][nsegaug.torch.component_boxes] of every map of ``labels`` (B, H, W), copied to the CPU
+    first."""
     return [component_boxes(label, area_thresh, ignore_index) for label in labels.cpu()]
 
 

@@ -9,7 +9,7 @@ run more threads than the process has CPUs, and they take turns: on a
 2-core machine, a training step with 2 threads in a process that had less
 than a core's share ran at 0.29x the speed of 1 thread.
 
-One function decides: :func:`threads_per_worker` gives each of ``workers``
+One function decides: `threads_per_worker` gives each of ``workers``
 processes on these CPUs its share. Pure Python, cheap to import: the command
 line shows the defaults of ``--jobs`` and ``--threads`` from it.
 """
@@ -44,7 +44,7 @@ def available_cpus(root: Path | str = CGROUP_ROOT, self_cgroup: Path | str = SEL
 def threads_per_worker(workers: int = 1, cpus: int | None = None) -> int:
     """The threads each of ``workers`` processes sharing this process's CPUs may run: their even share, >= 1.
 
-    ``cpus`` defaults to :func:`available_cpus`. ``threads_per_worker()`` is a lone process's default
+    ``cpus`` defaults to `available_cpus`. ``threads_per_worker()`` is a lone process's default
     (torch's and OpenCV's threads in ``nsegaug train`` and ``evaluate``); ``threads_per_worker(4)`` that of
     each of 4 processes on the same CPUs (torchrun's local processes). With more workers than CPUs every
     worker still gets 1 thread: fewer would leave it nothing to run on.
@@ -56,7 +56,7 @@ def threads_per_worker(workers: int = 1, cpus: int | None = None) -> int:
 def default_jobs(cpus: int | None = None) -> int:
     """The default worker processes of ``generate`` and ``noise``: one per available CPU.
 
-    That is the most processes for which :func:`threads_per_worker` still gives each a whole CPU; each
+    That is the most processes for which `threads_per_worker` still gives each a whole CPU; each
     runs OpenCV on that one thread, so the job uses every CPU and oversubscribes none.
     """
     cpus = available_cpus() if cpus is None else cpus
@@ -117,8 +117,8 @@ def worker_count(requested: int, work_items: int | None = None) -> int:
 
     A worker beyond the tasks would only start and idle, and one beyond the CPUs only takes turns with the
     others (each is a whole process with its own memory), so both bound the count; so does the memory this
-    process may use, at [`WORKER_BYTES`][nsegaug.cpus.WORKER_BYTES] a worker before any map (the maps' own
-    memory is shared out while they are deformed: [`reserved`][nsegaug.memory.reserved]).
+    process may use, at [`WORKER_BYTES`][nsegaug._resources.cpus.WORKER_BYTES] a worker before any map (the maps' own
+    memory is shared out while they are deformed: [`reserved`][nsegaug._resources.memory.reserved]).
     """
     bounds = [requested, available_cpus(), memory_workers()]
     if work_items is not None:
@@ -128,7 +128,7 @@ def worker_count(requested: int, work_items: int | None = None) -> int:
 
 def memory_workers() -> int:
     """The workers the memory this process may use holds (at least 1): each with room for itself and for a map
-    below [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR], so that such maps need not be shared out."""
+    below [`LEDGER_FLOOR`][nsegaug._resources.memory.LEDGER_FLOOR], so that such maps need not be shared out."""
     from .memory import LEDGER_FLOOR, available_memory
 
     available = available_memory()

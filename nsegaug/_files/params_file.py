@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # The keys a command takes from the file, by the table they are in (None: the top level).
 DEFORM_KEYS = ("alpha_sigma", "area_thresh")
@@ -54,7 +54,7 @@ def read_toml(path: os.PathLike | str, what: str = "params file") -> dict:
 
 
 def read_params_file(path: os.PathLike | str) -> dict:
-    """The params file's tables (see [`read_toml`][nsegaug.params_file.read_toml])."""
+    """The params file's tables (see [`read_toml`][nsegaug._files.params_file.read_toml])."""
     return read_toml(path, "params file")
 
 

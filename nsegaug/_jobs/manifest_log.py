@@ -1,4 +1,4 @@
-"""The manifest a run writes, on a disk or in a bucket (:class:`ManifestLog`)."""
+"""The manifest a run writes, on a disk or in a bucket (`ManifestLog`)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class ManifestLog:
         return [join(folder, key) for key in sorted(storage.walk(folder))] if storage.exists(folder) else []
 
     def keep(self, labels: set[str], rows: Path) -> None:
-        """Keep only the rows of ``labels`` (verified by resume) of ``rows`` (:meth:`rows_file`), sorted, as
+        """Keep only the rows of ``labels`` (verified by resume) of ``rows`` (`rows_file`), sorted, as
         the manifest."""
         sort_manifest(rows, self.row_type, keep=labels)
         self._publish(rows)

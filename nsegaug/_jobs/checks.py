@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import storage
-from ..dataset import is_inside
+from .._files.label_folders import is_inside
+from .._files.lock import LOCK_NAME
 from ..errors import OutputInUse, RunRefused, UsageError
-from ..lock import LOCK_NAME
 from ..manifest import KINDS, META_NAME, parameter_differences, read_meta, resolved_parameters
 from ..storage import is_url, join
 from .job import MaskJob

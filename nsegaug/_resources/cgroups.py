@@ -1,8 +1,8 @@
 """Where this process's control groups are: the entries of ``/proc/self/cgroup``, and a group's folders.
 
-Read by [`nsegaug.cpus`][nsegaug.cpus] (CPU quotas) and [`nsegaug.memory`][nsegaug.memory]
-(memory limits): cgroup v2 (one hierarchy, ``0::/path``) and v1 (one per controller,
-``4:memory:/path``). Pure Python, cheap to import.
+Read by [`cpus`][nsegaug._resources.cpus] (CPU quotas) and [`memory`][nsegaug._resources.memory]
+(memory limits): cgroup v2 (one hierarchy, ``0::/path``) and v1 (one per controller, ``4:memory:/path``).
+Pure Python, cheap to import.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What runs in a worker: one mask read, made and written (:func:`process_mask`).
+"""What runs in a worker: one mask read, made and written (`process_mask`).
 
 A worker reads its own mask (the parent sends names, never pixels) and
 writes its outputs atomically, inside the output folder only. A worker
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import storage
-from ..dataset import Sample, is_inside
+from .._files.label_folders import Sample, is_inside
 from ..errors import NsegaugError, StorageError, shown_path
 from ..io import image_size, size_mismatch
 from ..storage import Location, is_url, join, write_bytes_atomic

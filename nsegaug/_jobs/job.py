@@ -1,5 +1,5 @@
-"""What a job does with one mask (:class:`MaskJob`), what a worker returns (:class:`MaskOutcome`), and the
-summary of a run (:class:`JobSummary`)."""
+"""What a job does with one mask (`MaskJob`), what a worker returns (`MaskOutcome`), and the
+summary of a run (`JobSummary`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..dataset import Sample
+from .._files.label_folders import Sample
 from .config import JobConfig
 
 
@@ -36,7 +36,7 @@ class MaskJob:
     """What a job does with one mask; subclasses define the abstract parts.
 
     ``kind`` is recorded in the metadata; ``row_type`` is the manifest row
-    (:mod:`nsegaug.manifest`). ``make`` runs in a worker.
+    ([`nsegaug.manifest`][nsegaug.manifest]). ``make`` runs in a worker.
     """
 
     kind: ClassVar[str]
@@ -63,10 +63,10 @@ class MaskJob:
         raise NotImplementedError
 
     def observe(self, rows: list) -> None:
-        """See the rows of one finished mask (for :meth:`report`)."""
+        """See the rows of one finished mask (for `report`)."""
 
     def report(self) -> tuple[dict, list[str]]:
-        """Counts for the metadata and warnings for the user, from what :meth:`observe` saw."""
+        """Counts for the metadata and warnings for the user, from what `observe` saw."""
         return {}, []
 
 

@@ -25,7 +25,7 @@ list, so a run inside another's folder would lose its outputs to it, and a
 run around another's would take the inner run's files for its own. Once it
 holds its folder, a run is refused ([`FolderHeld`][nsegaug.errors.FolderHeld],
 naming the other folder and its holder) when a folder above its own is held
-by another live run, or a folder below it is ([`refuse_held_inside`][nsegaug.lock.refuse_held_inside]).
+by another live run, or a folder below it is ([`refuse_held_inside`][nsegaug._files.lock.refuse_held_inside]).
 Each run checks after it has taken its own hold, so of two runs starting at
 once at least one sees the other. A folder above is found by looking for a
 lock at each level (a few system calls; on a bucket, a request per level);
@@ -37,7 +37,7 @@ a bucket, when its lock object is there and not known stale.
 
 A holder may let the processes it starts run inside its folder (a study
 runs ``nsegaug noise``, ``generate`` and ``train`` into sub-folders of its
-own): it passes them [`child_environment`][nsegaug.lock.child_environment] of its identity, and their
+own): it passes them [`child_environment`][nsegaug._files.lock.child_environment] of its identity, and their
 hold accepts a folder above that is held by that holder, that folder only.
 """
 
@@ -54,10 +54,10 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import storage
-from .errors import FolderHeld, RunRefused, StorageError
-from .local_files import open_own
-from .storage import Location
+from .. import storage
+from ..errors import FolderHeld, RunRefused, StorageError
+from ..storage import Location
+from .local import flock_within, open_own
 
 LOCK_NAME = ".nsegaug.lock"
 # How long a refused run waits for the holder of a local lock to write its name.
@@ -101,12 +101,12 @@ def child_environment(identity: dict) -> dict[str, str]:
 @contextmanager
 def hold(folder: Location, command: str, *, check_inside: bool = True) -> Iterator[dict]:
     """Hold ``folder`` (which must exist, or be a bucket prefix) until the block ends; yields this run's
-    identity (for [`child_environment`][nsegaug.lock.child_environment]).
+    identity (for [`child_environment`][nsegaug._files.lock.child_environment]).
 
     [`FolderHeld`][nsegaug.errors.FolderHeld] naming the holder when another run holds it, holds a folder
     above it, or (with ``check_inside``, which lists ``folder``) a folder below it; a caller that lists the
     folder anyway passes ``check_inside=False`` and calls
-    [`refuse_held_inside`][nsegaug.lock.refuse_held_inside] with its listing.
+    [`refuse_held_inside`][nsegaug._files.lock.refuse_held_inside] with its listing.
     """
     identity = holder_identity(command, folder)
     taking = _hold_object(folder, identity) if storage.is_url(folder) else _hold_file(Path(folder), identity)
@@ -236,17 +236,7 @@ def _lock_file(path: Path) -> int:
 def _take(descriptor: int) -> bool:
     """The exclusive flock of ``descriptor``, tried for ``PROBE_WAIT_S``: another run's check of a folder above
     or below its own holds a shared lock for an instant (``_live_holder``), which must not read as a run."""
-    import fcntl
-
-    deadline = time.monotonic() + PROBE_WAIT_S
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
+    return flock_within(descriptor, PROBE_WAIT_S, poll_s=0.005)
 
 
 def _named_holder(path: Path) -> dict:

@@ -7,7 +7,7 @@ kernel can drop is not counted as held), and the address-space limit
 (``ulimit -v``) less this process's size. Linux only; elsewhere nothing is
 known and nothing is refused.
 
-[`reserved`][nsegaug.memory.reserved] shares that memory between the processes of this machine
+[`reserved`][nsegaug._resources.memory.reserved] shares that memory between the processes of this machine
 that deform large maps (a run's workers, other runs of the same user): each
 holds what its map needs while it works on it, so ``--jobs N`` on huge maps
 deforms as many at once as fit, and a map that cannot fit even alone is
@@ -19,16 +19,18 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files.local import flock_within
+from ..errors import NotEnoughMemory, UsageError, shown_path
 from . import cgroups
-from .errors import NotEnoughMemory, UsageError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit number; anything near it is none.
@@ -43,6 +45,9 @@ LEDGER_WAIT_S = 5.0
 # this much each on top of a worker's own (cpus.memory_workers), so they fit together whatever they work on,
 # and a run of ordinary maps (up to some 6 Mpx) pays no ledger round trip per map nor waits on anyone.
 LEDGER_FLOOR = 256 << 20
+# The ledger's mark (held: 0) of a reservation that waits to grow, ``<token>.growing``: a holder whose every other
+# holder waits to grow too would wait forever (see Reservation.resize).
+_GROWING = ".growing"
 
 
 def available_memory() -> int | None:
@@ -52,7 +57,7 @@ def available_memory() -> int | None:
 
 
 def check_fits(needed: int, what: str) -> None:
-    """A :class:`UsageError` naming ``what`` when ``needed`` bytes exceed the memory available."""
+    """A [`UsageError`][nsegaug.errors.UsageError] naming ``what`` when ``needed`` bytes exceed the memory available."""
     available = available_memory()
     if available is not None and needed > available:
         raise UsageError(f"{what} needs about {size_text(needed)} of memory, and {size_text(available)} is available")
@@ -69,7 +74,7 @@ def size_text(count: float) -> str:
 
 @dataclass
 class Reservation:
-    """Bytes this process holds in the machine's ledger (see [`reserved`][nsegaug.memory.reserved])."""
+    """Bytes this process holds in the machine's ledger (see [`reserved`][nsegaug._resources.memory.reserved])."""
 
     token: str
     needed: int
@@ -78,39 +83,66 @@ class Reservation:
 
     def resize(self, needed: int, detail: str = "") -> None:
         """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
-        that does not fit is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory], at once (waiting while
-        holding could wait forever)."""
+        waits while other processes hold what it needs, and is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory]
+        when it cannot fit even once they give theirs back, or when every other holder waits to grow too and
+        this reservation is the youngest of them (waiting there would be waiting forever)."""
         if needed <= LEDGER_FLOOR and not self.shared:
             self.needed = needed  # within what every worker was counted for: nothing to share
             return
-        with _ledger() as entries:
-            others = sum(held for token, held in entries.items() if token != self.token)
-            if needed > self.needed and not _fits(needed - self.needed, others):
+        growing = f"{self.token}{_GROWING}"
+        while True:
+            with _ledger() as entries:
+                others = sum(held for token, held in entries.items() if token != self.token)
+                verdict = _verdict(needed - self.needed, others) if needed > self.needed else "fits"
+                if verdict == "wait" and _last_of_a_deadlock(entries, self.token):
+                    verdict = "never"
+                if verdict == "wait":
+                    entries[growing] = 0  # held by nobody: tells the other holders this one waits on them
+                else:
+                    entries.pop(growing, None)
+                if verdict == "fits":
+                    entries[self.token] = self.needed = needed
+                    self.shared = True
+                    return
+            if verdict == "never":
                 raise NotEnoughMemory(self.what, _refusal(needed, others, detail))
-            entries[self.token] = self.needed = needed
-            self.shared = True
+            time.sleep(WAIT_POLL_S)
+
+
+def _say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 @contextmanager
-def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
+def reserved(
+    needed: int, what: str, detail: str = "", say: Callable[[str], None] = _say_on_stderr
+) -> Iterator[Reservation]:
     """Hold ``needed`` bytes for this process while the block runs.
 
     Waits while other processes of this machine hold what it needs (they
     finish and give it back); raises [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory] naming
     ``what`` (a file) and the estimate when it cannot fit even with nothing
     else held. With nothing known about the memory, it just runs. A map of at most
-    [`LEDGER_FLOOR`][nsegaug.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
-    with room for one.
+    [`LEDGER_FLOOR`][nsegaug._resources.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
+    with room for one. Waiting is said with ``say``, in one line when it begins (how much, held by which
+    processes) and again when a holder is found stopped (Ctrl-Z, SIGSTOP: it gives nothing back until resumed).
     """
     token = f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
+    said: frozenset[int] | None = None  # the stopped holders last said (None: nothing said yet)
     while needed > LEDGER_FLOOR:
         with _ledger() as entries:
             others = sum(entries.values())
-            if _fits(needed, others):
+            verdict = _verdict(needed, others)
+            if verdict == "fits":
                 entries[token] = needed
                 break
-            if not others or not _fits(needed, 0):
-                raise NotEnoughMemory(what, _refusal(needed, 0, detail))
+            if verdict == "never":
+                raise NotEnoughMemory(what, _refusal(needed, others, detail))
+            holders = sorted({int(other.split(".")[0]) for other, held in entries.items() if held})
+        stopped = frozenset(pid for pid in holders if _stopped(pid))
+        if said is None or (stopped and stopped != said):
+            say(_waiting_line(what, needed, others, holders, stopped, detail))
+            said = stopped
         time.sleep(WAIT_POLL_S)
     reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR)
     try:
@@ -121,17 +153,61 @@ def reserved(needed: int, what: str, detail: str = "") -> Iterator[Reservation]:
                 entries.pop(token, None)
 
 
-def _fits(needed: int, others: int) -> bool:
-    """Whether ``needed`` more bytes fit: in the memory shared with the others' reservations, and in this
-    process's own address space."""
-    shared = [bound for bound in (_meminfo_available(), _cgroup_headroom()) if bound is not None]
+def _verdict(needed: int, others: int) -> str:
+    """Whether ``needed`` more bytes ``"fits"`` now, must ``"wait"`` for the ``others`` bytes that other processes
+    hold to be given back, or can ``"never"`` fit (in this process's own address space, or in the shared memory
+    even once the others give theirs back).
+
+    The shared memory read (``MemAvailable``, the cgroup's headroom) already excludes what the others have
+    allocated of their reservations, and not what they have yet to allocate: fitting now counts all of their
+    reservations against it (the safe side), and fitting alone counts them as given back, which is at least
+    what their going gives back (each allocates at most what it holds).
+    """
     own = _address_space_headroom()
-    return (not shared or needed <= min(shared) - others) and (own is None or needed <= own)
+    if own is not None and needed > own:
+        return "never"
+    shared = [bound for bound in (_meminfo_available(), _cgroup_headroom()) if bound is not None]
+    if not shared or needed <= min(shared) - others:
+        return "fits"
+    return "wait" if others and needed <= min(shared) + others else "never"
+
+
+def _last_of_a_deadlock(entries: dict[str, int], token: str) -> bool:
+    """Whether every other holder waits to grow as well (none of them would ever give memory back) and ``token``
+    is the youngest reservation among them all, the one to give way."""
+    holders = [other for other, held in entries.items() if held and other != token]
+    if not holders or any(f"{other}{_GROWING}" not in entries for other in holders):
+        return False
+    return all(_taken_at(other) < _taken_at(token) for other in holders)
+
+
+def _taken_at(token: str) -> int:
+    return int(token.split(".")[2]) if token.count(".") >= 2 and token.split(".")[2].isdigit() else 0
+
+
+def _waiting_line(what: str, needed: int, others: int, holders: list[int], stopped: frozenset, detail: str) -> str:
+    line = (
+        f"note: {shown_path(what)}: waits for {size_text(needed)} of memory to deform{detail}, while other processes "
+        f"hold {size_text(others)} (pid {', '.join(map(str, holders))})"
+    )
+    if stopped:
+        pids = " ".join(map(str, sorted(stopped)))
+        line += f"; stopped, and giving nothing back until resumed: pid {pids} (kill -CONT {pids})"
+    return line
+
+
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (Ctrl-Z, SIGSTOP) or stopped by a debugger: state T or t."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
 
 
 def _refusal(needed: int, others: int, detail: str) -> str:
     available = available_memory() or 0
-    held = f", {size_text(others)} of it held by other workers" if others else ""
+    held = f" while other workers hold {size_text(others)}" if others else ""
     return (
         f"needs about {size_text(needed)} of memory to deform{detail}, and {size_text(available)} is available"
         f"{held} (what this process may use: available memory, cgroup limit, address-space limit)"
@@ -147,7 +223,7 @@ def ledger_path() -> Path:
 def _ledger() -> Iterator[dict[str, int]]:
     """The ledger's entries, locked against other processes; entries of processes gone are dropped."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 (the lock's; its absence says which system this is)
     except ImportError:  # Windows: no ledger (and nothing known about the memory there either)
         yield {}
         return
@@ -157,7 +233,7 @@ def _ledger() -> Iterator[dict[str, int]]:
         yield {}
         return
     try:
-        if not _lock(descriptor, fcntl):
+        if not flock_within(descriptor, LEDGER_WAIT_S, poll_s=0.01):
             yield {}  # the ledger is held by a stopped process: this process counts alone, as without a ledger
             return
         with os.fdopen(os.dup(descriptor), "r+", encoding="utf-8") as file:
@@ -172,19 +248,6 @@ def _ledger() -> Iterator[dict[str, int]]:
             file.write(json.dumps(entries))
     finally:
         os.close(descriptor)  # also releases the lock
-
-
-def _lock(descriptor: int, fcntl) -> bool:
-    """Take the ledger's flock within ``LEDGER_WAIT_S``; False when a holder keeps it longer."""
-    deadline = time.monotonic() + LEDGER_WAIT_S
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
 
 
 def _alive(token: str) -> bool:

@@ -1,4 +1,4 @@
-"""What a job reads, writes and how it runs: :class:`JobConfig`, shared by every kind of job."""
+"""What a job reads, writes and how it runs: `JobConfig`, shared by every kind of job."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class JobConfig:
     The execution fields (``jobs``, ``backend``, ``scheduler``,
     ``on_error``, ``storage_options``) never change a byte of the outputs.
     Any folder may be an fsspec URL (``s3://bucket/prefix``; see
-    :mod:`nsegaug.storage`).
+    [`nsegaug.storage`][nsegaug.storage]).
     """
 
     labels: Location

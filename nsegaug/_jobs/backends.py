@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .. import storage
-from ..dataset import Sample
+from .._files.label_folders import Sample
 from ..errors import UsageError
 from .config import JobConfig, Log
 from .job import MaskJob, MaskOutcome
@@ -24,7 +24,7 @@ def run_parallel(
 ) -> Iterator[MaskOutcome]:
     from joblib import Parallel, delayed
 
-    from ..cpus import capped_note, worker_count
+    from .._resources.cpus import capped_note, worker_count
 
     # Workers know the parent by pid: in the parent itself (jobs=1 runs in process) no watch is needed.
     context = WorkerContext(os.getpid(), os.getcwd())
@@ -78,7 +78,7 @@ def _dask_backend(config: JobConfig, workers: int, secrets: dict):
             )
         client = Client(cluster)
         if secrets:  # workers of this machine, started here: given the secrets apart from the graph
-            from ..dask_secrets import StorageSecrets
+            from .dask_secrets import StorageSecrets
 
             client.register_plugin(StorageSecrets(secrets))
     try:

@@ -1,15 +1,15 @@
 """The output folder: what is in it, what a run may touch there, and how it is made ready and left.
 
 Nothing outside the output folder is created, changed or deleted: every
-name the engine writes or removes goes through :func:`output_location`,
-whatever a record or a link says. Before a run, :func:`prepare_output`
+name the engine writes or removes goes through `output_location`,
+whatever a record or a link says. Before a run, `prepare_output`
 recognises an earlier run's files (those its manifest lists, and those its
 recorded kind may have written before it was stopped), removes them on
 overwrite, verifies them on resume, and refuses a folder holding anything
-else; after it, :func:`sweep` removes what the manifest does not list.
+else; after it, `sweep` removes what the manifest does not list.
 
 Another run's folder inside the output folder (a sub-folder holding a lock,
-a manifest or its metadata: [`other_run_folders`][nsegaug.jobs.folder.other_run_folders]) is never touched: a
+a manifest or its metadata: [`other_run_folders`][nsegaug._jobs.folder.other_run_folders]) is never touched: a
 run into a folder that holds one is refused, naming it, and the sweep at the
 end of a run, as well as the removal of temporary files, leaves every file
 under such a sub-folder alone.
@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from .. import storage
-from ..dataset import is_inside
+from .._files.label_folders import is_inside
+from .._files.lock import LOCK_NAME
 from ..errors import ManifestError, RunRefused, StorageError, shown_path
-from ..lock import LOCK_NAME
 from ..manifest import KINDS, MANIFEST_NAME, META_NAME, RunMeta, iter_mask_groups, read_meta
 from ..storage import Location, is_url, join
 from .config import Log
@@ -36,7 +36,8 @@ SHOWN_FILES = 5
 def output_location(out: Location, name: str) -> Location:
     """``out/name``, once ``name`` is known to stay inside ``out``: relative, without ``..``, and on a disk not
     led elsewhere by a link among its folders (planted, or left by a tool). Every file the engine writes or
-    removes is reached through here, whatever a record or a link says; :class:`StorageError` otherwise."""
+    removes is reached through here, whatever a record or a link says; [`StorageError`][nsegaug.errors.StorageError]
+    otherwise."""
     if not _is_relative_name(name):
         raise StorageError(name, f"not a name inside the output folder {storage.shown(out)}")
     target = join(out, name)
@@ -184,7 +185,8 @@ def _listed_outputs(
     rows: Path | None, row_type: type, out: Location, overwrite: bool = False, log: Log | None = None
 ) -> set[str]:
     """The outputs ``rows`` lists; with ``overwrite``, a damaged manifest lists nothing and a row naming a file
-    outside ``out`` is left out (both warned about); without, either is a :class:`ManifestError`."""
+    outside ``out`` is left out (both warned about); without, either is a
+    [`ManifestError`][nsegaug.errors.ManifestError]."""
     if rows is None or not rows.exists():
         return set()
     listed, inside = set(), _InsideCheck(out)
@@ -208,7 +210,7 @@ def _listed_outputs(
 
 
 class _InsideCheck:
-    """Whether a recorded output name stays inside ``out`` (as :func:`output_location` judges), each folder
+    """Whether a recorded output name stays inside ``out`` (as `output_location` judges), each folder
     resolved once: a manifest of a million rows costs a lookup per folder, not per row."""
 
     def __init__(self, out: Location) -> None:
@@ -282,7 +284,7 @@ def _has_checksum(location: Location, sha: str) -> bool:
 def sweep(job: MaskJob, rows: Path | None) -> None:
     """Remove what the manifest does not list: temp files of stopped workers, the files of masks whose rows
     were never appended (a failure, an interruption, a stop after the first error). A file inside another
-    run's folder is never removed ([`other_run_folders`][nsegaug.jobs.folder.other_run_folders])."""
+    run's folder is never removed ([`other_run_folders`][nsegaug._jobs.folder.other_run_folders])."""
     out = job.config.out
     names = _outside_other_runs(list(storage.walk(out)))
     remove_temporary_files(out, names)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import storage
-from ..dataset import LABEL_EXTENSIONS, Sample, find_image, iter_label_files
+from .._files.label_folders import LABEL_EXTENSIONS, Sample, find_image, iter_label_files
 from ..errors import UsageError
 from ..storage import is_url
 from .config import JobConfig, Log

@@ -1,8 +1,8 @@
 """Bytes on this machine's disk: written whole or not at all, and never through a link where nsegaug keeps a file.
 
-:func:`atomic_writer` writes a temporary file beside the target and renames
+`atomic_writer` writes a temporary file beside the target and renames
 it into place; the temporary file is created new (``O_EXCL``, which never
-follows a link). :func:`open_own` opens a file nsegaug keeps for itself in
+follows a link). `open_own` opens a file nsegaug keeps for itself in
 an output folder (its lock, a manifest it appends to, a training log) with
 ``O_NOFOLLOW``. A link found under such a name is a
 [`StorageError`][nsegaug.errors.StorageError] naming it, and its target is
@@ -17,12 +17,13 @@ import errno
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import StorageError, shown_path
+from ..errors import StorageError, shown_path
 
 
 def link_error(path: os.PathLike | str) -> StorageError:
@@ -106,7 +107,7 @@ def _new_temporary(temporary: Path) -> int:
 
 
 def write_bytes_atomic(path: os.PathLike | str, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`).
+    """Write ``data`` to ``path`` atomically (see `atomic_writer`).
 
     ``durable=False`` skips the flush to disk: the rename is still atomic for a
     killed process, and only a power cut can leave an incomplete file, which
@@ -122,3 +123,19 @@ def sha256_file(path: os.PathLike | str) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def flock_within(descriptor: int, seconds: float, poll_s: float) -> bool:
+    """The exclusive flock of ``descriptor``, tried every ``poll_s`` for ``seconds``; False when a holder keeps it
+    longer (POSIX only: the callers import it where they lock)."""
+    import fcntl
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)

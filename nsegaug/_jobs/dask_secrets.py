@@ -2,7 +2,7 @@
 
 A run's tasks carry its job, and the job's storage options travel with it;
 for the dask backend they travel without their secrets
-(:func:`nsegaug.storage.split_secrets`). The workers of a local cluster,
+([`nsegaug.storage.split_secrets`][nsegaug.storage.split_secrets]). The workers of a local cluster,
 started by nsegaug on this machine, get the secrets from this plugin;
 the workers of a cluster at ``--scheduler`` use their own credentials (their
 environment, profile or instance role), as any Dask deployment does.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from distributed import WorkerPlugin
 
-from . import storage
+from .. import storage
 
 
 class StorageSecrets(WorkerPlugin):

@@ -1,4 +1,4 @@
-"""A run, from start to end: :func:`run_job` and the state a run carries (:class:`Run`)."""
+"""A run, from start to end: `run_job` and the state a run carries (`Run`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .. import lock, storage
+from .. import storage
+from .._files import lock
 from ..errors import ManifestError, NsegaugError, StorageError
 from ..manifest import META_NAME, RunMeta, write_meta
 from ..storage import Location, join
@@ -50,14 +51,14 @@ def run_job(
     command_line: list[str] | None = None,
     log: Log = lambda message: print(message, file=sys.stderr),
 ) -> JobSummary:
-    """Run ``job`` over its label folder; see :mod:`nsegaug.jobs` for the guarantees.
+    """Run ``job`` over its label folder; see `nsegaug._jobs` for the guarantees.
 
     Returns the summary; bad masks are counted in it (and stop the run with
-    ``on_error="fail"``). Raises :class:`UsageError` (a request that cannot be
-    met), :class:`~nsegaug.errors.RunRefused` (refused by the state of the output
-    folder before anything is written; :class:`~nsegaug.errors.FolderHeld` while
-    another run holds it, or a folder inside or around it), :class:`StorageError` (the output folder failed: the run is
-    recorded as failed where the folder still takes a write) or
+    ``on_error="fail"``). Raises [`UsageError`][nsegaug.errors.UsageError] (a request that cannot be
+    met), [`RunRefused`][nsegaug.errors.RunRefused] (refused by the state of the output
+    folder before anything is written; [`FolderHeld`][nsegaug.errors.FolderHeld] while
+    another run holds it, or a folder inside or around it), [`StorageError`][nsegaug.errors.StorageError] (the output
+    folder failed: the run is recorded as failed where the folder still takes a write) or
     ``KeyboardInterrupt`` (recorded as interrupted).
     """
     started = time.perf_counter()
@@ -97,7 +98,7 @@ def _start_meta(job: MaskJob, command_line: list[str] | None) -> RunMeta:
 
 
 def execute(run: Run, done: set[str]) -> JobSummary:
-    """Record the run, process the masks not ``done``, and end the run whatever happens (:func:`finish_run`)."""
+    """Record the run, process the masks not ``done``, and end the run whatever happens (`finish_run`)."""
     run.summary.skipped = len(done)
     run.summary.outputs_name = f"{run.job.outputs_noun} written"
     _write_meta(run.out, run.meta)

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import storage
-from .errors import shown_path
+from .. import storage
+from ..errors import shown_path
 
 # NIfTI label volumes (nsegaug.volume); ".nii.gz" is one extension of two suffixes (see split_extension).
 VOLUME_EXTENSIONS = (".nii.gz", ".nii")
