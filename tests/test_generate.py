@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -270,100 +266,6 @@ def test_out_inside_the_sources_and_non_empty_out_are_refused(dataset, tmp_path)
     assert invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite").exit_code == 0
 
 
-def test_resume_with_other_parameters_shows_the_difference(dataset, tmp_path):
-    labels, _ = dataset
-    out = tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 2, "--out", out, "--seed", 1).exit_code == 0
-    result = invoke("--labels", labels, "--copies", 3, "--out", out, "--seed", 2, "--resume")
-    assert result.exit_code == 3 and "Usage:" not in result.stderr
-    assert "copies: 2 -> 3" in result.stderr and "seed: 1 -> 2" in result.stderr
-
-
-def test_a_run_recorded_before_volumes_resumes_as_it_ran(dataset, tmp_path):
-    """0.1.0 (0f2d1df) recorded no units and no volume engine: its 2D run is a run in voxels, and resumes."""
-    labels, _ = dataset
-    clean, out = tmp_path / "clean", tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 2, "--out", clean).exit_code == 0
-    assert invoke("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    meta = json.loads((out / META_NAME).read_text())
-    del meta["parameters"]["units"], meta["parameters"]["volume_engine"]  # as 0.1.0 wrote its record
-    (out / META_NAME).write_text(json.dumps(meta))
-    (out / "aachen" / "aachen_0_gtFine_nsp2.png").unlink()
-    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
-    assert result.exit_code == 0, result.output
-    assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
-    assert tree(out) == tree(clean)
-    meta["parameters"]["units"] = "mm"  # a parameter the record does name is still compared
-    (out / META_NAME).write_text(json.dumps(meta))
-    refused = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
-    assert refused.exit_code != 0 and "units: 'mm' -> 'voxels'" in refused.stderr
-
-
-def test_resume_repairs_missing_corrupt_and_torn_state(dataset, tmp_path):
-    labels, _ = dataset
-    clean, out = tmp_path / "clean", tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 3, "--out", clean).exit_code == 0
-    assert invoke("--labels", labels, "--copies", 3, "--out", out).exit_code == 0
-    (out / "aachen" / "aachen_0_gtFine_nsp2.png").unlink()
-    (out / "bremen" / "bremen_1_gtFine_nsp3.png").write_bytes(b"\x89PNG half")
-    (out / "bremen" / ".bremen_3_gtFine_nsp1.png.123.tmp").write_bytes(b"partial")
-    manifest = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
-    (out / MANIFEST_NAME).write_text("".join(manifest[:-2]) + manifest[-2][:40])  # killed mid-append
-    result = invoke("--labels", labels, "--copies", 3, "--out", out, "--resume")
-    assert result.exit_code == 0, result.output
-    # aachen_0, bremen_1 and bremen_5 (torn rows) are redone; the three others are verified and skipped.
-    assert "masks: 3, copies written: 9, skipped: 3, failed: 0" in result.stderr
-    assert tree(out) == tree(clean)
-    again = invoke("--labels", labels, "--copies", 3, "--out", out, "--resume")
-    assert "masks: 0, copies written: 0, skipped: 6" in again.stderr
-
-
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory) -> dict[str, bytes]:
-    out = tmp_path_factory.mktemp("clean") / "out"
-    subprocess.run([*KILL_COMMAND, "--out", str(out)], check=True, capture_output=True)
-    return tree(out)
-
-
-KILL_COMMAND = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(SAMPLES / "labels"), "--copies", "12"]
-KILL_COMMAND += ["--quiet", "--jobs", "2"]
-
-
-@pytest.mark.parametrize(
-    ("how", "exit_code", "status"),
-    [(signal.SIGKILL, -signal.SIGKILL, "running"), (signal.SIGINT, 130, "interrupted")],
-    ids=["SIGKILL", "Ctrl-C"],
-)
-def test_killed_run_leaves_no_partial_image_and_resume_finishes_it(tmp_path, clean_run, how, exit_code, status):
-    out = tmp_path / "out"
-    # A session of its own, so that SIGINT goes to the whole process group, workers included, as Ctrl-C does.
-    process = subprocess.Popen([*KILL_COMMAND, "--out", str(out)], stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        manifest = out / MANIFEST_NAME
-        if manifest.exists() and manifest.read_text().count("\n") >= 5 * 13:
-            break
-        time.sleep(0.02)
-    os.killpg(process.pid, how)
-    stderr = process.communicate()[1].decode()
-    assert process.returncode == exit_code, stderr
-    written = list(out.glob("*.png"))
-    assert 0 < len(written) < 60 * 12  # stopped in the middle
-    for path in written:  # every visible output is a complete image
-        Image.open(path).load()
-    assert json.loads((out / META_NAME).read_text())["status"] == status
-    if how == signal.SIGINT:
-        assert "interrupted; finish with: nsegaug generate ... --resume" in stderr.replace(f"--out {out} ", "")
-        assert not list(out.glob(".*.tmp"))
-
-    resumed = subprocess.run([*KILL_COMMAND, "--out", str(out), "--resume"], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert not list(out.glob(".*.tmp"))
-    assert tree(out) == clean_run
-    meta = json.loads((out / META_NAME).read_text())
-    assert meta["status"] == "complete" and meta["counts"]["masks_skipped"] >= 5
-
-
 def test_dry_run_lists_and_writes_nothing(dataset, tmp_path):
     labels, _ = dataset
     out = tmp_path / "out"
@@ -427,26 +329,6 @@ def test_dask_implicit_local_cluster_gives_the_same_bytes(tmp_path, local_run):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert tree(out) == local_run
-
-
-def test_resume_redoes_the_copies_of_a_source_edited_since(dataset, tmp_path):
-    labels, _ = dataset
-    out = tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    edited = labels / "aachen" / "aachen_0_gtFine.png"
-    source = Image.open(edited)
-    changed = np.asarray(source).copy()
-    changed[:40, :40] = 13
-    image = Image.fromarray(changed)
-    image.putpalette(source.getpalette())
-    image.save(edited)
-    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
-    assert result.exit_code == 0
-    assert f"warning: {edited}: changed since its outputs were made" in result.stderr
-    assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
-    assert {row["sha256_label"] for row in rows(out) if row["label"] == "aachen/aachen_0_gtFine.png"} == {
-        sha256_file(edited)
-    }
 
 
 def test_labels_inside_out_are_refused(dataset, tmp_path):

@@ -68,17 +68,6 @@ def test_overwrite_never_deletes_a_file_a_row_names_outside_the_output(labels, t
     assert files(out) == listed(out)
 
 
-def test_resume_refuses_a_row_naming_a_file_outside_the_output(labels, tmp_path):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
-    edit_first_output(out, "../labels/scene_0003.png")
-    before = snapshot(tmp_path)
-    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume")
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(f"Error: {out / MANIFEST_NAME}: the row of day/scene_0000")
-    assert snapshot(tmp_path) == before  # nothing changed anywhere, the output folder included
-
-
 def test_overwrite_through_a_subfolder_replaced_by_a_link_deletes_nothing_outside(labels, tmp_path):
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
@@ -115,30 +104,6 @@ def test_a_link_among_the_labels_to_the_output_is_not_walked(labels, tmp_path):
     assert f"warning: {labels / 'one.png'}: a link into the output folder" in result.stderr
     assert not [name for name in files(out) if "_nsp1_nsp1" in name]
     assert "skipped: 4" in result.stderr
-
-
-def test_resume_without_the_runs_record_is_refused(labels, tmp_path):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
-    (out / META_NAME).unlink()
-    before = snapshot(out)
-    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume", "--seed", 5)
-    assert result.exit_code == 3 and "Usage:" not in result.stderr
-    assert f"cannot resume: {out / META_NAME} is missing" in result.stderr
-    assert snapshot(out) == before
-
-
-def test_a_run_in_which_every_mask_failed_has_a_manifest_and_resumes_once_the_files_are_mended(tmp_path):
-    labels, out = tmp_path / "labels", tmp_path / "out"
-    labels.mkdir()
-    for name in ("a.png", "b.png"):
-        (labels / name).write_bytes(b"not a png")
-    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 1
-    assert (out / MANIFEST_NAME).read_bytes() == b"" and files(out) == {MANIFEST_NAME, META_NAME}
-    for name in ("a.png", "b.png"):
-        shutil.copy(SAMPLES / "train" / "labels" / "scene_0000.png", labels / name)
-    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--resume").exit_code == 0
-    assert files(out) == listed(out) == {MANIFEST_NAME, META_NAME, "a_nsp1.png", "b_nsp1.png"}
 
 
 # --- one run per folder ------------------------------------------------------------------------------------------

@@ -273,19 +273,6 @@ def test_a_refused_permission_is_one_line(labels, tmp_path, monkeypatch):
     assert result.stderr.strip() == f"Error: {tmp_path / 'out'}: cannot create the output folder: Permission denied"
 
 
-def test_a_corrupt_manifest_on_resume_is_one_line(labels, tmp_path):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
-    lines = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
-    (out / MANIFEST_NAME).write_text(lines[0] + "{garbage\n" + "".join(lines[1:]))
-    result = generate("--labels", labels, "--copies", 1, "--out", out, "--resume")
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert (
-        result.stderr.strip()
-        == f"Error: {out / MANIFEST_NAME}:2: not a JSON object (Expecting property name enclosed in double quotes)"
-    )
-
-
 @needs_torch
 def test_evaluate_into_a_closed_pipe_still_writes_its_file_and_succeeds(tmp_path):
     labels, images = _dataset(tmp_path / "data")
@@ -464,26 +451,6 @@ def test_max_pixels_lets_the_user_set_pillows_size_guard(labels, tmp_path):
     assert generate("--labels", labels, "--copies", 1, "--out", tmp_path / "e", "--jobs", 2).exit_code == 0
 
 
-def test_resume_counts_the_time_its_checks_take(labels, tmp_path, monkeypatch):
-    import nsegaug.storage
-
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    real_sha = nsegaug.storage.sha256
-
-    def slow_sha(path):
-        time.sleep(0.05)  # each checksum of resume's checks takes at least this long
-        return real_sha(path)
-
-    monkeypatch.setattr(nsegaug.storage, "sha256", slow_sha)
-    result = generate("--labels", labels, "--copies", 2, "--out", out, "--resume", "--jobs", 1)
-    elapsed = float(result.stderr.split("elapsed: ")[1].split("s,")[0])
-    assert "masks: 0, copies written: 0, skipped: 8" in result.stderr
-    # 8 sources and 16 copies checked, 0.05 s each at least (the summary shows tenths of a second).
-    assert json.loads((out / META_NAME).read_text())["elapsed_s"] >= 8 * 3 * 0.05
-    assert elapsed >= 8 * 3 * 0.05 - 0.05
-
-
 # --- 6. found in review: another command's run, damaged records, writes nobody wrapped -----------------------------
 
 
@@ -524,20 +491,6 @@ def test_a_folder_without_nsegaugs_record_is_never_taken_for_a_run(labels, tmp_p
     result = noise("--labels", labels, "--out", out, "--overwrite")
     assert result.exit_code == 3 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
     assert tree(out) == before
-
-
-def test_a_last_row_without_its_newline_is_not_glued_to_the_next(labels, tmp_path):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
-    clean = (out / MANIFEST_NAME).read_bytes()
-    lines = clean.splitlines(keepends=True)
-    # The first mask's rows moved to the end, the very last newline lost (a write cut short).
-    (out / MANIFEST_NAME).write_bytes(b"".join(lines[2:] + lines[:2]).rstrip(b"\n"))
-    meta = json.loads((out / META_NAME).read_text())
-    (out / META_NAME).write_text(json.dumps({**meta, "status": "interrupted"}))
-    result = generate("--labels", labels, "--copies", 1, "--out", out, "--resume")
-    assert result.exit_code == 0, result.output
-    assert (out / MANIFEST_NAME).read_bytes() == clean
 
 
 def test_an_unfinished_run_is_not_exported(tmp_path):
