@@ -242,30 +242,6 @@ def test_missing_label_folder_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.stderr
 
 
-def test_out_inside_the_sources_and_non_empty_out_are_refused(dataset, tmp_path):
-    labels, images = dataset
-    inside = invoke("--labels", labels, "--copies", 1, "--out", labels / "aug")
-    assert inside.exit_code == 2 and "is inside" in inside.stderr and not (labels / "aug").exists()
-    inside_images = invoke("--labels", labels, "--images", images, "--copies", 1, "--out", images / "x")
-    assert inside_images.exit_code == 2 and "is inside" in inside_images.stderr
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    refused = invoke("--labels", labels, "--copies", 1, "--out", out)
-    # A refusal by the folder's state, not a usage mistake: one line, exit code 3, no "Usage:" header.
-    assert refused.exit_code == 3 and "--resume" in refused.stderr and "--overwrite" in refused.stderr
-    assert refused.stderr.strip().splitlines() == [
-        f"Error: {out} is not empty; pass --resume to continue that run, or --overwrite"
-    ]
-    # --overwrite replaces what nsegaug wrote, never someone's files: keep.txt is named, and kept.
-    kept = invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
-    assert kept.exit_code == 3 and "holds files no nsegaug run wrote: keep.txt" in kept.stderr
-    assert "move them away" in kept.stderr and "pass --resume" not in kept.stderr
-    assert (out / "keep.txt").read_text() == "mine" and sorted(out.iterdir()) == [out / "keep.txt"]
-    (out / "keep.txt").unlink()
-    assert invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite").exit_code == 0
-
-
 def test_dry_run_lists_and_writes_nothing(dataset, tmp_path):
     labels, _ = dataset
     out = tmp_path / "out"

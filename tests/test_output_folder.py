@@ -42,45 +42,6 @@ def labels(tmp_path) -> Path:
     return folder
 
 
-def edit_first_output(out: Path, new_output: str) -> None:
-    lines = (out / MANIFEST_NAME).read_text().splitlines()
-    for number, line in enumerate(lines):
-        row = json.loads(line)
-        if row["output"]:
-            row["output"] = new_output
-            lines[number] = json.dumps(row)
-            break
-    (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
-
-
-@pytest.mark.parametrize("pointing", ["relative", "absolute"])
-def test_overwrite_never_deletes_a_file_a_row_names_outside_the_output(labels, tmp_path, pointing):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
-    victim = labels / "scene_0003.png"
-    edit_first_output(out, "../labels/scene_0003.png" if pointing == "relative" else str(victim))
-    before = snapshot(labels)
-    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--overwrite")
-    assert result.exit_code == 0
-    assert snapshot(labels) == before
-    assert "the row of day/scene_0000.png (1) names" in result.stderr
-    assert "not inside the output folder" in result.stderr
-    assert files(out) == listed(out)
-
-
-def test_overwrite_through_a_subfolder_replaced_by_a_link_deletes_nothing_outside(labels, tmp_path):
-    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
-    assert generate("--labels", labels, "--copies", 1, "--out", out, "-q").exit_code == 0
-    shutil.copytree(out / "day", elsewhere)  # someone's files, named as the outputs are
-    shutil.rmtree(out / "day")
-    (out / "day").symlink_to(elsewhere)
-    before = snapshot(elsewhere)
-    result = generate("--labels", labels, "--copies", 1, "--out", out, "-q", "--overwrite")
-    assert result.exit_code == 1  # the copies of day/ cannot be written there: their masks failed
-    assert snapshot(elsewhere) == before
-    assert f"{out / 'day' / 'scene_0000_nsp1.png'}: resolves outside the output folder" in result.stderr
-
-
 def test_a_link_in_the_output_to_a_folder_outside_creates_nothing_there(tmp_path):
     labels, out, elsewhere = tmp_path / "labels", tmp_path / "out", tmp_path / "elsewhere"
     (labels / "city" / "day").mkdir(parents=True)

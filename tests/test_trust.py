@@ -70,19 +70,6 @@ def labels(tmp_path) -> Path:
 # --- 1. stale outputs ----------------------------------------------------------------------------------------------
 
 
-def test_overwrite_leaves_only_the_new_runs_files(labels, tmp_path):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 3, "--out", out).exit_code == 0
-    assert generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite").exit_code == 0
-    assert files(out) == listed(out)
-    assert not [name for name in files(out) if "_nsp2" in name or "_nsp3" in name]
-    # Another name template: the earlier run's files go too, being listed in its manifest.
-    result = generate(
-        "--labels", labels, "--copies", 2, "--out", out, "--overwrite", "--name-template", "{stem}-v{copy}{ext}"
-    )
-    assert result.exit_code == 0 and files(out) == listed(out) and not [n for n in files(out) if "_nsp" in n]
-
-
 def test_a_run_stopped_at_the_first_error_keeps_no_unlisted_file(labels, tmp_path):
     (labels / "scene_0003.png").write_text("not an image")
     out = tmp_path / "out"
@@ -452,45 +439,6 @@ def test_max_pixels_lets_the_user_set_pillows_size_guard(labels, tmp_path):
 
 
 # --- 6. found in review: another command's run, damaged records, writes nobody wrapped -----------------------------
-
-
-def noise(*args):
-    return CliRunner().invoke(main, ["noise", *map(str, args)], catch_exceptions=False)
-
-
-def test_overwrite_replaces_a_run_of_the_other_command(labels, tmp_path):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    replaced = noise("--labels", labels, "--out", out, "--overwrite")
-    assert replaced.exit_code == 0, replaced.output
-    assert files(out) == listed(out) and not [name for name in files(out) if "_nsp" in name]
-    assert json.loads((out / META_NAME).read_text())["kind"] == "noise"
-    back = generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
-    assert back.exit_code == 0, back.output
-    assert files(out) == listed(out) and len(files(out)) == 8 + 2  # 8 copies, the manifest and its record
-
-
-def test_overwrite_starts_again_over_a_damaged_manifest_with_a_warning(labels, tmp_path):
-    out = tmp_path / "out"
-    assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    (out / MANIFEST_NAME).write_text("{garbage\n" + (out / MANIFEST_NAME).read_text())
-    result = generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
-    assert result.exit_code == 0 and "warning:" in result.stderr and "not a JSON object" in result.stderr
-    assert files(out) == listed(out) and not [name for name in files(out) if "_nsp2" in name]
-    (out / META_NAME).write_text("not json")
-    again = generate("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
-    assert again.exit_code == 0 and f"{out / META_NAME}: not JSON" in again.stderr
-    assert files(out) == listed(out)
-
-
-def test_a_folder_without_nsegaugs_record_is_never_taken_for_a_run(labels, tmp_path):
-    # A copy of the user's labels, given as --out: every name matches a label, but no run wrote it.
-    out = tmp_path / "my-copy"
-    shutil.copytree(labels, out)
-    before = tree(out)
-    result = noise("--labels", labels, "--out", out, "--overwrite")
-    assert result.exit_code == 3 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
-    assert tree(out) == before
 
 
 def test_an_unfinished_run_is_not_exported(tmp_path):

@@ -29,41 +29,6 @@ from nsegaug.storage import sha256_file
 KINDS = {"generate": (["--copies", 3], "copies written", 3), "noise": ([], "noisy maps written", 1)}
 
 
-@pytest.fixture
-def dataset(tmp_path) -> tuple[Path, Path]:
-    """Six sample masks and photos in a nested Cityscapes-like layout (``city/x_gtFine.png``)."""
-    labels, images = tmp_path / "gtFine", tmp_path / "leftImg8bit"
-    for index in range(6):
-        city = ("aachen", "bremen")[index % 2]
-        (labels / city).mkdir(parents=True, exist_ok=True)
-        (images / city).mkdir(parents=True, exist_ok=True)
-        shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", labels / city / f"{city}_{index}_gtFine.png")
-        shutil.copy(
-            DATA / "train" / "images" / f"scene_{index:04d}.jpg", images / city / f"{city}_{index}_leftImg8bit.jpg"
-        )
-    return labels, images
-
-
-@pytest.fixture
-def eight_labels(tmp_path) -> Path:
-    """Eight example label maps."""
-    folder = tmp_path / "labels"
-    folder.mkdir()
-    for index in range(8):
-        shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", folder)
-    return folder
-
-
-@pytest.fixture
-def day_labels(tmp_path) -> Path:
-    """Four example label maps, two of them in a subfolder ``day``."""
-    folder = tmp_path / "labels"
-    (folder / "day").mkdir(parents=True)
-    for index in range(4):
-        shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", folder / ("day" if index < 2 else ""))
-    return folder
-
-
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_resume_repairs_missing_damaged_and_torn_state(kind, dataset, tmp_path):
     labels, _ = dataset
@@ -191,20 +156,20 @@ def test_resume_redoes_the_copies_of_a_source_edited_since(dataset, tmp_path):
     }
 
 
-def test_a_generate_manifest_is_not_resumed_as_noise(eight_labels, tmp_path):
+def test_a_generate_manifest_is_not_resumed_as_noise(labels, tmp_path):
     out = tmp_path / "out"
-    assert generate("--labels", eight_labels, "--copies", 1, "--out", out).exit_code == 0
-    result = cli("noise", "--labels", eight_labels, "--out", out, "--resume")
+    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
+    result = cli("noise", "--labels", labels, "--out", out, "--resume")
     assert result.exit_code == 3 and "the record of a generate run, not of noise" in result.stderr
     assert os.path.exists(out / MANIFEST_NAME)
 
 
-def test_a_corrupt_manifest_on_resume_is_one_line(eight_labels, tmp_path):
+def test_a_corrupt_manifest_on_resume_is_one_line(labels, tmp_path):
     out = tmp_path / "out"
-    assert generate("--labels", eight_labels, "--copies", 1, "--out", out).exit_code == 0
+    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
     lines = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
     (out / MANIFEST_NAME).write_text(lines[0] + "{garbage\n" + "".join(lines[1:]))
-    result = generate("--labels", eight_labels, "--copies", 1, "--out", out, "--resume")
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "--resume")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert (
         result.stderr.strip()
@@ -212,11 +177,11 @@ def test_a_corrupt_manifest_on_resume_is_one_line(eight_labels, tmp_path):
     )
 
 
-def test_resume_counts_the_time_its_checks_take(eight_labels, tmp_path, monkeypatch):
+def test_resume_counts_the_time_its_checks_take(labels, tmp_path, monkeypatch):
     import nsegaug.storage
 
     out = tmp_path / "out"
-    assert generate("--labels", eight_labels, "--copies", 2, "--out", out).exit_code == 0
+    assert generate("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
     real_sha = nsegaug.storage.sha256
 
     def slow_sha(path):
@@ -224,7 +189,7 @@ def test_resume_counts_the_time_its_checks_take(eight_labels, tmp_path, monkeypa
         return real_sha(path)
 
     monkeypatch.setattr(nsegaug.storage, "sha256", slow_sha)
-    result = generate("--labels", eight_labels, "--copies", 2, "--out", out, "--resume", "--jobs", 1)
+    result = generate("--labels", labels, "--copies", 2, "--out", out, "--resume", "--jobs", 1)
     elapsed = float(result.stderr.split("elapsed: ")[1].split("s,")[0])
     assert "masks: 0, copies written: 0, skipped: 8" in result.stderr
     # 8 sources and 16 copies checked, 0.05 s each at least (the summary shows tenths of a second).
@@ -232,16 +197,16 @@ def test_resume_counts_the_time_its_checks_take(eight_labels, tmp_path, monkeypa
     assert elapsed >= 8 * 3 * 0.05 - 0.05
 
 
-def test_a_last_row_without_its_newline_is_not_glued_to_the_next(eight_labels, tmp_path):
+def test_a_last_row_without_its_newline_is_not_glued_to_the_next(labels, tmp_path):
     out = tmp_path / "out"
-    assert generate("--labels", eight_labels, "--copies", 1, "--out", out).exit_code == 0
+    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
     clean = (out / MANIFEST_NAME).read_bytes()
     lines = clean.splitlines(keepends=True)
     # The first mask's rows moved to the end, the very last newline lost (a write cut short).
     (out / MANIFEST_NAME).write_bytes(b"".join(lines[2:] + lines[:2]).rstrip(b"\n"))
     meta = json.loads((out / META_NAME).read_text())
     (out / META_NAME).write_text(json.dumps({**meta, "status": "interrupted"}))
-    result = generate("--labels", eight_labels, "--copies", 1, "--out", out, "--resume")
+    result = generate("--labels", labels, "--copies", 1, "--out", out, "--resume")
     assert result.exit_code == 0, result.output
     assert (out / MANIFEST_NAME).read_bytes() == clean
 
