@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,9 @@ def copy_labels(folder: Path, count: int) -> Path:
     for index in range(count):
         shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", folder)
     return folder
+
+
+# A generate run of the 60 example maps, 12 copies each, in a process of its own with two workers: long enough
+# to be stopped in the middle. The job engine's tests kill, interrupt and resume it.
+GENERATE_COMMAND = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(DATA / "train" / "labels")]
+GENERATE_COMMAND += ["--copies", "12", "--quiet", "--jobs", "2"]

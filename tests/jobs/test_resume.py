@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 from folders import files, listed, snapshot
 from PIL import Image
-from runs import DATA, cli, generate, rows, tree
+from runs import DATA, GENERATE_COMMAND, cli, generate, rows, tree
 
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 from nsegaug.storage import sha256_file
@@ -81,26 +80,6 @@ def test_a_run_recorded_before_volumes_resumes_as_it_ran(dataset, tmp_path):
     assert refused.exit_code != 0 and "units: 'mm' -> 'voxels'" in refused.stderr
 
 
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory) -> dict[str, bytes]:
-    out = tmp_path_factory.mktemp("clean") / "out"
-    subprocess.run([*KILL_COMMAND, "--out", str(out)], check=True, capture_output=True)
-    return tree(out)
-
-
-KILL_COMMAND = [
-    sys.executable,
-    "-m",
-    "nsegaug",
-    "generate",
-    "--labels",
-    str(DATA / "train" / "labels"),
-    "--copies",
-    "12",
-]
-KILL_COMMAND += ["--quiet", "--jobs", "2"]
-
-
 @pytest.mark.parametrize(
     ("how", "exit_code", "status"),
     [(signal.SIGKILL, -signal.SIGKILL, "running"), (signal.SIGINT, 130, "interrupted")],
@@ -109,7 +88,7 @@ KILL_COMMAND += ["--quiet", "--jobs", "2"]
 def test_killed_run_leaves_no_partial_image_and_resume_finishes_it(tmp_path, clean_run, how, exit_code, status):
     out = tmp_path / "out"
     # A session of its own, so that SIGINT goes to the whole process group, workers included, as Ctrl-C does.
-    process = subprocess.Popen([*KILL_COMMAND, "--out", str(out)], stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen([*GENERATE_COMMAND, "--out", str(out)], stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         manifest = out / MANIFEST_NAME
@@ -128,7 +107,7 @@ def test_killed_run_leaves_no_partial_image_and_resume_finishes_it(tmp_path, cle
         assert "interrupted; finish with: nsegaug generate ... --resume" in stderr.replace(f"--out {out} ", "")
         assert not list(out.glob(".*.tmp"))
 
-    resumed = subprocess.run([*KILL_COMMAND, "--out", str(out), "--resume"], capture_output=True, text=True)
+    resumed = subprocess.run([*GENERATE_COMMAND, "--out", str(out), "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert not list(out.glob(".*.tmp"))
     assert tree(out) == clean_run
