@@ -74,32 +74,6 @@ def test_a_billion_copies_are_refused_at_once_even_in_a_dry_run(tmp_path, comman
     assert not out.exists() and not (tmp_path / "sheet.png").exists()
 
 
-def test_a_thousand_jobs_on_three_masks_start_at_most_three_workers(three_masks, tmp_path):
-    # The run in a process of its own, whose children are counted once it is done (loky keeps its workers
-    # alive for reuse, so every worker started is still there).
-    script = (
-        "import sys, psutil\n"
-        "from nsegaug.cli import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit as done:\n"
-        "    assert not done.code, done.code\n"
-        "children = psutil.Process().children(recursive=True)\n"  # psutil comes with dask.distributed
-        "print('workers', sum('resource_tracker' not in ' '.join(p.cmdline()) for p in children))\n"
-    )
-    out = tmp_path / "out"
-    command = [sys.executable, "-c", script, "generate", "--labels", three_masks, "--out", out, "--copies", 1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [*map(str, command), "--jobs", "1000"], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert result.returncode == 0, result.stderr
-    workers = int(result.stdout.split("workers")[1])
-    assert 0 <= workers <= 3
-    assert "not 1000" in result.stderr
-    assert len(list(out.glob("*.png"))) == 3
-
-
 @pytest.mark.parametrize("pairs", ["1e308:3", "1:3,,", "inf:3", "1:3,,15:5"])
 def test_unusable_alpha_sigma_is_refused_before_anything_is_written(tmp_path, pairs):
     out = tmp_path / "out"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -260,38 +259,6 @@ def test_name_template(dataset, tmp_path):
         == 0
     )
     assert (out / "bremen" / "bremen_1_gtFine.aug2.png").is_file()
-
-
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> dict[str, bytes]:
-    out = tmp_path_factory.mktemp("local") / "out"
-    result = invoke("--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png")
-    assert result.exit_code == 0
-    return tree(out)
-
-
-def test_dask_local_cluster_started_by_the_caller_gives_the_same_bytes(tmp_path, local_run):
-    distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        out = tmp_path / "out"
-        result = invoke(
-            "--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png",
-            "--backend", "dask", "--scheduler", cluster.scheduler_address,
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
-    assert tree(out) == local_run
-    assert json.loads((out / META_NAME).read_text())["execution"]["scheduler"] == cluster.scheduler_address
-
-
-def test_dask_implicit_local_cluster_gives_the_same_bytes(tmp_path, local_run):
-    pytest.importorskip("dask.distributed")
-    out = tmp_path / "out"
-    result = invoke(
-        "--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png", "--backend", "dask",
-        jobs=2,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert tree(out) == local_run
 
 
 @pytest.mark.parametrize("template", ["{stem:.3}_nsp{copy}{ext}", "{stem}_nsp{copy}{ext:.0}", "{stem!r}_{copy}{ext}"])

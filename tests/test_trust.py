@@ -227,31 +227,6 @@ def test_export_relative_to_a_folder_the_list_is_not_in(tmp_path):
     assert "ann_file='../lists/train.txt'" in result.stdout and split.read_text().count("\n") == 4
 
 
-def test_dask_with_a_scheduler_nobody_answers_at_is_refused_before_anything_is_written(labels, tmp_path):
-    pytest.importorskip("distributed")
-    out = tmp_path / "out"
-    arguments = ["--labels", labels, "-k", 1, "--out", out, "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1"]
-    result = generate(*arguments)
-    assert result.exit_code == 2 and "dask scheduler tcp://127.0.0.1:1: cannot connect" in result.stderr
-    assert not out.exists() or not any(out.iterdir())
-
-
-def test_a_python_caller_keeps_its_pillow_and_opencv_settings_after_an_in_process_run(labels, tmp_path):
-    import cv2
-
-    from nsegaug.generate import GenerateConfig, generate_dataset
-
-    threads, pixels = cv2.getNumThreads(), Image.MAX_IMAGE_PIXELS
-    try:
-        cv2.setNumThreads(2)
-        Image.MAX_IMAGE_PIXELS = 12345678
-        generate_dataset(GenerateConfig(labels=labels, out=tmp_path / "out", copies=1, jobs=1, max_pixels=10**7))
-        assert (cv2.getNumThreads(), Image.MAX_IMAGE_PIXELS) == (2, 12345678)
-    finally:
-        cv2.setNumThreads(threads)
-        Image.MAX_IMAGE_PIXELS = pixels
-
-
 @needs_torch
 def test_a_used_run_folder_is_refused_as_generate_refuses_a_used_out(tmp_path):
     labels, images = _dataset(tmp_path / "data")
