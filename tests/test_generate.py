@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from runs import DATA, error_line, example_pairs, generate, nsegaug_process, run
 
 from nsegaug import __version__
 from nsegaug.cli import main
+from nsegaug.generate import GenerateConfig, generate_dataset
 from nsegaug.manifest import MANIFEST_NAME, META_NAME, ROW_KEYS
+from nsegaug.params import DeformParams
 from nsegaug.storage import sha256_file
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
@@ -295,3 +298,134 @@ def test_the_png_level_is_a_recorded_choice_of_the_same_pixels(dataset, tmp_path
     refused = invoke("--labels", labels, "--copies", 1, "--out", runs["0"], "--png-level", 9, "--resume")
     assert refused.exit_code == 3 and "png_level: 0 -> 9" in refused.stderr
     assert invoke("--labels", labels, "--copies", 1, "--out", tmp_path / "x", "--png-level", 10).exit_code == 2
+
+
+def test_generate_refuses_an_image_folder_without_images_up_front(tmp_path):
+    labels, _ = example_pairs(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "gen"
+    result = run("generate", "--labels", labels, "--images", tmp_path / "empty", "--copies", 1, "--out", out)
+    assert result.exit_code == 2 and "warning" not in result.stderr, result.output
+    assert error_line(result) == f"Error: {tmp_path / 'empty'}: no image in it"
+    assert not out.exists()
+
+
+def test_copies_identical_to_their_source_are_counted_and_warned_about(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    for index in range(6):  # 64x64 corners of the example maps: every component is under 1000 px
+        with Image.open(DATA / "train" / "labels" / f"scene_{index:04d}.png") as image:
+            image.crop((200, 120, 264, 184)).save(small / f"m{index}.png")
+    out = tmp_path / "out"
+    result = generate("--labels", small, "--copies", 5, "--out", out)
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    unchanged = sum(1 for row in rows if row["deformed"] and row["changed_fraction"] == 0)
+    meta = json.loads((out / META_NAME).read_text())
+    assert meta["counts"]["copies_unchanged"] == unchanged > 15 and meta["counts"]["copies_deformed"] == 30
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "identical to their source" in warning[0] and "area_thresh" in warning[0]
+    assert meta["warnings"] == [warning[0].removeprefix("warning: ")]
+    scaled = generate("--labels", small, "--copies", 5, "--out", tmp_path / "scaled", "--area-thresh", 2)
+    assert "identical to their source" not in scaled.stderr
+
+
+def test_an_enormous_sigma_is_refused_with_the_reason(labels, tmp_path):
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--alpha-sigma", "5:1e6")
+    assert result.exit_code == 2 and "sigma 1e+06 is above 100 px" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_ignore_index_an_8_bit_map_cannot_hold_is_one_line_per_file(labels, tmp_path):
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--ignore-index", 70000)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 8 and all(
+        "the ignore index 70000 cannot occur in a 8-bit label map (0..255)" in e for e in errors
+    )
+
+
+def test_a_name_template_must_end_with_the_extension(labels, tmp_path):
+    result = generate(
+        "--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--name-template", "{stem}{ext}_{copy}"
+    )
+    assert result.exit_code == 2 and "must end with {ext}" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "preview"])
+def test_a_billion_copies_are_refused_at_once_even_in_a_dry_run(tmp_path, command):
+    out = tmp_path / "out"
+    extra = ["--dry-run", "--out", out] if command == "generate" else ["--out", tmp_path / "sheet.png"]
+    result = nsegaug_process(
+        command, "--labels", (DATA / "train" / "labels"), "--copies", 1_000_000_000, *extra, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert "copies must be a whole number in [1, 1000]" in result.stderr
+    assert not out.exists() and not (tmp_path / "sheet.png").exists()
+
+
+@pytest.mark.parametrize("pairs", ["1e308:3", "1:3,,", "inf:3", "1:3,,15:5"])
+def test_unusable_alpha_sigma_is_refused_before_anything_is_written(tmp_path, pairs):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--labels",
+            str(DATA / "train" / "labels"),
+            "--out",
+            str(out),
+            "--copies",
+            "1",
+            "--alpha-sigma",
+            pairs,
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert not out.exists()
+    assert "--alpha-sigma" in result.output and pairs in result.output
+
+
+def test_the_largest_alpha_deforms_every_mask(three_masks, tmp_path):
+    config = GenerateConfig(
+        labels=three_masks, out=tmp_path / "out", copies=1, params=DeformParams(alpha_sigma=((1e6, 3),))
+    )
+    summary = generate_dataset(config, log=lambda message: None)
+    assert summary.failed == 0 and summary.copies_written == 3
+
+
+def test_pairs_given_as_a_numpy_array_are_recorded_as_json(three_masks, tmp_path):
+    params = DeformParams(alpha_sigma=np.array([[15, 5], [30, 10]]), area_thresh=np.int64(100))
+    config = GenerateConfig(labels=three_masks, out=tmp_path / "out", copies=1, params=params)
+    generate_dataset(config, log=lambda message: None)
+    meta = json.loads((tmp_path / "out" / META_NAME).read_text())
+    assert meta["parameters"]["alpha_sigma"] == [[15, 5], [30, 10]] and meta["parameters"]["area_thresh"] == 100
+
+
+def test_a_map_above_max_pixels_is_refused_quoting_the_limit_given(three_masks, tmp_path):
+    # The example maps have 131,072 pixels: more than twice the limit, where Pillow's message doubled it.
+    arguments = ["generate", "--labels", three_masks, "--out", tmp_path / "out", "--copies", 1, "--max-pixels", 1000]
+    result = CliRunner().invoke(main, list(map(str, arguments)))
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    assert all("131,072 pixels, above the largest map size of 1,000 pixels" in line for line in errors)
+    assert "2000" not in result.output and "2,000" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("pairs", "area_thresh", "cause", "not_the_cause"),
+    [
+        ("1:10", "0", "alpha (1)", "area_thresh"),  # nothing protected: the displacement is too small
+        ("30:3", "1000000", "area_thresh is in pixels", "raise alpha"),  # everything protected
+    ],
+)
+def test_copies_left_unchanged_are_blamed_on_their_cause(
+    three_masks, tmp_path, pairs, area_thresh, cause, not_the_cause
+):
+    arguments = ["generate", "--labels", three_masks, "--out", tmp_path / "out", "--copies", 2, "--jobs", 1]
+    result = CliRunner().invoke(main, [*map(str, arguments), "--alpha-sigma", pairs, "--area-thresh", area_thresh])
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.output.splitlines() if line.startswith("warning:"))
+    assert "are identical to their source" in warning
+    assert cause in warning and not_the_cause not in warning

@@ -288,5 +288,3 @@ def test_the_noisy_folder_is_a_label_folder_for_generate_and_preview(labels, tmp
         assert image.size[0] > 3 * 128  # original, noisy, difference
     stats = CliRunner().invoke(main, ["preview", "--manifest", str(noisy), "--stats", "--json"])
     assert json.loads(stats.stdout)["kind"] == "noise" and json.loads(stats.stdout)["masks"] == 5
-
-

@@ -25,16 +25,6 @@ def dataset(tmp_path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def labels(tmp_path) -> Path:
-    """Eight example label maps."""
-    folder = tmp_path / "labels"
-    folder.mkdir()
-    for index in range(8):
-        shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", folder)
-    return folder
-
-
-@pytest.fixture
 def day_labels(tmp_path) -> Path:
     """Four example label maps, two of them in a subfolder ``day``."""
     folder = tmp_path / "labels"

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -24,15 +22,6 @@ def local_run(tmp_path_factory) -> dict[str, bytes]:
     result = generate("--labels", DATA / "train" / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png")
     assert result.exit_code == 0
     return tree(out)
-
-
-@pytest.fixture
-def three_masks(tmp_path) -> Path:
-    labels = tmp_path / "labels"
-    labels.mkdir()
-    for path in sorted((DATA / "train" / "labels").iterdir())[:3]:
-        shutil.copy(path, labels / path.name)
-    return labels
 
 
 def test_dask_local_cluster_started_by_the_caller_gives_the_same_bytes(tmp_path, local_run):
