@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_storage import make_buckets, needs_moto, start_moto
+from s3 import make_buckets, needs_moto, start_moto
 
 from nsegaug import storage
 from nsegaug.cli import main
