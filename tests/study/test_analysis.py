@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""A study's statistics (nsegaug.study.analysis, .collapse, .charts), by hand: paired intervals and their reading,
+convergence, class collapse and the collapse-robust metrics, no verdict for runs that did not learn, the chart."""
 
 from __future__ import annotations
 

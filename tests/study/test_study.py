@@ -1,4 +1,4 @@
-"""``nsegaug study``: its statistics by hand, its description, the pairing of its trainings, and whole studies
+"""``nsegaug study``: its description, the pairing of its trainings, and whole studies
 through the command line on the example scenes (killed with SIGKILL and rerun; a dry run that writes nothing)."""
 
 from __future__ import annotations
