@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from nsegaug.synthetic import street_scene  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _border_pixels() -> np.ndarray:
@@ -61,6 +64,26 @@ LABEL_MAPS = {
 @pytest.fixture(params=sorted(LABEL_MAPS), ids=sorted(LABEL_MAPS))
 def label_map(request) -> np.ndarray:
     return LABEL_MAPS[request.param].copy()
+
+
+@pytest.fixture
+def labels(tmp_path) -> Path:
+    """Eight example label maps (a test module may define its own ``labels``)."""
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    for index in range(8):
+        shutil.copy(EXAMPLES / "data" / "train" / "labels" / f"scene_{index:04d}.png", folder)
+    return folder
+
+
+@pytest.fixture
+def three_masks(tmp_path) -> Path:
+    """The first three example label maps."""
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    for path in sorted((EXAMPLES / "data" / "train" / "labels").iterdir())[:3]:
+        shutil.copy(path, folder / path.name)
+    return folder
 
 
 @pytest.fixture

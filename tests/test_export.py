@@ -8,11 +8,15 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
+from runs import DATA, edit_label, error_line, example_pairs, generate, generated_run, run
 
 from nsegaug.cli import main
 from nsegaug.export import manifest_pairs, mmseg_split
+from nsegaug.manifest import MANIFEST_NAME, META_NAME
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
 
@@ -169,3 +173,132 @@ def test_the_reader_refuses_what_is_not_a_finished_generate_run_with_images(made
     expected = {"noise": "a noise run", "unfinished": "did not finish", "without images": "made without images"}
     with pytest.raises(ManifestError, match=expected[made]):
         open_generated(out)
+
+
+def export(manifest: Path, *extra):
+    return run("export", "--manifest", manifest, *extra)
+
+
+@pytest.mark.parametrize("form", ["csv", "mmseg"])
+def test_export_refuses_a_label_edited_after_generate_naming_it_unless_allowed(tmp_path, form):
+    out = generated_run(tmp_path)
+    edited = tmp_path / "data" / "labels" / "scene_0003.png"
+    edit_label(edited)
+    listed = tmp_path / "list.txt"
+    refused = export(out, "--format", form, "--out", listed)
+    assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
+    assert refused.stderr.count("\n") == 1 and f"{edited}: changed since generate" in refused.stderr
+    assert not listed.exists()
+    allowed = export(out, "--format", form, "--out", listed, "--allow-changed-labels")
+    assert allowed.exit_code == 0, allowed.output
+    assert str(edited.relative_to(tmp_path / "data" / "labels").with_suffix("")) in listed.read_text()
+
+
+def mmseg_label_arrays(split: Path, config: str) -> list[np.ndarray]:
+    """Every label the exported config and split list name, read as mmseg's LoadAnnotations reads a file: as it is."""
+    namespace = {"train_pipeline": None}
+    exec(config, namespace)  # the dataset config export printed: plain dicts
+    arrays = []
+    for dataset in namespace["train_dataset"]["datasets"]:
+        assert dataset["ann_file"] == str(split)
+        folder = Path(dataset["data_prefix"]["seg_map_path"])
+        for name in split.read_text().splitlines():
+            with Image.open(folder / (name.strip() + dataset["seg_map_suffix"])) as image:
+                arrays.append(np.array(image))
+    return arrays
+
+
+def colour_coded(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The example maps as colour-coded RGB maps (an ISPRS-like dataset), their images and the colour table."""
+    labels, images = example_pairs(tmp_path / "indexed")
+    colours = {index: (index, 255 - index, (index * 37) % 256) for index in range(256)}
+    table = {"#{:02x}{:02x}{:02x}".format(*colours[index]): index for index in (*range(19), 255)}
+    (tmp_path / "rgb").mkdir()
+    for path in labels.iterdir():
+        indices = np.array(Image.open(path))
+        Image.fromarray(np.array([colours[value] for value in range(256)], np.uint8)[indices]).save(
+            tmp_path / "rgb" / path.name
+        )
+    (tmp_path / "colours.json").write_text(json.dumps(table))
+    return tmp_path / "rgb", images, tmp_path / "colours.json"
+
+
+def test_mmseg_export_of_index_maps_reads_back_as_class_indices(tmp_path):
+    out = generated_run(tmp_path)
+    split = tmp_path / "split.txt"
+    result = export(out, "--format", "mmseg", "--out", split)
+    assert result.exit_code == 0, result.output
+    arrays = mmseg_label_arrays(split, result.stdout)
+    assert len(arrays) == 8 and all(array.ndim == 2 and set(np.unique(array)) <= {*range(19), 255} for array in arrays)
+
+
+def test_mmseg_export_of_a_colour_coded_run_is_refused_as_its_labels_would_load_as_colours(tmp_path):
+    labels, images, table = colour_coded(tmp_path)
+    with Image.open(next(labels.iterdir())) as image:
+        assert np.array(image).shape[2:] == (3,)  # what mmseg would take for the class indices
+    out = tmp_path / "gen"
+    made = run("generate", "--labels", labels, "--images", images, "--palette", table, "--copies", 1, "--out", out)
+    assert made.exit_code == 0, made.output
+    split = tmp_path / "split.txt"
+    result = export(out, "--format", "mmseg", "--out", split)
+    assert result.exit_code == 2 and "colour-coded labels" in error_line(result)
+    assert not split.exists()
+    assert export(out, "--format", "csv").exit_code == 0  # a list of paths says nothing about the values
+
+
+@pytest.mark.parametrize("odd", ["scene\n0009", "scene\r0009", " scene_0009"], ids=["newline", "return", "space"])
+def test_a_name_the_mmseg_list_cannot_hold_is_refused_naming_the_file(tmp_path, odd):
+    labels, images = example_pairs(tmp_path / "data")
+    shutil.copy(DATA / "train" / "labels" / "scene_0009.png", labels / f"{odd}.png")
+    shutil.copy(DATA / "train" / "images" / "scene_0009.jpg", images / f"{odd}.jpg")
+    out = tmp_path / "gen"
+    assert run("generate", "--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    split = tmp_path / "split.txt"
+    result = export(out, "--format", "mmseg", "--out", split)
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert repr(odd)[1:-1] in line and "split list" in line
+    assert not split.exists()
+    pairs = tmp_path / "pairs.csv"  # csv quotes what it must: the name survives whole
+    assert export(out, "--format", "csv", "--out", pairs).exit_code == 0
+    with open(pairs, newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    assert sum(Path(row["label"]).name == f"{odd}.png" for row in rows) == 1
+
+
+@pytest.mark.parametrize("damage", ["duplicated", "empty"])
+def test_export_refuses_the_manifest_preview_refuses(tmp_path, damage):
+    out = generated_run(tmp_path)
+    manifest = out / MANIFEST_NAME
+    lines = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text("".join(lines + lines[-1:]) if damage == "duplicated" else "")
+    shown = run("preview", "--manifest", out, "--out", tmp_path / "p.png")
+    listed = export(out)
+    expected = "rows of two runs mixed" if damage == "duplicated" else "the manifest has no rows"
+    for result in (shown, listed):
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1 and expected in result.stderr, result.output
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_an_unfinished_run_is_not_exported(tmp_path):
+    labels, images = example_pairs(tmp_path / "data")
+    out = tmp_path / "gen"
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    meta = json.loads((out / META_NAME).read_text())
+    (out / META_NAME).write_text(json.dumps({**meta, "status": "interrupted"}))
+    result = CliRunner().invoke(main, ["export", "--manifest", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"generate did not finish (status 'interrupted'); resume that run into {out} first" in result.stderr
+
+
+def test_export_relative_to_a_folder_the_list_is_not_in(tmp_path):
+    labels, images = example_pairs(tmp_path / "data")
+    out = tmp_path / "gen"
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    split = tmp_path / "lists" / "train.txt"
+    split.parent.mkdir()
+    result = CliRunner().invoke(
+        main, ["export", "--manifest", str(out), "--format", "mmseg", "--out", str(split), "--relative-to", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ann_file='../lists/train.txt'" in result.stdout and split.read_text().count("\n") == 4

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from runs import DATA, error_line, example_pairs, generate, nsegaug_process, run
 
 from nsegaug import __version__
 from nsegaug.cli import main
+from nsegaug.generate import GenerateConfig, generate_dataset
 from nsegaug.manifest import MANIFEST_NAME, META_NAME, ROW_KEYS
+from nsegaug.params import DeformParams
 from nsegaug.storage import sha256_file
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
@@ -246,124 +244,6 @@ def test_missing_label_folder_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.stderr
 
 
-def test_out_inside_the_sources_and_non_empty_out_are_refused(dataset, tmp_path):
-    labels, images = dataset
-    inside = invoke("--labels", labels, "--copies", 1, "--out", labels / "aug")
-    assert inside.exit_code == 2 and "is inside" in inside.stderr and not (labels / "aug").exists()
-    inside_images = invoke("--labels", labels, "--images", images, "--copies", 1, "--out", images / "x")
-    assert inside_images.exit_code == 2 and "is inside" in inside_images.stderr
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    refused = invoke("--labels", labels, "--copies", 1, "--out", out)
-    # A refusal by the folder's state, not a usage mistake: one line, exit code 3, no "Usage:" header.
-    assert refused.exit_code == 3 and "--resume" in refused.stderr and "--overwrite" in refused.stderr
-    assert refused.stderr.strip().splitlines() == [
-        f"Error: {out} is not empty; pass --resume to continue that run, or --overwrite"
-    ]
-    # --overwrite replaces what nsegaug wrote, never someone's files: keep.txt is named, and kept.
-    kept = invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite")
-    assert kept.exit_code == 3 and "holds files no nsegaug run wrote: keep.txt" in kept.stderr
-    assert "move them away" in kept.stderr and "pass --resume" not in kept.stderr
-    assert (out / "keep.txt").read_text() == "mine" and sorted(out.iterdir()) == [out / "keep.txt"]
-    (out / "keep.txt").unlink()
-    assert invoke("--labels", labels, "--copies", 1, "--out", out, "--overwrite").exit_code == 0
-
-
-def test_resume_with_other_parameters_shows_the_difference(dataset, tmp_path):
-    labels, _ = dataset
-    out = tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 2, "--out", out, "--seed", 1).exit_code == 0
-    result = invoke("--labels", labels, "--copies", 3, "--out", out, "--seed", 2, "--resume")
-    assert result.exit_code == 3 and "Usage:" not in result.stderr
-    assert "copies: 2 -> 3" in result.stderr and "seed: 1 -> 2" in result.stderr
-
-
-def test_a_run_recorded_before_volumes_resumes_as_it_ran(dataset, tmp_path):
-    """0.1.0 (0f2d1df) recorded no units and no volume engine: its 2D run is a run in voxels, and resumes."""
-    labels, _ = dataset
-    clean, out = tmp_path / "clean", tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 2, "--out", clean).exit_code == 0
-    assert invoke("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    meta = json.loads((out / META_NAME).read_text())
-    del meta["parameters"]["units"], meta["parameters"]["volume_engine"]  # as 0.1.0 wrote its record
-    (out / META_NAME).write_text(json.dumps(meta))
-    (out / "aachen" / "aachen_0_gtFine_nsp2.png").unlink()
-    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
-    assert result.exit_code == 0, result.output
-    assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
-    assert tree(out) == tree(clean)
-    meta["parameters"]["units"] = "mm"  # a parameter the record does name is still compared
-    (out / META_NAME).write_text(json.dumps(meta))
-    refused = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
-    assert refused.exit_code != 0 and "units: 'mm' -> 'voxels'" in refused.stderr
-
-
-def test_resume_repairs_missing_corrupt_and_torn_state(dataset, tmp_path):
-    labels, _ = dataset
-    clean, out = tmp_path / "clean", tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 3, "--out", clean).exit_code == 0
-    assert invoke("--labels", labels, "--copies", 3, "--out", out).exit_code == 0
-    (out / "aachen" / "aachen_0_gtFine_nsp2.png").unlink()
-    (out / "bremen" / "bremen_1_gtFine_nsp3.png").write_bytes(b"\x89PNG half")
-    (out / "bremen" / ".bremen_3_gtFine_nsp1.png.123.tmp").write_bytes(b"partial")
-    manifest = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
-    (out / MANIFEST_NAME).write_text("".join(manifest[:-2]) + manifest[-2][:40])  # killed mid-append
-    result = invoke("--labels", labels, "--copies", 3, "--out", out, "--resume")
-    assert result.exit_code == 0, result.output
-    # aachen_0, bremen_1 and bremen_5 (torn rows) are redone; the three others are verified and skipped.
-    assert "masks: 3, copies written: 9, skipped: 3, failed: 0" in result.stderr
-    assert tree(out) == tree(clean)
-    again = invoke("--labels", labels, "--copies", 3, "--out", out, "--resume")
-    assert "masks: 0, copies written: 0, skipped: 6" in again.stderr
-
-
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory) -> dict[str, bytes]:
-    out = tmp_path_factory.mktemp("clean") / "out"
-    subprocess.run([*KILL_COMMAND, "--out", str(out)], check=True, capture_output=True)
-    return tree(out)
-
-
-KILL_COMMAND = [sys.executable, "-m", "nsegaug", "generate", "--labels", str(SAMPLES / "labels"), "--copies", "12"]
-KILL_COMMAND += ["--quiet", "--jobs", "2"]
-
-
-@pytest.mark.parametrize(
-    ("how", "exit_code", "status"),
-    [(signal.SIGKILL, -signal.SIGKILL, "running"), (signal.SIGINT, 130, "interrupted")],
-    ids=["SIGKILL", "Ctrl-C"],
-)
-def test_killed_run_leaves_no_partial_image_and_resume_finishes_it(tmp_path, clean_run, how, exit_code, status):
-    out = tmp_path / "out"
-    # A session of its own, so that SIGINT goes to the whole process group, workers included, as Ctrl-C does.
-    process = subprocess.Popen([*KILL_COMMAND, "--out", str(out)], stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        manifest = out / MANIFEST_NAME
-        if manifest.exists() and manifest.read_text().count("\n") >= 5 * 13:
-            break
-        time.sleep(0.02)
-    os.killpg(process.pid, how)
-    stderr = process.communicate()[1].decode()
-    assert process.returncode == exit_code, stderr
-    written = list(out.glob("*.png"))
-    assert 0 < len(written) < 60 * 12  # stopped in the middle
-    for path in written:  # every visible output is a complete image
-        Image.open(path).load()
-    assert json.loads((out / META_NAME).read_text())["status"] == status
-    if how == signal.SIGINT:
-        assert "interrupted; finish with: nsegaug generate ... --resume" in stderr.replace(f"--out {out} ", "")
-        assert not list(out.glob(".*.tmp"))
-
-    resumed = subprocess.run([*KILL_COMMAND, "--out", str(out), "--resume"], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert not list(out.glob(".*.tmp"))
-    assert tree(out) == clean_run
-    meta = json.loads((out / META_NAME).read_text())
-    assert meta["status"] == "complete" and meta["counts"]["masks_skipped"] >= 5
-
-
 def test_dry_run_lists_and_writes_nothing(dataset, tmp_path):
     labels, _ = dataset
     out = tmp_path / "out"
@@ -374,19 +254,6 @@ def test_dry_run_lists_and_writes_nothing(dataset, tmp_path):
     assert "copies=2" in result.output and not out.exists()
 
 
-def test_walk_skips_hidden_files_follows_links_once_and_honours_pattern(dataset, tmp_path):
-    labels, _ = dataset
-    (labels / ".cache").mkdir()
-    shutil.copy(labels / "aachen" / "aachen_0_gtFine.png", labels / ".cache" / "x.png")
-    shutil.copy(labels / "aachen" / "aachen_0_gtFine.png", labels / "aachen" / ".hidden.png")
-    os.symlink(labels, labels / "bremen" / "loop")  # a link back to the root: walked once, not forever
-    out = tmp_path / "out"
-    result = invoke("--labels", labels, "--copies", 1, "--out", out, "--pattern", "*_gtFine.png")
-    assert result.exit_code == 0, result.output
-    assert "masks: 6," in result.stderr
-    assert not (out / ".cache").exists() and not list(out.rglob(".hidden*"))
-
-
 def test_name_template(dataset, tmp_path):
     labels, _ = dataset
     out = tmp_path / "out"
@@ -395,64 +262,6 @@ def test_name_template(dataset, tmp_path):
         == 0
     )
     assert (out / "bremen" / "bremen_1_gtFine.aug2.png").is_file()
-
-
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> dict[str, bytes]:
-    out = tmp_path_factory.mktemp("local") / "out"
-    result = invoke("--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png")
-    assert result.exit_code == 0
-    return tree(out)
-
-
-def test_dask_local_cluster_started_by_the_caller_gives_the_same_bytes(tmp_path, local_run):
-    distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        out = tmp_path / "out"
-        result = invoke(
-            "--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png",
-            "--backend", "dask", "--scheduler", cluster.scheduler_address,
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
-    assert tree(out) == local_run
-    assert json.loads((out / META_NAME).read_text())["execution"]["scheduler"] == cluster.scheduler_address
-
-
-def test_dask_implicit_local_cluster_gives_the_same_bytes(tmp_path, local_run):
-    pytest.importorskip("dask.distributed")
-    out = tmp_path / "out"
-    result = invoke(
-        "--labels", SAMPLES / "labels", "--copies", 2, "--out", out, "--pattern", "scene_000*.png", "--backend", "dask",
-        jobs=2,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert tree(out) == local_run
-
-
-def test_resume_redoes_the_copies_of_a_source_edited_since(dataset, tmp_path):
-    labels, _ = dataset
-    out = tmp_path / "out"
-    assert invoke("--labels", labels, "--copies", 2, "--out", out).exit_code == 0
-    edited = labels / "aachen" / "aachen_0_gtFine.png"
-    source = Image.open(edited)
-    changed = np.asarray(source).copy()
-    changed[:40, :40] = 13
-    image = Image.fromarray(changed)
-    image.putpalette(source.getpalette())
-    image.save(edited)
-    result = invoke("--labels", labels, "--copies", 2, "--out", out, "--resume")
-    assert result.exit_code == 0
-    assert f"warning: {edited}: changed since its outputs were made" in result.stderr
-    assert "masks: 1, copies written: 2, skipped: 5" in result.stderr
-    assert {row["sha256_label"] for row in rows(out) if row["label"] == "aachen/aachen_0_gtFine.png"} == {
-        sha256_file(edited)
-    }
-
-
-def test_labels_inside_out_are_refused(dataset, tmp_path):
-    labels, _ = dataset
-    result = invoke("--labels", labels, "--copies", 1, "--out", labels.parent, "--overwrite")
-    assert result.exit_code == 2 and "is inside the output folder" in result.stderr
 
 
 @pytest.mark.parametrize("template", ["{stem:.3}_nsp{copy}{ext}", "{stem}_nsp{copy}{ext:.0}", "{stem!r}_{copy}{ext}"])
@@ -489,3 +298,134 @@ def test_the_png_level_is_a_recorded_choice_of_the_same_pixels(dataset, tmp_path
     refused = invoke("--labels", labels, "--copies", 1, "--out", runs["0"], "--png-level", 9, "--resume")
     assert refused.exit_code == 3 and "png_level: 0 -> 9" in refused.stderr
     assert invoke("--labels", labels, "--copies", 1, "--out", tmp_path / "x", "--png-level", 10).exit_code == 2
+
+
+def test_generate_refuses_an_image_folder_without_images_up_front(tmp_path):
+    labels, _ = example_pairs(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "gen"
+    result = run("generate", "--labels", labels, "--images", tmp_path / "empty", "--copies", 1, "--out", out)
+    assert result.exit_code == 2 and "warning" not in result.stderr, result.output
+    assert error_line(result) == f"Error: {tmp_path / 'empty'}: no image in it"
+    assert not out.exists()
+
+
+def test_copies_identical_to_their_source_are_counted_and_warned_about(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    for index in range(6):  # 64x64 corners of the example maps: every component is under 1000 px
+        with Image.open(DATA / "train" / "labels" / f"scene_{index:04d}.png") as image:
+            image.crop((200, 120, 264, 184)).save(small / f"m{index}.png")
+    out = tmp_path / "out"
+    result = generate("--labels", small, "--copies", 5, "--out", out)
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    unchanged = sum(1 for row in rows if row["deformed"] and row["changed_fraction"] == 0)
+    meta = json.loads((out / META_NAME).read_text())
+    assert meta["counts"]["copies_unchanged"] == unchanged > 15 and meta["counts"]["copies_deformed"] == 30
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "identical to their source" in warning[0] and "area_thresh" in warning[0]
+    assert meta["warnings"] == [warning[0].removeprefix("warning: ")]
+    scaled = generate("--labels", small, "--copies", 5, "--out", tmp_path / "scaled", "--area-thresh", 2)
+    assert "identical to their source" not in scaled.stderr
+
+
+def test_an_enormous_sigma_is_refused_with_the_reason(labels, tmp_path):
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--alpha-sigma", "5:1e6")
+    assert result.exit_code == 2 and "sigma 1e+06 is above 100 px" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_ignore_index_an_8_bit_map_cannot_hold_is_one_line_per_file(labels, tmp_path):
+    result = generate("--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--ignore-index", 70000)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 8 and all(
+        "the ignore index 70000 cannot occur in a 8-bit label map (0..255)" in e for e in errors
+    )
+
+
+def test_a_name_template_must_end_with_the_extension(labels, tmp_path):
+    result = generate(
+        "--labels", labels, "--copies", 1, "--out", tmp_path / "out", "--name-template", "{stem}{ext}_{copy}"
+    )
+    assert result.exit_code == 2 and "must end with {ext}" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "preview"])
+def test_a_billion_copies_are_refused_at_once_even_in_a_dry_run(tmp_path, command):
+    out = tmp_path / "out"
+    extra = ["--dry-run", "--out", out] if command == "generate" else ["--out", tmp_path / "sheet.png"]
+    result = nsegaug_process(
+        command, "--labels", (DATA / "train" / "labels"), "--copies", 1_000_000_000, *extra, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert "copies must be a whole number in [1, 1000]" in result.stderr
+    assert not out.exists() and not (tmp_path / "sheet.png").exists()
+
+
+@pytest.mark.parametrize("pairs", ["1e308:3", "1:3,,", "inf:3", "1:3,,15:5"])
+def test_unusable_alpha_sigma_is_refused_before_anything_is_written(tmp_path, pairs):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--labels",
+            str(DATA / "train" / "labels"),
+            "--out",
+            str(out),
+            "--copies",
+            "1",
+            "--alpha-sigma",
+            pairs,
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert not out.exists()
+    assert "--alpha-sigma" in result.output and pairs in result.output
+
+
+def test_the_largest_alpha_deforms_every_mask(three_masks, tmp_path):
+    config = GenerateConfig(
+        labels=three_masks, out=tmp_path / "out", copies=1, params=DeformParams(alpha_sigma=((1e6, 3),))
+    )
+    summary = generate_dataset(config, log=lambda message: None)
+    assert summary.failed == 0 and summary.copies_written == 3
+
+
+def test_pairs_given_as_a_numpy_array_are_recorded_as_json(three_masks, tmp_path):
+    params = DeformParams(alpha_sigma=np.array([[15, 5], [30, 10]]), area_thresh=np.int64(100))
+    config = GenerateConfig(labels=three_masks, out=tmp_path / "out", copies=1, params=params)
+    generate_dataset(config, log=lambda message: None)
+    meta = json.loads((tmp_path / "out" / META_NAME).read_text())
+    assert meta["parameters"]["alpha_sigma"] == [[15, 5], [30, 10]] and meta["parameters"]["area_thresh"] == 100
+
+
+def test_a_map_above_max_pixels_is_refused_quoting_the_limit_given(three_masks, tmp_path):
+    # The example maps have 131,072 pixels: more than twice the limit, where Pillow's message doubled it.
+    arguments = ["generate", "--labels", three_masks, "--out", tmp_path / "out", "--copies", 1, "--max-pixels", 1000]
+    result = CliRunner().invoke(main, list(map(str, arguments)))
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    assert all("131,072 pixels, above the largest map size of 1,000 pixels" in line for line in errors)
+    assert "2000" not in result.output and "2,000" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("pairs", "area_thresh", "cause", "not_the_cause"),
+    [
+        ("1:10", "0", "alpha (1)", "area_thresh"),  # nothing protected: the displacement is too small
+        ("30:3", "1000000", "area_thresh is in pixels", "raise alpha"),  # everything protected
+    ],
+)
+def test_copies_left_unchanged_are_blamed_on_their_cause(
+    three_masks, tmp_path, pairs, area_thresh, cause, not_the_cause
+):
+    arguments = ["generate", "--labels", three_masks, "--out", tmp_path / "out", "--copies", 2, "--jobs", 1]
+    result = CliRunner().invoke(main, [*map(str, arguments), "--alpha-sigma", pairs, "--area-thresh", area_thresh])
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.output.splitlines() if line.startswith("warning:"))
+    assert "are identical to their source" in warning
+    assert cause in warning and not_the_cause not in warning

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
+from click.testing import CliRunner
+from runs import generate
 
+from nsegaug.cli import main
 from nsegaug.errors import ManifestError
 from nsegaug.manifest import (
     ROW_KEYS,
@@ -131,3 +135,13 @@ def test_open_checks_the_tool_and_schema_once_and_rows_against_the_run(tmp_path)
     manifest = open_manifest(tmp_path)
     with pytest.raises(ManifestError, match=r"manifest.jsonl:2: copy 3 but the run .* made 2"):
         list(manifest.rows())
+
+
+def test_a_manifest_moved_alone_still_finds_its_data(labels, tmp_path):
+    out = tmp_path / "out"
+    assert generate("--labels", labels, "--copies", 1, "--out", out).exit_code == 0
+    shutil.copytree(out, tmp_path / "far" / "away" / "out")
+    shown = CliRunner().invoke(
+        main, ["preview", "--manifest", str(tmp_path / "far" / "away" / "out"), "--out", str(tmp_path / "p.png")]
+    )
+    assert shown.exit_code == 0, shown.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -257,20 +256,6 @@ def test_noise_mirrors_the_label_folder_keeps_formats_and_lists_each_map(labels,
     assert tree(other)[MANIFEST_NAME] != tree(out)[MANIFEST_NAME]
 
 
-def test_noise_resumes_redoing_only_what_is_missing_or_damaged(labels, tmp_path):
-    out, clean = tmp_path / "noisy", tmp_path / "clean"
-    assert invoke("--labels", labels, "--out", clean).exit_code == 0
-    shutil.copytree(clean, out)
-    (out / "a" / "scene_0000.png").unlink()  # a lost output
-    (out / "b" / "scene_0001.png").write_bytes(b"damaged")  # a damaged one
-    lines = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
-    (out / MANIFEST_NAME).write_text("".join(lines[:-1]) + lines[-1][:20])  # a line torn by a killed run
-    result = invoke("--labels", labels, "--out", out, "--resume")
-    assert result.exit_code == 0, result.output
-    assert "masks: 3, noisy maps written: 3, skipped: 2," in result.stderr
-    assert tree(out) == tree(clean)
-
-
 def test_noise_reports_bad_files_in_one_line_and_goes_on(labels, tmp_path):
     (labels / "a" / "notes.png").write_text("not an image")
     out = tmp_path / "noisy"
@@ -303,14 +288,3 @@ def test_the_noisy_folder_is_a_label_folder_for_generate_and_preview(labels, tmp
         assert image.size[0] > 3 * 128  # original, noisy, difference
     stats = CliRunner().invoke(main, ["preview", "--manifest", str(noisy), "--stats", "--json"])
     assert json.loads(stats.stdout)["kind"] == "noise" and json.loads(stats.stdout)["masks"] == 5
-
-
-def test_a_generate_manifest_is_not_resumed_as_noise(labels, tmp_path):
-    out = tmp_path / "out"
-    assert (
-        CliRunner().invoke(main, ["generate", "--labels", str(labels), "--copies", "1", "--out", str(out)]).exit_code
-        == 0
-    )
-    result = invoke("--labels", labels, "--out", out, "--resume")
-    assert result.exit_code == 3 and "the record of a generate run, not of noise" in result.stderr
-    assert os.path.exists(out / MANIFEST_NAME)

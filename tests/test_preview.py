@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from runs import DATA, error_line, generated_run, needs_root, nsegaug_process, run
 
 from nsegaug import preview
 from nsegaug.cli import main
@@ -498,3 +499,55 @@ def test_palette_pngs_are_drawn_in_their_own_palette(tmp_path):
     assert result.exit_code == 0, result.output
     sheet = preview.preview_sheet(preview.label_views(tmp_path / "mask.png", copies=1), tile=32)
     assert np.array_equal(tile(png(out), sheet.layout.tiles[0][0]), palette[segment])
+
+
+@needs_root
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+def test_preview_and_export_write_errors_name_the_file_asked_for(tmp_path, mount, disk):
+    out = generated_run(tmp_path)
+    folder = mount("disk", "1m", "ro") if disk == "read-only" else mount("disk", "64k")
+    if disk == "full":
+        with open(folder / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):
+            while True:
+                filler.write(bytes(4096))
+    for command, target in (("preview", folder / "sheet.png"), ("export", folder / "pairs.csv")):
+        result = run(command, "--manifest", out, "--out", target)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert error_line(result).startswith(f"Error: {target}: cannot write: "), result.output
+        assert ".tmp" not in result.stderr and not target.exists()
+    assert [path.name for path in folder.iterdir()] == ([] if disk == "read-only" else ["filler"])  # no temp file
+
+
+@pytest.mark.parametrize(("suffix", "form"), [(".jpg", "JPEG"), (".jpeg", "JPEG"), (".tif", "TIFF"), (".png", "PNG")])
+def test_preview_writes_the_format_its_suffix_asks_for(tmp_path, suffix, form):
+    target = tmp_path / f"sheet{suffix}"
+    result = run("preview", "--labels", DATA / "train" / "labels", "--n", 1, "--copies", 1, "--out", target)
+    assert result.exit_code == 0, result.output
+    with Image.open(target) as image:
+        assert image.format == form and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("name", ["sheet.gif", "sheet"])
+def test_preview_refuses_a_suffix_it_does_not_write_before_any_work(tmp_path, name):
+    target = tmp_path / name
+    result = run("preview", "--labels", DATA / "train" / "labels", "--n", 1, "--out", target)
+    assert result.exit_code == 2 and str(target) in error_line(result) and not target.exists()
+
+
+@pytest.mark.parametrize("tile", [100_000, 8000])
+def test_a_preview_too_large_for_memory_is_refused_before_it_is_drawn(tmp_path, tile):
+    out = tmp_path / "sheet.png"
+    result = nsegaug_process(
+        "preview", "--labels", (DATA / "train" / "labels"), "--tile-size", tile, "-n", 2, "--out", out
+    )
+    assert result.returncode == 2, result.stderr
+    assert not out.exists()
+    assert ("needs about" in result.stderr) if tile == 8000 else ("8192" in result.stderr)
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
+
+
+def test_a_preview_that_fits_is_drawn_under_the_same_limit(tmp_path):
+    out = tmp_path / "sheet.png"
+    result = nsegaug_process("preview", "--labels", (DATA / "train" / "labels"), "-n", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 0

@@ -18,11 +18,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from s3 import make_buckets, needs_moto, start_moto
 
 from nsegaug import storage
 from nsegaug.cli import main
@@ -31,7 +31,6 @@ from nsegaug.manifest import MANIFEST_NAME, META_NAME
 
 pytest.importorskip("s3fs", reason="needs the cloud extra: pip install 'nsegaug[cloud]'")
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
-needs_moto = pytest.mark.skipif(importlib.util.find_spec("moto") is None, reason="needs moto[server]")
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 
 
@@ -270,43 +269,6 @@ def test_a_dry_run_into_a_bucket_lists_pairs_and_object_names(tmp_path):
 
 
 # --- a real S3 server ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_moto(**environment: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, **environment}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("the S3 server did not start")
-
-
-def make_buckets(url: str, key: str, secret: str, *names: str) -> None:
-    import boto3
-
-    client = boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret
-    )
-    for bucket in names:
-        client.create_bucket(Bucket=bucket)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_storage import make_buckets, needs_moto, start_moto
+from s3 import make_buckets, needs_moto, start_moto
 
 from nsegaug import storage
 from nsegaug.cli import main
@@ -169,6 +169,9 @@ def test_train_and_evaluate_take_credentials_from_urls_and_record_none_of_them(s
     if in_environment:  # credentials of their own too: the records must still hold none of the URLs'
         env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     env["OMP_NUM_THREADS"] = "1"
+    # No instance metadata service to ask for credentials here: botocore would wait on 169.254.169.254 for each
+    # client it makes, minutes in all, before it takes the URL's.
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
     run = tmp_path / "run"
 
     def nsegaug(*arguments) -> subprocess.CompletedProcess:

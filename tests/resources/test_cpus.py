@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from runs import ROOT
 
 from nsegaug._resources.cpus import available_cpus, cgroup_cpu_quota, default_jobs, threads_per_worker
 from nsegaug.cli import main
 from nsegaug.manifest import MANIFEST_NAME
 
-SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+SAMPLES = ROOT / "examples" / "data"
 TINY_TRAIN = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--workers", "0"]
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 needs_taskset = pytest.mark.skipif(

@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_study import TINY, _scenes
+from runs import ROOT
 
 from nsegaug.errors import UsageError
 from nsegaug.study.driver import check_data
 from nsegaug.study.plan import plan_units
 from nsegaug.study.spec import StudySpec, build_spec
+from study.tiny import TINY, scenes
 
-SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 PARAMS = 'alpha_sigma = "5:3,10:5"\narea_thresh = 64\n\n[noise]\nmax_radius = 1\nmodels = "boundary"\n'
 DATA = {"labels": "a", "images": "b", "val_labels": "c", "val_images": "d", "num_classes": 19}
 ALL = ["baseline", "nsegment+", "nsegment+online", "nsegment"]
@@ -118,7 +118,7 @@ def test_given_noisy_labels_make_the_noisy_condition_without_nsegaug_noise(tmp_p
     for key in ("labels", "images", "val_labels", "val_images"):
         folders[key] = str(tmp_path / key)
         Path(folders[key]).mkdir()
-        shutil.copy(SAMPLES / "train" / "labels" / "scene_0000.png", Path(folders[key]) / "scene_0000.png")
+        shutil.copy(DATA / "train" / "labels" / "scene_0000.png", Path(folders[key]) / "scene_0000.png")
     with pytest.raises(UsageError, match=r"reader: the study's noisy_labels folder does not exist"):
         check_data(build_spec({"data": {**DATA, **folders, "noisy_labels": str(tmp_path / "reader")}}))
 
@@ -131,12 +131,12 @@ def _study(path: Path, out: Path) -> list[str]:
 
 
 def _environment() -> dict:
-    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_a_study_with_params_records_every_value_and_resumes_an_online_training(tmp_path, params):
-    data = _scenes(tmp_path / "data")
+    data = scenes(tmp_path / "data")
     lines = ["[data]", *(f"{key} = {json.dumps(value)}" for key, value in data.items())]
     lines += ["[study]", 'methods = ["nsegment+", "nsegment+online"]', 'conditions = ["noisy"]', "seeds = [0]"]
     lines += ["[generate]", 'params = "params.toml"', "copies = 2", "area_thresh = 32"]

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from pathlib import Path
 
 import pytest
+from runs import ROOT
 
 from nsegaug.study import analysis, collapse
 from nsegaug.study.markdown import headline, results_markdown
 
-RESULTS = Path(__file__).resolve().parents[1] / "examples" / "robustness" / "long" / "results" / "results.json"
+RESULTS = ROOT / "examples" / "robustness" / "long" / "results" / "results.json"
 METHODS = ("baseline", "nsegment+", "nsegment+online")
 CONDITIONS = ("noisy", "clean")
 T_4 = 2.7764451051977987  # Student t, 4 degrees of freedom, 97.5 % quantile

@@ -14,14 +14,14 @@ import json
 import math
 import statistics
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from runs import ROOT
 
 from nsegaug.study import analysis, collapse
 from nsegaug.study.markdown import headline, results_markdown
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "robustness" / "third"
+EXAMPLE = ROOT / "examples" / "robustness" / "third"
 RESULTS = EXAMPLE / "results" / "results.json"
 METHODS = ("baseline", "nsegment+", "nsegment+online")
 SEEDS = list(range(40))

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from runs import ROOT
 
 from nsegaug.palettes import CITYSCAPES, IGNORE_COLOUR, VOC, colour_table, flat_palette, voc_colours
 from nsegaug.synthetic import THING_CLASSES, city_scene, ignore_borders
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 COMMITTED = EXAMPLES / "data"
 TINY = {"train": 2, "val": 1}
 TINY_ARGS = ["--train", "2", "--val", "1", "--height", "64", "--width", "128"]

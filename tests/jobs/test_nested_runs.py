@@ -7,7 +7,6 @@ and must end with every file its manifest lists.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,13 +20,10 @@ from pathlib import Path
 
 import pytest
 from folders import files, listed, snapshot
+from runs import DATA, TINY_TRAIN, needs_torch
 
 from nsegaug._files.lock import LOCK_NAME
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
-
-SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
-TINY_TRAIN = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--workers", "0"]
 
 
 @pytest.fixture
@@ -35,7 +31,7 @@ def labels(tmp_path) -> Path:
     folder = tmp_path / "labels"
     folder.mkdir()
     for index in range(6):
-        shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", folder)
+        shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", folder)
     return folder
 
 
@@ -143,9 +139,9 @@ def test_the_sweep_never_removes_a_file_inside_another_runs_folder(labels, tmp_p
 @needs_torch
 def test_a_training_run_folder_inside_a_running_runs_folder_is_refused(labels, tmp_path):
     manifest = tmp_path / "gen"
-    images = SAMPLES / "train" / "images"
+    images = DATA / "train" / "images"
     assert nsegaug("generate", "--labels", labels, "--images", images, "--copies", 1, "--out", manifest).returncode == 0
-    val = SAMPLES / "val"
+    val = DATA / "val"
     with paused_mid_run(labels, tmp_path / "A") as pid:
         run = tmp_path / "A" / "run"
         arguments = ["--manifest", manifest, "--val-labels", val / "labels", "--val-images", val / "images"]

@@ -7,7 +7,6 @@ that the file outside is byte for byte as before and that the run says which lin
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,16 +15,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from runs import DATA, TINY_TRAIN, needs_torch
 
 from nsegaug._files.lock import LOCK_NAME
 from nsegaug.errors import StorageError
 from nsegaug.manifest import META_NAME
 from nsegaug.storage import atomic_writer, write_bytes_atomic
 
-SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 PRECIOUS = b"someone's file outside the output folder\n"
-TINY_TRAIN = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--workers", "0"]
 
 
 def nsegaug(*arguments) -> subprocess.CompletedProcess:
@@ -46,7 +43,7 @@ def labels(tmp_path) -> Path:
     folder = tmp_path / "labels"
     folder.mkdir()
     for index in range(3):
-        shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", folder)
+        shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", folder)
     return folder
 
 
@@ -74,14 +71,14 @@ def test_a_link_named_as_the_lock_is_refused_and_its_target_untouched(labels, tm
 
 @needs_torch
 def test_train_refuses_a_run_folder_whose_lock_name_is_a_link_and_leaves_its_target(labels, tmp_path, victim):
-    images = SAMPLES / "train" / "images"
+    images = DATA / "train" / "images"
     assert (
         nsegaug("generate", "--labels", labels, "--images", images, "--copies", 1, "--out", tmp_path / "gen").returncode
         == 0
     )
     run = tmp_path / "run"
     link = plant(run, LOCK_NAME, victim)
-    val = SAMPLES / "val"
+    val = DATA / "val"
     arguments = ["--manifest", tmp_path / "gen", "--val-labels", val / "labels", "--val-images", val / "images"]
     for extra in ([], ["--overwrite"]):
         result = nsegaug("train", *arguments, *TINY_TRAIN, "--iters", 1, "--out", run, *extra)

@@ -11,16 +11,16 @@ import importlib.util
 import os
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
+from runs import ROOT
 
 pytest.importorskip("matplotlib")
 if importlib.util.find_spec("pylidc") is None:
     pytest.skip("pylidc is not installed (pip install -e '.[calibration]')", allow_module_level=True)
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "calibration"
+EXAMPLE = ROOT / "examples" / "calibration"
 sys.path.insert(0, str(EXAMPLE))
 
 import lidc_pairs  # noqa: E402

@@ -7,11 +7,11 @@ import re
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 from PIL import Image
+from runs import ROOT
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 
 
 def test_python_api_example_runs(tmp_path):

@@ -6,7 +6,6 @@ torch thread per process (a shared two-core machine slows down badly with more).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from runs import DATA, ROOT, TINY_TRAIN, edit_label, example_pairs, generate, run
 
 from nsegaug.cli import main
 from nsegaug.generate import GenerateConfig, generate_dataset
@@ -26,54 +26,7 @@ from nsegaug.manifest import MANIFEST_NAME, open_generated
 from nsegaug.params import DeformParams
 from nsegaug.sampling import choose_label, chosen_labels
 from nsegaug.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, summarize
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
-HAVE_TORCH = importlib.util.find_spec("torch") is not None
-needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="needs torch (pip install 'nsegaug[train]')")
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-# A few steps of a tiny model: enough to exercise every part, seconds on two cores.
-TINY = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--workers", "0", "-q"]
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> Path:
-    """The example training set with 2 copies per label, made by generate."""
-    out = tmp_path_factory.mktemp("generated")
-    config = GenerateConfig(
-        labels=EXAMPLES / "train" / "labels", images=EXAMPLES / "train" / "images", out=out, copies=2, jobs=2
-    )
-    generate_dataset(config, log=lambda message: None)
-    return out / MANIFEST_NAME
-
-
-@pytest.fixture(scope="module")
-def val(tmp_path_factory) -> tuple[Path, Path]:
-    """Four validation images: the metrics need only a few."""
-    root = tmp_path_factory.mktemp("val")
-    for kind, suffix in (("labels", ".png"), ("images", ".jpg")):
-        (root / kind).mkdir()
-        for index in range(4):
-            shutil.copy(EXAMPLES / "val" / kind / f"scene_{index:04d}{suffix}", root / kind)
-    return root / "labels", root / "images"
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    if not HAVE_TORCH:
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def train_cli(manifest: Path, val, out: Path, *extra: str):
-    arguments = ["train", "--manifest", manifest, "--val-labels", val[0], "--val-images", val[1], "--out", out]
-    return CliRunner().invoke(main, [*map(str, arguments), *TINY, *extra])
-
+from train.tiny import EXAMPLES, ONE_THREAD, TINY, needs_torch, train_cli
 
 # --- without torch -----------------------------------------------------------------------------------------------
 
@@ -522,7 +475,7 @@ def test_two_gloo_processes_with_one_validation_image_for_two_ranks(manifest, va
 @needs_torch
 def test_the_gpu_smoke_passes_on_the_cpu_at_small_sizes(tmp_path):
     summary = tmp_path / "smoke.json"
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
+    script = ROOT / "benchmarks" / "gpu_smoke.py"
     command = [
         sys.executable,
         str(script),
@@ -759,3 +712,191 @@ def test_a_saved_model_predicts_what_evaluate_counts(manifest, val, tmp_path):
     # One thread, as the predictions above (the sums of a convolution split otherwise can round otherwise).
     result = evaluate_checkpoint(tmp_path / "run" / "best.pt", val[0], val[1], device="cpu", workers=0, threads=1)
     assert counted.tolist() == result["confusion"]
+
+
+def train(manifest: Path, out: Path, *extra):
+    val = DATA / "val"
+    arguments = ["--manifest", manifest, "--val-labels", val / "labels", "--val-images", val / "images"]
+    arguments += [*TINY_TRAIN, "--iters", "1", "--out", out, *extra]
+    return CliRunner().invoke(main, ["train", *map(str, arguments)])
+
+
+@needs_torch
+def test_train_uses_the_papers_p_by_default_and_says_so(tmp_path):
+    labels, images = example_pairs(tmp_path / "data")
+    assert generate("--labels", labels, "--images", images, "--copies", 2, "--out", tmp_path / "gen").exit_code == 0
+    result = train(tmp_path / "gen" / MANIFEST_NAME, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "deformed label with p=0.5, the paper's: --prob to change it" in result.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["prob"] == 0.5
+
+
+@needs_torch
+def test_a_dataset_that_moved_trains_where_it_is_now(tmp_path):
+    labels, images = example_pairs(tmp_path / "docker" / "data")
+    assert (
+        generate("--labels", labels, "--images", images, "--copies", 1, "--out", tmp_path / "docker" / "out").exit_code
+        == 0
+    )
+    # The whole tree moves (a container's /data on the host): the relative paths hold.
+    shutil.move(tmp_path / "docker", tmp_path / "host")
+    moved = tmp_path / "host" / "out" / MANIFEST_NAME
+    assert train(moved, tmp_path / "run1").exit_code == 0
+    # Only the data moves: named where it is now, on the command line or in Python.
+    shutil.move(tmp_path / "host" / "data", tmp_path / "elsewhere")
+    lost = train(moved, tmp_path / "run2")
+    assert lost.exit_code == 1 and "image file not found" in lost.output
+    found = train(
+        moved,
+        tmp_path / "run3",
+        "--labels",
+        tmp_path / "elsewhere" / "labels",
+        "--images",
+        tmp_path / "elsewhere" / "images",
+    )
+    assert found.exit_code == 0, found.output
+    from nsegaug.manifest import open_generated
+
+    data = open_generated(moved, labels=tmp_path / "elsewhere" / "labels", images=tmp_path / "elsewhere" / "images")
+    assert all(sample.image.is_file() and sample.labels[0].is_file() for sample in data.samples())
+
+
+@needs_torch
+def test_evaluate_into_a_closed_pipe_still_writes_its_file_and_succeeds(tmp_path):
+    labels, images = example_pairs(tmp_path / "data")
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", tmp_path / "gen").exit_code == 0
+    assert train(tmp_path / "gen" / MANIFEST_NAME, tmp_path / "run").exit_code == 0
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "nsegaug", "evaluate", "--checkpoint", tmp_path / "run" / "last.pt"]
+    command += ["--labels", DATA / "val" / "labels", "--images", DATA / "val" / "images", "--workers", "0"]
+    command += ["--out", report]
+    # head -n 0 closes the pipe at once, so the table meets a closed stdout every time, not by a race.
+    shell = " ".join(f"'{part}'" for part in map(str, command)) + " | head -n 0; exit ${PIPESTATUS[0]}"
+    result = subprocess.run(
+        ["bash", "-c", shell], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+    assert json.loads(report.read_text())["images"] == 20
+
+
+@needs_torch
+def test_a_used_run_folder_is_refused_as_generate_refuses_a_used_out(tmp_path):
+    labels, images = example_pairs(tmp_path / "data")
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", tmp_path / "gen").exit_code == 0
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    (run / ".last.pt.123-456.tmp").write_bytes(b"half a checkpoint")
+    refused = train(tmp_path / "gen", run)  # the manifest's folder is enough
+    assert refused.exit_code == 3 and "is not empty; pass --resume" in refused.stderr
+    assert train(tmp_path / "gen", run, "--overwrite").exit_code == 0
+    assert not list(run.glob(".*.tmp")) and (run / "notes.txt").read_text() == "mine"
+
+
+@needs_torch
+def test_best_pt_is_saved_before_last_pt(tmp_path, monkeypatch):
+    from nsegaug.train import runlog
+
+    saved = []
+    monkeypatch.setattr(runlog, "save_checkpoint", lambda path, state: saved.append(path.name))
+    log = runlog.RunLog(tmp_path, print, main=True)
+    log.checkpoint(dict, best=True)
+    log.checkpoint(dict)
+    assert saved == ["best.pt", "last.pt", "last.pt"]
+
+
+@needs_torch
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_copy_damaged_after_generate_stops_training_with_one_line(tmp_path, workers):
+    labels, images = example_pairs(tmp_path / "data")
+    out = tmp_path / "gen"
+    assert generate("--labels", labels, "--images", images, "--copies", 1, "--out", out).exit_code == 0
+    damaged = out / "scene_0002_nsp1.png"
+    data = damaged.read_bytes()
+    # Cut inside the pixel data: the header and palette survive, so the start-up check (sizes) passes it.
+    damaged.write_bytes(data[: data.index(b"IDAT") + 64])
+    arguments = ["--prob", "1", "--batch-size", "4", "--workers", workers]
+    result = train(out / MANIFEST_NAME, tmp_path / "run", *arguments)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {damaged}: "), result.stderr
+    assert result.stderr.splitlines()[-1] == errors[0]  # the last word, after the headline
+
+
+ONE_STEP_TRAIN = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--iters", "1"]
+
+
+def dataset(root: Path, count: int = 4) -> tuple[Path, Path]:
+    """``count`` example label maps and their images."""
+    for kind, suffix in (("labels", ".png"), ("images", ".jpg")):
+        (root / kind).mkdir(parents=True)
+        for index in range(count):
+            shutil.copy(DATA / "train" / kind / f"scene_{index:04d}{suffix}", root / kind)
+    return root / "labels", root / "images"
+
+
+def generated(tmp_path: Path, *extra) -> Path:
+    labels, images = dataset(tmp_path / "data")
+    out = tmp_path / "gen"
+    result = run("generate", "--labels", labels, "--images", images, "--copies", 1, "--out", out, *extra)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def train_one_step(manifest: Path, out: Path, *extra):
+    val = DATA / "val"
+    return run(
+        "train",
+        "--manifest",
+        manifest,
+        "--val-labels",
+        val / "labels",
+        "--val-images",
+        val / "images",
+        *ONE_STEP_TRAIN,
+        "--out",
+        out,
+        *extra,
+    )
+
+
+@needs_torch
+def test_a_source_edited_after_generate_stops_training_naming_it_unless_allowed(tmp_path):
+    out = generated(tmp_path)
+    edited = tmp_path / "data" / "labels" / "scene_0001.png"
+    edit_label(edited)
+    refused = train_one_step(out, tmp_path / "run", "--workers", "0")
+    assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
+    assert f"{edited}: changed since generate" in refused.stderr
+    assert [line for line in refused.stderr.splitlines() if "changed since generate" in line] == [
+        line for line in refused.stderr.splitlines() if str(edited) in line
+    ]
+    assert not (tmp_path / "run").exists()  # refused before the run folder is started
+    allowed = train_one_step(out, tmp_path / "run", "--workers", "0", "--allow-changed-labels")
+    assert allowed.exit_code == 0, allowed.output
+
+
+@needs_torch
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_copy_edited_after_generate_stops_training_with_one_line_from_any_worker(tmp_path, workers):
+    out = generated(tmp_path)
+    edited = out / "scene_0002_nsp1.png"
+    edit_label(edited)  # still a valid map of the right size: only its checksum tells
+    result = train_one_step(out, tmp_path / "run", "--prob", "1", "--batch-size", "4", "--workers", workers)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [result.stderr.splitlines()[-1]]
+    assert errors[0].startswith(f"Error: {edited}: changed since generate")
+
+
+@needs_torch
+def test_the_evaluation_line_shows_a_loss_of_zero_as_zero_and_a_missing_figure_as_missing():
+    from nsegaug.train.runlog import evaluation_line
+
+    row = {"step": 10, "epoch": 1.0, "train_loss": 0.0, "miou": None, "boundary_miou": 0.5, "band_miou": 0.0}
+    line = evaluation_line({**row, "pixel_acc": 1.0, "images_per_s": 12.34}, 5, 50)
+    assert line == (
+        "epoch 1/5 step 10/50: loss 0.0000, mIoU n/a, boundary mIoU 0.5000, band mIoU 0.0000, pixel acc 1.0000, "
+        "12.3 img/s"
+    )

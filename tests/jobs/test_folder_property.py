@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from folders import files, listed, snapshot
+from runs import DATA
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -35,7 +36,6 @@ from nsegaug.errors import NsegaugError, RunRefused  # noqa: E402
 from nsegaug.generate import GenerateConfig, generate_dataset  # noqa: E402
 from nsegaug.manifest import MANIFEST_NAME, META_NAME  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 ACTIONS = ("fresh", "resume", "overwrite", "kill", "together", "link_out", "edit_row", "link_labels", "drop_meta")
 NESTING = ("link_lock", "inside_while_running", "around_while_running", "around")
 # The folders each action starts runs in (the others' files must stay as they are); ``out`` for the rest.
@@ -54,7 +54,7 @@ class World:
         self.inner = self.out / "inner"
         (self.labels / "day").mkdir(parents=True)
         for index in range(3):
-            shutil.copy(SAMPLES / "train" / "labels" / f"scene_{index:04d}.png", self.labels / ("day" if index else ""))
+            shutil.copy(DATA / "train" / "labels" / f"scene_{index:04d}.png", self.labels / ("day" if index else ""))
         # The neighbour holds files named as outputs are: a run led there by a link would overwrite or delete them.
         (self.neighbour / "day").mkdir(parents=True)
         for name in ("scene_0000_nsp1.png", "day/scene_0001_nsp1.png", "scene_0001_nsp1.png", "victim.txt"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from runs import ROOT
 
 from nsegaug._resources import memory
 from nsegaug.errors import NotEnoughMemory
@@ -23,7 +24,7 @@ from nsegaug.generate import map_memory
 from nsegaug.params import DeformParams
 from nsegaug.synthetic import street_scene
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels" / "scene_0000.png"
+SAMPLE = ROOT / "examples" / "data" / "train" / "labels" / "scene_0000.png"
 
 
 def write_street_png(path: Path, height: int, width: int) -> None:

@@ -6,12 +6,12 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
+from runs import ROOT
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "examples" / "robustness"
+EXPERIMENT = ROOT / "examples" / "robustness"
 sys.path.insert(0, str(EXPERIMENT))
 
 import plan  # noqa: E402

@@ -13,17 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import test_train
 from click.testing import CliRunner
-from test_train import ONE_THREAD, TINY, needs_torch, train_cli
 
 from nsegaug.cli import main
 from nsegaug.io import read_label
-
-# The example data and one torch thread, as in test_train.
-manifest = test_train.manifest
-val = test_train.val
-one_torch_thread = test_train.one_torch_thread
+from train.tiny import ONE_THREAD, TINY, needs_torch, train_cli
 
 USER_MODULE = "user_segmentation_models"
 FACTORIES = '''
