@@ -118,7 +118,9 @@ def test_given_noisy_labels_make_the_noisy_condition_without_nsegaug_noise(tmp_p
     for key in ("labels", "images", "val_labels", "val_images"):
         folders[key] = str(tmp_path / key)
         Path(folders[key]).mkdir()
-        shutil.copy(DATA / "train" / "labels" / "scene_0000.png", Path(folders[key]) / "scene_0000.png")
+        shutil.copy(
+            ROOT / "examples" / "data" / "train" / "labels" / "scene_0000.png", Path(folders[key]) / "scene_0000.png"
+        )
     with pytest.raises(UsageError, match=r"reader: the study's noisy_labels folder does not exist"):
         check_data(build_spec({"data": {**DATA, **folders, "noisy_labels": str(tmp_path / "reader")}}))
 
