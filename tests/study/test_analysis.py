@@ -181,3 +181,26 @@ def test_the_paired_chart_holds_zero_and_every_interval_whole():
         record["headline"][0]
         == "primary comparison: nsegment+ - baseline, noisy labels, last evaluation, 3 paired seed(s)"
     )
+
+
+@pytest.mark.parametrize("recorded", ["class_pixels", "nothing"])
+def test_a_run_whose_learning_cannot_be_judged_withholds_the_verdict_and_says_why(recorded):
+    """A run without per-class IoU (an older or hand-made record): nothing says it learned, so no comparison it is
+    in gives a verdict, and the reading and a warning say why (on 0f2d1df: a verdict, and no word of it)."""
+    runs = [collapse_run(method, seed, *values) for (method, seed), values in COLLAPSE_RUNS.items()]
+    unjudged = runs[1]  # nsegment+ seed 0
+    unjudged["iou"] = None
+    if recorded == "nothing":
+        del unjudged["class_pixels"]
+    assert analysis.convergence(unjudged)["learned"] is None
+    entry = analysis.compare(runs, ["baseline", "nsegment+"], ["noisy"])["miou"]["noisy"]
+    difference = entry["differences"]["nsegment+ - baseline"]
+    why = "learning not judged for 1 of 6 runs (nsegment+ seed 0: no per-class IoU)"
+    assert difference["verdict"] is None and difference["reading"] == f"no verdict: {why}"
+    assert why in difference["warnings"] and len(difference["values"]) == 3  # the numbers are still there
+    effects = analysis.condition_effects([{**run, "condition": "clean"} for run in runs] + runs, ["nsegment+"])
+    assert effects["miou"]["nsegment+"]["verdict"] is None  # the noise's cost: the same run is in it
+    # The same runs, each with its per-class IoU: a verdict.
+    unjudged.update(iou=COLLAPSE_RUNS[("nsegment+", 0)][0], class_pixels=[9] * 4)
+    judged = analysis.compare(runs, ["baseline", "nsegment+"], ["noisy"])["miou"]["noisy"]
+    assert judged["differences"]["nsegment+ - baseline"]["verdict"] is not None
