@@ -128,3 +128,15 @@ def nsegaug_process(*arguments, limit: int | None = ADDRESS_SPACE, timeout: floa
     command = [sys.executable, "-m", "nsegaug", *map(str, arguments)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(command, capture_output=True, text=True, preexec_fn=limited, timeout=timeout, env=env)
+
+
+def edit_first_output(out: Path, new_output: str) -> None:
+    """Point the first manifest row that names an output at ``new_output`` (an edited record)."""
+    lines = (out / MANIFEST_NAME).read_text().splitlines()
+    for number, line in enumerate(lines):
+        row = json.loads(line)
+        if row["output"]:
+            row["output"] = new_output
+            lines[number] = json.dumps(row)
+            break
+    (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from folders import files, listed, snapshot
-from runs import generate, noise, tree
+from runs import edit_first_output, generate, noise, tree
 
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 
@@ -64,17 +63,6 @@ def test_a_folder_without_nsegaugs_record_is_never_taken_for_a_run(labels, tmp_p
     result = noise("--labels", labels, "--out", out, "--overwrite")
     assert result.exit_code == 3 and "holds files no nsegaug run wrote: scene_0000.png" in result.stderr
     assert tree(out) == before
-
-
-def edit_first_output(out: Path, new_output: str) -> None:
-    lines = (out / MANIFEST_NAME).read_text().splitlines()
-    for number, line in enumerate(lines):
-        row = json.loads(line)
-        if row["output"]:
-            row["output"] = new_output
-            lines[number] = json.dumps(row)
-            break
-    (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize("pointing", ["relative", "absolute"])

@@ -13,13 +13,12 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from folders import files, listed, snapshot
 from PIL import Image
-from runs import DATA, GENERATE_COMMAND, cli, generate, rows, tree
+from runs import DATA, GENERATE_COMMAND, cli, edit_first_output, generate, rows, tree
 
 from nsegaug.manifest import MANIFEST_NAME, META_NAME
 from nsegaug.storage import sha256_file
@@ -188,17 +187,6 @@ def test_a_last_row_without_its_newline_is_not_glued_to_the_next(labels, tmp_pat
     result = generate("--labels", labels, "--copies", 1, "--out", out, "--resume")
     assert result.exit_code == 0, result.output
     assert (out / MANIFEST_NAME).read_bytes() == clean
-
-
-def edit_first_output(out: Path, new_output: str) -> None:
-    lines = (out / MANIFEST_NAME).read_text().splitlines()
-    for number, line in enumerate(lines):
-        row = json.loads(line)
-        if row["output"]:
-            row["output"] = new_output
-            lines[number] = json.dumps(row)
-            break
-    (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
 
 
 def test_resume_refuses_a_row_naming_a_file_outside_the_output(day_labels, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from runs import DATA, ROOT, TINY_TRAIN, edit_label, example_pairs, generate, run
+from runs import DATA, ROOT, TINY_TRAIN, edit_label, example_pairs, generate, generated_run, run
 
 from nsegaug.cli import main
 from nsegaug.generate import GenerateConfig, generate_dataset
@@ -839,23 +839,6 @@ def test_a_copy_damaged_after_generate_stops_training_with_one_line(tmp_path, wo
 ONE_STEP_TRAIN = ["--num-classes", "19", "--width", "4", "--batch-size", "2", "--crop", "64", "64", "--iters", "1"]
 
 
-def dataset(root: Path, count: int = 4) -> tuple[Path, Path]:
-    """``count`` example label maps and their images."""
-    for kind, suffix in (("labels", ".png"), ("images", ".jpg")):
-        (root / kind).mkdir(parents=True)
-        for index in range(count):
-            shutil.copy(DATA / "train" / kind / f"scene_{index:04d}{suffix}", root / kind)
-    return root / "labels", root / "images"
-
-
-def generated(tmp_path: Path, *extra) -> Path:
-    labels, images = dataset(tmp_path / "data")
-    out = tmp_path / "gen"
-    result = run("generate", "--labels", labels, "--images", images, "--copies", 1, "--out", out, *extra)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def train_one_step(manifest: Path, out: Path, *extra):
     val = DATA / "val"
     return run(
@@ -875,7 +858,7 @@ def train_one_step(manifest: Path, out: Path, *extra):
 
 @needs_torch
 def test_a_source_edited_after_generate_stops_training_naming_it_unless_allowed(tmp_path):
-    out = generated(tmp_path)
+    out = generated_run(tmp_path)
     edited = tmp_path / "data" / "labels" / "scene_0001.png"
     edit_label(edited)
     refused = train_one_step(out, tmp_path / "run", "--workers", "0")
@@ -892,7 +875,7 @@ def test_a_source_edited_after_generate_stops_training_naming_it_unless_allowed(
 @needs_torch
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_a_copy_edited_after_generate_stops_training_with_one_line_from_any_worker(tmp_path, workers):
-    out = generated(tmp_path)
+    out = generated_run(tmp_path)
     edited = out / "scene_0002_nsp1.png"
     edit_label(edited)  # still a valid map of the right size: only its checksum tells
     result = train_one_step(out, tmp_path / "run", "--prob", "1", "--batch-size", "4", "--workers", workers)
