@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +259,64 @@ def test_maps_equal_but_for_an_ignored_band_recommend_the_weakest_strength(tmp_p
     assert found.target.changed == 0 and found.target.overall_mean < 0.01
     weakest = min(GRID.pairs, key=lambda pair: displacement_scale((pair,)))
     assert found.params.alpha_sigma == (weakest,)
+
+
+# --- its folder: held for the run, never a params.toml beside another calibration's report ------------------
+
+# Another run holding a folder, in its own process, until it is killed.
+HOLDING = """
+import sys, time
+from nsegaug._files.lock import hold
+with hold(sys.argv[1], "generate"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def _calibrate_cli(labels: Path, reference: Path, out: Path):
+    arguments = ["calibrate", "--labels", str(labels), "--reference", str(reference), "--out", str(out)]
+    return CliRunner().invoke(
+        main, [*arguments, "--ignore-index", "255", "--sample", "2", "--no-figure", *GRID_OPTIONS]
+    )
+
+
+@pytest.mark.parametrize("where", ["the folder", "a folder above it"])
+def test_a_folder_another_live_run_holds_is_refused_and_left_as_it_was(tmp_path, where):
+    labels, reference = make_pairs(tmp_path, DeformParams(((15, 5),), 0, 255), maps=2)
+    held = tmp_path / "held"
+    out = held if where == "the folder" else held / "calibration"
+    held.mkdir()
+    (held / "report.md").write_text("another calibration's report\n")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDING, str(held)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = sorted(path.name for path in held.rglob("*"))
+        result = _calibrate_cli(labels, reference, out)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 3, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "in use by generate run on host" in errors[0] and f"pid {holder.pid}," in errors[0]
+    assert sorted(path.name for path in held.rglob("*")) == before
+    assert (held / "report.md").read_text() == "another calibration's report\n"
+
+
+def test_a_calibration_cut_short_while_writing_leaves_no_params_of_another_calibration(tmp_path):
+    """The report cannot be written (a folder has its name): the run fails naming it, and the folder holds no
+    params.toml, neither the earlier calibration's (whose report would be gone) nor one without its report."""
+    labels, reference = make_pairs(tmp_path, DeformParams(((15, 5),), 0, 255), maps=2)
+    out = tmp_path / "calibration"
+    assert _calibrate_cli(labels, reference, out).exit_code == 0
+    assert (out / "params.toml").exists()
+    (out / "report.md").unlink()
+    (out / "report.md").mkdir()  # a real obstacle: the atomic rename of the report onto it fails
+    result = _calibrate_cli(labels, reference, out)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "report.md" in errors[0]
+    assert not (out / "params.toml").exists()
+    assert not (out / ".nsegaug.lock").exists()
+    (out / "report.md").rmdir()
+    assert _calibrate_cli(labels, reference, out).exit_code == 0
+    assert {path.name for path in out.iterdir()} == {"params.toml", "report.md", "calibration.json"}

@@ -1,13 +1,21 @@
-"""Writing a calibration's files into its output folder, whole or not at all, after it has succeeded."""
+"""Writing a calibration's files into its output folder, whole or not at all, after it has succeeded.
+
+A calibration holds its folder for its whole run, as every run does ([`hold`][nsegaug._files.lock.hold]): a
+second calibration, or a run of another command, in the same folder, around it or inside it is refused. Its
+files are written so that the folder never offers a mixed set: the earlier ``params.toml`` (the file other
+commands read) is removed first and the new one written last, so a calibration killed while it writes leaves
+a report without a ``params.toml``, never a ``params.toml`` beside another calibration's report.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .. import storage
+from .._files import lock
 from ..errors import UsageError
 from .report import FIGURE_NAME, JSON_NAME, PARAMS_NAME, REPORT_NAME, calibration_json, distances, params_toml
 from .run import CalibrateConfig, Calibration, calibrate
@@ -15,7 +23,7 @@ from .text import report_markdown
 
 
 def write_outputs(calibration: Calibration, out: storage.Location, command_line: Sequence[str], figure: bool) -> list:
-    """Write the calibration's files into ``out`` (made if missing); returns the locations written."""
+    """Write the calibration's files into the folder ``out``, ``params.toml`` last; returns the locations written."""
     measured = distances(calibration)
     files = {
         PARAMS_NAME: params_toml(calibration, measured, command_line).encode(),
@@ -26,14 +34,23 @@ def write_outputs(calibration: Calibration, out: storage.Location, command_line:
         from .figure import draw
 
         files.update(draw(calibration, FIGURE_NAME))
-    if not storage.is_url(out):
-        Path(out).mkdir(parents=True, exist_ok=True)
+    # The consumable file goes first and comes back last: a set cut short is one no command reads.
+    _remove_if_there(storage.join(out, PARAMS_NAME))
+    files[PARAMS_NAME] = files.pop(PARAMS_NAME)
+    if not figure:
+        for suffix in ("png", "svg"):
+            _remove_if_there(storage.join(out, f"{FIGURE_NAME}.{suffix}"))
     written = []
     for name, data in files.items():
         location = storage.join(out, name)
         storage.write_file(location, data)
         written.append(location)
     return written
+
+
+def _remove_if_there(location: storage.Location) -> None:
+    if storage.exists(location):
+        storage.remove(location)
 
 
 def calibrate_into(
@@ -44,23 +61,35 @@ def calibrate_into(
     log: Callable[[str], None] = lambda message: None,
     progress: bool = False,
 ) -> tuple[Calibration, list]:
-    """Calibrate (``nsegaug.calibrate.calibrate``) and write the files into ``out``; a refusal writes
-    nothing. ``figure`` needs matplotlib, checked before any work; a figure of an earlier calibration in
-    ``out`` is removed when none is drawn, so the folder never mixes two calibrations."""
+    """Calibrate (``nsegaug.calibrate.calibrate``) and write the files into ``out``, holding it; a refusal
+    writes nothing (a folder made for the run is removed again). ``figure`` needs matplotlib, checked before
+    any work; a figure of an earlier calibration in ``out`` is removed when none is drawn, so the folder never
+    mixes two calibrations."""
     if figure:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError("the figure needs matplotlib: pip install 'nsegaug[plots]' (or draw none)") from None
-    with _bar(progress) as bar:
-        calibration = calibrate(config, log, bar)
-    written = write_outputs(calibration, out, command_line, figure)
-    if not figure:
-        for suffix in ("png", "svg"):
-            stale = storage.join(out, f"{FIGURE_NAME}.{suffix}")
-            if storage.exists(stale):
-                storage.remove(stale)
+    with _folder(out):
+        with lock.hold(out, "calibrate"), _bar(progress) as bar:
+            calibration = calibrate(config, log, bar)
+            written = write_outputs(calibration, out, command_line, figure)
     return calibration, written
+
+
+@contextmanager
+def _folder(out: storage.Location) -> Iterator[None]:
+    """``out`` made for the run when missing, and removed again when the run writes nothing into it."""
+    made = not storage.is_url(out) and not Path(out).exists()
+    if made:
+        Path(out).mkdir(parents=True)
+    try:
+        yield
+    except BaseException:
+        if made:
+            with suppress(OSError):  # not empty: something was written after all; keep it
+                Path(out).rmdir()
+        raise
 
 
 @contextmanager
