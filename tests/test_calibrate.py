@@ -159,12 +159,12 @@ def test_the_command_writes_params_a_report_and_a_figure_that_generate_takes(tmp
 
 
 def _refused(tmp_path: Path, labels: Path, reference: Path) -> str:
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "calibration"
     result = CliRunner().invoke(
         main, ["calibrate", "--labels", str(labels), "--reference", str(reference), "--out", str(out), *GRID_OPTIONS]
     )
     assert result.exit_code == 1, result.output
-    assert not out.exists(), "a refused calibration wrote something"
+    assert not (tmp_path / "out").exists(), "a refused calibration wrote something, or left the folders it made"
     lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1
     return lines[0]

@@ -79,16 +79,17 @@ def calibrate_into(
 
 @contextmanager
 def _folder(out: storage.Location) -> Iterator[None]:
-    """``out`` made for the run when missing, and removed again when the run writes nothing into it."""
-    made = not storage.is_url(out) and not Path(out).exists()
+    """``out`` (and the folders above it) made for the run when missing, and removed again when the run
+    writes nothing into them."""
+    made = [] if storage.is_url(out) else [folder for folder in (Path(out), *Path(out).parents) if not folder.exists()]
     if made:
         Path(out).mkdir(parents=True)
     try:
         yield
     except BaseException:
-        if made:
-            with suppress(OSError):  # not empty: something was written after all; keep it
-                Path(out).rmdir()
+        with suppress(OSError):  # not empty: something was written after all; keep it
+            for folder in made:  # the deepest first
+                folder.rmdir()
         raise
 
 
