@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._files.local import flock_within
@@ -72,6 +72,10 @@ def size_text(count: float) -> str:
     return f"{count:.1f} GiB" if count < 1024 else f"{count / 1024:.1f} TiB"
 
 
+def _say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 @dataclass
 class Reservation:
     """Bytes this process holds in the machine's ledger (see [`reserved`][nsegaug._resources.memory.reserved])."""
@@ -80,16 +84,19 @@ class Reservation:
     needed: int
     what: str
     shared: bool = False  # whether it stands in the ledger (maps below LEDGER_FLOOR do not)
+    say: Callable[[str], None] = field(default=_say_on_stderr, repr=False)  # where a wait is said
 
     def resize(self, needed: int, detail: str = "") -> None:
         """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
         waits while other processes hold what it needs, and is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory]
         when it cannot fit even once they give theirs back, or when every other holder waits to grow too and
-        this reservation is the youngest of them (waiting there would be waiting forever)."""
+        this reservation is the youngest of them (waiting there would be waiting forever). A wait is said with
+        ``say``, as [`reserved`][nsegaug._resources.memory.reserved] says its own."""
         if needed <= LEDGER_FLOOR and not self.shared:
             self.needed = needed  # within what every worker was counted for: nothing to share
             return
         growing = f"{self.token}{_GROWING}"
+        waiting = _Waiting(self.what, detail, self.say)
         while True:
             with _ledger() as entries:
                 others = sum(held for token, held in entries.items() if token != self.token)
@@ -104,13 +111,33 @@ class Reservation:
                     entries[self.token] = self.needed = needed
                     self.shared = True
                     return
+                holders = _holders(entries, self.token)
             if verdict == "never":
                 raise NotEnoughMemory(self.what, _refusal(needed, others, detail))
+            waiting.tell(needed, others, holders)
             time.sleep(WAIT_POLL_S)
 
 
-def _say_on_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+@dataclass
+class _Waiting:
+    """A wait for memory in words: one line when it begins, and again when a holder it waits on is found
+    stopped (Ctrl-Z, SIGSTOP: it gives nothing back until resumed)."""
+
+    what: str
+    detail: str
+    say: Callable[[str], None]
+    said: frozenset[int] | None = None  # the stopped holders last said (None: nothing said yet)
+
+    def tell(self, needed: int, others: int, holders: list[int]) -> None:
+        stopped = frozenset(pid for pid in holders if _stopped(pid))
+        if self.said is None or (stopped and stopped != self.said):
+            self.say(_waiting_line(self.what, needed, others, holders, stopped, self.detail))
+            self.said = stopped
+
+
+def _holders(entries: dict[str, int], own: str | None = None) -> list[int]:
+    """The pids of the processes holding memory in the ledger, but for the reservation ``own``."""
+    return sorted({int(token.split(".")[0]) for token, held in entries.items() if held and token != own})
 
 
 @contextmanager
@@ -128,7 +155,7 @@ def reserved(
     processes) and again when a holder is found stopped (Ctrl-Z, SIGSTOP: it gives nothing back until resumed).
     """
     token = f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
-    said: frozenset[int] | None = None  # the stopped holders last said (None: nothing said yet)
+    waiting = _Waiting(what, detail, say)
     while needed > LEDGER_FLOOR:
         with _ledger() as entries:
             others = sum(entries.values())
@@ -138,13 +165,10 @@ def reserved(
                 break
             if verdict == "never":
                 raise NotEnoughMemory(what, _refusal(needed, others, detail))
-            holders = sorted({int(other.split(".")[0]) for other, held in entries.items() if held})
-        stopped = frozenset(pid for pid in holders if _stopped(pid))
-        if said is None or (stopped and stopped != said):
-            say(_waiting_line(what, needed, others, holders, stopped, detail))
-            said = stopped
+            holders = _holders(entries)
+        waiting.tell(needed, others, holders)
         time.sleep(WAIT_POLL_S)
-    reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR)
+    reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR, say=say)
     try:
         yield reservation
     finally:
