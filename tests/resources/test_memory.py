@@ -331,7 +331,7 @@ WAITERS = {
 def test_waiting_behind_a_stopped_process_is_said_with_its_pid(ledger_here, waiter_code):
     """A process holding most of the memory in the ledger is stopped (SIGSTOP, as Ctrl-Z): another that needs
     memory waits for it, and says so in one line naming it as stopped; resumed and done, it lets the other go on
-    (on 0f2d1df the wait said nothing; until 4d1e2a0 a reservation growing said nothing either)."""
+    (on 0f2d1df the wait said nothing; on c7f0ef0 a reservation growing said nothing either)."""
     import select
 
     available = memory.available_memory()
