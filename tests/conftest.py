@@ -101,3 +101,17 @@ def mount(tmp_path):
     yield make
     for point in reversed(mounted):
         subprocess.run(["umount", "-l", point], check=False)
+
+
+@pytest.fixture
+def dataset(tmp_path) -> tuple[Path, Path]:
+    """Six sample masks and photos in a nested Cityscapes-like layout (``city/x_gtFine.png``)."""
+    labels, images = tmp_path / "gtFine", tmp_path / "leftImg8bit"
+    for index in range(6):
+        city = ("aachen", "bremen")[index % 2]
+        (labels / city).mkdir(parents=True, exist_ok=True)
+        (images / city).mkdir(parents=True, exist_ok=True)
+        stem, source = f"scene_{index:04d}", EXAMPLES / "data" / "train"
+        shutil.copy(source / "labels" / f"{stem}.png", labels / city / f"{city}_{index}_gtFine.png")
+        shutil.copy(source / "images" / f"{stem}.jpg", images / city / f"{city}_{index}_leftImg8bit.jpg")
+    return labels, images

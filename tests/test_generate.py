@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from runs import DATA, error_line, example_pairs, generate, nsegaug_process, run
+from runs import DATA, error_line, example_pairs, generate, nsegaug_process, rows, run, tree
 
 from nsegaug import __version__
 from nsegaug.cli import main
@@ -19,38 +17,10 @@ from nsegaug.manifest import MANIFEST_NAME, META_NAME, ROW_KEYS
 from nsegaug.params import DeformParams
 from nsegaug.storage import sha256_file
 
-SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "train"
-
 
 def invoke(*args: str, jobs: int | None = None):
     extra = ["--jobs", str(jobs)] if jobs else []
     return CliRunner().invoke(main, ["generate", *map(str, args), *extra], catch_exceptions=False)
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (manifest included, its metadata excluded) by relative path."""
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != META_NAME
-    }
-
-
-def rows(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
-
-
-@pytest.fixture
-def dataset(tmp_path) -> tuple[Path, Path]:
-    """Six sample masks and photos in a nested Cityscapes-like layout (``city/x_gtFine.png``)."""
-    labels, images = tmp_path / "gtFine", tmp_path / "leftImg8bit"
-    for index in range(6):
-        city = ("aachen", "bremen")[index % 2]
-        (labels / city).mkdir(parents=True, exist_ok=True)
-        (images / city).mkdir(parents=True, exist_ok=True)
-        shutil.copy(SAMPLES / "labels" / f"scene_{index:04d}.png", labels / city / f"{city}_{index}_gtFine.png")
-        shutil.copy(SAMPLES / "images" / f"scene_{index:04d}.jpg", images / city / f"{city}_{index}_leftImg8bit.jpg")
-    return labels, images
 
 
 def test_copies_mirror_the_layout_and_the_manifest_describes_them(dataset, tmp_path):
@@ -160,7 +130,7 @@ def test_mask_without_image_is_reported_and_recorded(dataset, tmp_path):
 def test_label_formats_are_kept(tmp_path):
     labels = tmp_path / "labels"
     labels.mkdir()
-    base = np.asarray(Image.open(SAMPLES / "labels" / "scene_0001.png"))
+    base = np.asarray(Image.open(DATA / "train" / "labels" / "scene_0001.png"))
     Image.fromarray(base.astype(np.uint16) * 257).save(labels / "sixteen.png")
     Image.fromarray(base).save(labels / "gray.tif", compression="tiff_lzw")
     palette = {"#000000": 0, "#ff0000": 1, "#00ff00": 2, "#0000ff": 3}

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import LABEL_MAPS
 from PIL import Image
+from runs import tree
 
 from nsegaug import noise_models as noise
 from nsegaug.cli import main
@@ -192,15 +193,6 @@ def test_noise_params_round_trip_through_the_metadata_form():
 
 
 # --- nsegaug noise on real files -------------------------------------------------------------------------------------
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` but the metadata (it records times) by relative path."""
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != META_NAME
-    }
 
 
 def invoke(*args):

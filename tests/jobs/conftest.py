@@ -11,20 +11,6 @@ from runs import DATA, GENERATE_COMMAND, tree
 
 
 @pytest.fixture
-def dataset(tmp_path) -> tuple[Path, Path]:
-    """Six sample masks and photos in a nested Cityscapes-like layout (``city/x_gtFine.png``)."""
-    labels, images = tmp_path / "gtFine", tmp_path / "leftImg8bit"
-    for index in range(6):
-        city = ("aachen", "bremen")[index % 2]
-        (labels / city).mkdir(parents=True, exist_ok=True)
-        (images / city).mkdir(parents=True, exist_ok=True)
-        stem = f"scene_{index:04d}"
-        shutil.copy(DATA / "train" / "labels" / f"{stem}.png", labels / city / f"{city}_{index}_gtFine.png")
-        shutil.copy(DATA / "train" / "images" / f"{stem}.jpg", images / city / f"{city}_{index}_leftImg8bit.jpg")
-    return labels, images
-
-
-@pytest.fixture
 def day_labels(tmp_path) -> Path:
     """Four example label maps, two of them in a subfolder ``day``."""
     folder = tmp_path / "labels"
