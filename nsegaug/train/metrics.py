@@ -43,11 +43,13 @@ def confusion_matrix(prediction, target, num_classes: int, ignore_index: int | N
     valid = (target >= 0) & (target < num_classes)
     if ignore_index is not None:
         valid &= target != ignore_index
-    pairs = target[valid] * num_classes + prediction[valid]
-    if isinstance(pairs, np.ndarray):
-        counts = np.bincount(pairs.astype(np.int64), minlength=num_classes * num_classes)
+    # In int64 before the product: label maps come as uint8, and class 14 of 19 already wraps around in it.
+    if isinstance(target, np.ndarray):
+        pairs = target[valid].astype(np.int64) * num_classes + prediction[valid].astype(np.int64)
+        counts = np.bincount(pairs, minlength=num_classes * num_classes)
     else:
-        counts = pairs.long().bincount(minlength=num_classes * num_classes)
+        pairs = target[valid].long() * num_classes + prediction[valid].long()
+        counts = pairs.bincount(minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)
 
 
