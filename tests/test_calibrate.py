@@ -320,3 +320,10 @@ def test_a_calibration_cut_short_while_writing_leaves_no_params_of_another_calib
     (out / "report.md").rmdir()
     assert _calibrate_cli(labels, reference, out).exit_code == 0
     assert {path.name for path in out.iterdir()} == {"params.toml", "report.md", "calibration.json"}
+
+
+def test_an_out_path_through_a_missing_folder_and_back_makes_only_the_folder_it_names(tmp_path):
+    labels, reference = make_pairs(tmp_path, DeformParams(((15, 5),), 0, 255), maps=2)
+    result = _calibrate_cli(labels, reference, tmp_path / "missing" / ".." / "calibration")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "missing").exists() and (tmp_path / "calibration" / "params.toml").exists()

@@ -9,6 +9,7 @@ a report without a ``params.toml``, never a ``params.toml`` beside another calib
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -70,6 +71,8 @@ def calibrate_into(
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError("the figure needs matplotlib: pip install 'nsegaug[plots]' (or draw none)") from None
+    if not storage.is_url(out):
+        out = Path(os.path.abspath(out))  # "missing/../out" names out: no folder "missing" is made for it
     with _folder(out):
         with lock.hold(out, "calibrate"), _bar(progress) as bar:
             calibration = calibrate(config, log, bar)
@@ -81,16 +84,29 @@ def calibrate_into(
 def _folder(out: storage.Location) -> Iterator[None]:
     """``out`` (and the folders above it) made for the run when missing, and removed again when the run
     writes nothing into them."""
-    made = [] if storage.is_url(out) else [folder for folder in (Path(out), *Path(out).parents) if not folder.exists()]
-    if made:
-        Path(out).mkdir(parents=True)
+    made = [] if storage.is_url(out) else _make_folders(Path(out))
     try:
         yield
     except BaseException:
         with suppress(OSError):  # not empty: something was written after all; keep it
-            for folder in made:  # the deepest first
+            for folder in made:
                 folder.rmdir()
         raise
+
+
+def _make_folders(out: Path) -> list[Path]:
+    """Make ``out`` and the missing folders above it one level at a time; the folders this run made, the deepest
+    first. A folder another run makes at the same moment is theirs: the lock then says who holds it."""
+    made = []
+    for folder in (*reversed(out.parents), out):
+        if folder.is_dir():
+            continue
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        made.append(folder)
+    return made[::-1]
 
 
 @contextmanager

@@ -64,9 +64,11 @@ class TrainedModel:
     @torch.no_grad()
     def predict(self, image: np.ndarray) -> np.ndarray:
         """The class map (H, W) of one RGB image (H, W, 3, uint8): normalised with the run's mean and std, in
-        float32, the logits at the image's size, as evaluation does: with one torch thread, as evaluate
-        counts on the CPU, pixel for pixel (more threads split a convolution's sums and may round a near tie
-        the other way). Training decodes images with OpenCV; another JPEG decoder may give other pixels."""
+        float32, the logits at the image's size, as evaluation does. With one torch thread here
+        (``torch.set_num_threads(1)``) and in `evaluate_checkpoint` (``threads=1``), on the CPU, its maps are
+        the ones evaluate counts, pixel for pixel; other thread counts split a convolution's sums otherwise and
+        may round a near tie the other way. Training decodes images with OpenCV; another JPEG decoder may give
+        other pixels."""
         batch = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
         images, _ = to_device(batch, torch.zeros(1), self.device, self.config.mean, self.config.std)
         with evaluation_mode(self.model, self.device):
