@@ -169,8 +169,9 @@ def test_train_and_evaluate_take_credentials_from_urls_and_record_none_of_them(s
     if in_environment:  # credentials of their own too: the records must still hold none of the URLs'
         env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     env["OMP_NUM_THREADS"] = "1"
-    # No instance metadata service to ask for credentials here: botocore would wait on 169.254.169.254 for each
-    # client it makes, minutes in all, before it takes the URL's.
+    # Never the machine's own instance metadata service: a cloud test machine's role must not stand in for the
+    # URL's credentials. (With the URL's credentials given, botocore does not ask it: generate and train took as
+    # long with it unreachable, AWS_EC2_METADATA_SERVICE_ENDPOINT=http://10.255.255.1/, as with it disabled.)
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     run = tmp_path / "run"
 
