@@ -21,8 +21,22 @@ NO_VERDICT = "#9a9a9a"
 TITLE = "nsegaug study: paired differences (method minus reference, seed by seed) at the last evaluation"
 
 
+# A legend names each seed up to this many; beyond, one entry says what a dot (a line) is: 40 entries would
+# crush the panels, and the colours repeat anyway.
+SEEDS_NAMED = 10
+
+
 def _seed_colour(seeds: list[int], seed: int) -> str:
     return SEED_COLOURS[seeds.index(seed) % len(SEED_COLOURS)]
+
+
+def _seed_handles(seeds: list[int], **style) -> list:
+    from matplotlib.lines import Line2D
+
+    if len(seeds) > SEEDS_NAMED:
+        label = f"one per seed ({len(seeds)} seeds; colours repeat)"
+        return [Line2D([], [], color=SEED_COLOURS[0], label=label, **style)]
+    return [Line2D([], [], color=_seed_colour(seeds, seed), label=f"seed {seed}", **style) for seed in seeds]
 
 
 def paired_chart(record: dict) -> dict[str, bytes]:
@@ -109,10 +123,7 @@ def _honest_limits(axis, by_condition: dict, groups: list[tuple[str, str]]) -> N
 def _legend(figure, spare_axis, seeds: list[int]) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [
-        Line2D([], [], marker="o", linestyle="", color=_seed_colour(seeds, seed), label=f"seed {seed}")
-        for seed in seeds
-    ]
+    handles = _seed_handles(seeds, marker="o", linestyle="")
     handles += [
         Line2D([], [], marker="D", color=colour, label=f"mean, 95 % interval: {verdict}")
         for verdict, colour in VERDICT_COLOURS.items()
@@ -155,7 +166,7 @@ def curves_chart(record: dict) -> dict[str, bytes]:
                 axis.set_ylabel("validation", fontsize=9)
             if row == len(conditions) - 1:
                 axis.set_xlabel("training step", fontsize=9)
-    handles = [Line2D([], [], color=_seed_colour(seeds, seed), label=f"seed {seed}") for seed in seeds]
+    handles = _seed_handles(seeds)
     handles += [
         Line2D([], [], color="black", linestyle="-", label="mIoU"),
         Line2D([], [], color="black", linestyle="--", label="boundary IoU"),
