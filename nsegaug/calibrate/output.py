@@ -36,22 +36,17 @@ def write_outputs(calibration: Calibration, out: storage.Location, command_line:
 
         files.update(draw(calibration, FIGURE_NAME))
     # The consumable file goes first and comes back last: a set cut short is one no command reads.
-    _remove_if_there(storage.join(out, PARAMS_NAME))
+    storage.remove(storage.join(out, PARAMS_NAME))
     files[PARAMS_NAME] = files.pop(PARAMS_NAME)
     if not figure:
         for suffix in ("png", "svg"):
-            _remove_if_there(storage.join(out, f"{FIGURE_NAME}.{suffix}"))
+            storage.remove(storage.join(out, f"{FIGURE_NAME}.{suffix}"))
     written = []
     for name, data in files.items():
         location = storage.join(out, name)
         storage.write_file(location, data)
         written.append(location)
     return written
-
-
-def _remove_if_there(location: storage.Location) -> None:
-    if storage.exists(location):
-        storage.remove(location)
 
 
 def calibrate_into(
