@@ -168,7 +168,6 @@ def compare(
     below which a class counts as lost."""
     order = method_order(methods)
     pairs = [(later, earlier) for index, later in enumerate(order) for earlier in order[:index]]
-    judged = {id(run): convergence(run, floor) for run in runs}
     summary: dict = {}
     for metric in ALL_METRICS:
         summary[metric] = {}
@@ -184,10 +183,15 @@ def compare(
             for later, earlier in pairs:
                 found = [_paired_runs(runs, condition, method, steps) for method in (later, earlier)]
                 difference = _difference(metric, *found, floor, (later, earlier))
+                # Whether a run learned is judged at the evaluation compared: a run that learned by its end
+                # may not have by the baseline's best step, and its value there supports no verdict.
                 involved = [
-                    run for cell_runs in found for seed, (run, _) in cell_runs.items() if seed in difference["seeds"]
+                    (run, convergence(run, floor, snapshot=snapshot))
+                    for cell_runs in found
+                    for seed, (run, snapshot) in cell_runs.items()
+                    if seed in difference["seeds"]
                 ]
-                _judge(difference, involved, judged)
+                _judge(difference, involved, at)
                 entry["differences"][f"{later} - {earlier}"] = difference
             summary[metric][condition] = entry
     return summary
@@ -250,17 +254,21 @@ def _one_sided_words(pairs: dict, metric: str) -> str:
     return "; ".join(parts) + (f" (see {METRIC_NAMES[robust]})" if robust else "")
 
 
-def _judge(entry: dict, involved: Sequence[dict], judged: dict) -> None:
+def _judge(entry: dict, involved: Sequence[tuple[dict, dict]], at: str = "last") -> None:
     """Withhold the verdict of ``entry`` when a run behind it did not learn, or when whether it learned cannot be
     judged (no per-class IoU recorded: a run that learned nothing could be behind the difference); warn of runs
-    without a plateau."""
+    without a plateau. ``involved``: each run with its [`convergence`][nsegaug.study.analysis.convergence] verdict,
+    judged at the evaluation compared (``at``)."""
+    judged = {id(run): verdict for run, verdict in involved}
+    involved = [run for run, _ in involved]
     not_learned = [run for run in involved if judged[id(run)]["learned"] is False]
     if not_learned:
         # Runs that learned nothing have no plateau or collapse worth a warning: the reading says all there is.
+        where = "" if at == "last" else " by the evaluation compared"
         entry.update(verdict=None, warnings=[])
         entry["reading"] = (
-            f"no verdict: {len(not_learned)} of {len(involved)} runs did not learn (fewer than half of the classes "
-            f"in the validation labels above IoU {judged[id(not_learned[0])]['floor']:g})"
+            f"no verdict: {len(not_learned)} of {len(involved)} runs did not learn{where} (fewer than half of the "
+            f"classes in the validation labels above IoU {judged[id(not_learned[0])]['floor']:g})"
         )
         return
     unknown = [run for run in involved if judged[id(run)]["learned"] is None]
@@ -298,7 +306,7 @@ def condition_effects(runs: Sequence[dict], methods: Sequence[str], floor: float
                 values_by_seed(runs, metric, "noisy", method), values_by_seed(runs, metric, "clean", method)
             )
             involved = [run for run in runs if run["method"] == method and run["seed"] in entry["seeds"]]
-            _judge(entry, involved, judged)
+            _judge(entry, [(run, judged[id(run)]) for run in involved])
             effects[metric][method] = entry
     return effects
 
@@ -332,8 +340,10 @@ def classes_learned(run: dict, floor: float = CLASS_IOU_FLOOR) -> dict:
     }
 
 
-def convergence(run: dict, floor: float = CLASS_IOU_FLOOR, metric: str = "miou") -> dict:
-    """A run's convergence verdict: plateau of ``metric``, the classes it lost, and whether it learned at all.
+def convergence(run: dict, floor: float = CLASS_IOU_FLOOR, metric: str = "miou", snapshot: dict | None = None) -> dict:
+    """A run's convergence verdict: plateau of ``metric`` (over its whole curve), the classes it lost and whether
+    it learned at all, at its end or at ``snapshot`` (one of its metrics.jsonl rows: the evaluation compared).
     A run that did not learn withholds the verdict of every comparison it is in; one without a plateau warns."""
     values = [row.get(metric) for row in run.get("evals", [])]
-    return {"metric": metric, **plateau(values), **classes_learned(run, floor)}
+    at = run if snapshot is None else {**run, "iou": snapshot.get("iou")}
+    return {"metric": metric, **plateau(values), **classes_learned(at, floor)}

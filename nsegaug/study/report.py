@@ -87,7 +87,8 @@ def definitions(spec: dict) -> dict:
         "learned_in_both": "miou_learned and boundary_miou_learned: per pair, each run's mIoU (boundary IoU) over "
         "the classes both runs learned",
         "baseline_best": "every run at the evaluation where the reference run of its seed and condition was "
-        "best in that metric (secondary: early stopping on validation labels)",
+        "best in that metric, whether each run had learned judged at that evaluation too (secondary: early "
+        "stopping on validation labels)",
         "primary_comparison": "the first method after the reference, minus the reference, on the first "
         "condition, at the last evaluation",
     }

@@ -204,3 +204,27 @@ def test_a_run_whose_learning_cannot_be_judged_withholds_the_verdict_and_says_wh
     unjudged.update(iou=COLLAPSE_RUNS[("nsegment+", 0)][0], class_pixels=[9] * 4)
     judged = analysis.compare(runs, ["baseline", "nsegment+"], ["noisy"])["miou"]["noisy"]
     assert judged["differences"]["nsegment+ - baseline"]["verdict"] is not None
+
+
+def test_at_the_baselines_best_evaluation_a_run_is_judged_learned_at_that_evaluation():
+    """Online NSegment+ learns late: 1 of 4 classes at step 10, where the baseline was best, all 4 by its end.
+    Read at step 10 its value supports no verdict, whatever its end says; at the last evaluation it does."""
+    runs = [collapse_run(method, seed, *values) for (method, seed), values in COLLAPSE_RUNS.items()]
+    for run in runs:
+        run["evals"][0]["miou"] += 0.1 if run["method"] == "baseline" else 0.0  # the baseline is best at step 10
+    for seed in range(3):
+        late = collapse_run("nsegment+online", seed, [0.8, 0.7, 0.6, 0.5], [0.4, 0.4, 0.4, 0.4])
+        late["evals"][0] = {**late["evals"][0], "iou": [0.3, 0.01, 0.01, 0.01], "miou": 0.0825 + 0.001 * seed}
+        runs.append(late)
+    methods = ["baseline", "nsegment+", "nsegment+online"]
+    best = analysis.compare(runs, methods, ["noisy"], at="baseline_best")["miou"]["noisy"]
+    assert best["steps"] == {0: 10, 1: 10, 2: 10}
+    online = best["differences"]["nsegment+online - baseline"]
+    assert online["ci95"][1] < 0 and online["verdict"] is None
+    assert online["reading"] == (
+        "no verdict: 3 of 6 runs did not learn by the evaluation compared (fewer than half of the classes in the "
+        "validation labels above IoU 0.05)"
+    )
+    assert best["differences"]["nsegment+ - baseline"]["verdict"] is not None  # every run there had learned
+    last = analysis.compare(runs, methods, ["noisy"])["miou"]["noisy"]["differences"]["nsegment+online - baseline"]
+    assert last["verdict"] is not None and analysis.convergence(runs[-1])["learned"] is True
