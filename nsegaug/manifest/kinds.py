@@ -43,18 +43,29 @@ def _copy_names(template: str):
 
 
 def _generate_could_write(name: str, parameters: Mapping, out: Location) -> bool:
-    # Copy k of a label is named by the run's template, for 1 <= k <= its copies.
+    # Copy k of a label is named by the run's template, for 1 <= k <= its copies, beside where the label is in
+    # its folder: a file of that name with no such label (one a user put there) is not the run's.
     template, copies = parameters.get("name_template"), parameters.get("copies")
     if not template or not copies:
         return False
-    found = _copy_names(template).fullmatch(PurePosixPath(name).name)
-    return bool(found) and 1 <= int(found["copy"]) <= copies and found["ext"].lower() in LABEL_EXTENSIONS
+    path = PurePosixPath(name)
+    found = _copy_names(template).fullmatch(path.name)
+    if not (found and 1 <= int(found["copy"]) <= copies and found["ext"].lower() in LABEL_EXTENSIONS):
+        return False
+    return _has_label(str(path.parent / (found["stem"] + found["ext"])), parameters, out)
 
 
 def _noise_could_write(name: str, parameters: Mapping, out: Location) -> bool:
     # A noise run mirrors its label folder: a file is its output where the folder has a label of that name.
+    if split_extension(PurePosixPath(name).name)[1].lower() not in LABEL_EXTENSIONS:
+        return False
+    return _has_label(name, parameters, out)
+
+
+def _has_label(name: str, parameters: Mapping, out: Location) -> bool:
+    """Whether the run's label folder (``parameters["labels"]``) has the file ``name``."""
     labels = parameters.get("labels")
-    if not labels or split_extension(PurePosixPath(name).name)[1].lower() not in LABEL_EXTENSIONS:
+    if not labels:
         return False
     # Recorded relative to the output folder where both are local, else absolute (a path or a URL).
     relative = not storage.is_url(labels) and not storage.is_url(out) and not Path(labels).is_absolute()

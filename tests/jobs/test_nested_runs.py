@@ -136,6 +136,21 @@ def test_the_sweep_never_removes_a_file_inside_another_runs_folder(labels, tmp_p
     assert snapshot(outer / "inner") == before and ends_as_listed(outer / "inner")
 
 
+def test_files_a_user_puts_in_a_running_runs_folder_are_not_swept_for_their_names(labels, tmp_path):
+    """Copies of another run's masks, put in a sub-folder while a run is under way: named as the run names its
+    copies, but the run has no label there, so they are not its to remove, at its end or on an overwrite."""
+    elsewhere = tmp_path / "elsewhere"
+    assert nsegaug("generate", "--labels", labels, "--copies", 1, "--out", elsewhere).returncode == 0
+    kept = tmp_path / "A" / "plain"
+    with paused_mid_run(labels, tmp_path / "A"):
+        shutil.copytree(elsewhere, kept, ignore=shutil.ignore_patterns("manifest*"))
+        before = snapshot(kept)
+    assert len(before) == 6 and snapshot(kept) == before
+    result = nsegaug("generate", "--labels", labels, "--copies", 40, "--out", tmp_path / "A", "--overwrite")
+    assert result.returncode == 3 and "plain/scene_0000_nsp1.png" in result.stderr, result.stderr
+    assert snapshot(kept) == before
+
+
 @needs_torch
 def test_a_training_run_folder_inside_a_running_runs_folder_is_refused(labels, tmp_path):
     manifest = tmp_path / "gen"
