@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .._files import lock
-from ..errors import FolderHeld, UsageError
+from .._files.label_folders import is_inside
+from ..errors import FolderHeld, StorageError, UsageError, shown_path
 from ..storage import write_bytes_atomic
 from .plan import Layout, Unit, plan_units
 from .report import study_record, write_outputs
@@ -31,6 +32,7 @@ def run_study(spec: StudySpec, out: Path, parallel: int, say: Callable[[str], No
     out.mkdir(parents=True, exist_ok=True)
     # One study per folder, for its whole life; its units nest their own runs inside it by delegation.
     with _held(out, made) as identity:
+        _refuse_folders_led_outside(out, units)
         record = {"study": spec.to_dict(), "commands": [unit.shell() for unit in units]}
         write_bytes_atomic(out / STUDY_RECORD, (json.dumps(record, indent=2) + "\n").encode("utf-8"), durable=False)
         try:
@@ -53,6 +55,23 @@ def _held(out: Path, made: bool) -> Iterator[dict]:
         if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+
+
+def _refuse_folders_led_outside(out: Path, units: list[Unit]) -> None:
+    """A study writes only inside its folder: a link among the folders it writes in (``logs``, ``data``, ``runs``
+    and below; planted, or left by a tool) that leads elsewhere is refused, naming it, before anything is
+    written through it. A link that stays inside is followed, as generate follows one."""
+    layout = Layout(out)
+    for folder in sorted({unit.out for unit in units} | {layout.log(unit.name).parent for unit in units}):
+        if is_inside(folder, out):
+            continue
+        relative = folder.relative_to(out).parts
+        parts = [out.joinpath(*relative[:length]) for length in range(1, len(relative) + 1)]
+        link = next((part for part in parts if part.is_symlink() and not is_inside(part, out)), folder)
+        raise StorageError(
+            link,
+            f"a link to {shown_path(link.resolve())} leads outside the study's folder; a study writes only inside it",
+        )
 
 
 def _finish(out: Path, results: dict, say: Callable[[str], None]) -> dict:

@@ -396,3 +396,23 @@ def test_the_studys_own_logs_are_never_appended_through_a_link(tmp_path, log):
             with _append(link) as handle:
                 handle.write("line\n")
     assert target.read_text() == "someone's file\n"
+
+
+@pytest.mark.parametrize("folder", ["logs", "data", "runs"])
+def test_a_link_among_the_studys_folders_that_leads_outside_is_refused_before_anything_is_written(tmp_path, folder):
+    """A folder link planted at ``logs``, ``data`` or ``runs`` in a study's folder: the study writes nothing
+    through it (the unit logs, the copies, the trainings would land outside), one line names it."""
+    path, out, outside = _study_file(tmp_path, seeds=(0,)), tmp_path / "study", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "originals-clean.log").write_text("someone's file\n")
+    out.mkdir()
+    (out / folder).symlink_to(outside, target_is_directory=True)
+    result = subprocess.run(_study(path, out), capture_output=True, text=True, env=_environment(), timeout=300)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert lines == [
+        f"Error: {out / folder}: a link to {outside} leads outside the study's folder; a study writes only inside it"
+    ]
+    assert [entry.name for entry in outside.iterdir()] == ["originals-clean.log"]
+    assert (outside / "originals-clean.log").read_text() == "someone's file\n"
+    assert not (out / "study.json").exists()
