@@ -203,8 +203,11 @@ def _hold_file(folder: Path, identity: dict) -> Iterator[None]:
     path = folder / LOCK_NAME
     descriptor = _lock_file(path)
     try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, (json.dumps(identity) + "\n").encode("utf-8"), 0)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, (json.dumps(identity) + "\n").encode("utf-8"), 0)
+        except OSError as error:  # a full disk: the lock file is the first file a run writes
+            raise StorageError.from_os_error(error, path, "cannot write the lock") from error
         yield
     finally:
         try:

@@ -60,6 +60,28 @@ def test_a_full_disk_is_one_line_status_failed_and_resume_finishes_once_there_is
 
 
 @needs_root
+@pytest.mark.parametrize("command", ["generate", "noise"])
+def test_a_disk_full_from_the_start_names_the_lock_it_could_not_write(labels, tmp_path, mount, command):
+    """The lock is the first file a run writes: on a disk already full, the line names it."""
+    small = mount("full", "64k")
+    filler = os.open(small / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(filler, b"\0" * 4096):
+            pass
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    finally:
+        os.close(filler)
+    out = small / "out"
+    copies = ["--copies", "1"] if command == "generate" else []
+    result = CliRunner().invoke(main, [command, "--labels", str(labels), "--out", str(out), *copies])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {out}/.nsegaug.lock: cannot write the lock: No space left on device"
+    )
+
+
+@needs_root
 def test_rows_cut_by_a_full_disk_are_taken_back_so_the_manifest_ends_with_a_whole_row(tmp_path, mount):
     from nsegaug.manifest import CopyRow, append_rows, iter_rows
 
