@@ -51,6 +51,36 @@ def open_own(path: os.PathLike | str, flags: int, mode: int = 0o644) -> int:
         raise
 
 
+def make_folders(folder: Path, doing: str = "cannot create the folder") -> list[Path]:
+    """Make ``folder`` and the missing folders above it one level at a time; the folders made now, the deepest
+    first, so that a run refused afterwards removes just those (`remove_made_folders`). A folder another
+    process makes at the same moment is theirs. [`StorageError`][nsegaug.errors.StorageError] naming the
+    folder that could not be made, and ``doing``."""
+    made = []
+    for level in (*reversed(folder.parents), folder):
+        if level.is_dir():
+            continue
+        try:
+            level.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as error:
+            remove_made_folders(made[::-1])
+            raise StorageError.from_os_error(error, level, doing) from error
+        made.append(level)
+    return made[::-1]
+
+
+def remove_made_folders(made: list[Path]) -> None:
+    """Remove the folders [`make_folders`][nsegaug._files.local.make_folders] made (deepest first) while they
+    are empty; one that is not (something was written after all) is kept, with those above it."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 @contextmanager
 def atomic_writer(path: os.PathLike | str, durable: bool = True, own: bool = True) -> Iterator[BinaryIO]:
     """A binary stream whose content replaces ``path`` only when the block ends without error.

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from .. import storage
 from .._files.label_folders import is_inside
+from .._files.local import make_folders
 from .._files.lock import LOCK_NAME
 from ..errors import ManifestError, RunRefused, StorageError, shown_path
 from ..manifest import KINDS, MANIFEST_NAME, META_NAME, RunMeta, iter_mask_groups, read_meta
@@ -51,24 +52,11 @@ def _is_relative_name(name: str) -> bool:
     return bool(name) and not path.is_absolute() and ".." not in path.parts
 
 
-def make_output_folder(out: Location) -> bool:
-    """Create a local output folder (a bucket prefix needs nothing); whether it was made now."""
-    if is_url(out) or Path(out).is_dir():
-        return False
-    try:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StorageError.from_os_error(error, out, "cannot create the output folder") from error
-    return True
-
-
-def remove_empty_folder(out: Location) -> None:
-    """Remove a local output folder if it is empty (one made for a run that was then refused)."""
-    if not is_url(out):
-        try:
-            Path(out).rmdir()
-        except OSError:
-            pass  # not empty, or gone: left as it is
+def make_output_folder(out: Location) -> list[Path]:
+    """Create a local output folder and the missing ones above it (a bucket prefix needs nothing); the folders
+    made now, the deepest first, for [`remove_made_folders`][nsegaug._files.local.remove_made_folders] to take back
+    when the run is refused."""
+    return [] if is_url(out) else make_folders(Path(out), "cannot create the output folder")
 
 
 def prepare_output(

@@ -12,13 +12,14 @@ from datetime import datetime, timezone
 
 from .. import storage
 from .._files import lock
+from .._files.local import remove_made_folders
 from ..errors import ManifestError, NsegaugError, StorageError
 from ..manifest import META_NAME, RunMeta, write_meta
 from ..storage import Location, join
 from .backends import run_parallel
 from .checks import check_folder, check_request
 from .config import Log
-from .folder import make_output_folder, prepare_output, remove_empty_folder, sweep
+from .folder import make_output_folder, prepare_output, sweep
 from .job import JobSummary, MaskJob
 from .manifest_log import ManifestLog
 from .sources import count_masks, plan
@@ -72,7 +73,7 @@ def run_job(
             lock.refuse_held_inside(job.config.out, names)
             check_folder(job, resume, overwrite, names)
             done, manifest_log = prepare_output(job, resume, overwrite, log, names)
-            made = False  # the run starts: its folder stays, whatever happens from here
+            made = []  # the run starts: its folder stays, whatever happens from here
             run = Run(job, manifest_log, _start_meta(job, command_line), JobSummary(), total, log, progress, started)
             try:
                 with _caller_settings_kept():
@@ -80,8 +81,8 @@ def run_job(
             finally:
                 manifest_log.close()
     finally:
-        if made:  # refused: a folder made only to be held (inside another run's, say) is not left behind
-            remove_empty_folder(job.config.out)
+        # Refused: the folders made only to be held (inside another run's, say) are not left behind.
+        remove_made_folders(made)
 
 
 def _start_meta(job: MaskJob, command_line: list[str] | None) -> RunMeta:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._files import lock
 from .._files.label_folders import is_inside
+from .._files.local import make_folders, remove_made_folders
 from ..errors import FolderHeld, StorageError, UsageError, shown_path
 from ..storage import write_bytes_atomic
 from .plan import Layout, Unit, plan_units
@@ -28,8 +29,7 @@ def run_study(spec: StudySpec, out: Path, parallel: int, say: Callable[[str], No
     out = Path(out)
     check_data(spec)
     units = plan_units(spec, out, threads_per_run(parallel))
-    made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    made = make_folders(out, "cannot create the study's folder")
     # One study per folder, for its whole life; its units nest their own runs inside it by delegation.
     with _held(out, made) as identity:
         _refuse_folders_led_outside(out, units)
@@ -45,15 +45,14 @@ def run_study(spec: StudySpec, out: Path, parallel: int, say: Callable[[str], No
 
 
 @contextmanager
-def _held(out: Path, made: bool) -> Iterator[dict]:
-    """The study's hold on ``out`` (its identity, for the units' delegation); a folder made only to be held,
-    then refused, is removed again."""
+def _held(out: Path, made: list[Path]) -> Iterator[dict]:
+    """The study's hold on ``out`` (its identity, for the units' delegation); the folders made only to be held,
+    then refused, are removed again."""
     try:
         with lock.hold(out, "study") as identity:
             yield identity
     except FolderHeld:
-        if made and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        remove_made_folders(made)
         raise
 
 

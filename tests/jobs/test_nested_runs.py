@@ -78,8 +78,9 @@ def ends_as_listed(out: Path) -> bool:
 
 
 @pytest.mark.parametrize("inner_command", ["generate", "noise"])
-def test_a_run_inside_a_running_runs_folder_is_refused_and_loses_nothing(labels, tmp_path, inner_command):
-    outer, inner = tmp_path / "A", tmp_path / "A" / "inner"
+@pytest.mark.parametrize("below", ["inner", "x/y/inner"])
+def test_a_run_inside_a_running_runs_folder_is_refused_and_loses_nothing(labels, tmp_path, inner_command, below):
+    outer, inner = tmp_path / "A", tmp_path / "A" / below
     with paused_mid_run(labels, outer) as pid:
         extra = ["--copies", 2] if inner_command == "generate" else []
         result = nsegaug(inner_command, "--labels", labels, "--out", inner, "--quiet", *extra)
@@ -87,7 +88,7 @@ def test_a_run_inside_a_running_runs_folder_is_refused_and_loses_nothing(labels,
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"Error: {inner} is inside {outer}, which is in use by generate run on host ")
         assert f"pid {pid}," in line and "choose an output folder outside it" in line
-        assert not inner.exists()  # the folder it made for itself is gone again
+        assert not (outer / below.split("/")[0]).exists()  # the folders it made for itself are gone again
     assert ends_as_listed(outer)  # the refused run left nothing for the outer run to take for its own
 
 
