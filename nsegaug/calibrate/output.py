@@ -66,7 +66,11 @@ def calibrate_into(
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError("the figure needs matplotlib: pip install 'nsegaug[plots]' (or draw none)") from None
-    if not storage.is_url(out):
+    out = storage.as_location(out)
+    if storage.is_url(out):
+        # A URL's credentials join this process's storage options, as in every command: never in a message.
+        (out,) = storage.use_credentials(out)
+    else:
         out = Path(os.path.abspath(out))  # "missing/../out" names out: no folder "missing" is made for it
     with _folder(out):
         with lock.hold(out, "calibrate"), _bar(progress) as bar:
