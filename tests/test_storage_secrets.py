@@ -360,3 +360,11 @@ def test_calibrate_writes_into_a_bucket_with_the_urls_credentials_and_records_no
     assert "wrote" in ran.stderr and "s3://out/cal" in ran.stderr
     assert_no_secret(files, ran.stdout + ran.stderr)
     assert list(tmp_path.iterdir()) == []  # nothing written to a local folder named like the URL
+    # Its own earlier calibration in the bucket is replaced; an object it did not write is refused, and kept.
+    again = _nsegaug_without_credentials(url, "calibrate", *data, "--out", typed + "out/cal", *grid, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    fs.pipe_file("out/cal/notes.md", b"mine")
+    refused = _nsegaug_without_credentials(url, "calibrate", *data, "--out", typed + "out/cal", *grid, cwd=tmp_path)
+    assert refused.returncode == 3 and "s3://out/cal holds notes.md, which no calibration wrote" in refused.stderr
+    assert fs.cat_file("out/cal/notes.md") == b"mine"
+    assert_no_secret(written(fs, "out/cal"), again.stderr + refused.stderr)
