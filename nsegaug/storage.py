@@ -104,8 +104,31 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
+# Stores whose URL names a bucket or container after "//": no port, so any ":" there is user-info's.
+BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss")
+
+
+def _raw_user_info_end(url: str) -> int | None:
+    """Where (in ``url``) the user-info ends, for user-info typed with a raw "/" (``s3://KEY:SE/CRET@bucket/x``):
+    a URL parser takes ``KEY:SE`` for the host and the rest for the path, and would show the secret; else None.
+    Its last "@" ends it (a secret may hold "@" too): a key holding "@" as well is cut away with it, in messages
+    only, since such a URL is refused."""
+    scheme, _, rest = url.partition("://")
+    host, slash, _ = rest.partition("/")
+    if not slash or "@" in host or ":" not in host or "@" not in rest:
+        return None
+    if scheme.lower() not in BUCKET_SCHEMES and host.rpartition(":")[2].isdigit():
+        return None  # host:port
+    return len(scheme) + 3 + rest.rindex("@")
+
+
 def _user_info(url: str) -> tuple[str, str | None, str | None]:
     """``url`` without its user-info, and the user name and password it held (None: none)."""
+    end = _raw_user_info_end(url)
+    if end is not None:
+        raise UsageError(
+            f"{public(url)}: cannot read the user-info of this URL: a '/' in a key or secret must be written %2F"
+        )
     parts = urllib.parse.urlsplit(url)
     if "@" not in parts.netloc:
         return url, None, None
@@ -165,14 +188,27 @@ def use_credentials(*locations: Location) -> list[Location]:
 _USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:(?!://)[^/?#\s])*@")
 
 
+# A URL in a text, as far as the next space: one whose user-info holds a raw "/" (see _raw_user_info_end).
+_URL_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+
+
 def public_text(text: str) -> str:
     """``text`` with the user-info of every URL in it taken out (a command line's argument)."""
-    return _USER_INFO.sub(r"\1", text)
+    return _USER_INFO.sub(r"\1", _URL_WORD.sub(lambda found: public(found[0]) if _raw(found[0]) else found[0], text))
+
+
+def _raw(url: str) -> bool:
+    return _raw_user_info_end(url) is not None
 
 
 def public(location: Location) -> Location:
     """``location`` as it may be recorded or shown: a URL without user-info (credentials)."""
-    return _user_info(location)[0] if is_url(location) else location
+    if not is_url(location):
+        return location
+    end = _raw_user_info_end(location)
+    if end is not None:
+        return f"{location.partition('://')[0]}://{REDACTED}{location[end:]}"
+    return _user_info(location)[0]
 
 
 def public_record(value):

@@ -22,6 +22,9 @@ from nsegaug.cli import main
 from nsegaug.copies import deformed_copies
 from nsegaug.params import DeformParams
 
+# The record of the files a calibration wrote in its folder (what lets it replace them, and only them).
+RECORD_NAME = ".nsegaug-calibrate.json"
+
 EXAMPLE_LABELS = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels"
 # A small grid, so that a calibration takes seconds: rms field displacements from 0.16 to 5.4 px.
 GRID = Grid(alphas=(5, 15, 30, 60, 100), sigmas=(3, 5, 10), thresholds=(0, 1000))
@@ -127,6 +130,7 @@ def test_the_command_writes_params_a_report_and_a_figure_that_generate_takes(tmp
         "calibration.json",
         "displacement.png",
         "displacement.svg",
+        RECORD_NAME,
     }
     values = read_params_file(out / "params.toml")
     assert values["calibration"]["model"] == "reference"
@@ -319,7 +323,7 @@ def test_a_calibration_cut_short_while_writing_leaves_no_params_of_another_calib
     assert not (out / ".nsegaug.lock").exists()
     (out / "report.md").rmdir()
     assert _calibrate_cli(labels, reference, out).exit_code == 0
-    assert {path.name for path in out.iterdir()} == {"params.toml", "report.md", "calibration.json"}
+    assert {path.name for path in out.iterdir()} == {"params.toml", "report.md", "calibration.json", RECORD_NAME}
 
 
 def test_an_out_path_through_a_missing_folder_and_back_makes_only_the_folder_it_names(tmp_path):
@@ -327,3 +331,34 @@ def test_an_out_path_through_a_missing_folder_and_back_makes_only_the_folder_it_
     result = _calibrate_cli(labels, reference, tmp_path / "missing" / ".." / "calibration")
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "missing").exists() and (tmp_path / "calibration" / "params.toml").exists()
+
+
+@pytest.mark.parametrize("name", ["params.toml", "report.md", "notes/today.txt"])
+def test_a_folder_holding_files_calibrate_did_not_write_is_refused_and_left_as_it_was(tmp_path, name):
+    """A hand-written params.toml (the name users give --params files), a report of their own, any file: calibrate
+    refuses the folder, naming it and the file, exit code 3, before any work, and changes nothing there."""
+    labels, reference = make_pairs(tmp_path, DeformParams(((15, 5),), 0, 255), maps=2)
+    out = tmp_path / "calx"
+    (out / name).parent.mkdir(parents=True)
+    (out / name).write_text('alpha_sigma = "30:5"\n')
+    result = _calibrate_cli(labels, reference, out)
+    assert result.exit_code == 3, result.output
+    (line,) = [line for line in result.output.splitlines() if line.strip()]
+    assert line.startswith(f"Error: {out} holds {name}, which no calibration wrote"), line
+    assert sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()) == [name]
+    assert (out / name).read_text() == 'alpha_sigma = "30:5"\n'
+
+
+def test_a_calibration_replaces_its_own_earlier_files_but_not_one_edited_since(tmp_path):
+    labels, reference = make_pairs(tmp_path, DeformParams(((15, 5),), 0, 255), maps=2)
+    out = tmp_path / "calibration"
+    assert _calibrate_cli(labels, reference, out).exit_code == 0
+    first = (out / "calibration.json").stat().st_ino
+    again = _calibrate_cli(labels, reference, out)  # its own earlier calibration: replaced, as documented
+    assert again.exit_code == 0, again.output
+    assert (out / "calibration.json").stat().st_ino != first  # written anew (renamed into place over the old one)
+    (out / "params.toml").write_text((out / "params.toml").read_text() + "# my own change\n")
+    edited = _calibrate_cli(labels, reference, out)
+    assert edited.exit_code == 3, edited.output
+    assert f"{out} holds params.toml, which no calibration wrote (or it changed since)" in edited.output
+    assert (out / "params.toml").read_text().endswith("# my own change\n")

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from nsegaug.cli import main
-from nsegaug.cli.options import Location
+from nsegaug.cli.options import LocalPath, Location
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -104,7 +104,7 @@ def check_parses(arguments: list[str]) -> None:
             assert position < len(arguments), f"{name} needs a value"
             value = arguments[position]
             position += 1
-            if not isinstance(param.type, (click.Path, Location)) and not value.startswith("$"):
+            if not isinstance(param.type, (click.Path, Location, LocalPath)) and not value.startswith("$"):
                 param.type.convert(value, param, None)
     if "--help" not in arguments and "--version" not in arguments:
         missing = [p.name for p in command.params if p.required and p.name not in given]

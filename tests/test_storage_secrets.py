@@ -234,7 +234,7 @@ def test_a_studys_plan_records_and_unit_logs_hold_no_credential(server, tmp_path
 # --- calibrate, preview and export: URLs typed with credentials --------------------------------------------------
 
 
-def _nsegaug_without_credentials(url: str, *arguments):
+def _nsegaug_without_credentials(url: str, *arguments, cwd: Path | None = None):
     """``nsegaug ARGUMENTS`` in a process whose only credentials are the URLs' (the endpoint in the options)."""
     import os
     import subprocess
@@ -243,7 +243,7 @@ def _nsegaug_without_credentials(url: str, *arguments):
     options = {"client_kwargs": {"endpoint_url": url, "region_name": "us-east-1", "aws_session_token": OPTION_TOKEN}}
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     command = [sys.executable, "-m", "nsegaug", *map(str, arguments), "--storage-options", json.dumps(options)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
 @needs_moto
@@ -293,3 +293,78 @@ def test_calibrate_preview_and_export_take_credentials_from_urls_and_say_none_of
     assert exported.returncode == 0 and "s3://data/labels/" in pairs.read_text(), exported.stderr
     outputs.append(exported.stdout + exported.stderr)
     assert_no_secret(every_byte(tmp_path), "\n".join(outputs))
+
+
+# --- a URL where a command writes or reads a local file: refused, or written to the bucket; never shown whole --------
+
+RAW_SECRET = "HUNT/SECRET+9"  # typed unencoded: a URL parser takes "KEY:HUNT" for the bucket
+
+
+def _no_credential_in(text: str) -> None:
+    for secret in (*SECRETS, "HUNT", "SECRET+9"):
+        assert secret not in text, text
+
+
+@pytest.mark.parametrize("secret", ["UrlSecret%2B123", RAW_SECRET], ids=["encoded", "raw-slash"])
+def test_train_study_and_evaluate_refuse_a_url_where_they_need_a_local_path_without_its_credentials(
+    tmp_path, monkeypatch, secret
+):
+    monkeypatch.chdir(tmp_path)
+    typed = f"s3://{URL_KEY}:{secret}@out/"
+    labels, images = str(SAMPLES / "labels"), str(SAMPLES / "images")
+    commands = {
+        "--out": ["train", "--manifest", labels, "--val-labels", labels, "--val-images", images, "--out"],
+        "--cache": ["train", "--manifest", labels, "--cache"],
+        "--checkpoint": ["evaluate", "--labels", labels, "--images", images, "--checkpoint"],
+        "--params": ["generate", "--labels", labels, "--copies", "1", "--out", str(tmp_path / "g"), "--params"],
+    }
+    for option, arguments in commands.items():
+        result = CliRunner().invoke(main, [*arguments, typed + "run/best.pt"])
+        assert result.exit_code == 2, result.output
+        (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert f"Invalid value for '{option}'" in line and "not a URL" in line, line
+        assert "s3://out/run/best.pt" in line or f"s3://{storage.REDACTED}@out/run/best.pt" in line, line
+        _no_credential_in(result.output)
+    study = CliRunner().invoke(main, ["study", "--labels", labels, "--out", typed + "study"])
+    assert study.exit_code == 2 and "a study writes its folder" in study.output and "not a URL" in study.output
+    _no_credential_in(study.output)
+    assert list(tmp_path.iterdir()) == []  # no local folder "s3:" made for the URL
+
+
+@needs_moto
+def test_a_url_typed_with_a_raw_slash_in_its_secret_is_refused_without_it(server, tmp_path):
+    url, _ = server
+    typed = f"s3://{URL_KEY}:{RAW_SECRET}@data/"
+    commands = [
+        ["generate", "--labels", typed + "labels", "--copies", 1, "--out", tmp_path / "g"],
+        ["calibrate", "--labels", typed + "labels", "--reference", typed + "labels", "--out", tmp_path / "c"],
+        ["preview", "--labels", typed + "labels", "--out", tmp_path / "p.png"],
+    ]
+    for arguments in commands:
+        ran = _nsegaug_without_credentials(url, *arguments)
+        assert ran.returncode == 2 and "a '/' in a key or secret must be written %2F" in ran.stderr, ran.stderr
+        assert "s3://data/labels" in ran.stderr
+        _no_credential_in(ran.stdout + ran.stderr)
+
+
+@needs_moto
+def test_calibrate_writes_into_a_bucket_with_the_urls_credentials_and_records_none_of_them(server, tmp_path):
+    url, fs = server
+    typed = f"s3://{URL_KEY}:UrlSecret%2B123@"
+    grid = ["--alphas", 5, "--sigmas", 3, "--thresholds", 0, "--sample", 1, "--check-copies", 1, "--no-noise"]
+    data = ["--labels", typed + "data/labels", "--reference", typed + "data/labels"]
+    ran = _nsegaug_without_credentials(url, "calibrate", *data, "--out", typed + "out/cal", *grid, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    files = written(fs, "out/cal")
+    assert {"out/cal/params.toml", "out/cal/report.md", "out/cal/calibration.json"} <= set(files)
+    assert "wrote" in ran.stderr and "s3://out/cal" in ran.stderr
+    assert_no_secret(files, ran.stdout + ran.stderr)
+    assert list(tmp_path.iterdir()) == []  # nothing written to a local folder named like the URL
+    # Its own earlier calibration in the bucket is replaced; an object it did not write is refused, and kept.
+    again = _nsegaug_without_credentials(url, "calibrate", *data, "--out", typed + "out/cal", *grid, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    fs.pipe_file("out/cal/notes.md", b"mine")
+    refused = _nsegaug_without_credentials(url, "calibrate", *data, "--out", typed + "out/cal", *grid, cwd=tmp_path)
+    assert refused.returncode == 3 and "s3://out/cal holds notes.md, which no calibration wrote" in refused.stderr
+    assert fs.cat_file("out/cal/notes.md") == b"mine"
+    assert_no_secret(written(fs, "out/cal"), again.stderr + refused.stderr)

@@ -5,10 +5,15 @@ second calibration, or a run of another command, in the same folder, around it o
 files are written so that the folder never offers a mixed set: the earlier ``params.toml`` (the file other
 commands read) is removed first and the new one written last, so a calibration killed while it writes leaves
 a report without a ``params.toml``, never a ``params.toml`` beside another calibration's report.
+
+It replaces only its own files: a record (``.nsegaug-calibrate.json``, written first) keeps the SHA-256 of every
+file a calibration writes there, and a folder holding any other file (a hand-written ``params.toml``, notes) or one
+changed since is refused, naming it, before the work ([`earlier_files`][nsegaug.calibrate.output.earlier_files]).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +22,8 @@ from pathlib import Path
 
 from .. import storage
 from .._files import lock
-from ..errors import UsageError
+from .._version import __version__
+from ..errors import RunRefused, UsageError, shown_path
 from .report import FIGURE_NAME, JSON_NAME, PARAMS_NAME, REPORT_NAME, calibration_json, distances, params_toml
 from .run import CalibrateConfig, Calibration, calibrate
 from .text import report_markdown
@@ -35,6 +41,11 @@ def write_outputs(calibration: Calibration, out: storage.Location, command_line:
         from .figure import draw
 
         files.update(draw(calibration, FIGURE_NAME))
+    previous = earlier_files(out)
+    new = {name: {storage.sha256_bytes(data)} for name, data in files.items()}
+    # Until every new file is in place, both versions of a file are this command's: a run killed part-way leaves a
+    # folder that the next calibration may still replace.
+    _write_record(out, {name: previous.get(name, set()) | new.get(name, set()) for name in {*previous, *new}})
     # The consumable file goes first and comes back last: a set cut short is one no command reads.
     storage.remove(storage.join(out, PARAMS_NAME))
     files[PARAMS_NAME] = files.pop(PARAMS_NAME)
@@ -46,6 +57,7 @@ def write_outputs(calibration: Calibration, out: storage.Location, command_line:
         location = storage.join(out, name)
         storage.write_file(location, data)
         written.append(location)
+    _write_record(out, new)
     return written
 
 
@@ -66,10 +78,15 @@ def calibrate_into(
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError("the figure needs matplotlib: pip install 'nsegaug[plots]' (or draw none)") from None
-    if not storage.is_url(out):
+    out = storage.as_location(out)
+    if storage.is_url(out):
+        # A URL's credentials join this process's storage options, as in every command: never in a message.
+        (out,) = storage.use_credentials(out)
+    else:
         out = Path(os.path.abspath(out))  # "missing/../out" names out: no folder "missing" is made for it
     with _folder(out):
         with lock.hold(out, "calibrate"), _bar(progress) as bar:
+            earlier_files(out)  # refused before the work, not after it
             calibration = calibrate(config, log, bar)
             written = write_outputs(calibration, out, command_line, figure)
     return calibration, written
@@ -120,3 +137,58 @@ def _bar(enabled: bool):
     finally:
         for bar in bars:
             bar.close()
+
+
+# --------------------------------------------------------------------------- what the folder holds
+
+RECORD_NAME = ".nsegaug-calibrate.json"
+# Files a calibration leaves besides its own: the lock of the run holding the folder.
+_NOT_OUTPUTS = (lock.LOCK_NAME,)
+
+
+def earlier_files(out: storage.Location) -> dict[str, set[str]]:
+    """The files of earlier calibrations in ``out`` (name -> the SHA-256s its record allows), once every file there
+    is checked to be one: a file no calibration wrote, or one changed since (a hand-written ``params.toml``, notes),
+    is a [`RunRefused`][nsegaug.errors.RunRefused] naming the folder and the file, since the run would overwrite or
+    mix with it. A killed run's temporary files are removed."""
+    record = _read_record(out)
+    for name in storage.walk(out):
+        if name in _NOT_OUTPUTS or name == RECORD_NAME:
+            continue
+        base = name.rpartition("/")[2]
+        if base.startswith(".") and base.endswith(".tmp") and not storage.is_url(out):
+            storage.remove(storage.join(out, name))  # a killed write's (.<name>.<pid>.tmp): never a file of its own
+            continue
+        if storage.sha256(storage.join(out, name)) not in record.get(name, ()):
+            raise RunRefused(
+                f"{storage.shown(out)} holds {shown_path(name)}, which no calibration wrote (or it changed since): "
+                "calibrate replaces only its own earlier files; move it away, or choose another output folder"
+            )
+    return record
+
+
+def _read_record(out: storage.Location) -> dict[str, set[str]]:
+    """The record of the calibrations that wrote into ``out``: name -> SHA-256s; {} where there is none."""
+    location = storage.join(out, RECORD_NAME)
+    try:
+        record = json.loads(storage.read_bytes(location))
+    except FileNotFoundError:
+        return {}
+    except (ValueError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or record.get("kind") != "calibrate" or not isinstance(record.get("files"), dict):
+        raise RunRefused(
+            f"{storage.shown(location)}: not a record of nsegaug calibrate; move it away, or choose "
+            "another output folder"
+        )
+    return {name: set(hashes) for name, hashes in record["files"].items()}
+
+
+def _write_record(out: storage.Location, files: dict[str, set[str]]) -> None:
+    record = {
+        "tool": "nsegaug",
+        "kind": "calibrate",
+        "version": __version__,
+        "files": {name: sorted(hashes) for name, hashes in sorted(files.items())},
+    }
+    storage.write_file(storage.join(out, RECORD_NAME), (json.dumps(record, indent=2) + "\n").encode("utf-8"))

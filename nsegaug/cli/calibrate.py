@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ..params import CALIBRATION_ALPHAS, CALIBRATION_SIGMAS, CALIBRATION_THRESHOLDS
@@ -48,7 +46,7 @@ def _shown(values: tuple) -> str:
     help="The same maps as annotated by the reference (the first reader, cleaned labels): the copies are made "
     "from these. Paired with --labels by relative path and stem.",
 )
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@click.option("--out", type=Location(file_okay=False), required=True, help="Output folder (or s3://... prefix).")
 @click.option(
     "--equal-readers",
     is_flag=True,
@@ -126,6 +124,7 @@ def calibrate(out, equal_readers, alphas, sigmas, thresholds, figure, quiet, sto
     params = calibration.params
     click.echo(
         f"recommended: --alpha-sigma {format_alpha_sigma(params.alpha_sigma)} --area-thresh {params.area_thresh:g} "
-        f"({calibration.maps} pairs of maps, {calibration.elapsed_s:.0f} s); wrote {len(written)} files to {out}",
+        f"({calibration.maps} pairs of maps, {calibration.elapsed_s:.0f} s); wrote {len(written)} files to "
+        f"{storage.shown(out)}",
         err=True,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -32,7 +31,7 @@ EXAMPLE = (
 )
 @click.option(
     "--palette",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=Location(exists=True, dir_okay=False),
     default=None,
     help="Colour table of RGB-coded labels, if it moved  [default: the training run's]",
 )

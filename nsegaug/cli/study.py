@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from . import Command
+from .options import LocalPath
 
 EXAMPLE = "nsegaug study examples/robustness/study-quick.toml --out out/study --parallel 2"
 
@@ -25,8 +24,15 @@ def _seeds(ctx, param, value):
 
 
 @click.command(cls=Command, epilog=f"Example:\n\n  {EXAMPLE}")
-@click.argument("study_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@click.argument(
+    "study_file", required=False, type=LocalPath("a study file is read from this machine", exists=True, dir_okay=False)
+)
+@click.option(
+    "--out",
+    type=LocalPath("a study writes its folder (runs, logs, results) on this machine", file_okay=False),
+    required=True,
+    help="Output folder.",
+)
 @click.option("--labels", default=None, help="Training label folder  [study file: data.labels].")
 @click.option(
     "--noisy-labels",

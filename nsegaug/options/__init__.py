@@ -67,6 +67,28 @@ class Location(click.ParamType):
         return self.local.convert(value, param, ctx)
 
 
+class LocalPath(click.ParamType):
+    """A path on this machine (checked as ``click.Path`` checks it), for an option whose file or folder is read or
+    written by code that needs a local disk; a URL is refused with ``why``, shown without its credentials
+    (``file://`` names a local path)."""
+
+    name = "PATH"
+
+    def __init__(self, why: str, exists: bool = False, file_okay: bool = True, dir_okay: bool = True) -> None:
+        self.why = why
+        self.local = click.Path(exists=exists, file_okay=file_okay, dir_okay=dir_okay, path_type=Path)
+        self.name = self.local.name  # shown as click.Path shows it: FILE, DIRECTORY or PATH
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("file://"):
+            value = value[len("file://") :]
+        elif isinstance(value, str) and "://" in value:
+            from ..storage import public
+
+            self.fail(f"{public(value)}: {self.why}, not a URL", param, ctx)
+        return self.local.convert(value, param, ctx)
+
+
 class JsonObject(click.ParamType):
     name = "JSON"
 
@@ -142,7 +164,7 @@ def deform_options(*names: str):
 params_file_option = click.option(
     "--params",
     "params_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=LocalPath("a params file is read from this machine", exists=True, dir_okay=False),
     default=None,
     help="A params.toml of nsegaug calibrate: its values for this command's options; an option given here "
     "overrides the file's. The run records where each value came from.",

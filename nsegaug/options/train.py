@@ -22,6 +22,7 @@ from ..train.config import (
     resumed_config,
 )
 from . import (
+    LocalPath,
     Location,
     apply_params_file,
     available_cores,
@@ -39,7 +40,7 @@ REQUIRED = ("manifest", "val_labels", "val_images", "num_classes")
 ONLINE_ONLY = ("alpha_sigma", "area_thresh")
 existing_folder = Location(exists=True, file_okay=False)
 # Checkpoints and initial weights are read with torch.load from this machine's disk.
-local_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+local_file = LocalPath("torch.load reads a checkpoint or weights from a local file", exists=True, dir_okay=False)
 device_option = click.option(
     "--device",
     type=click.Choice(DEVICES),
@@ -196,12 +197,16 @@ _OPTIONS = [
         help="Also save last.pt every N steps (0: at epoch ends and evaluations only).",
     ),
     click.option(
-        "--out", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True, help="Run folder."
+        "--out",
+        type=LocalPath("train writes its run folder (checkpoints, metrics) on this machine"),
+        default=Path("runs/train"),
+        show_default=True,
+        help="Run folder.",
     ),
     storage_options_option,
     click.option(
         "--cache",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=LocalPath("the cache is a folder on this machine", file_okay=False),
         default=None,
         help="With data in object storage: keep a copy of every object read here, so later epochs read the disk.",
     ),

@@ -14,7 +14,10 @@ model the --online generator draws other deformations (``resume_notes`` warns).
 from __future__ import annotations
 
 import io
+import pickle
 import random
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..errors import shown_path
 from ..storage import write_bytes_atomic
 from .config import TrainConfig, TrainError
 from .distributed import Processes, all_gather, device_model, unwrap
@@ -91,12 +95,28 @@ def load_checkpoint(path: Path) -> dict:
         # weights_only: a checkpoint holds tensors and plain values only (RNG states are stored as lists).
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as error:
-        raise TrainError(f"{path}: checkpoint not found") from error
+        raise TrainError(f"{shown_path(path)}: checkpoint not found") from error
     except Exception as error:  # torch raises many kinds for a damaged or foreign file
-        raise TrainError(f"{path}: not a readable checkpoint ({error})") from error
+        raise TrainError(f"{shown_path(path)}: not an nsegaug checkpoint ({_unreadable(path, error)})") from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise TrainError(f"{path}: not an nsegaug train checkpoint")
+        raise TrainError(f"{shown_path(path)}: not an nsegaug checkpoint (a torch file without nsegaug's format)")
     return state
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in a few words: torch's own text runs to several lines and, for
+    a file holding Python objects, advises loading it with ``weights_only=False``, which would run its code."""
+    if isinstance(error, OSError):
+        return error.strerror or type(error).__name__
+    if isinstance(error, EOFError):
+        return "empty or cut short"
+    if not zipfile.is_zipfile(path):
+        return "not a file torch.save wrote" if isinstance(error, pickle.UnpicklingError) else "a damaged torch file"
+    if isinstance(error, pickle.UnpicklingError):
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        return "it holds Python objects, not only tensors and plain values" + (f": {found[1]}" if found else "")
+    first = " ".join(str(error).split(".")[0].split())
+    return first[:120] or type(error).__name__
 
 
 def rng_states() -> dict:
