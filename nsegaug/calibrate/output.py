@@ -17,11 +17,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import storage
 from .._files import lock
+from .._files.local import make_folders, remove_made_folders
 from .._version import __version__
 from ..errors import RunRefused, UsageError, shown_path
 from .report import FIGURE_NAME, JSON_NAME, PARAMS_NAME, REPORT_NAME, calibration_json, distances, params_toml
@@ -96,29 +97,12 @@ def calibrate_into(
 def _folder(out: storage.Location) -> Iterator[None]:
     """``out`` (and the folders above it) made for the run when missing, and removed again when the run
     writes nothing into them."""
-    made = [] if storage.is_url(out) else _make_folders(Path(out))
+    made = [] if storage.is_url(out) else make_folders(Path(out), "cannot create the output folder")
     try:
         yield
     except BaseException:
-        with suppress(OSError):  # not empty: something was written after all; keep it
-            for folder in made:
-                folder.rmdir()
+        remove_made_folders(made)  # one not empty (something was written after all) is kept
         raise
-
-
-def _make_folders(out: Path) -> list[Path]:
-    """Make ``out`` and the missing folders above it one level at a time; the folders this run made, the deepest
-    first. A folder another run makes at the same moment is theirs: the lock then says who holds it."""
-    made = []
-    for folder in (*reversed(out.parents), out):
-        if folder.is_dir():
-            continue
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            continue
-        made.append(folder)
-    return made[::-1]
 
 
 @contextmanager
