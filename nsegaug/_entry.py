@@ -49,7 +49,16 @@ def run(args: list[str] | None = None, prog_name: str = "nsegaug") -> None:
             return _say(f"nsegaug, version {__version__}\n")
     from .cli import main
 
-    main(args=args, prog_name=prog_name)
+    try:
+        main(args=args, prog_name=prog_name)
+    except SystemExit as exit:
+        if exit.code in (130, 143):
+            import signal
+
+            # An interrupted run has ended and the process exits now: a Ctrl-C pressed again must not cut short
+            # what exiting still does (Dask closes its clusters, multiprocessing its workers), a traceback each.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise
 
 
 def _say(text: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -76,13 +78,39 @@ def run_job(
             made = []  # the run starts: its folder stays, whatever happens from here
             run = Run(job, manifest_log, _start_meta(job, command_line), JobSummary(), total, log, progress, started)
             try:
-                with _caller_settings_kept():
+                with _caller_settings_kept(), _stopped_once():
                     return execute(run, done)
             finally:
                 manifest_log.close()
     finally:
         # Refused: the folders made only to be held (inside another run's, say) are not left behind.
         remove_made_folders(made)
+
+
+@contextmanager
+def _stopped_once() -> Iterator[None]:
+    """Ctrl-C stops a run once: the first press raises ``KeyboardInterrupt``; those after it, while the run ends
+    (its workers or Dask cluster closing, its manifest sorted, its record written), are ignored, as cutting that
+    short leaves a traceback and a record that still says "running". The caller's handler is back afterwards."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        None,
+    ):
+        yield
+        return
+    pressed = False
+
+    def stop(signum, frame) -> None:
+        nonlocal pressed
+        if not pressed:
+            pressed = True
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _start_meta(job: MaskJob, command_line: list[str] | None) -> RunMeta:

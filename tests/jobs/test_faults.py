@@ -214,14 +214,41 @@ def test_workers_stop_promptly_when_the_parent_dies(tmp_path, how):
     assert files(out) == written  # nothing is written after the parent is gone
 
 
+def _press_ctrl_c(process: subprocess.Popen, again: bool) -> str:
+    """Ctrl-C to the whole process group, as a terminal sends it; ``again``: pressed again and again, as an
+    impatient user does, until the process has ended. Its stderr."""
+    os.killpg(process.pid, signal.SIGINT)
+    while again and process.poll() is None:
+        time.sleep(0.1)  # a user's pace, not a wait for a state
+        try:
+            os.killpg(process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            break
+    return process.communicate(timeout=120)[1].decode()
+
+
+def test_ctrl_c_pressed_again_and_again_still_ends_the_run_as_interrupted(tmp_path, clean_run):
+    """Presses after the first, while the run ends (its workers stopping, its record written), are ignored: one
+    line, the record says interrupted, no file the manifest does not list, and a resume finishes the run."""
+    out = tmp_path / "out"
+    process = start(out)
+    stderr = _press_ctrl_c(process, again=True)
+    assert process.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted; finish with")
+    assert status(out) == "interrupted" and files(out) == listed(out)
+    resumed = subprocess.run([*GENERATE_COMMAND, "--out", str(out), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree(out) == clean_run
+
+
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="needs dask.distributed")
-def test_ctrl_c_with_dask_prints_one_line_not_the_workers_tracebacks(tmp_path):
+@pytest.mark.parametrize("again", [False, True], ids=["once", "again and again"])
+def test_ctrl_c_with_dask_prints_one_line_not_the_workers_tracebacks(tmp_path, again):
     out = tmp_path / "out"
     # Interrupted in a known state, not after a time: masks done (their rows written) and more in flight on the
     # workers, so the client still tracks futures when the cluster closes, whatever the machine's load.
     process = start(out, "--backend", "dask")
-    os.killpg(process.pid, signal.SIGINT)  # the whole process group, as a terminal's Ctrl-C
-    stderr = process.communicate(timeout=120)[1].decode()
+    stderr = _press_ctrl_c(process, again)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     # Not a line of Dask's own (its loggers write "<time> - distributed.x - LEVEL - ..."): only the run's.
