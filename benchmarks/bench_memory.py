@@ -11,6 +11,13 @@ Contenders: the whole-map engine (engine 2 with bands switched off: what
 0f2d1df ran on every map), and in bands engine 2 (the default), engine 3 and
 float64.
 
+``--noise HxW,...`` instead measures ``nsegaug noise -j 1`` on one such map
+of each size (``--map background``: the bands made one background component
+around the objects, whose box is the whole map, the models' largest need),
+with its models at their defaults and all four at large sizes: the peak RSS
+of the run less that of the same run on the example map (the interpreter and
+its libraries), against noise's estimate (``nsegaug.noise.noise_memory``).
+
 ``--generate HxW`` instead writes one such map as a palette PNG to a
 temporary folder, runs ``nsegaug generate`` on it (``--max-pixels`` raised to
 the map's size) while sampling the RSS of its processes every 50 ms, prints
@@ -19,6 +26,7 @@ the peak, the time and generate's estimate, and deletes the folder.
     python benchmarks/bench_memory.py                                   # 6144x6144
     python benchmarks/bench_memory.py --sizes 6144x6144,16384x16384
     nice -n 19 python benchmarks/bench_memory.py --generate 30000x30000 # ~6 GB free needed; check free -g first
+    nice -n 19 python benchmarks/bench_memory.py --noise 4000x4000,8000x8000 --map background  # ~4 GB at 8000
 """
 
 from __future__ import annotations
@@ -103,14 +111,18 @@ def print_row(name: str, pixels: int, row: dict) -> None:
     )
 
 
-def write_street_png(path: Path, height: int, width: int) -> None:
+def write_street_png(path: Path, height: int, width: int, kind: str = "tiled") -> None:
     import numpy as np
     from PIL import Image
 
     from nsegaug.synthetic import street_scene
 
-    tile = street_scene(2048, 2048, 600, seed=1)
-    segment = np.ascontiguousarray(np.tile(tile, (-(-height // 2048), -(-width // 2048)))[:height, :width])
+    if kind == "tiled":
+        tile = street_scene(2048, 2048, 600, seed=1)
+        segment = np.ascontiguousarray(np.tile(tile, (-(-height // 2048), -(-width // 2048)))[:height, :width])
+    else:  # one street scene, its bands made one background around the objects
+        segment = street_scene(height, width, max(600, height * width // 7000), seed=1)
+        segment[np.isin(segment, (0, 1, 2, 8, 10))] = 0
     image = Image.frombuffer("P", (width, height), segment, "raw", "P", 0, 1)
     image.putpalette(bytes(range(256)) * 3)
     image.save(path, compress_level=1)
@@ -161,10 +173,64 @@ def bench_generate(height: int, width: int, copies: int, jobs: int, engine: int)
         )
 
 
+NOISE_SETTINGS = {
+    "defaults": [],
+    "all four, large": [
+        *("--models", "bias,boundary,simplify,jitter", "--bias-radius", "20", "--max-radius", "20"),
+        *("--max-epsilon", "20", "--jitter-amplitude", "10", "--jitter-sigma", "100"),
+    ],
+}
+PEAK_RSS = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)"
+)
+
+
+def _peak_rss(command: list[str]) -> int:
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def bench_noise(sizes: str, kind: str) -> None:
+    from nsegaug.noise import noise_memory
+    from nsegaug.options.noise import NOISE_TYPES
+    from nsegaug.params import NoiseParams
+
+    sample = Path(__file__).resolve().parents[1] / "examples" / "data" / "train" / "labels" / "scene_0000.png"
+    with tempfile.TemporaryDirectory(prefix="nsegaug-bench-memory-") as folder:
+        small = Path(folder) / "small"
+        small.mkdir()
+        (small / sample.name).write_bytes(sample.read_bytes())
+        for size in sizes.split(","):
+            height, width = map(int, size.split("x"))
+            labels = Path(folder) / f"labels_{size}"
+            labels.mkdir()
+            write_street_png(labels / "big.png", height, width, kind)
+            file_bytes = (labels / "big.png").stat().st_size
+            for name, options in NOISE_SETTINGS.items():
+                run = [sys.executable, "-m", "nsegaug", "noise", "-j", "1", "-q", "--overwrite", *options]
+                out = ["--out", str(Path(folder) / "out")]
+                peaks = [_peak_rss([*run, *out, "--labels", str(source)]) for source in (small, labels)]
+                values = {
+                    key[2:].replace("-", "_"): value for key, value in zip(options[::2], options[1::2], strict=True)
+                }
+                values = {key: NOISE_TYPES[key].convert(value, None, None) for key, value in values.items()}
+                estimate = noise_memory((width, height), "P", file_bytes, NoiseParams(**values))
+                beyond = peaks[1] - peaks[0]
+                print(
+                    f"  {kind} {size} {name:<16} peak beyond the interpreter {beyond / 2**20:>6.0f} MiB "
+                    f"({beyond / (height * width):.2f} B/px); estimate {estimate / 2**20:.0f} MiB "
+                    f"({estimate / (height * width):.2f} B/px, {estimate / beyond:.2f}x)",
+                    flush=True,
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="6144x6144", help="map sizes, e.g. 6144x6144,16384x16384")
     parser.add_argument("--sigma", type=float, default=10.0, help="the blur's sigma (the paper's largest: 10)")
+    parser.add_argument("--noise", default=None, help="HxW,...: noise runs on a map of each size instead")
+    parser.add_argument("--map", choices=("tiled", "background"), default="tiled", help="the map (--noise)")
     parser.add_argument("--generate", default=None, help="HxW: a generate run on one map of that size instead")
     parser.add_argument("--copies", type=int, default=1, help="copies of the map (--generate)")
     parser.add_argument("--jobs", type=int, default=1, help="workers (--generate)")
@@ -173,6 +239,9 @@ def main() -> None:
     args = parser.parse_args()
     found = conditions()
     print_conditions(found)
+    if args.noise:
+        bench_noise(args.noise, args.map)
+        return
     if args.generate:
         height, width = map(int, args.generate.split("x"))
         bench_generate(height, width, args.copies, args.jobs, args.engine)

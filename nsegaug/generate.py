@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from ._files.label_folders import DEFAULT_NAME_TEMPLATE, Sample, check_name_template, output_pattern
 from ._files.label_folders import output_name as make_output_name
-from ._jobs import JobConfig, JobSummary, MaskJob, Output, paired, plan, run_job
+from ._jobs import JobConfig, JobSummary, MaskJob, Output, map_reserved, paired, plan, run_job
 from .errors import LabelFormatError, UsageError
 from .io import check_png_level
 from .manifest import CopyRow
@@ -83,7 +83,6 @@ class GenerateJob(MaskJob):
         return [make_output_name(label, k, self.config.name_template) for k in range(1, self.config.copies + 1)]
 
     def make(self, sample: Sample, source: Path, data: bytes) -> tuple[list, list[Output]]:
-        from ._resources.memory import reserved
         from .components import count_runs
         from .copies import deformed_copies
         from .io import cached_colour_palette, encode_label, read_label
@@ -93,15 +92,14 @@ class GenerateJob(MaskJob):
         # The memory the map will take is held (or waited for, or refused) before it is decoded: workers deform
         # as many huge maps at once as fit, and one that cannot fit is refused with its estimate. A volume's
         # header is not an image's: its memory is checked by the volume engine once it is read.
-        size, mode = _header(data)
-        detail = f" ({size[0]}x{size[1]} px)" if size else ""
-        with reserved(map_memory(size, mode, len(data), config.params), source, detail) as held:
+        estimate = partial(map_memory, file_bytes=len(data), params=config.params)
+        with map_reserved(source, data, estimate, "deform") as (held, (size, mode)):
             label_image = read_label(source, cached_colour_palette(config.palette), data=data)
             segment = label_image.indices
             _check_ignore_index(source, segment, config.params.ignore_index)
             _check_volume(source, segment, config.params)
             if segment.ndim == 2:
-                held.resize(map_memory(size, mode, len(data), config.params, count_runs(segment)), detail)
+                held.resize(map_memory(size, mode, len(data), config.params, count_runs(segment)))
             source_sha = sha256_bytes(data)
             # Copy 0, the original: lets a training loop draw from all K + 1 labels.
             rows = [_row(sample, None, 0, None, segment.shape, source_sha, source_sha)]
@@ -161,14 +159,6 @@ class GenerateJob(MaskJob):
         ]
 
 
-# Bytes a pixel of each image mode decodes to, and of the class indices it becomes (nsegaug.io's types).
-_DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I": 4, "RGB": 3, "RGBA": 4}
-_INDEX_BYTES = {"I;16": 2, "I;16B": 2, "I": 4, "RGB": 2, "RGBA": 2}
-# The estimate's margin: the engine's is within 10 % of what it holds (benchmarks/bench_memory.py); the rest is
-# what the allocator keeps between a map's phases.
-MEMORY_MARGIN = 1.25
-
-
 def map_memory(
     size: tuple[int, int] | None, mode: str | None, file_bytes: int, params: DeformParams, runs: int | None = None
 ) -> int:
@@ -184,36 +174,22 @@ def map_memory(
     ``size`` None (a header Pillow cannot read): the file alone, and reading
     it says what is wrong.
     """
+    from ._resources.memory import MEMORY_MARGIN
     from .bands import TYPICAL_RUNS_PER_PX, deform_bytes
     from .components import labelling_bytes
+    from .io import decoding_bytes, index_bytes
 
     if size is None:
         return file_bytes
     width, height = size
     pixels = width * height
-    itemsize = _INDEX_BYTES.get(mode, 1)
-    decoding = pixels * (2 * _DECODED_BYTES.get(mode, 4) + itemsize)
+    itemsize = index_bytes(mode)
+    decoding = decoding_bytes(pixels, mode)
     sigma = max(sigma for _, sigma in params.alpha_sigma)
     labelling = labelling_bytes(runs if runs is not None else round(TYPICAL_RUNS_PER_PX * pixels))
     deformation = deform_bytes((height, width), itemsize, sigma, params.precision, runs=0)
     deforming = pixels * itemsize + max(labelling, pixels * itemsize + deformation, 2 * pixels * itemsize)
     return file_bytes + int(MEMORY_MARGIN * max(decoding, deforming))
-
-
-def _header(data: bytes) -> tuple[tuple[int, int] | None, str | None]:
-    """The image's (width, height) and mode from its header, without decoding it (None where Pillow cannot)."""
-    import io
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:
-                return image.size, image.mode
-    except Exception:  # noqa: BLE001 - reading the file itself reports what is wrong with it
-        return None, None
 
 
 def _row(

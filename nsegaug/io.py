@@ -394,3 +394,30 @@ def size_mismatch(
         f"{shown(label)}: the label map is {label_size[0]}x{label_size[1]} (width x height), "
         f"its image {shown(image)} is {size[0]}x{size[1]}"
     )
+
+
+# Bytes a pixel of each image mode decodes to, and of the class indices it becomes (this module's types).
+_DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I": 4, "RGB": 3, "RGBA": 4}
+_INDEX_BYTES = {"I;16": 2, "I;16B": 2, "I": 4, "RGB": 2, "RGBA": 2}
+
+
+def image_header(data: bytes) -> tuple[tuple[int, int] | None, str | None]:
+    """The image's (width, height) and mode from its header, without decoding it (None where Pillow cannot)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size, image.mode
+    except Exception:  # noqa: BLE001 - reading the file itself reports what is wrong with it
+        return None, None
+
+
+def index_bytes(mode: str | None) -> int:
+    """Bytes a pixel of the class indices that [`read_label`][nsegaug.io.read_label] makes of an image ``mode``."""
+    return _INDEX_BYTES.get(mode, 1)
+
+
+def decoding_bytes(pixels: int, mode: str | None) -> int:
+    """The most bytes [`read_label`][nsegaug.io.read_label] holds to decode a map of ``pixels`` in ``mode``:
+    Pillow's image, its bytes and the array of class indices."""
+    return pixels * (2 * _DECODED_BYTES.get(mode, 4) + index_bytes(mode))

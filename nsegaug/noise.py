@@ -14,10 +14,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ._files.label_folders import Sample
-from ._jobs import JobConfig, JobSummary, MaskJob, Output, run_job
+from ._jobs import JobConfig, JobSummary, MaskJob, Output, map_reserved, run_job
 from .io import check_png_level
 from .manifest import NoiseRow
 from .params import DEFAULT_NOISE, NoiseParams
@@ -65,15 +66,18 @@ class NoiseJob(MaskJob):
         from .storage import sha256_bytes
 
         config = self.config
-        label_image = read_label(source, cached_colour_palette(config.palette), data=data)
-        clean = label_image.indices
-        if clean.ndim == 3:
-            from .volume.slices import volume_noise
+        # Held (or waited for, or refused with its estimate) before the map is decoded, as generate does.
+        estimate = partial(noise_memory, file_bytes=len(data), params=config.params)
+        with map_reserved(source, data, estimate, "add noise"):
+            label_image = read_label(source, cached_colour_palette(config.palette), data=data)
+            clean = label_image.indices
+            if clean.ndim == 3:
+                from .volume.slices import volume_noise
 
-            noisy = volume_noise(clean, config.seed, sample.label, config.params, label_image.volume.axis_codes)
-        else:
-            noisy = annotation_noise(clean, config.seed, sample.label, config.params)
-        encoded = encode_label(label_image, noisy, config.png_level)
+                noisy = volume_noise(clean, config.seed, sample.label, config.params, label_image.volume.axis_codes)
+            else:
+                noisy = annotation_noise(clean, config.seed, sample.label, config.params)
+            encoded = encode_label(label_image, noisy, config.png_level)
         height, width = clean.shape[:2]
         row = NoiseRow(
             label=sample.label,
@@ -103,6 +107,61 @@ class NoiseJob(MaskJob):
         if self.changed == 0:
             return counts, ["no pixel changed in any map: the noise is too weak for these maps, or its models are off"]
         return counts, []
+
+
+# Bytes a pixel that the noise models hold beyond the maps they take and make (read from nsegaug.noise_models;
+# a pixel's class index is one byte in these figures), at their peak on a map with an object whose box is the whole
+# map (a background around scattered objects, or a road across a street scene: every model works on an object's
+# whole box, so this is the worst case). scipy's distance transform, on a whole-map mask, holds 33 at its peak
+# (its result included; scipy 1.17, measured).
+_EDT_BYTES = 33
+# bias, boundary, simplify: the objects' masks (their boxes cover some twice the map), the protected cores and the
+# drawing order (bool, int32), and the largest object's work: its mask, its inner distances (float64), its old and
+# new outlines, the pixels gained, lost and unprotected, and a distance transform with its indices.
+_OBJECT_BYTES = 2 + 1 + 4 + (1 + 8 + 2 + 3 + _EDT_BYTES)
+# jitter: the displacement field drawn in float64 (16) and kept in float32 (8); then, with the float32 field as the
+# sampling maps (8), the protected cores: the objects' masks (2), the cores (1), the largest object's mask and its
+# inner distances (1 + 1 + a distance transform).
+_FIELD_BYTES = max(16 + 8, 8 + 2 + 1 + 1 + 1 + _EDT_BYTES)
+# jitter on a map with a side of 32767 px or more: OpenCV cannot remap it, NumPy gathers with int64 coordinates.
+_WIDE_WARP_BYTES = 16
+
+
+def noise_memory(
+    size: tuple[int, int] | None, mode: str | None, file_bytes: int, params: NoiseParams = DEFAULT_NOISE
+) -> int:
+    """The most bytes ``noise`` holds for one map of ``size`` (width, height) and image ``mode``.
+
+    Its file, and the largest of: its decoding
+    ([`decoding_bytes`][nsegaug.io.decoding_bytes]), or the map with, for the most demanding of
+    ``params.models``, the model's input and output maps and what the model
+    itself holds: for bias, boundary and simplify, the objects' masks, their
+    protected cores, the drawing order and the work on an object as large as
+    the map (a Euclidean distance transform with its indices, on a float64
+    distance map); for jitter, the displacement field (drawn in float64) and,
+    after the warp, the protected cores. The models' sizes (radius, tolerance,
+    amplitude, sigma) widen an object's window by a few pixels only: the
+    figures hold at their largest (``benchmarks/bench_memory.py --noise``).
+    With the margin of generate's estimate (``MEMORY_MARGIN``) for what the
+    allocator keeps. ``size`` None (a header Pillow cannot read): the file
+    alone, and reading it says what is wrong.
+    """
+    from ._resources.memory import MEMORY_MARGIN
+    from .io import decoding_bytes, index_bytes
+
+    if size is None:
+        return file_bytes
+    width, height = size
+    pixels = width * height
+    itemsize = index_bytes(mode)
+    models = [_OBJECT_BYTES] if {"boundary", "simplify"} & set(params.models) else []
+    if "bias" in params.models and params.bias_radius > 0:
+        models.append(_OBJECT_BYTES)
+    if "jitter" in params.models and params.jitter_amplitude > 0:
+        models.append(_FIELD_BYTES + (_WIDE_WARP_BYTES if max(size) >= 32767 else 0))
+    # The clean map stays held (the job compares the noisy one with it) under each model's input and output.
+    noising = pixels * (3 * itemsize + max(models, default=0))
+    return file_bytes + int(MEMORY_MARGIN * max(decoding_bytes(pixels, mode), noising))
 
 
 def add_noise(

@@ -29,7 +29,7 @@ This package is internal: the public names are those of [`nsegaug.generate`][nse
 from __future__ import annotations
 
 from .config import BACKENDS, JobConfig, Log
-from .job import JobSummary, MaskJob, MaskOutcome, Output
+from .job import JobSummary, MaskJob, MaskOutcome, Output, map_reserved
 from .run import Run, run_job
 from .sources import count_masks, paired, plan
 
@@ -43,6 +43,7 @@ __all__ = [
     "Output",
     "Run",
     "count_masks",
+    "map_reserved",
     "paired",
     "plan",
     "run_job",

@@ -3,13 +3,20 @@ summary of a run (`JobSummary`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .._files.label_folders import Sample
 from .config import JobConfig
+
+if TYPE_CHECKING:
+    from .._resources.memory import Reservation
+
+# A map's (width, height) and image mode, read from its header (None: a header Pillow cannot read).
+Header = tuple[tuple[int, int] | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,30 @@ class MaskJob:
     def report(self) -> tuple[dict, list[str]]:
         """Counts for the metadata and warnings for the user, from what `observe` saw."""
         return {}, []
+
+
+@contextmanager
+def map_reserved(
+    source: Path, data: bytes, estimate: Callable[[tuple[int, int] | None, str | None], int], doing: str
+) -> Iterator[tuple[Reservation, Header]]:
+    """Hold the memory a job takes for one map while the block runs, from before the map is decoded.
+
+    ``estimate(size, mode)`` is that memory, from the image's header (size
+    None: a header Pillow cannot read, a NIfTI volume's for one; reading the
+    file says what is wrong). The workers of a run, and the runs of a machine,
+    work on as many huge maps at once as fit and wait for the rest; a map that
+    cannot fit even alone is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory] naming the file, the
+    estimate and the map's size, which the run reports as one line and goes on
+    (see [`reserved`][nsegaug._resources.memory.reserved]). Yields the reservation, to resize once the map
+    is known better, and the header.
+    """
+    from .._resources.memory import reserved
+    from ..io import image_header
+
+    size, mode = image_header(data)
+    detail = f" ({size[0]}x{size[1]} px)" if size else ""
+    with reserved(estimate(size, mode), str(source), detail, doing=doing) as held:
+        yield held, (size, mode)
 
 
 @dataclass

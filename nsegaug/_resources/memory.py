@@ -45,6 +45,10 @@ LEDGER_WAIT_S = 5.0
 # this much each on top of a worker's own (cpus.memory_workers), so they fit together whatever they work on,
 # and a run of ordinary maps (up to some 6 Mpx) pays no ledger round trip per map nor waits on anyone.
 LEDGER_FLOOR = 256 << 20
+# The margin of a job's estimate of a map's peak (generate's map_memory, noise's noise_memory) over what its arrays
+# take: the deformation engine's own estimate is within 10 % of what it holds (benchmarks/bench_memory.py); the
+# rest is what the allocator keeps between a map's phases.
+MEMORY_MARGIN = 1.25
 # The ledger's mark (held: 0) of a reservation that waits to grow, ``<token>.growing``: a holder whose every other
 # holder waits to grow too would wait forever (see Reservation.resize).
 _GROWING = ".growing"
@@ -85,18 +89,22 @@ class Reservation:
     what: str
     shared: bool = False  # whether it stands in the ledger (maps below LEDGER_FLOOR do not)
     say: Callable[[str], None] = field(default=_say_on_stderr, repr=False)  # where a wait is said
+    detail: str = ""  # what a wait or a refusal says of the map after ``doing``, e.g. " (9000x9000 px)"
+    doing: str = "deform"  # what the memory is for, as a wait or a refusal says it
 
-    def resize(self, needed: int, detail: str = "") -> None:
+    def resize(self, needed: int, detail: str | None = None) -> None:
         """Hold ``needed`` bytes from now on (a closer estimate): less gives the rest back to the others; more
         waits while other processes hold what it needs, and is a [`NotEnoughMemory`][nsegaug.errors.NotEnoughMemory]
         when it cannot fit even once they give theirs back, or when every other holder waits to grow too and
         this reservation is the youngest of them (waiting there would be waiting forever). A wait is said with
-        ``say``, as [`reserved`][nsegaug._resources.memory.reserved] says its own."""
+        ``say``, as [`reserved`][nsegaug._resources.memory.reserved] says its own (``detail`` None: the
+        reservation's own)."""
+        detail = self.detail if detail is None else detail
         if needed <= LEDGER_FLOOR and not self.shared:
             self.needed = needed  # within what every worker was counted for: nothing to share
             return
         growing = f"{self.token}{_GROWING}"
-        waiting = _Waiting(self.what, detail, self.say)
+        waiting = _Waiting(self.what, detail, self.say, self.doing)
         while True:
             with _ledger() as entries:
                 others = sum(held for token, held in entries.items() if token != self.token)
@@ -113,7 +121,7 @@ class Reservation:
                     return
                 holders = _holders(entries, self.token)
             if verdict == "never":
-                raise NotEnoughMemory(self.what, _refusal(needed, others, detail))
+                raise NotEnoughMemory(self.what, _refusal(needed, others, detail, self.doing))
             waiting.tell(needed, others, holders)
             time.sleep(WAIT_POLL_S)
 
@@ -126,12 +134,13 @@ class _Waiting:
     what: str
     detail: str
     say: Callable[[str], None]
+    doing: str = "deform"
     said: frozenset[int] | None = None  # the stopped holders last said (None: nothing said yet)
 
     def tell(self, needed: int, others: int, holders: list[int]) -> None:
         stopped = frozenset(pid for pid in holders if _stopped(pid))
         if self.said is None or (stopped and stopped != self.said):
-            self.say(_waiting_line(self.what, needed, others, holders, stopped, self.detail))
+            self.say(_waiting_line(self.what, needed, others, holders, stopped, self.detail, self.doing))
             self.said = stopped
 
 
@@ -142,7 +151,7 @@ def _holders(entries: dict[str, int], own: str | None = None) -> list[int]:
 
 @contextmanager
 def reserved(
-    needed: int, what: str, detail: str = "", say: Callable[[str], None] = _say_on_stderr
+    needed: int, what: str, detail: str = "", say: Callable[[str], None] = _say_on_stderr, doing: str = "deform"
 ) -> Iterator[Reservation]:
     """Hold ``needed`` bytes for this process while the block runs.
 
@@ -152,10 +161,11 @@ def reserved(
     else held. With nothing known about the memory, it just runs. A map of at most
     [`LEDGER_FLOOR`][nsegaug._resources.memory.LEDGER_FLOOR] runs without the ledger: every worker was counted
     with room for one. Waiting is said with ``say``, in one line when it begins (how much, held by which
-    processes) and again when a holder is found stopped (Ctrl-Z, SIGSTOP: it gives nothing back until resumed).
+    processes) and again when a holder is found stopped (Ctrl-Z, SIGSTOP: it gives nothing back until resumed);
+    both, and a refusal, say what the memory is for: ``doing`` (``deform``, ``add noise``) and ``detail``.
     """
     token = f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
-    waiting = _Waiting(what, detail, say)
+    waiting = _Waiting(what, detail, say, doing)
     while needed > LEDGER_FLOOR:
         with _ledger() as entries:
             others = sum(entries.values())
@@ -164,11 +174,11 @@ def reserved(
                 entries[token] = needed
                 break
             if verdict == "never":
-                raise NotEnoughMemory(what, _refusal(needed, others, detail))
+                raise NotEnoughMemory(what, _refusal(needed, others, detail, doing))
             holders = _holders(entries)
         waiting.tell(needed, others, holders)
         time.sleep(WAIT_POLL_S)
-    reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR, say=say)
+    reservation = Reservation(token, needed, what, shared=needed > LEDGER_FLOOR, say=say, detail=detail, doing=doing)
     try:
         yield reservation
     finally:
@@ -209,9 +219,11 @@ def _taken_at(token: str) -> int:
     return int(token.split(".")[2]) if token.count(".") >= 2 and token.split(".")[2].isdigit() else 0
 
 
-def _waiting_line(what: str, needed: int, others: int, holders: list[int], stopped: frozenset, detail: str) -> str:
+def _waiting_line(
+    what: str, needed: int, others: int, holders: list[int], stopped: frozenset, detail: str, doing: str
+) -> str:
     line = (
-        f"note: {shown_path(what)}: waits for {size_text(needed)} of memory to deform{detail}, while other processes "
+        f"note: {shown_path(what)}: waits for {size_text(needed)} of memory to {doing}{detail}, while other processes "
         f"hold {size_text(others)} (pid {', '.join(map(str, holders))})"
     )
     if stopped:
@@ -229,11 +241,11 @@ def _stopped(pid: int) -> bool:
     return state in ("T", "t")
 
 
-def _refusal(needed: int, others: int, detail: str) -> str:
+def _refusal(needed: int, others: int, detail: str, doing: str) -> str:
     available = available_memory() or 0
     held = f" while other workers hold {size_text(others)}" if others else ""
     return (
-        f"needs about {size_text(needed)} of memory to deform{detail}, and {size_text(available)} is available"
+        f"needs about {size_text(needed)} of memory to {doing}{detail}, and {size_text(available)} is available"
         f"{held} (what this process may use: available memory, cgroup limit, address-space limit)"
     )
 

@@ -30,7 +30,19 @@ SAMPLE = ROOT / "examples" / "data" / "train" / "labels" / "scene_0000.png"
 def write_street_png(path: Path, height: int, width: int) -> None:
     """A palette PNG of street scenes, tiled (a large map made quickly, with many components)."""
     tile = street_scene(1024, 1024, 150, seed=7)
-    segment = np.ascontiguousarray(np.tile(tile, (-(-height // 1024), -(-width // 1024)))[:height, :width])
+    write_png(path, np.ascontiguousarray(np.tile(tile, (-(-height // 1024), -(-width // 1024)))[:height, :width]))
+
+
+def write_background_png(path: Path, height: int, width: int) -> None:
+    """A palette PNG of one background component around scattered objects (an aerial view, a medical slice): an
+    object whose box is the whole map, which the noise models work on whole (their largest need)."""
+    segment = street_scene(height, width, height * width // 7000, seed=7)
+    segment[np.isin(segment, (0, 1, 2, 8, 10))] = 0  # the road, sidewalk, building, vegetation and sky bands
+    write_png(path, segment)
+
+
+def write_png(path: Path, segment: np.ndarray) -> None:
+    height, width = segment.shape
     image = Image.frombuffer("P", (width, height), segment, "raw", "P", 0, 1)
     image.putpalette(bytes(range(256)) * 3)
     image.save(path, compress_level=1)
@@ -46,11 +58,11 @@ def ledger_here(tmp_path, monkeypatch):
     return folder
 
 
-# generate in this process (--jobs 1) under an address-space limit: room for what it holds now plus LIMIT_MB.
-LIMITED_GENERATE = """
+# A run in this process (--jobs 1) under an address-space limit: room for what it holds now plus LIMIT_MB.
+LIMITED_RUN = """
 import resource, sys
-import cv2, numpy, PIL.Image, scipy.sparse.csgraph
-import nsegaug.cli, nsegaug.generate, nsegaug.deform, nsegaug._jobs
+import cv2, numpy, PIL.Image, scipy.ndimage, scipy.sparse.csgraph
+import nsegaug.cli, nsegaug.generate, nsegaug.deform, nsegaug.noise, nsegaug.noise_models, nsegaug._jobs
 size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
 limit = size + int(sys.argv[1]) * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -65,7 +77,7 @@ def test_a_map_that_cannot_fit_is_refused_with_its_estimate_and_the_run_goes_on(
     (labels / "small.png").write_bytes(SAMPLE.read_bytes())
     args = ["generate", "--labels", labels, "--out", out, "-k", "1", "-j", "1", "-q", "--max-pixels", 10**8]
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(LIMITED_GENERATE), "300", *map(str, args)],
+        [sys.executable, "-c", textwrap.dedent(LIMITED_RUN), "300", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -91,6 +103,60 @@ def test_the_estimate_covers_what_generate_holds(tmp_path, ledger_here):
     peak = _peak_rss([*map(str, run[:4]), "--labels", str(labels), "--out", str(out), *map(str, run[6:])])
     estimate = map_memory((6000, 6000), "P", (labels / "big.png").stat().st_size, DeformParams())
     assert peak - baseline < estimate < 3 * (peak - baseline)
+
+
+def test_noise_refuses_a_map_that_cannot_fit_with_its_estimate_and_the_run_goes_on(tmp_path, ledger_here):
+    """On e41daf4 noise decoded the map and failed only once out of memory, with no estimate (and under a cgroup
+    limit, where a process is killed instead, nothing stopped it)."""
+    labels, out = tmp_path / "labels", tmp_path / "out"
+    labels.mkdir()
+    write_street_png(labels / "huge.png", 6000, 6000)  # 36 Mpx: about 2.4 GiB estimated
+    (labels / "small.png").write_bytes(SAMPLE.read_bytes())
+    args = ["noise", "--labels", labels, "--out", out, "-j", "1", "-q"]
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LIMITED_RUN), "300", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr  # a mask failed; the others were done
+    assert "Traceback" not in done.stderr
+    refusal = [line for line in done.stderr.splitlines() if "huge.png" in line]
+    assert len(refusal) == 1, done.stderr
+    assert "needs about" in refusal[0] and "of memory to add noise (6000x6000 px)" in refusal[0], done.stderr
+    assert "is available" in refusal[0]
+    assert (out / "small.png").is_file() and not (out / "huge.png").exists()
+
+
+# The models at their defaults, and all four at large sizes (bias is off by default).
+LARGE_NOISE = {"models": "bias,boundary,simplify,jitter", "max_radius": 20, "max_epsilon": 20, "bias_radius": 20,
+               "jitter_amplitude": 10, "jitter_sigma": 100}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("write", "settings"),
+    [(write_background_png, {}), (write_background_png, LARGE_NOISE), (write_street_png, {})],
+    ids=["background-defaults", "background-all-large", "tiled-streets-defaults"],
+)
+def test_the_estimate_covers_what_noise_holds(tmp_path, ledger_here, write, settings):
+    """The estimate of a 4000x4000 map against the peak RSS of a real noise run (its interpreter's own size set
+    apart): on a background that spans the map (the models' largest need, which the estimate assumes) and on tiled
+    street scenes (small objects only)."""
+    from nsegaug.noise import noise_memory  # not on e41daf4, which held nothing for noise
+    from nsegaug.params import NoiseParams
+
+    labels, small = tmp_path / "labels", tmp_path / "small"
+    labels.mkdir()
+    small.mkdir()
+    write(labels / "big.png", 4000, 4000)
+    (small / "small.png").write_bytes(SAMPLE.read_bytes())
+    options = [item for name, value in settings.items() for item in (f"--{name.replace('_', '-')}", str(value))]
+    run = [sys.executable, "-m", "nsegaug", "noise", "-j", "1", "-q", *options]
+    baseline = _peak_rss([*run, "--labels", str(small), "--out", str(tmp_path / "out_small")])
+    peak = _peak_rss([*run, "--labels", str(labels), "--out", str(tmp_path / "out")]) - baseline
+    params = NoiseParams(**{**settings, **({"models": settings["models"].split(",")} if settings else {})})
+    estimate = noise_memory((4000, 4000), "P", (labels / "big.png").stat().st_size, params)
+    assert peak < estimate < 3 * peak
 
 
 def _peak_rss(command: list[str]) -> int:
