@@ -8,6 +8,7 @@ refusals and sums.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 from collections.abc import Callable
@@ -143,10 +144,22 @@ def use_threads(requested: int | None, local_processes: int = 1) -> Threads:
     return Threads(count, available, local_processes, requested is not None)
 
 
-def stop_processes(processes: Processes) -> None:
-    """Leave the process group that ``start_processes`` joined, if any."""
-    if processes.distributed and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+def stop_processes(processes: Processes, ended: bool = False) -> None:
+    """Leave the process group that ``start_processes`` joined, if any; ``ended``: this rank ran to its end.
+
+    A rank that ended waits for the others first: one that left while rank 0 still wrote metrics.json and
+    the curves now and then aborted at its exit ("terminate called without an active exception", in gloo's
+    teardown; about 1 run in 6 of two ranks on a loaded 2-core machine), and torchrun then stopped rank 0
+    before the run's end was written. The garbage collector first frees the run's DistributedDataParallel,
+    which sits in reference cycles and holds the group, so that gloo's threads end here, not in the
+    interpreter's own teardown. A rank that did not end does not wait: the others may be gone.
+    """
+    if not (processes.distributed and torch_dist.is_initialized()):
+        return
+    gc.collect()
+    if ended:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()
 
 
 def agree(processes: Processes, action: Callable[[], None]) -> None:

@@ -109,16 +109,25 @@ def train(
     processes = launched_processes()
     device = pick_device(config.device, processes)
     start_processes(device, processes)
-    run_log = RunLog(config.out, log, processes.main)
+    ended = False
     try:
-        with ExitStack() as held:  # the run folder, held by rank 0 until the run ends
-            plan = prepare(config, processes, device, run_log, resume, overwrite, command_line, held)
-            learner = build(plan, run_log)
-            state = restore(plan, learner, run_log)
-            state = loop(plan, learner, state, run_log, progress, stop_after)
-            return finish(plan, learner, state, run_log)
+        result = run_in_process(config, processes, device, log, resume, overwrite, command_line, progress, stop_after)
+        ended = True
+        return result
     finally:
-        stop_processes(processes)
+        # The run's model, and DDP's hold on the process group with it, went with run_in_process's frame.
+        stop_processes(processes, ended)
+
+
+def run_in_process(config, processes, device, log, resume, overwrite, command_line, progress, stop_after) -> dict:
+    """This process's part of ``train``: from the run folder to metrics.json."""
+    run_log = RunLog(config.out, log, processes.main)
+    with ExitStack() as held:  # the run folder, held by rank 0 until the run ends
+        plan = prepare(config, processes, device, run_log, resume, overwrite, command_line, held)
+        learner = build(plan, run_log)
+        state = restore(plan, learner, run_log)
+        state = loop(plan, learner, state, run_log, progress, stop_after)
+        return finish(plan, learner, state, run_log)
 
 
 # --- loop: steps, loss points, evaluations, checkpoints ----------------------------------------------------------

@@ -471,6 +471,46 @@ def test_two_gloo_processes_under_torchrun(manifest, val, tmp_path):
     assert result.stderr.count("done: mIoU") == 1  # only rank 0 reports
 
 
+# Loaded at every rank's start (PYTHONPATH): rank 0 lingers after writing metrics.json, rank 1 notes when it exits.
+ORDER_PROBE = """
+import atexit, os, time
+
+ORDER = os.environ["NSEGAUG_TEST_ORDER"]
+if os.environ.get("RANK") == "0":
+    from nsegaug.train import runlog
+
+    write_final = runlog.RunLog.final
+
+    def final(self, result):
+        write_final(self, result)
+        time.sleep(2)  # drawing, writing: a rank 0 still busy when the others have nothing left to do
+        with open(ORDER, "a") as order:
+            order.write("rank 0 wrote metrics.json\\n")
+
+    runlog.RunLog.final = final
+elif os.environ.get("RANK") == "1":
+    atexit.register(lambda: open(ORDER, "a").write("rank 1 exited\\n"))
+"""
+
+
+@needs_torch
+def test_under_torchrun_no_rank_exits_before_rank_0_has_written_the_runs_end(manifest, val, tmp_path):
+    # A rank that left first, while rank 0 still wrote, was a race: now and then it aborted at its exit, and
+    # torchrun stopped rank 0 before metrics.json was written. The ranks now wait for each other at the end.
+    probe, order = tmp_path / "probe", tmp_path / "order.txt"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(ORDER_PROBE)
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    arguments = ["--manifest", manifest, "--val-labels", val[0], "--val-images", val[1], "--out", out, "--iters", "2"]
+    command = [*launcher, "-m", "nsegaug", "train", *map(str, arguments), *TINY]
+    search = os.pathsep.join(filter(None, [str(probe), os.environ.get("PYTHONPATH")]))
+    environment = {**ONE_THREAD, "PYTHONPATH": search, "NSEGAUG_TEST_ORDER": str(order)}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert order.read_text().splitlines() == ["rank 0 wrote metrics.json", "rank 1 exited"]
+
+
 @needs_torch
 def test_two_gloo_processes_with_one_validation_image_for_two_ranks(manifest, val, tmp_path):
     # Rank 1's validation shard is empty: it must still take part in every sum of the counts.
