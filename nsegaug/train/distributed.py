@@ -158,7 +158,9 @@ def stop_processes(processes: Processes, ended: bool = False) -> None:
         return
     gc.collect()
     if ended:
-        torch_dist.barrier()
+        # NCCL's barrier is told its GPU: without it torch warns on rank 0 that it guesses the device.
+        on_gpus = torch_dist.get_backend() == "nccl"
+        torch_dist.barrier(device_ids=[torch.cuda.current_device()] if on_gpus else None)
     torch_dist.destroy_process_group()
 
 
