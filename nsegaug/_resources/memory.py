@@ -37,6 +37,11 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 _NO_LIMIT = 1 << 60
 # How often a process waiting for memory that others hold looks again.
 WAIT_POLL_S = 0.2
+# Memory another process gives back in the ledger shows in MemAvailable and in its cgroup's use only once that
+# process has freed it: its arrays outlive its reservation for a moment, until it exits or moves on. A process that
+# waited for others takes "cannot fit" for final only once the reading has said so for this long (a map refused
+# at once when it was given back a moment late: 1 run in 9 of the suite).
+SETTLE_S = 5.0
 # How long a process waits for the ledger's lock itself. Its holders keep it for a read and a write; one that
 # holds it longer was stopped there (Ctrl-Z, SIGSTOP, a debugger): past this, this process counts alone rather
 # than hang every nsegaug run of the machine behind it.
@@ -109,7 +114,8 @@ class Reservation:
             with _ledger() as entries:
                 others = sum(held for token, held in entries.items() if token != self.token)
                 verdict = _verdict(needed - self.needed, others) if needed > self.needed else "fits"
-                if verdict == "wait" and _last_of_a_deadlock(entries, self.token):
+                deadlock = verdict == "wait" and _last_of_a_deadlock(entries, self.token)
+                if deadlock:
                     verdict = "never"
                 if verdict == "wait":
                     entries[growing] = 0  # held by nobody: tells the other holders this one waits on them
@@ -120,7 +126,7 @@ class Reservation:
                     self.shared = True
                     return
                 holders = _holders(entries, self.token)
-            if verdict == "never":
+            if waiting.refuses(verdict, at_once=deadlock):
                 raise NotEnoughMemory(self.what, _refusal(needed, others, detail, self.doing))
             waiting.tell(needed, others, holders)
             time.sleep(WAIT_POLL_S)
@@ -136,6 +142,19 @@ class _Waiting:
     say: Callable[[str], None]
     doing: str = "deform"
     said: frozenset[int] | None = None  # the stopped holders last said (None: nothing said yet)
+    never_since: float | None = None  # when the reading began to say "cannot fit" (None: it does not)
+
+    def refuses(self, verdict: str, at_once: bool = False) -> bool:
+        """Whether ``verdict`` ends the wait in a refusal: a "never" at once where nothing was waited for (or
+        ``at_once``), else once it has stood for ``SETTLE_S``."""
+        if verdict != "never":
+            self.never_since = None
+            return False
+        if at_once or self.said is None:
+            return True
+        now = time.monotonic()
+        self.never_since = now if self.never_since is None else self.never_since
+        return now - self.never_since >= SETTLE_S
 
     def tell(self, needed: int, others: int, holders: list[int]) -> None:
         stopped = frozenset(pid for pid in holders if _stopped(pid))
@@ -173,7 +192,7 @@ def reserved(
             if verdict == "fits":
                 entries[token] = needed
                 break
-            if verdict == "never":
+            if waiting.refuses(verdict):
                 raise NotEnoughMemory(what, _refusal(needed, others, detail, doing))
             holders = _holders(entries)
         waiting.tell(needed, others, holders)

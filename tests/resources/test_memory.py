@@ -292,15 +292,18 @@ def test_a_process_stopped_while_it_holds_the_ledger_does_not_hang_the_others(tm
         holder.wait()
 
 
-# Holds MiB (argv[1]) in the ledger and allocates it, says so, and gives it back when stdin closes.
+# Holds MiB (argv[1]) in the ledger and allocates it, says so, and gives it back when stdin closes; its array is
+# freed when it exits, argv[2] seconds later (0: at once), as a worker's arrays outlive its reservation.
 HOLDER = """
 import sys
+import time
 import numpy as np
 from nsegaug._resources import memory
 with memory.reserved(int(sys.argv[1]) << 20, "b.png"):
     held = np.ones(int(sys.argv[1]) << 20, np.uint8)
     print("holds", flush=True)
     sys.stdin.read()
+time.sleep(float(sys.argv[2]))
 """
 
 # Reserves MiB (argv[1]), allocates it, then grows to MiB (argv[2]) and allocates that too.
@@ -318,17 +321,24 @@ print("finished", flush=True)
 """
 
 
-@pytest.mark.parametrize("other, first, then", [(600, 600, 600), (350, 300, 700)], ids=["reserve", "resize"])
-def test_a_map_that_fits_alone_waits_for_another_process_instead_of_being_refused(ledger_here, other, first, then):
+@pytest.mark.parametrize(
+    "other, first, then, late",
+    [(600, 600, 600, 0), (350, 300, 700, 0), (600, 600, 600, 1)],
+    ids=["reserve", "resize", "reserve, freed late"],
+)
+def test_a_map_that_fits_alone_waits_for_another_process_instead_of_being_refused(
+    ledger_here, other, first, then, late
+):
     """A cgroup of 1200 MiB, another process holding (and using) some of it: a map that fits once it is given
     back waits for it and is deformed, whether it asks for all its memory at once or grows its reservation to it
-    (on 0f2d1df: refused, the headroom read counted the other's memory twice)."""
+    (on 0f2d1df: refused, the headroom read counted the other's memory twice), and when the other frees its
+    memory a second after it gave it back in the ledger (on 5678f20: refused in that second, 1 suite in 9)."""
     group = _memory_cgroup(f"nsegaug-wait-{os.getpid()}", 1200 * 2**20)
     if group is None:
         pytest.skip("no memory cgroup can be made here (needs root and a writable cgroup file system)")
     enter = lambda: (group / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(other)],
+        [sys.executable, "-c", HOLDER, str(other), str(late)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=enter,
     )  # fmt: skip
     try:
@@ -404,7 +414,7 @@ def test_waiting_behind_a_stopped_process_is_said_with_its_pid(ledger_here, wait
     assert available is not None
     in_the_ledger_only = HOLDER.replace("np.ones(", "(lambda size, kind: size)(")  # nothing allocated
     holder = subprocess.Popen(
-        [sys.executable, "-c", in_the_ledger_only, str(available * 3 // 4 >> 20)],
+        [sys.executable, "-c", in_the_ledger_only, str(available * 3 // 4 >> 20), "0"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     waiter = None
