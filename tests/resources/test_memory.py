@@ -76,6 +76,15 @@ def test_a_map_that_cannot_fit_is_refused_with_its_estimate_and_the_run_goes_on(
     write_street_png(labels / "huge.png", 9000, 9000)  # 81 Mpx: about 700 MiB at its peak, estimated
     (labels / "small.png").write_bytes(SAMPLE.read_bytes())
     args = ["generate", "--labels", labels, "--out", out, "-k", "1", "-j", "1", "-q", "--max-pixels", 10**8]
+    done, refusal = _refused_under_300_mib(args)
+    assert len(refusal) == 1 and "needs about" in refusal[0] and "(9000x9000 px)" in refusal[0], done.stderr
+    assert "is available" in refusal[0]
+    assert (out / "small_nsp1.png").is_file() and not (out / "huge_nsp1.png").exists()
+
+
+def _refused_under_300_mib(args: list) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Runs nsegaug with ``args`` in 300 MiB of address space (LIMITED_RUN): it must fail a mask, the others done,
+    without a traceback; returns the run and its lines that name huge.png."""
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(LIMITED_RUN), "300", *map(str, args)],
         capture_output=True,
@@ -84,10 +93,7 @@ def test_a_map_that_cannot_fit_is_refused_with_its_estimate_and_the_run_goes_on(
     )
     assert done.returncode == 1, done.stderr  # a mask failed; the others were done
     assert "Traceback" not in done.stderr
-    refusal = [line for line in done.stderr.splitlines() if "huge.png" in line]
-    assert len(refusal) == 1 and "needs about" in refusal[0] and "(9000x9000 px)" in refusal[0], done.stderr
-    assert "is available" in refusal[0]
-    assert (out / "small_nsp1.png").is_file() and not (out / "huge_nsp1.png").exists()
+    return done, [line for line in done.stderr.splitlines() if "huge.png" in line]
 
 
 def test_the_estimate_covers_what_generate_holds(tmp_path, ledger_here):
@@ -113,15 +119,7 @@ def test_noise_refuses_a_map_that_cannot_fit_with_its_estimate_and_the_run_goes_
     write_street_png(labels / "huge.png", 6000, 6000)  # 36 Mpx: about 2.4 GiB estimated
     (labels / "small.png").write_bytes(SAMPLE.read_bytes())
     args = ["noise", "--labels", labels, "--out", out, "-j", "1", "-q"]
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(LIMITED_RUN), "300", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1, done.stderr  # a mask failed; the others were done
-    assert "Traceback" not in done.stderr
-    refusal = [line for line in done.stderr.splitlines() if "huge.png" in line]
+    done, refusal = _refused_under_300_mib(args)
     assert len(refusal) == 1, done.stderr
     assert "needs about" in refusal[0] and "of memory to add noise (6000x6000 px)" in refusal[0], done.stderr
     assert "is available" in refusal[0]
